@@ -1,0 +1,130 @@
+//! `webhooks-admin`: what operators do that vendors cannot, against AWS or the local stack.
+//!
+//! Settings come from the usual AWS environment and `TABLE_NAME`. When `TABLE_NAME` is not
+//! set and a local stack is running (it writes `.stack/env` at the repository root), the
+//! local stack's settings are used, so the CLI works there with no setup.
+use std::{
+    env, fs,
+    io::{self, Read},
+    path::PathBuf,
+};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use shared::{
+    api::now,
+    auth, ids,
+    domain::Vendor,
+    store::{Conflict, DynamoStore, StoreError, VendorStore},
+};
+
+#[derive(Parser)]
+#[command(name = "webhooks-admin", version, about = "Operate the webhook service")]
+struct Cli {
+    /// The DynamoDB table (default: $TABLE_NAME, or the running local stack's).
+    #[arg(long, global = true)]
+    table: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Vendor accounts.
+    #[command(subcommand)]
+    Vendor(VendorCommand),
+}
+
+#[derive(Subcommand)]
+enum VendorCommand {
+    /// Creates a vendor account and prints {"vendorId": "…"}.
+    Create(VendorCreate),
+    /// Lists vendor accounts as JSON lines.
+    List,
+}
+
+#[derive(Args)]
+struct VendorCreate {
+    #[arg(long)]
+    username: String,
+    /// The password (visible in the process list: prefer --password-stdin).
+    #[arg(long, conflicts_with = "password_stdin", required_unless_present = "password_stdin")]
+    password: Option<String>,
+    /// Reads the password from standard input (one line).
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let table = match cli.table {
+        Some(t) => t,
+        None => match env::var("TABLE_NAME") {
+            Ok(t) => t,
+            Err(_) => load_local_stack_env()?,
+        },
+    };
+    let aws = aws_config::load_from_env().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+
+    match cli.command {
+        Command::Vendor(VendorCommand::Create(args)) => {
+            let password = match (args.password, args.password_stdin) {
+                (Some(p), _) => p,
+                (None, _) => {
+                    let mut line = String::new();
+                    io::stdin().read_to_string(&mut line).context("reading the password from stdin")?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let vendor = create_vendor(&store, &args.username, &password).await?;
+            println!("{}", json!({ "vendorId": vendor.vendor_id, "username": vendor.username }));
+        }
+        Command::Vendor(VendorCommand::List) => {
+            for v in store.list_vendors().await.map_err(describe)? {
+                println!("{}", json!({ "vendorId": v.vendor_id, "username": v.username, "createdAt": v.created_at }));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Validates and creates a vendor account.
+async fn create_vendor(store: &DynamoStore, username: &str, password: &str) -> Result<Vendor> {
+    let username = auth::normalize_username(username)?;
+    auth::validate_new_password(password)?;
+    let hash = auth::hash_password(password).map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+    let vendor = Vendor { vendor_id: ids::vendor_id(), username, created_at: now() };
+    match store.create_vendor(&vendor, &hash).await {
+        Ok(()) => Ok(vendor),
+        Err(StoreError::Conflict(Conflict::UsernameTaken)) => bail!("username {:?} is taken", vendor.username),
+        Err(e) => Err(describe(e)),
+    }
+}
+
+fn describe(e: StoreError) -> anyhow::Error {
+    anyhow::anyhow!(shared::error::chain(&e))
+}
+
+/// Reads the running local stack's settings into this process's environment.
+fn load_local_stack_env() -> Result<String> {
+    let mut dir: Option<PathBuf> = env::current_dir().ok();
+    while let Some(d) = dir {
+        let file = d.join(".stack/env");
+        if let Ok(text) = fs::read_to_string(&file) {
+            for line in text.lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    if env::var_os(k).is_none() {
+                        env::set_var(k, v);
+                    }
+                }
+            }
+            eprintln!("webhooks-admin: using the local stack ({})", file.display());
+            return env::var("TABLE_NAME").context("the local stack's env file has no TABLE_NAME");
+        }
+        dir = d.parent().map(PathBuf::from);
+    }
+    bail!("TABLE_NAME is not set and no local stack is running (start one with `make dev`)")
+}

@@ -1,0 +1,100 @@
+//! Local-stack tooling: reads the resources of `template.yaml` and creates them in the
+//! emulator, so the local table is the deployed table, attribute for attribute.
+use anyhow::{anyhow, bail, Context, Result};
+use aws_sdk_dynamodb::{
+    types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    },
+    Client,
+};
+use serde_yaml::Value;
+
+/// The table definition taken from the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDefinition {
+    pub logical_id: String,
+    pub attributes: Vec<(String, String)>,
+    pub key_schema: Vec<(String, String)>,
+    pub ttl_attribute: Option<String>,
+}
+
+/// Parses `template.yaml` (CloudFormation tags such as `!Ref` are kept as tagged values).
+pub fn parse_template(text: &str) -> Result<Value> {
+    serde_yaml::from_str(text).context("template.yaml is not valid YAML")
+}
+
+/// The resources of a given `Type`, as (logical id, properties).
+pub fn resources_of_type<'a>(template: &'a Value, kind: &str) -> Vec<(String, &'a Value)> {
+    let Some(resources) = template.get("Resources").and_then(Value::as_mapping) else {
+        return Vec::new();
+    };
+    resources
+        .iter()
+        .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
+        .filter_map(|(id, r)| Some((id.as_str()?.to_owned(), r.get("Properties")?)))
+        .collect()
+}
+
+/// The one DynamoDB table of the template.
+pub fn table_definition(template: &Value) -> Result<TableDefinition> {
+    let tables = resources_of_type(template, "AWS::DynamoDB::Table");
+    let [(logical_id, props)] = tables.as_slice() else {
+        bail!("template.yaml must define exactly one AWS::DynamoDB::Table, found {}", tables.len());
+    };
+    let pairs = |key: &str, a: &str, b: &str| -> Result<Vec<(String, String)>> {
+        props
+            .get(key)
+            .and_then(Value::as_sequence)
+            .ok_or_else(|| anyhow!("table {logical_id} has no {key}"))?
+            .iter()
+            .map(|e| {
+                let get = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
+                Ok((get(a).context(a.to_owned())?, get(b).context(b.to_owned())?))
+            })
+            .collect()
+    };
+    let ttl = props.get("TimeToLiveSpecification");
+    let ttl_enabled = ttl.and_then(|t| t.get("Enabled")).and_then(Value::as_bool) == Some(true);
+    Ok(TableDefinition {
+        logical_id: logical_id.clone(),
+        attributes: pairs("AttributeDefinitions", "AttributeName", "AttributeType")?,
+        key_schema: pairs("KeySchema", "AttributeName", "KeyType")?,
+        ttl_attribute: ttl
+            .filter(|_| ttl_enabled)
+            .and_then(|t| t.get("AttributeName"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+/// Creates the table if it does not exist (idempotent), with its TTL setting.
+pub async fn ensure_table(client: &Client, name: &str, def: &TableDefinition) -> Result<bool> {
+    if client.describe_table().table_name(name).send().await.is_ok() {
+        return Ok(false);
+    }
+    let mut req = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
+    for (n, t) in &def.attributes {
+        req = req.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::from(t.as_str()))
+                .build()?,
+        );
+    }
+    for (n, k) in &def.key_schema {
+        req = req.key_schema(KeySchemaElement::builder().attribute_name(n).key_type(KeyType::from(k.as_str())).build()?);
+    }
+    req.send().await.map_err(|e| anyhow!(shared::error::chain(&e))).context("creating the table")?;
+    if let Some(attr) = &def.ttl_attribute {
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(attr).enabled(true).build()?)
+            .send()
+            .await
+            .map_err(|e| anyhow!(shared::error::chain(&e)))
+            .context("enabling TTL")?;
+    }
+    Ok(true)
+}

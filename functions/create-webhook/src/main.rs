@@ -1,0 +1,14 @@
+//! `create-webhook`: one operation of the webhook registration API; all logic lives in `shared`.
+use lambda_http::{run, service_fn, Error, Request};
+use shared::api::{App, Operation};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let app = App::from_env().await?;
+    let app = &app;
+    run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(app.handle(Operation::CreateWebhook, req).await)
+    }))
+    .await
+}

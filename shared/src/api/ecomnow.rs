@@ -1,0 +1,193 @@
+//! The eComNow dialect: `/basic/webhooks`, camelCase bodies, vendor credentials.
+use lambda_http::{
+    http::{header, HeaderValue, StatusCode},
+    Body, Request, Response,
+};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+
+use super::{
+    request::{self, MAX_REGISTRATION_BODY},
+    App, Operation,
+};
+use crate::{
+    domain::{self, Dialect, Vendor, Webhook, WebhookSpec},
+    error::{json_response, ApiError},
+    store::{VendorStore, WebhookStore},
+    urls,
+};
+
+/// A webhook as eComNow shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookView<'a> {
+    webhook_id: u64,
+    vendor_id: &'a str,
+    webhook_type: &'static str,
+    url: &'a str,
+    method: &'static str,
+    authentication: Option<&'a str>,
+    created_at: String,
+    updated_at: String,
+    /// Only in the answer to the creation: the signing secret is shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<&'a str>,
+}
+
+impl<'a> WebhookView<'a> {
+    fn of(w: &'a Webhook) -> Self {
+        Self {
+            webhook_id: w.id,
+            vendor_id: &w.vendor_id,
+            webhook_type: w.event_type.as_str(),
+            url: &w.url,
+            method: "POST",
+            authentication: w.authentication.as_deref(),
+            created_at: rfc3339(w.created_at),
+            updated_at: rfc3339(w.updated_at),
+            secret: None,
+        }
+    }
+}
+
+/// Serves an eComNow route for an authenticated vendor.
+pub(super) async fn serve<S: VendorStore + WebhookStore>(
+    app: &App<S>,
+    op: Operation,
+    vendor: &Vendor,
+    param: Option<&str>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    match op {
+        Operation::ListWebhooks => {
+            let webhooks = app.store.list_webhooks(&vendor.vendor_id).await?;
+            let views: Vec<_> = webhooks.iter().map(WebhookView::of).collect();
+            Ok(json_response(StatusCode::OK, &json!({ "webhooks": views })))
+        }
+        Operation::CreateWebhook => {
+            let spec = parse_spec(app, req)?;
+            let webhook = app.create_webhook(vendor, spec).await?;
+            let mut view = WebhookView::of(&webhook);
+            view.secret = Some(&webhook.secret);
+            let mut response = json_response(StatusCode::CREATED, &view);
+            if let Ok(location) = HeaderValue::from_str(&format!("/basic/webhooks/{}", webhook.id)) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Ok(response)
+        }
+        Operation::GetWebhook => {
+            let id = request::webhook_id(param, "webhookId")?;
+            let webhook = app.find_webhook(vendor, id).await?;
+            Ok(json_response(StatusCode::OK, &WebhookView::of(&webhook)))
+        }
+        Operation::UpdateWebhook => {
+            let id = request::webhook_id(param, "webhookId")?;
+            let spec = parse_spec(app, req)?;
+            let webhook = app.update_webhook(vendor, id, spec).await?;
+            Ok(json_response(StatusCode::OK, &WebhookView::of(&webhook)))
+        }
+        Operation::DeleteWebhook => {
+            let id = request::webhook_id(param, "webhookId")?;
+            let webhook = app.delete_webhook(vendor, id).await?;
+            Ok(json_response(StatusCode::OK, &WebhookView::of(&webhook)))
+        }
+    }
+}
+
+/// Parses the body of `POST` and `PUT`: `{"authentication"?, "webhookType", "url"}`.
+fn parse_spec<S>(app: &App<S>, req: &Request) -> Result<WebhookSpec, ApiError>
+where
+    S: VendorStore + WebhookStore,
+{
+    let body = request::json_object(req, MAX_REGISTRATION_BODY)?;
+    spec_from_body(&body, app.target_policy(Dialect::Ecomnow))
+}
+
+fn spec_from_body(body: &Map<String, Value>, policy: urls::TargetPolicy) -> Result<WebhookSpec, ApiError> {
+    request::only_fields(body, "", &["authentication", "webhookType", "url", "method"])?;
+    // The document speaks of a "webhook method"; POST is the only one deliveries use.
+    if let Some(method) = request::optional_str(body, "", "method")? {
+        if !method.eq_ignore_ascii_case("POST") {
+            return Err(domain::FieldError::malformed("method", "method must be POST").into());
+        }
+    }
+    let event_type = domain::parse_event_type(
+        "webhookType",
+        request::required_str(body, "", "webhookType")?,
+        Dialect::Ecomnow,
+    )?;
+    let url = urls::validate_target_url("url", request::required_str(body, "", "url")?, policy)?;
+    let authentication =
+        domain::validate_authentication("authentication", request::optional_str(body, "", "authentication")?)?;
+    Ok(WebhookSpec {
+        event_type,
+        url: url.into(),
+        authentication,
+    })
+}
+
+fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EventType;
+
+    const LOCAL: urls::TargetPolicy = urls::TargetPolicy { allow_private: true, allow_http: true };
+    const PROD: urls::TargetPolicy = urls::TargetPolicy { allow_private: false, allow_http: false };
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn the_documents_example_body_is_accepted() {
+        let spec = spec_from_body(
+            &body(json!({"authentication": "Basic XxxXxxXX", "webhookType": "new_order", "url": "https://vendor.example.com/hooks"})),
+            PROD,
+        )
+        .unwrap();
+        assert_eq!(spec.event_type, EventType::NewOrder);
+        assert_eq!(spec.url, "https://vendor.example.com/hooks");
+        assert_eq!(spec.authentication.as_deref(), Some("Basic XxxXxxXX"));
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_allowed_values() {
+        let e = spec_from_body(&body(json!({"webhookType": "order_created", "url": "https://a.example/"})), PROD).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.field.as_deref()), (400, Some("webhookType")));
+        assert!(e.message.contains("new_order, order_cancellation"));
+
+        let e = spec_from_body(&body(json!({"webhookType": "new_order"})), PROD).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.field.as_deref()), (400, Some("url")));
+
+        let e = spec_from_body(&body(json!({"webhookType": "new_order", "url": 5})), PROD).unwrap_err();
+        assert_eq!(e.message, "url must be a string");
+
+        let e = spec_from_body(&body(json!({"webhookType": "new_order", "url": "https://a.example/", "hook": 1})), PROD).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("hook"));
+
+        let e = spec_from_body(&body(json!({"webhookType": "new_order", "url": "http://a.example/"})), PROD).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (422, "not_allowed"));
+
+        let e = spec_from_body(&body(json!({"webhookType": "new_order", "url": "https://a.example/", "method": "GET"})), PROD).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("method"));
+    }
+
+    #[test]
+    fn local_policy_accepts_a_loopback_http_receiver() {
+        let spec = spec_from_body(&body(json!({"webhookType": "order_cancellation", "url": "http://127.0.0.1:8080/in", "authentication": null})), LOCAL).unwrap();
+        assert_eq!(spec.authentication, None);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(1_583_343_384), "2020-03-04T17:36:24Z");
+    }
+}

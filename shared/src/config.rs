@@ -1,0 +1,48 @@
+//! Settings read once, at start-up, from the environment.
+use std::env;
+
+/// Runtime settings shared by the functions.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The DynamoDB table holding vendors, webhooks and attempts.
+    pub table_name: String,
+    /// Lifts the private-address and `https`-only rules for local receivers (never in production).
+    pub allow_private_targets: bool,
+}
+
+/// A setting that is missing or malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}: {problem}")]
+pub struct ConfigError {
+    name: &'static str,
+    problem: String,
+}
+
+impl Config {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let table_name = env::var("TABLE_NAME").map_err(|_| ConfigError {
+            name: "TABLE_NAME",
+            problem: "is not set".into(),
+        })?;
+        Ok(Self {
+            table_name,
+            allow_private_targets: flag("ALLOW_PRIVATE_TARGETS")?,
+        })
+    }
+}
+
+/// Reads a boolean flag; unset means false, anything but a clear yes or no is an error.
+pub fn flag(name: &'static str) -> Result<bool, ConfigError> {
+    match env::var(name) {
+        Err(_) => Ok(false),
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "" | "0" | "false" | "no" | "off" => Ok(false),
+            other => Err(ConfigError {
+                name,
+                problem: format!("expected true or false, got {other:?}"),
+            }),
+        },
+    }
+}

@@ -1,0 +1,300 @@
+//! The domain: what a webhook is, which events exist, and the rules on what vendors send.
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The nine event types across both dialects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "new_order")]
+    NewOrder,
+    #[serde(rename = "order_cancellation")]
+    OrderCancellation,
+    #[serde(rename = "orders/created")]
+    OrdersCreated,
+    #[serde(rename = "orders/updated")]
+    OrdersUpdated,
+    #[serde(rename = "orders/cancelled")]
+    OrdersCancelled,
+    #[serde(rename = "bills/created")]
+    BillsCreated,
+    #[serde(rename = "products/created")]
+    ProductsCreated,
+    #[serde(rename = "products/updated")]
+    ProductsUpdated,
+    #[serde(rename = "products/deleted")]
+    ProductsDeleted,
+}
+
+/// The two published API dialects; the route decides which one a request speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// eComNow Management: `/basic/webhooks`, vendor username and password.
+    Ecomnow,
+    /// Ventiapp: `/api/webhooks/...`, bearer tokens.
+    Ventiapp,
+}
+
+impl EventType {
+    /// Every event type, eComNow's first.
+    pub const ALL: [EventType; 9] = [
+        EventType::NewOrder,
+        EventType::OrderCancellation,
+        EventType::OrdersCreated,
+        EventType::OrdersUpdated,
+        EventType::OrdersCancelled,
+        EventType::BillsCreated,
+        EventType::ProductsCreated,
+        EventType::ProductsUpdated,
+        EventType::ProductsDeleted,
+    ];
+
+    /// The name on the wire: `new_order`, `orders/created`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::NewOrder => "new_order",
+            EventType::OrderCancellation => "order_cancellation",
+            EventType::OrdersCreated => "orders/created",
+            EventType::OrdersUpdated => "orders/updated",
+            EventType::OrdersCancelled => "orders/cancelled",
+            EventType::BillsCreated => "bills/created",
+            EventType::ProductsCreated => "products/created",
+            EventType::ProductsUpdated => "products/updated",
+            EventType::ProductsDeleted => "products/deleted",
+        }
+    }
+
+    /// Parses a wire name, exactly (no case folding: the documents spell them one way).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// The dialect whose document defines this type.
+    pub fn dialect(self) -> Dialect {
+        match self {
+            EventType::NewOrder | EventType::OrderCancellation => Dialect::Ecomnow,
+            _ => Dialect::Ventiapp,
+        }
+    }
+
+    /// The types a dialect's registration accepts.
+    pub fn of_dialect(dialect: Dialect) -> impl Iterator<Item = EventType> {
+        Self::ALL.into_iter().filter(move |t| t.dialect() == dialect)
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A vendor account: the owner of webhooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vendor {
+    pub vendor_id: String,
+    pub username: String,
+    pub created_at: i64,
+}
+
+/// A registered endpoint that receives one event type for one vendor.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: u64,
+    pub vendor_id: String,
+    pub event_type: EventType,
+    pub url: String,
+    /// Sent back as the delivery's `Authorization` header; a secret of the vendor's.
+    pub authentication: Option<String>,
+    /// The Standard Webhooks signing secret (`whsec_…`).
+    pub secret: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// Bumped on every change; the store's writes are conditional on it.
+    pub version: u64,
+}
+
+// Secrets stay out of `{:?}`, so no log line can carry them by accident.
+impl fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Webhook")
+            .field("id", &self.id)
+            .field("vendor_id", &self.vendor_id)
+            .field("event_type", &self.event_type)
+            .field("url", &self.url)
+            .field("authentication", &self.authentication.as_ref().map(|_| "<redacted>"))
+            .field("secret", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// What a vendor asks for when registering or updating a webhook, once validated.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSpec {
+    pub event_type: EventType,
+    pub url: String,
+    pub authentication: Option<String>,
+}
+
+impl fmt::Debug for WebhookSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookSpec")
+            .field("event_type", &self.event_type)
+            .field("url", &self.url)
+            .field("authentication", &self.authentication.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Why a field of a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FieldError {
+    /// The field, as the client spelled it (`url`, `webhook.address`).
+    pub field: String,
+    pub message: String,
+    /// Well-formed but not allowed here (`422`), rather than malformed (`400`).
+    pub not_allowed: bool,
+}
+
+impl FieldError {
+    /// A malformed or missing field (400).
+    pub fn malformed(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+            not_allowed: false,
+        }
+    }
+
+    /// A well-formed value that policy refuses (422).
+    pub fn not_allowed(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+            not_allowed: true,
+        }
+    }
+}
+
+/// The longest `authentication` value accepted: an Authorization header, not a document.
+pub const MAX_AUTHENTICATION_LEN: usize = 4096;
+
+/// Validates an `authentication` value: it becomes an HTTP header, so only visible ASCII,
+/// spaces and tabs; CR or LF would let a vendor inject headers into deliveries.
+/// An empty value means none. The value itself never appears in the message.
+pub fn validate_authentication(field: &str, value: Option<&str>) -> Result<Option<String>, FieldError> {
+    let Some(value) = value else { return Ok(None) };
+    let value = value.trim_matches(|c| c == ' ' || c == '\t');
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.len() > MAX_AUTHENTICATION_LEN {
+        return Err(FieldError::malformed(
+            field,
+            format!("{field} must be at most {MAX_AUTHENTICATION_LEN} characters"),
+        ));
+    }
+    if value.chars().any(|c| c == '\r' || c == '\n') {
+        return Err(FieldError::malformed(
+            field,
+            format!("{field} must not contain line breaks (CR or LF)"),
+        ));
+    }
+    if !value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        return Err(FieldError::malformed(
+            field,
+            format!("{field} must be printable ASCII, as an HTTP header value is"),
+        ));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// Parses an event type for a dialect, naming the allowed values when it is not one of them.
+pub fn parse_event_type(field: &str, value: &str, dialect: Dialect) -> Result<EventType, FieldError> {
+    EventType::parse(value)
+        .filter(|t| t.dialect() == dialect)
+        .ok_or_else(|| {
+            let allowed: Vec<&str> = EventType::of_dialect(dialect).map(EventType::as_str).collect();
+            FieldError::malformed(
+                field,
+                format!("{field} must be one of: {}", allowed.join(", ")),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types_round_trip_through_their_names() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!("\"{}\"", t.as_str()));
+        }
+        assert_eq!(EventType::parse("orders/create"), None);
+        assert_eq!(EventType::parse("NEW_ORDER"), None);
+    }
+
+    #[test]
+    fn ecomnow_types_are_the_two_order_types() {
+        let names: Vec<_> = EventType::of_dialect(Dialect::Ecomnow).map(EventType::as_str).collect();
+        assert_eq!(names, ["new_order", "order_cancellation"]);
+        assert_eq!(EventType::of_dialect(Dialect::Ventiapp).count(), 7);
+    }
+
+    #[test]
+    fn unknown_type_lists_the_allowed_values() {
+        let e = parse_event_type("webhookType", "order_created", Dialect::Ecomnow).unwrap_err();
+        assert_eq!(e.field, "webhookType");
+        assert!(e.message.contains("new_order, order_cancellation"), "{}", e.message);
+        assert!(!e.not_allowed);
+        // A Ventiapp topic is not an eComNow type.
+        assert!(parse_event_type("webhookType", "orders/created", Dialect::Ecomnow).is_err());
+    }
+
+    #[test]
+    fn authentication_refuses_header_injection_without_echoing_it() {
+        let e = validate_authentication("authentication", Some("Basic abc\r\nX-Evil: 1")).unwrap_err();
+        assert!(e.message.contains("CR or LF"));
+        assert!(!e.message.contains("abc"));
+        assert!(validate_authentication("authentication", Some("Basic \u{7f}")).is_err());
+        assert!(validate_authentication("authentication", Some("Bäsic")).is_err());
+        let long = "x".repeat(MAX_AUTHENTICATION_LEN + 1);
+        assert!(validate_authentication("authentication", Some(&long)).is_err());
+    }
+
+    #[test]
+    fn authentication_empty_means_none_and_is_trimmed() {
+        assert_eq!(validate_authentication("a", None).unwrap(), None);
+        assert_eq!(validate_authentication("a", Some("  ")).unwrap(), None);
+        assert_eq!(
+            validate_authentication("a", Some(" Basic XxxXxxXX ")).unwrap().as_deref(),
+            Some("Basic XxxXxxXX")
+        );
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let w = Webhook {
+            id: 1,
+            vendor_id: "ven_x".into(),
+            event_type: EventType::NewOrder,
+            url: "https://example.com/".into(),
+            authentication: Some("Basic s3cr3t".into()),
+            secret: "whsec_s3cr3t".into(),
+            created_at: 0,
+            updated_at: 0,
+            version: 1,
+        };
+        let dbg = format!("{w:?}");
+        assert!(!dbg.contains("s3cr3t"), "{dbg}");
+    }
+}

@@ -1,0 +1,17 @@
+//! The webhook service's library: every Lambda function is a thin `main.rs` over this crate.
+//!
+//! - [`domain`]: event types, webhooks, vendors and the validation of what vendors send.
+//! - [`urls`]: the URL and address policy for webhook targets (pure functions).
+//! - [`auth`]: vendor credentials, password hashing.
+//! - [`store`]: the storage ports and their DynamoDB adapter.
+//! - [`api`]: the HTTP API: routes, dialects, and the one place errors become responses.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod ids;
+pub mod store;
+pub mod telemetry;
+pub mod urls;

@@ -1,0 +1,342 @@
+//! The DynamoDB adapter: one table, `pk` (S) and `sk` (S), and these items:
+//!
+//! | pk                   | sk                               | what                                  |
+//! |----------------------|----------------------------------|---------------------------------------|
+//! | `USERNAME#<name>`    | `#`                              | login: vendor id, argon2id hash       |
+//! | `VENDORS`            | `VENDOR#<vendorId>`              | the vendor list, one query            |
+//! | `VENDOR#<vendorId>`  | `WEBHOOK#<id, 16 digits>`        | a webhook; a vendor's are one query   |
+//! | `WEBHOOK#<id>`       | `#`                              | id guard: ids are unique table-wide   |
+//! | `VENDOR#<vendorId>`  | `ENDPOINT#<type>#<sha256(url)>`  | duplicate guard: one per type and URL |
+//!
+//! Each guard is written in the same transaction as the item it guards, conditioned on not
+//! existing, so concurrent writers can never share a username, an id or an endpoint.
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::{
+    error::SdkError,
+    operation::transact_write_items::TransactWriteItemsError,
+    types::{AttributeValue, Delete, Put, TransactWriteItem},
+    Client,
+};
+use sha2::{Digest, Sha256};
+
+use super::{Conflict, StoreError, VendorLogin, VendorStore, WebhookStore};
+use crate::domain::{EventType, Vendor, Webhook};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The DynamoDB implementation of every store port.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// Wraps a client and the table name.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn put(&self, item: Item, condition: &str, values: Option<Item>) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values)
+            .build()
+            .map_err(backend)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn delete(&self, pk: String, sk: String, condition: Option<(&str, Item)>) -> Result<TransactWriteItem, StoreError> {
+        let (condition, values) = match condition {
+            Some((c, v)) => (Some(c.to_owned()), Some(v)),
+            None => (None, None),
+        };
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .set_condition_expression(condition)
+            .set_expression_attribute_values(values)
+            .build()
+            .map_err(backend)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Runs a transaction; on a condition failure returns the indexes of the items that failed.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<usize>>, StoreError> {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(Ok(())),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                TransactWriteItemsError::TransactionCanceledException(c) => {
+                    let failed: Vec<usize> = c
+                        .cancellation_reasons()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                        .map(|(i, _)| i)
+                        .collect();
+                    if failed.is_empty() {
+                        Err(backend(TransactWriteItemsError::TransactionCanceledException(c)))
+                    } else {
+                        Ok(Err(failed))
+                    }
+                }
+                other => Err(backend(other)),
+            },
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn query_all(&self, pk: String, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(sk_prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn get_item(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.item)
+    }
+}
+
+impl VendorStore for DynamoStore {
+    async fn create_vendor(&self, vendor: &Vendor, password_hash: &str) -> Result<(), StoreError> {
+        let login = Item::from([
+            ("pk".into(), s(format!("USERNAME#{}", vendor.username))),
+            ("sk".into(), s("#")),
+            ("vendorId".into(), s(&vendor.vendor_id)),
+            ("username".into(), s(&vendor.username)),
+            ("passwordHash".into(), s(password_hash)),
+            ("createdAt".into(), n(vendor.created_at)),
+        ]);
+        let listed = Item::from([
+            ("pk".into(), s("VENDORS")),
+            ("sk".into(), s(format!("VENDOR#{}", vendor.vendor_id))),
+            ("vendorId".into(), s(&vendor.vendor_id)),
+            ("username".into(), s(&vendor.username)),
+            ("createdAt".into(), n(vendor.created_at)),
+        ]);
+        let items = vec![
+            self.put(login, "attribute_not_exists(pk)", None)?,
+            self.put(listed, "attribute_not_exists(pk)", None)?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(failed) if failed.contains(&0) => Err(StoreError::Conflict(Conflict::UsernameTaken)),
+            Err(_) => Err(StoreError::Conflict(Conflict::IdTaken)),
+        }
+    }
+
+    async fn vendor_login(&self, username: &str) -> Result<Option<VendorLogin>, StoreError> {
+        let Some(item) = self.get_item(format!("USERNAME#{username}"), "#".into()).await? else {
+            return Ok(None);
+        };
+        Ok(Some(VendorLogin {
+            vendor: vendor_from(&item)?,
+            password_hash: get_s(&item, "passwordHash")?,
+        }))
+    }
+
+    async fn list_vendors(&self) -> Result<Vec<Vendor>, StoreError> {
+        let mut vendors = self
+            .query_all("VENDORS".into(), "VENDOR#")
+            .await?
+            .iter()
+            .map(vendor_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        vendors.sort_by(|a, b| (a.created_at, &a.username).cmp(&(b.created_at, &b.username)));
+        Ok(vendors)
+    }
+}
+
+impl WebhookStore for DynamoStore {
+    async fn insert_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
+        let guard = Item::from([
+            ("pk".into(), s(format!("WEBHOOK#{}", w.id))),
+            ("sk".into(), s("#")),
+            ("vendorId".into(), s(&w.vendor_id)),
+        ]);
+        let items = vec![
+            self.put(webhook_item(w), "attribute_not_exists(pk)", None)?,
+            self.put(guard, "attribute_not_exists(pk)", None)?,
+            self.put(endpoint_item(w), "attribute_not_exists(pk)", None)?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(failed) if failed.contains(&2) => Err(StoreError::Conflict(Conflict::DuplicateEndpoint)),
+            Err(_) => Err(StoreError::Conflict(Conflict::IdTaken)),
+        }
+    }
+
+    async fn get_webhook(&self, vendor_id: &str, id: u64) -> Result<Option<Webhook>, StoreError> {
+        self.get_item(vendor_pk(vendor_id), webhook_sk(id))
+            .await?
+            .map(|item| webhook_from(&item))
+            .transpose()
+    }
+
+    async fn list_webhooks(&self, vendor_id: &str) -> Result<Vec<Webhook>, StoreError> {
+        self.query_all(vendor_pk(vendor_id), "WEBHOOK#")
+            .await?
+            .iter()
+            .map(webhook_from)
+            .collect()
+    }
+
+    async fn replace_webhook(&self, current: &Webhook, next: &Webhook) -> Result<(), StoreError> {
+        let mut items = vec![self.put(
+            webhook_item(next),
+            "version = :v",
+            Some(Item::from([(":v".into(), n(current.version))])),
+        )?];
+        if endpoint_sk(current) != endpoint_sk(next) {
+            items.push(self.delete(vendor_pk(&current.vendor_id), endpoint_sk(current), None)?);
+            items.push(self.put(endpoint_item(next), "attribute_not_exists(pk)", None)?);
+        }
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(failed) if failed.contains(&0) => Err(StoreError::Conflict(Conflict::Concurrent)),
+            Err(_) => Err(StoreError::Conflict(Conflict::DuplicateEndpoint)),
+        }
+    }
+
+    async fn delete_webhook(&self, current: &Webhook) -> Result<(), StoreError> {
+        let items = vec![
+            self.delete(
+                vendor_pk(&current.vendor_id),
+                webhook_sk(current.id),
+                Some(("version = :v", Item::from([(":v".into(), n(current.version))]))),
+            )?,
+            self.delete(format!("WEBHOOK#{}", current.id), "#".into(), None)?,
+            self.delete(vendor_pk(&current.vendor_id), endpoint_sk(current), None)?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::Conflict(Conflict::Concurrent)),
+        }
+    }
+}
+
+fn vendor_pk(vendor_id: &str) -> String {
+    format!("VENDOR#{vendor_id}")
+}
+
+fn webhook_sk(id: u64) -> String {
+    format!("WEBHOOK#{id:016}")
+}
+
+fn endpoint_sk(w: &Webhook) -> String {
+    let digest = Sha256::digest(w.url.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("ENDPOINT#{}#{hex}", w.event_type.as_str())
+}
+
+fn webhook_item(w: &Webhook) -> Item {
+    let mut item = Item::from([
+        ("pk".into(), s(vendor_pk(&w.vendor_id))),
+        ("sk".into(), s(webhook_sk(w.id))),
+        ("webhookId".into(), n(w.id)),
+        ("vendorId".into(), s(&w.vendor_id)),
+        ("eventType".into(), s(w.event_type.as_str())),
+        ("url".into(), s(&w.url)),
+        ("secret".into(), s(&w.secret)),
+        ("createdAt".into(), n(w.created_at)),
+        ("updatedAt".into(), n(w.updated_at)),
+        ("version".into(), n(w.version)),
+    ]);
+    if let Some(a) = &w.authentication {
+        item.insert("authentication".into(), s(a));
+    }
+    item
+}
+
+fn endpoint_item(w: &Webhook) -> Item {
+    Item::from([
+        ("pk".into(), s(vendor_pk(&w.vendor_id))),
+        ("sk".into(), s(endpoint_sk(w))),
+        ("webhookId".into(), n(w.id)),
+    ])
+}
+
+fn webhook_from(item: &Item) -> Result<Webhook, StoreError> {
+    let event_type = get_s(item, "eventType")?;
+    Ok(Webhook {
+        id: get_n(item, "webhookId")?,
+        vendor_id: get_s(item, "vendorId")?,
+        event_type: EventType::parse(&event_type)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown eventType {event_type:?}")))?,
+        url: get_s(item, "url")?,
+        authentication: item.get("authentication").and_then(|v| v.as_s().ok()).cloned(),
+        secret: get_s(item, "secret")?,
+        created_at: get_n(item, "createdAt")?,
+        updated_at: get_n(item, "updatedAt")?,
+        version: get_n(item, "version")?,
+    })
+}
+
+fn vendor_from(item: &Item) -> Result<Vendor, StoreError> {
+    Ok(Vendor {
+        vendor_id: get_s(item, "vendorId")?,
+        username: get_s(item, "username")?,
+        created_at: get_n(item, "createdAt")?,
+    })
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s(item: &Item, key: &str) -> Result<String, StoreError> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .ok_or_else(|| StoreError::Corrupt(format!("missing string attribute {key}")))
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, key: &str) -> Result<T, StoreError> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("missing number attribute {key}")))
+}
+
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}

@@ -1,0 +1,92 @@
+//! Storage ports, split the way the functions' permissions are, and their DynamoDB adapter.
+use std::future::Future;
+
+use crate::domain::{Vendor, Webhook};
+
+mod dynamo;
+pub use dynamo::DynamoStore;
+
+/// A boxed cause from a storage backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a conditional write was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// Another vendor already has this username.
+    UsernameTaken,
+    /// The generated webhook id is in use (the caller draws another).
+    IdTaken,
+    /// This vendor already has a webhook for this event type and URL.
+    DuplicateEndpoint,
+    /// The webhook changed or vanished between read and write.
+    Concurrent,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflicting write: {0:?}")]
+    Conflict(Conflict),
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+    #[error("storage backend failed")]
+    Backend(#[source] BoxError),
+}
+
+/// A vendor account with the hash its password is checked against.
+#[derive(Clone)]
+pub struct VendorLogin {
+    pub vendor: Vendor,
+    /// argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// Vendor accounts: created by operators, read on every authenticated request.
+pub trait VendorStore: Send + Sync {
+    /// Creates an account; `Conflict(UsernameTaken)` if the username is in use.
+    fn create_vendor(
+        &self,
+        vendor: &Vendor,
+        password_hash: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Looks an account up by its normalised username.
+    fn vendor_login(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<VendorLogin>, StoreError>> + Send;
+
+    /// Every vendor account, oldest first.
+    fn list_vendors(&self) -> impl Future<Output = Result<Vec<Vendor>, StoreError>> + Send;
+}
+
+/// A vendor's webhooks. Every method is scoped to one vendor: no call reaches another's.
+pub trait WebhookStore: Send + Sync {
+    /// Inserts a new webhook; `Conflict(IdTaken)` or `Conflict(DuplicateEndpoint)`.
+    fn insert_webhook(&self, webhook: &Webhook) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One webhook of a vendor, read consistently.
+    fn get_webhook(
+        &self,
+        vendor_id: &str,
+        id: u64,
+    ) -> impl Future<Output = Result<Option<Webhook>, StoreError>> + Send;
+
+    /// All of a vendor's webhooks, by id.
+    fn list_webhooks(
+        &self,
+        vendor_id: &str,
+    ) -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;
+
+    /// Replaces `current` with `next` (same id and vendor) if `current` is still what is stored;
+    /// `Conflict(Concurrent)` if it is not, `Conflict(DuplicateEndpoint)` if `next` would
+    /// duplicate another webhook.
+    fn replace_webhook(
+        &self,
+        current: &Webhook,
+        next: &Webhook,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes `current` if it is still what is stored; `Conflict(Concurrent)` if not.
+    fn delete_webhook(&self, current: &Webhook) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
