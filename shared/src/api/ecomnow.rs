@@ -4,7 +4,7 @@ use lambda_http::{
     Body, Request, Response,
 };
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 use super::{
@@ -51,6 +51,12 @@ impl<'a> WebhookView<'a> {
     }
 }
 
+/// The answer to the list: `{"webhooks": [...]}`.
+#[derive(Serialize)]
+struct WebhookList<'a> {
+    webhooks: Vec<WebhookView<'a>>,
+}
+
 /// Serves an eComNow route for an authenticated vendor.
 pub(super) async fn serve<S: VendorStore + WebhookStore>(
     app: &App<S>,
@@ -62,8 +68,8 @@ pub(super) async fn serve<S: VendorStore + WebhookStore>(
     match op {
         Operation::ListWebhooks => {
             let webhooks = app.store.list_webhooks(&vendor.vendor_id).await?;
-            let views: Vec<_> = webhooks.iter().map(WebhookView::of).collect();
-            Ok(json_response(StatusCode::OK, &json!({ "webhooks": views })))
+            let webhooks = webhooks.iter().map(WebhookView::of).collect();
+            Ok(json_response(StatusCode::OK, &WebhookList { webhooks }))
         }
         Operation::CreateWebhook => {
             let spec = parse_spec(app, req)?;
@@ -138,6 +144,7 @@ fn rfc3339(unix: i64) -> String {
 mod tests {
     use super::*;
     use crate::domain::EventType;
+    use serde_json::json;
 
     const LOCAL: urls::TargetPolicy = urls::TargetPolicy { allow_private: true, allow_http: true };
     const PROD: urls::TargetPolicy = urls::TargetPolicy { allow_private: false, allow_http: false };

@@ -1,0 +1,7 @@
+# The two commands of the README: `make dev` runs the stack, `make test` runs every check.
+.PHONY: dev test
+dev:
+	./scripts/dev.sh
+
+test:
+	./scripts/test.sh

@@ -1,0 +1,123 @@
+# shellcheck shell=bash
+# The local stack: moto_server (DynamoDB) on 127.0.0.1, the table from template.yaml, and
+# `cargo lambda watch` serving the API routes. Sourced by scripts/dev.sh and scripts/test.sh.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+STACK_DIR="${STACK_DIR:-$ROOT/.stack}"
+MOTO_PORT="${MOTO_PORT:-4566}"
+API_PORT="${API_PORT:-9000}"
+TABLE_NAME="${TABLE_NAME:-webhooks}"
+DEMO_USERNAME="${DEMO_USERNAME:-demo}"
+DEMO_PASSWORD="${DEMO_PASSWORD:-demo-password}"
+STACK_PIDS=()
+
+log() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
+
+# Creates .venv with the pinned tools, once per change of the requirements.
+ensure_venv() {
+  local req="$ROOT/scripts/requirements-dev.txt" stamp="$VENV/.requirements"
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating the Python venv in .venv"
+    python3 -m venv "$VENV"
+  fi
+  if ! cmp -s "$req" "$stamp"; then
+    log "installing $(grep -vc '^#' "$req") tools into .venv (moto, cargo-lambda, cfn-lint)"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >/dev/null
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$stamp"
+  fi
+  export PATH="$VENV/bin:$PATH"
+}
+
+# The environment the functions, the CLI and the tests see.
+export_stack_env() {
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
+  export AWS_REGION="${AWS_REGION:-us-east-1}"
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}"
+  export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
+  export TABLE_NAME ALLOW_PRIVATE_TARGETS=true
+  export WEBHOOKS_API_URL="http://127.0.0.1:$API_PORT"
+  export DEMO_USERNAME DEMO_PASSWORD
+}
+
+# Starts a command in its own process group, logging to $STACK_DIR/<name>.log.
+start_bg() {
+  local name="$1"; shift
+  mkdir -p "$STACK_DIR"
+  setsid "$@" >"$STACK_DIR/$name.log" 2>&1 < /dev/null &
+  STACK_PIDS+=("$!")
+}
+
+# Waits until a URL answers at all (any status), or fails after $2 seconds.
+wait_http() {
+  local url="$1" timeout="$2" name="$3" i=0
+  until curl -s -o /dev/null --max-time 2 "$url"; do
+    i=$((i + 1))
+    if [ "$i" -ge "$timeout" ]; then
+      log "$name did not come up within ${timeout}s; its log:"
+      tail -n 40 "$STACK_DIR/$name.log" >&2 || true
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_stack() {
+  export_stack_env
+  for p in "$MOTO_PORT" "$API_PORT"; do
+    port_free "$p" || { log "port $p is in use: stop what runs there, or set MOTO_PORT / API_PORT"; return 1; }
+  done
+  log "building the workspace"
+  (cd "$ROOT" && cargo build --workspace --bins --quiet)
+
+  log "starting moto_server on 127.0.0.1:$MOTO_PORT"
+  start_bg moto moto_server -H 127.0.0.1 -p "$MOTO_PORT"
+  wait_http "$AWS_ENDPOINT_URL/moto-api/" 60 moto
+
+  log "creating table $TABLE_NAME from template.yaml and the demo vendor"
+  (cd "$ROOT" && "$ROOT/target/debug/devstack" bootstrap --template template.yaml --table "$TABLE_NAME" \
+      --demo-username "$DEMO_USERNAME" --demo-password "$DEMO_PASSWORD") >&2
+
+  log "starting cargo lambda watch on 127.0.0.1:$API_PORT"
+  start_bg watch bash -c "cd '$ROOT' && exec cargo lambda watch --invoke-address 127.0.0.1 --invoke-port '$API_PORT' \
+      --ignore-changes --timeout 120 \
+      --env-var 'TABLE_NAME=$TABLE_NAME' --env-var 'AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL' \
+      --env-var 'AWS_REGION=$AWS_REGION' --env-var 'AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID' \
+      --env-var 'AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY' --env-var 'ALLOW_PRIVATE_TARGETS=true' \
+      --env-var 'RUST_LOG=${RUST_LOG:-info}'"
+  wait_http "$WEBHOOKS_API_URL/" 120 watch
+
+  # The first invocation of each function starts it; do that now, not in the user's first request.
+  log "warming up the functions"
+  curl -s -o /dev/null --max-time 180 "$WEBHOOKS_API_URL/basic/webhooks" || true
+  curl -s -o /dev/null --max-time 180 -X POST "$WEBHOOKS_API_URL/basic/webhooks" || true
+  curl -s -o /dev/null --max-time 180 "$WEBHOOKS_API_URL/basic/webhooks/1" || true
+  curl -s -o /dev/null --max-time 180 -X PUT "$WEBHOOKS_API_URL/basic/webhooks/1" || true
+  curl -s -o /dev/null --max-time 180 -X DELETE "$WEBHOOKS_API_URL/basic/webhooks/1" || true
+
+  mkdir -p "$STACK_DIR"
+  {
+    echo "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
+    echo "AWS_REGION=$AWS_REGION"
+    echo "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"
+    echo "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
+    echo "TABLE_NAME=$TABLE_NAME"
+    echo "WEBHOOKS_API_URL=$WEBHOOKS_API_URL"
+  } > "$STACK_DIR/env"
+}
+
+stop_stack() {
+  local pid
+  for pid in "${STACK_PIDS[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${STACK_PIDS[@]}"; do
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.3; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done
+  STACK_PIDS=()
+  rm -f "$STACK_DIR/env"
+}
