@@ -1,1 +1,146 @@
-//! Test harness: see the modules.
+//! The test harness: the local stack's coordinates, clients for the API and the emulator,
+//! and fixtures. `make test` starts the stack and sets the environment read here.
+use std::{env, path::PathBuf, time::Duration};
+
+use aws_sdk_dynamodb::Client as DynamoClient;
+use reqwest::{header::HeaderMap, Method, StatusCode};
+use serde_json::Value;
+use shared::{
+    api::now,
+    auth,
+    domain::Vendor,
+    ids,
+    store::{DynamoStore, VendorStore},
+};
+
+/// Reads a variable the stack scripts export, with a message that says how to get it.
+pub fn stack_var(name: &str) -> String {
+    env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: these tests run against the local stack; use `make test`")
+    })
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Where cargo puts the workspace's binaries.
+pub fn target_bin(name: &str) -> PathBuf {
+    let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
+    target.join("debug").join(name)
+}
+
+/// A DynamoDB client on the emulator.
+pub async fn dynamo() -> DynamoClient {
+    stack_var("AWS_ENDPOINT_URL");
+    let aws = aws_config::load_from_env().await;
+    DynamoClient::new(&aws)
+}
+
+/// The store on the emulator's table.
+pub async fn store() -> DynamoStore {
+    DynamoStore::new(dynamo().await, stack_var("TABLE_NAME"))
+}
+
+/// A unique name for this test run.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &ids::vendor_id()[4..14])
+}
+
+/// A vendor account with its credentials.
+#[derive(Clone, Debug)]
+pub struct TestVendor {
+    pub vendor: Vendor,
+    pub username: String,
+    pub password: String,
+}
+
+/// Creates a fresh vendor directly in the store.
+pub async fn new_vendor(store: &DynamoStore) -> TestVendor {
+    let username = unique("vendor");
+    let password = format!("pw-{}", ids::vendor_id());
+    let vendor = Vendor { vendor_id: ids::vendor_id(), username: username.clone(), created_at: now() };
+    let hash = auth::hash_password(&password).unwrap();
+    store.create_vendor(&vendor, &hash).await.unwrap();
+    TestVendor { vendor, username, password }
+}
+
+/// An answer of the API.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    /// The body as JSON (panics with the body if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    /// The header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an error answer: status, JSON `error.code`, and returns the error object.
+    pub fn expect_error(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        let body = self.json();
+        assert_eq!(body["error"]["code"], code, "body: {}", self.text);
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        body["error"].clone()
+    }
+}
+
+/// A client of the API on the local stack.
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    pub base: String,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Api {
+    /// The API of the running stack.
+    pub fn new() -> Self {
+        Self {
+            // Generous: the first request to a function may wait for it to start.
+            client: reqwest::Client::builder().timeout(Duration::from_secs(180)).build().unwrap(),
+            base: stack_var("WEBHOOKS_API_URL"),
+        }
+    }
+
+    /// Sends a request with the given headers and raw body.
+    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Answer {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(body) = body {
+            req = req.body(body);
+        }
+        let resp = req.send().await.expect("the API did not answer");
+        Answer {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            text: resp.text().await.unwrap(),
+        }
+    }
+
+    /// Sends JSON as a vendor (Username/Password headers).
+    pub async fn vendor(&self, v: &TestVendor, method: Method, path: &str, body: Option<&Value>) -> Answer {
+        let mut headers = vec![("Username", v.username.as_str()), ("Password", v.password.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        self.send(method, path, &headers, body.map(|b| serde_json::to_vec(b).unwrap())).await
+    }
+}
