@@ -82,8 +82,9 @@ start_stack() {
       --demo-username "$DEMO_USERNAME" --demo-password "$DEMO_PASSWORD") >&2
 
   log "starting cargo lambda watch on 127.0.0.1:$API_PORT"
+  # No --timeout: in cargo-lambda 1.9 it also ends idle functions' long polls, which crashes them.
   start_bg watch bash -c "cd '$ROOT' && exec cargo lambda watch --invoke-address 127.0.0.1 --invoke-port '$API_PORT' \
-      --ignore-changes --timeout 120 \
+      --ignore-changes \
       --env-var 'TABLE_NAME=$TABLE_NAME' --env-var 'AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL' \
       --env-var 'AWS_REGION=$AWS_REGION' --env-var 'AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID' \
       --env-var 'AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY' --env-var 'ALLOW_PRIVATE_TARGETS=true' \

@@ -9,6 +9,35 @@ use aws_sdk_dynamodb::{
     Client,
 };
 use serde_yaml::Value;
+use shared::{
+    api::now,
+    domain::{EventType, Vendor, Webhook},
+    ids,
+    store::{Conflict, DynamoStore, StoreError, WebhookStore},
+};
+
+/// The id of the demo vendor's webhook that the sample events in `events/` act on.
+pub const DEMO_WEBHOOK_ID: u64 = 1000;
+
+/// Creates the demo webhook if it is not there; true if it was created.
+pub async fn ensure_demo_webhook(store: &DynamoStore, demo: &Vendor) -> Result<bool> {
+    let webhook = Webhook {
+        id: DEMO_WEBHOOK_ID,
+        vendor_id: demo.vendor_id.clone(),
+        event_type: EventType::NewOrder,
+        url: "https://example.com/webhooks/demo".into(),
+        authentication: None,
+        secret: ids::signing_secret(),
+        created_at: now(),
+        updated_at: now(),
+        version: 1,
+    };
+    match store.insert_webhook(&webhook).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict(Conflict::IdTaken | Conflict::DuplicateEndpoint)) => Ok(false),
+        Err(e) => Err(anyhow!(shared::error::chain(&e))),
+    }
+}
 
 /// The table definition taken from the template.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -52,6 +52,14 @@ async fn main() -> Result<()> {
                     Err(StoreError::Conflict(Conflict::UsernameTaken)) => println!("demo vendor {} exists", vendor.username),
                     Err(e) => return Err(anyhow::anyhow!(shared::error::chain(&e))),
                 }
+                let demo = store
+                    .vendor_login(&vendor.username)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(shared::error::chain(&e)))?
+                    .context("the demo vendor vanished")?
+                    .vendor;
+                let created = devstack::ensure_demo_webhook(&store, &demo).await?;
+                println!("demo webhook {}: {}", devstack::DEMO_WEBHOOK_ID, if created { "created" } else { "exists" });
             }
         }
     }

@@ -1,0 +1,151 @@
+//! `template.yaml` is what the local stack serves: the same routes to the same functions, the
+//! same table; and it keeps the deployment rules of the design.
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_yaml::Value;
+use shared::api::{routes::fallback_for, ROUTES};
+use tests::repo_root;
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+fn template() -> Value {
+    devstack::parse_template(&std::fs::read_to_string(repo_root().join("template.yaml")).unwrap()).unwrap()
+}
+
+fn cargo_toml() -> toml::Value {
+    toml::from_str(&std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap()).unwrap()
+}
+
+/// (method, path) -> function binary, from the template's HttpApi events.
+fn template_routes(t: &Value) -> BTreeMap<(String, String), String> {
+    let mut routes = BTreeMap::new();
+    for (id, props) in devstack::resources_of_type(t, "AWS::Serverless::Function") {
+        let binary = t["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
+        for (_, event) in props["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() == Some("HttpApi") {
+                let p = &event["Properties"];
+                let key = (p["Method"].as_str().unwrap().to_owned(), p["Path"].as_str().unwrap().to_owned());
+                assert!(routes.insert(key.clone(), binary.clone()).is_none(), "{key:?} routed twice");
+            }
+        }
+    }
+    routes
+}
+
+/// The function the template sends (method, path) to, with `ANY` as API Gateway applies it.
+fn template_target<'a>(routes: &'a BTreeMap<(String, String), String>, method: &str, path: &str) -> Option<&'a String> {
+    routes
+        .get(&(method.to_owned(), path.to_owned()))
+        .or_else(|| routes.get(&("ANY".to_owned(), path.to_owned())))
+}
+
+/// (method, path) -> function, from the `cargo lambda watch` router in Cargo.toml.
+fn watch_routes() -> BTreeMap<(String, String), String> {
+    let cargo = cargo_toml();
+    let router = cargo["workspace"]["metadata"]["lambda"]["watch"]["router"].as_table().unwrap().clone();
+    let mut routes = BTreeMap::new();
+    for (path, entries) in router {
+        for e in entries.as_array().unwrap() {
+            let key = (e["method"].as_str().unwrap().to_owned(), path.clone());
+            assert!(routes.insert(key.clone(), e["function"].as_str().unwrap().to_owned()).is_none(), "{key:?} twice");
+        }
+    }
+    routes
+}
+
+#[test]
+fn the_template_the_local_router_and_the_code_route_alike() {
+    let t = template();
+    let template = template_routes(&t);
+    let watch = watch_routes();
+    let paths: BTreeSet<&str> = ROUTES.iter().map(|r| r.path).collect();
+    for path in &paths {
+        for method in METHODS {
+            let expected = ROUTES
+                .iter()
+                .find(|r| r.path == *path && r.method == method)
+                .map(|r| r.operation)
+                .or_else(|| fallback_for(path))
+                .unwrap()
+                .function_name();
+            let key = (method.to_owned(), path.to_string());
+            assert_eq!(template_target(&template, method, path).map(String::as_str), Some(expected), "template: {key:?}");
+            assert_eq!(watch.get(&key).map(String::as_str), Some(expected), "Cargo.toml router: {key:?}");
+        }
+    }
+    for (method, path) in template.keys() {
+        assert!(paths.contains(path.as_str()), "template routes {method} {path}, which the code does not know");
+    }
+    for (method, path) in watch.keys() {
+        assert!(paths.contains(path.as_str()), "the local router routes {method} {path}, which the code does not know");
+    }
+}
+
+#[test]
+fn every_function_crate_is_deployed_and_built_the_lambda_way() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"][0], "arm64");
+    assert_eq!(globals["Handler"], "bootstrap");
+    let mut deployed = BTreeSet::new();
+    for (id, _) in devstack::resources_of_type(&t, "AWS::Serverless::Function") {
+        let meta = &t["Resources"][id.as_str()]["Metadata"];
+        assert_eq!(meta["BuildMethod"], "rust-cargolambda", "{id}");
+        deployed.insert(meta["BuildProperties"]["Binary"].as_str().unwrap().to_owned());
+    }
+    let crates: BTreeSet<String> = std::fs::read_dir(repo_root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(deployed, crates, "one template function per crate under functions/");
+    let members: Vec<String> = cargo_toml()["workspace"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect();
+    for c in &crates {
+        assert!(members.contains(&format!("functions/{c}")), "{c} is not a workspace member");
+    }
+}
+
+#[test]
+fn the_table_and_the_api_keep_the_deployment_rules() {
+    let t = template();
+    let def = devstack::table_definition(&t).unwrap();
+    assert_eq!(def.key_schema, [("pk".to_owned(), "HASH".to_owned()), ("sk".to_owned(), "RANGE".to_owned())]);
+    assert_eq!(def.ttl_attribute.as_deref(), Some("expiresAt"));
+    let table = &t["Resources"][def.logical_id.as_str()]["Properties"];
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+    let api = devstack::resources_of_type(&t, "AWS::Serverless::HttpApi");
+    assert_eq!(api.len(), 1);
+    let throttle = &api[0].1["DefaultRouteSettings"];
+    assert!(!throttle["ThrottlingRateLimit"].is_null() && !throttle["ThrottlingBurstLimit"].is_null());
+    assert!(!t["Outputs"]["ApiUrl"]["Value"].is_null());
+}
+
+#[test]
+fn functions_get_only_the_table_actions_they_use() {
+    let t = template();
+    let expected: BTreeMap<&str, &[&str]> = BTreeMap::from([
+        ("list-webhooks", &["dynamodb:GetItem", "dynamodb:Query"][..]),
+        ("get-webhook", &["dynamodb:GetItem"][..]),
+        ("create-webhook", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
+        ("update-webhook", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"][..]),
+        ("delete-webhook", &["dynamodb:GetItem", "dynamodb:DeleteItem"][..]),
+    ]);
+    for (id, props) in devstack::resources_of_type(&t, "AWS::Serverless::Function") {
+        let binary = t["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let actions: Vec<&str> = props["Policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["Statement"].as_sequence().unwrap())
+            .flat_map(|s| s["Action"].as_sequence().unwrap())
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(actions, expected[binary], "{binary}");
+    }
+}
