@@ -22,7 +22,7 @@ ensure_venv() {
     python3 -m venv "$VENV"
   fi
   if ! cmp -s "$req" "$stamp"; then
-    log "installing $(grep -vc '^#' "$req") tools into .venv (moto, cargo-lambda, cfn-lint)"
+    log "installing the tools of scripts/requirements-dev.txt into .venv (moto, cargo-lambda, cfn-lint, sam)"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >/dev/null
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
     cp "$req" "$stamp"
@@ -83,12 +83,18 @@ start_stack() {
 
   log "starting cargo lambda watch on 127.0.0.1:$API_PORT"
   # No --timeout: in cargo-lambda 1.9 it also ends idle functions' long polls, which crashes them.
-  start_bg watch bash -c "cd '$ROOT' && exec cargo lambda watch --invoke-address 127.0.0.1 --invoke-port '$API_PORT' \
-      --ignore-changes \
-      --env-var 'TABLE_NAME=$TABLE_NAME' --env-var 'AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL' \
-      --env-var 'AWS_REGION=$AWS_REGION' --env-var 'AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID' \
-      --env-var 'AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY' --env-var 'ALLOW_PRIVATE_TARGETS=true' \
-      --env-var 'RUST_LOG=${RUST_LOG:-info}'"
+  mkdir -p "$STACK_DIR"
+  {
+    echo "TABLE_NAME=$TABLE_NAME"
+    echo "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
+    echo "AWS_REGION=$AWS_REGION"
+    echo "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"
+    echo "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
+    echo "ALLOW_PRIVATE_TARGETS=true"
+    echo "RUST_LOG=${RUST_LOG:-info}"
+  } > "$STACK_DIR/functions.env"
+  start_bg watch bash -c "cd '$ROOT' && exec cargo lambda watch --invoke-address 127.0.0.1 \
+      --invoke-port '$API_PORT' --ignore-changes --env-file '$STACK_DIR/functions.env'"
   wait_http "$WEBHOOKS_API_URL/" 120 watch
 
   # The first invocation of each function starts it; do that now, not in the user's first request.

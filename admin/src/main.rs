@@ -14,13 +14,18 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use shared::{
     api::now,
-    auth, ids,
+    auth,
     domain::Vendor,
+    ids,
     store::{Conflict, DynamoStore, StoreError, VendorStore},
 };
 
 #[derive(Parser)]
-#[command(name = "webhooks-admin", version, about = "Operate the webhook service")]
+#[command(
+    name = "webhooks-admin",
+    version,
+    about = "Operate the webhook service"
+)]
 struct Cli {
     /// The DynamoDB table (default: $TABLE_NAME, or the running local stack's).
     #[arg(long, global = true)]
@@ -49,7 +54,11 @@ struct VendorCreate {
     #[arg(long)]
     username: String,
     /// The password (visible in the process list: prefer --password-stdin).
-    #[arg(long, conflicts_with = "password_stdin", required_unless_present = "password_stdin")]
+    #[arg(
+        long,
+        conflicts_with = "password_stdin",
+        required_unless_present = "password_stdin"
+    )]
     password: Option<String>,
     /// Reads the password from standard input (one line).
     #[arg(long)]
@@ -75,16 +84,24 @@ async fn main() -> Result<()> {
                 (Some(p), _) => p,
                 (None, _) => {
                     let mut line = String::new();
-                    io::stdin().read_to_string(&mut line).context("reading the password from stdin")?;
+                    io::stdin()
+                        .read_to_string(&mut line)
+                        .context("reading the password from stdin")?;
                     line.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
             let vendor = create_vendor(&store, &args.username, &password).await?;
-            println!("{}", json!({ "vendorId": vendor.vendor_id, "username": vendor.username }));
+            println!(
+                "{}",
+                json!({ "vendorId": vendor.vendor_id, "username": vendor.username })
+            );
         }
         Command::Vendor(VendorCommand::List) => {
             for v in store.list_vendors().await.map_err(describe)? {
-                println!("{}", json!({ "vendorId": v.vendor_id, "username": v.username, "createdAt": v.created_at }));
+                println!(
+                    "{}",
+                    json!({ "vendorId": v.vendor_id, "username": v.username, "createdAt": v.created_at })
+                );
             }
         }
     }
@@ -95,11 +112,18 @@ async fn main() -> Result<()> {
 async fn create_vendor(store: &DynamoStore, username: &str, password: &str) -> Result<Vendor> {
     let username = auth::normalize_username(username)?;
     auth::validate_new_password(password)?;
-    let hash = auth::hash_password(password).map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
-    let vendor = Vendor { vendor_id: ids::vendor_id(), username, created_at: now() };
+    let hash =
+        auth::hash_password(password).map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+    let vendor = Vendor {
+        vendor_id: ids::vendor_id(),
+        username,
+        created_at: now(),
+    };
     match store.create_vendor(&vendor, &hash).await {
         Ok(()) => Ok(vendor),
-        Err(StoreError::Conflict(Conflict::UsernameTaken)) => bail!("username {:?} is taken", vendor.username),
+        Err(StoreError::Conflict(Conflict::UsernameTaken)) => {
+            bail!("username {:?} is taken", vendor.username)
+        }
         Err(e) => Err(describe(e)),
     }
 }

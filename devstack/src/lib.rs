@@ -69,7 +69,10 @@ pub fn resources_of_type<'a>(template: &'a Value, kind: &str) -> Vec<(String, &'
 pub fn table_definition(template: &Value) -> Result<TableDefinition> {
     let tables = resources_of_type(template, "AWS::DynamoDB::Table");
     let [(logical_id, props)] = tables.as_slice() else {
-        bail!("template.yaml must define exactly one AWS::DynamoDB::Table, found {}", tables.len());
+        bail!(
+            "template.yaml must define exactly one AWS::DynamoDB::Table, found {}",
+            tables.len()
+        );
     };
     let pairs = |key: &str, a: &str, b: &str| -> Result<Vec<(String, String)>> {
         props
@@ -99,10 +102,19 @@ pub fn table_definition(template: &Value) -> Result<TableDefinition> {
 
 /// Creates the table if it does not exist (idempotent), with its TTL setting.
 pub async fn ensure_table(client: &Client, name: &str, def: &TableDefinition) -> Result<bool> {
-    if client.describe_table().table_name(name).send().await.is_ok() {
+    if client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .is_ok()
+    {
         return Ok(false);
     }
-    let mut req = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
+    let mut req = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
     for (n, t) in &def.attributes {
         req = req.attribute_definitions(
             AttributeDefinition::builder()
@@ -112,14 +124,27 @@ pub async fn ensure_table(client: &Client, name: &str, def: &TableDefinition) ->
         );
     }
     for (n, k) in &def.key_schema {
-        req = req.key_schema(KeySchemaElement::builder().attribute_name(n).key_type(KeyType::from(k.as_str())).build()?);
+        req = req.key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(KeyType::from(k.as_str()))
+                .build()?,
+        );
     }
-    req.send().await.map_err(|e| anyhow!(shared::error::chain(&e))).context("creating the table")?;
+    req.send()
+        .await
+        .map_err(|e| anyhow!(shared::error::chain(&e)))
+        .context("creating the table")?;
     if let Some(attr) = &def.ttl_attribute {
         client
             .update_time_to_live()
             .table_name(name)
-            .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(attr).enabled(true).build()?)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(attr)
+                    .enabled(true)
+                    .build()?,
+            )
             .send()
             .await
             .map_err(|e| anyhow!(shared::error::chain(&e)))

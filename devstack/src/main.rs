@@ -5,8 +5,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use shared::{
     api::now,
-    auth, ids,
+    auth,
     domain::Vendor,
+    ids,
     store::{Conflict, DynamoStore, StoreError, VendorStore},
 };
 
@@ -36,20 +37,39 @@ enum Command {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Bootstrap { template, table, demo_username, demo_password } => {
-            let text = fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
+        Command::Bootstrap {
+            template,
+            table,
+            demo_username,
+            demo_password,
+        } => {
+            let text = fs::read_to_string(&template)
+                .with_context(|| format!("reading {}", template.display()))?;
             let def = devstack::table_definition(&devstack::parse_template(&text)?)?;
             let aws = aws_config::load_from_env().await;
             let client = aws_sdk_dynamodb::Client::new(&aws);
             let created = devstack::ensure_table(&client, &table, &def).await?;
-            println!("table {table}: {}", if created { "created" } else { "exists" });
+            println!(
+                "table {table}: {}",
+                if created { "created" } else { "exists" }
+            );
             if !demo_username.is_empty() {
                 let store = DynamoStore::new(client, &table);
-                let hash = auth::hash_password(&demo_password).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let vendor = Vendor { vendor_id: ids::vendor_id(), username: auth::normalize_username(&demo_username)?, created_at: now() };
+                let hash =
+                    auth::hash_password(&demo_password).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let vendor = Vendor {
+                    vendor_id: ids::vendor_id(),
+                    username: auth::normalize_username(&demo_username)?,
+                    created_at: now(),
+                };
                 match store.create_vendor(&vendor, &hash).await {
-                    Ok(()) => println!("demo vendor {} created ({})", vendor.username, vendor.vendor_id),
-                    Err(StoreError::Conflict(Conflict::UsernameTaken)) => println!("demo vendor {} exists", vendor.username),
+                    Ok(()) => println!(
+                        "demo vendor {} created ({})",
+                        vendor.username, vendor.vendor_id
+                    ),
+                    Err(StoreError::Conflict(Conflict::UsernameTaken)) => {
+                        println!("demo vendor {} exists", vendor.username)
+                    }
                     Err(e) => return Err(anyhow::anyhow!(shared::error::chain(&e))),
                 }
                 let demo = store
@@ -59,7 +79,11 @@ async fn main() -> Result<()> {
                     .context("the demo vendor vanished")?
                     .vendor;
                 let created = devstack::ensure_demo_webhook(&store, &demo).await?;
-                println!("demo webhook {}: {}", devstack::DEMO_WEBHOOK_ID, if created { "created" } else { "exists" });
+                println!(
+                    "demo webhook {}: {}",
+                    devstack::DEMO_WEBHOOK_ID,
+                    if created { "created" } else { "exists" }
+                );
             }
         }
     }

@@ -70,10 +70,16 @@ pub fn normalize_username(raw: &str) -> Result<String, FieldError> {
 pub fn validate_new_password(password: &str) -> Result<(), FieldError> {
     let n = password.chars().count();
     if !(12..=256).contains(&n) {
-        return Err(FieldError::malformed("password", "password must be 12-256 characters"));
+        return Err(FieldError::malformed(
+            "password",
+            "password must be 12-256 characters",
+        ));
     }
     if password.chars().any(char::is_control) {
-        return Err(FieldError::malformed("password", "password must not contain control characters"));
+        return Err(FieldError::malformed(
+            "password",
+            "password must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -81,13 +87,19 @@ pub fn validate_new_password(password: &str) -> Result<(), FieldError> {
 /// Hashes a password with argon2id (the crate's defaults: 19 MiB, 2 passes), as a PHC string.
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
-    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
 }
 
 /// Checks a password against a stored PHC hash; a malformed hash never matches.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -114,8 +126,15 @@ mod tests {
 
     #[test]
     fn username_and_password_headers_are_read() {
-        let c = credentials_from_headers(&headers(&[("Username", "acme"), ("Password", "pw:x")])).unwrap();
-        assert_eq!(c, Credentials { username: "acme".into(), password: "pw:x".into() });
+        let c = credentials_from_headers(&headers(&[("Username", "acme"), ("Password", "pw:x")]))
+            .unwrap();
+        assert_eq!(
+            c,
+            Credentials {
+                username: "acme".into(),
+                password: "pw:x".into()
+            }
+        );
     }
 
     #[test]
@@ -157,7 +176,10 @@ mod tests {
 
     #[test]
     fn debug_hides_the_password() {
-        let c = Credentials { username: "u".into(), password: "hunter2hunter2".into() };
+        let c = Credentials {
+            username: "u".into(),
+            password: "hunter2hunter2".into(),
+        };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

@@ -49,13 +49,21 @@ impl ApiError {
 
     /// `401` with the challenge of the dialect's scheme.
     pub fn unauthorized(challenge: &'static str) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid credentials")
-            .with_header(header::WWW_AUTHENTICATE, challenge)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid credentials",
+        )
+        .with_header(header::WWW_AUTHENTICATE, challenge)
     }
 
     /// `404`: also the answer for another vendor's webhook, so existence never leaks.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     /// `405` with the methods the path does allow.
@@ -93,7 +101,11 @@ impl ApiError {
     /// `500`: the client learns nothing of the cause, which is logged here.
     pub fn internal(cause: &(dyn StdError + 'static)) -> Self {
         tracing::error!(error = %chain(cause), "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error, please retry later")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error, please retry later",
+        )
     }
 
     /// Turns the error into the JSON response.
@@ -147,9 +159,10 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
     let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 

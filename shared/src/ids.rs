@@ -35,7 +35,7 @@ mod tests {
     fn webhook_ids_are_positive_and_json_safe() {
         for _ in 0..10_000 {
             let id = webhook_id();
-            assert!(id >= 1 && id < (1u64 << 53));
+            assert!((1..(1u64 << 53)).contains(&id));
         }
     }
 
@@ -51,6 +51,8 @@ mod tests {
     fn vendor_ids_are_lowercase_alphanumeric() {
         let v = vendor_id();
         assert_eq!(v.len(), 24);
-        assert!(v[4..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(v[4..]
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
     }
 }

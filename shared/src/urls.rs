@@ -21,10 +21,17 @@ pub struct TargetPolicy {
 ///
 /// Malformed URLs are `400`s; well-formed ones that policy refuses (`http://`, internal
 /// addresses) are `422`s. Names are checked again, resolved, on every delivery.
-pub fn validate_target_url(field: &str, raw: &str, policy: TargetPolicy) -> Result<Url, FieldError> {
+pub fn validate_target_url(
+    field: &str,
+    raw: &str,
+    policy: TargetPolicy,
+) -> Result<Url, FieldError> {
     let raw = raw.trim();
     if raw.is_empty() {
-        return Err(FieldError::malformed(field, format!("{field} must not be empty")));
+        return Err(FieldError::malformed(
+            field,
+            format!("{field} must not be empty"),
+        ));
     }
     if raw.len() > MAX_URL_LEN {
         return Err(FieldError::malformed(
@@ -33,13 +40,19 @@ pub fn validate_target_url(field: &str, raw: &str, policy: TargetPolicy) -> Resu
         ));
     }
     let url = Url::parse(raw).map_err(|e| {
-        FieldError::malformed(field, format!("{field} must be an absolute https:// URL ({e})"))
+        FieldError::malformed(
+            field,
+            format!("{field} must be an absolute https:// URL ({e})"),
+        )
     })?;
     match url.scheme() {
         "https" => {}
         "http" if policy.allow_http => {}
         "http" => {
-            return Err(FieldError::not_allowed(field, format!("{field} must use https://")));
+            return Err(FieldError::not_allowed(
+                field,
+                format!("{field} must use https://"),
+            ));
         }
         other => {
             return Err(FieldError::malformed(
@@ -55,13 +68,24 @@ pub fn validate_target_url(field: &str, raw: &str, policy: TargetPolicy) -> Resu
         ));
     }
     if url.fragment().is_some() {
-        return Err(FieldError::malformed(field, format!("{field} must not contain a #fragment")));
+        return Err(FieldError::malformed(
+            field,
+            format!("{field} must not contain a #fragment"),
+        ));
     }
     if url.port() == Some(0) {
-        return Err(FieldError::malformed(field, format!("{field} port must be 1-65535")));
+        return Err(FieldError::malformed(
+            field,
+            format!("{field} port must be 1-65535"),
+        ));
     }
     let internal = match url.host() {
-        None => return Err(FieldError::malformed(field, format!("{field} must have a host"))),
+        None => {
+            return Err(FieldError::malformed(
+                field,
+                format!("{field} must have a host"),
+            ))
+        }
         Some(Host::Ipv4(ip)) => is_forbidden_ip(IpAddr::V4(ip)),
         Some(Host::Ipv6(ip)) => is_forbidden_ip(IpAddr::V6(ip)),
         Some(Host::Domain(name)) => {
@@ -136,7 +160,12 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(tail());
     }
     if s[0] == 0x2002 {
-        return Some(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
+        return Some(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ));
     }
     None
 }
@@ -145,8 +174,14 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 mod tests {
     use super::*;
 
-    const PROD: TargetPolicy = TargetPolicy { allow_private: false, allow_http: false };
-    const LOCAL: TargetPolicy = TargetPolicy { allow_private: true, allow_http: true };
+    const PROD: TargetPolicy = TargetPolicy {
+        allow_private: false,
+        allow_http: false,
+    };
+    const LOCAL: TargetPolicy = TargetPolicy {
+        allow_private: true,
+        allow_http: true,
+    };
 
     fn forbidden(s: &str) -> bool {
         is_forbidden_ip(s.parse().unwrap())
@@ -155,10 +190,26 @@ mod tests {
     #[test]
     fn internal_ipv4_ranges_are_forbidden() {
         for ip in [
-            "0.0.0.0", "10.1.2.3", "100.64.0.1", "100.127.255.255", "127.0.0.1", "127.255.0.9",
-            "169.254.169.254", "172.16.0.1", "172.31.255.255", "192.0.0.8", "192.0.2.1",
-            "192.168.1.1", "198.18.0.1", "198.19.255.1", "198.51.100.7", "203.0.113.9",
-            "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255",
+            "0.0.0.0",
+            "10.1.2.3",
+            "100.64.0.1",
+            "100.127.255.255",
+            "127.0.0.1",
+            "127.255.0.9",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.19.255.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
         ] {
             assert!(forbidden(ip), "{ip} should be forbidden");
         }
@@ -167,9 +218,18 @@ mod tests {
     #[test]
     fn public_addresses_are_allowed() {
         for ip in [
-            "1.1.1.1", "8.8.8.8", "100.63.255.255", "100.128.0.1", "172.15.0.1", "172.32.0.1",
-            "192.169.0.1", "198.20.0.1", "2606:4700:4700::1111", "2a00:1450:4001::200e",
-            "64:ff9b::808:808", "2002:0808:0808::1",
+            "1.1.1.1",
+            "8.8.8.8",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.15.0.1",
+            "172.32.0.1",
+            "192.169.0.1",
+            "198.20.0.1",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001::200e",
+            "64:ff9b::808:808",
+            "2002:0808:0808::1",
         ] {
             assert!(!forbidden(ip), "{ip} should be allowed");
         }
@@ -178,10 +238,27 @@ mod tests {
     #[test]
     fn internal_ipv6_ranges_and_embedded_forms_are_forbidden() {
         for ip in [
-            "::", "::1", "fc00::1", "fd12:3456::1", "fe80::1", "fec0::1", "ff02::1",
-            "2001:db8::1", "100::1", "2001::1", "2001:2::1", "64:ff9b:1::1", "3fff::1",
-            "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::ffff:10.0.0.1", "::127.0.0.1",
-            "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2002:7f00:0001::1", "2002:c0a8:0101::",
+            "::",
+            "::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "2001:db8::1",
+            "100::1",
+            "2001::1",
+            "2001:2::1",
+            "64:ff9b:1::1",
+            "3fff::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:0001::1",
+            "2002:c0a8:0101::",
         ] {
             assert!(forbidden(ip), "{ip} should be forbidden");
         }
@@ -198,9 +275,17 @@ mod tests {
     #[test]
     fn malformed_urls_are_400_and_name_the_field() {
         for raw in [
-            "", "not a url", "/relative", "ftp://example.com/", "javascript:alert(1)",
-            "https://user:pw@example.com/", "https://user@example.com/", "https://example.com/#x",
-            "https://example.com:0/", "https://example.com:70000/", "file:///etc/passwd",
+            "",
+            "not a url",
+            "/relative",
+            "ftp://example.com/",
+            "javascript:alert(1)",
+            "https://user:pw@example.com/",
+            "https://user@example.com/",
+            "https://example.com/#x",
+            "https://example.com:0/",
+            "https://example.com:70000/",
+            "file:///etc/passwd",
         ] {
             let e = validate_target_url("url", raw, PROD).unwrap_err();
             assert!(!e.not_allowed, "{raw}: {e}");
@@ -208,15 +293,25 @@ mod tests {
             assert!(e.message.starts_with("url "), "{raw}: {}", e.message);
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
-        assert!(!validate_target_url("url", &long, PROD).unwrap_err().not_allowed);
+        assert!(
+            !validate_target_url("url", &long, PROD)
+                .unwrap_err()
+                .not_allowed
+        );
     }
 
     #[test]
     fn http_and_internal_targets_are_422_in_production() {
         for raw in [
-            "http://example.com/", "https://127.0.0.1/", "https://[::1]/", "https://localhost/",
-            "https://api.localhost./", "https://169.254.169.254/latest/meta-data/",
-            "https://0x7f.1/", "https://[::ffff:7f00:1]/", "https://10.0.0.1:8443/",
+            "http://example.com/",
+            "https://127.0.0.1/",
+            "https://[::1]/",
+            "https://localhost/",
+            "https://api.localhost./",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://0x7f.1/",
+            "https://[::ffff:7f00:1]/",
+            "https://10.0.0.1:8443/",
         ] {
             let e = validate_target_url("url", raw, PROD).unwrap_err();
             assert!(e.not_allowed, "{raw}: {e}");
@@ -228,7 +323,14 @@ mod tests {
         assert!(validate_target_url("url", "http://127.0.0.1:8080/hook", LOCAL).is_ok());
         assert!(validate_target_url("url", "https://localhost/", LOCAL).is_ok());
         assert!(validate_target_url("url", "ftp://127.0.0.1/", LOCAL).is_err());
-        let https_only = TargetPolicy { allow_private: true, allow_http: false };
-        assert!(validate_target_url("address", "http://127.0.0.1/", https_only).unwrap_err().not_allowed);
+        let https_only = TargetPolicy {
+            allow_private: true,
+            allow_http: false,
+        };
+        assert!(
+            validate_target_url("address", "http://127.0.0.1/", https_only)
+                .unwrap_err()
+                .not_allowed
+        );
     }
 }

@@ -22,12 +22,17 @@ pub fn stack_var(name: &str) -> String {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Where cargo puts the workspace's binaries.
 pub fn target_bin(name: &str) -> PathBuf {
-    let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
+    let target = env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("target"));
     target.join("debug").join(name)
 }
 
@@ -60,10 +65,18 @@ pub struct TestVendor {
 pub async fn new_vendor(store: &DynamoStore) -> TestVendor {
     let username = unique("vendor");
     let password = format!("pw-{}", ids::vendor_id());
-    let vendor = Vendor { vendor_id: ids::vendor_id(), username: username.clone(), created_at: now() };
+    let vendor = Vendor {
+        vendor_id: ids::vendor_id(),
+        username: username.clone(),
+        created_at: now(),
+    };
     let hash = auth::hash_password(&password).unwrap();
     store.create_vendor(&vendor, &hash).await.unwrap();
-    TestVendor { vendor, username, password }
+    TestVendor {
+        vendor,
+        username,
+        password,
+    }
 }
 
 /// An answer of the API.
@@ -77,7 +90,8 @@ pub struct Answer {
 impl Answer {
     /// The body as JSON (panics with the body if it is not).
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
     }
 
     /// The header's value as text.
@@ -90,7 +104,9 @@ impl Answer {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
         let body = self.json();
         assert_eq!(body["error"]["code"], code, "body: {}", self.text);
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
         body["error"].clone()
     }
 }
@@ -113,13 +129,22 @@ impl Api {
     pub fn new() -> Self {
         Self {
             // Generous: the first request to a function may wait for it to start.
-            client: reqwest::Client::builder().timeout(Duration::from_secs(180)).build().unwrap(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(180))
+                .build()
+                .unwrap(),
             base: stack_var("WEBHOOKS_API_URL"),
         }
     }
 
     /// Sends a request with the given headers and raw body.
-    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Answer {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Answer {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -136,11 +161,26 @@ impl Api {
     }
 
     /// Sends JSON as a vendor (Username/Password headers).
-    pub async fn vendor(&self, v: &TestVendor, method: Method, path: &str, body: Option<&Value>) -> Answer {
-        let mut headers = vec![("Username", v.username.as_str()), ("Password", v.password.as_str())];
+    pub async fn vendor(
+        &self,
+        v: &TestVendor,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Answer {
+        let mut headers = vec![
+            ("Username", v.username.as_str()),
+            ("Password", v.password.as_str()),
+        ];
         if body.is_some() {
             headers.push(("Content-Type", "application/json"));
         }
-        self.send(method, path, &headers, body.map(|b| serde_json::to_vec(b).unwrap())).await
+        self.send(
+            method,
+            path,
+            &headers,
+            body.map(|b| serde_json::to_vec(b).unwrap()),
+        )
+        .await
     }
 }

@@ -11,12 +11,27 @@ fn invoke(function: &str, event: &str) -> (u64, Value) {
     let port = api.rsplit(':').next().unwrap().to_owned();
     let out = Command::new("cargo")
         .current_dir(repo_root())
-        .args(["lambda", "invoke", function, "--data-file", event, "--invoke-address", "127.0.0.1", "--invoke-port", &port])
+        .args([
+            "lambda",
+            "invoke",
+            function,
+            "--data-file",
+            event,
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port,
+        ])
         .output()
         .expect("cargo lambda is on PATH (make test puts .venv/bin there)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "invoke {function} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let response: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert!(
+        out.status.success(),
+        "invoke {function} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let response: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     assert_eq!(response["headers"]["content-type"], "application/json");
     (response["statusCode"].as_u64().unwrap(), body)
@@ -33,7 +48,9 @@ async fn each_function_answers_its_sample_event() {
         .vendor;
     // Start from the state the stack starts in: demo webhook 1000, no webhook of the create event.
     for w in store.list_webhooks(&demo.vendor_id).await.unwrap() {
-        if w.url == "https://example.com/webhooks/invoke-example" || w.id == devstack::DEMO_WEBHOOK_ID {
+        if w.url == "https://example.com/webhooks/invoke-example"
+            || w.id == devstack::DEMO_WEBHOOK_ID
+        {
             store.delete_webhook(&w).await.unwrap();
         }
     }
@@ -41,13 +58,24 @@ async fn each_function_answers_its_sample_event() {
 
     let (status, body) = invoke("list-webhooks", "events/list-webhooks.json");
     assert_eq!(status, 200, "{body}");
-    assert!(body["webhooks"].as_array().unwrap().iter().any(|w| w["webhookId"] == 1000), "{body}");
+    assert!(
+        body["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["webhookId"] == 1000),
+        "{body}"
+    );
 
     let (status, body) = invoke("create-webhook", "events/create-webhook.json");
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["url"], "https://example.com/webhooks/invoke-example");
     let (status, body) = invoke("create-webhook", "events/create-webhook.json");
-    assert_eq!((status, &body["error"]["code"]), (409, &Value::from("duplicate")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &Value::from("duplicate")),
+        "{body}"
+    );
 
     let (status, body) = invoke("get-webhook", "events/get-webhook.json");
     assert_eq!(status, 200, "{body}");
@@ -56,12 +84,20 @@ async fn each_function_answers_its_sample_event() {
     let (status, body) = invoke("update-webhook", "events/update-webhook.json");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["webhookType"], "order_cancellation");
-    let stored = store.get_webhook(&demo.vendor_id, 1000).await.unwrap().unwrap();
+    let stored = store
+        .get_webhook(&demo.vendor_id, 1000)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.event_type.as_str(), "order_cancellation");
 
     let (status, body) = invoke("delete-webhook", "events/delete-webhook.json");
     assert_eq!(status, 200, "{body}");
-    assert!(store.get_webhook(&demo.vendor_id, 1000).await.unwrap().is_none());
+    assert!(store
+        .get_webhook(&demo.vendor_id, 1000)
+        .await
+        .unwrap()
+        .is_none());
     let (status, body) = invoke("get-webhook", "events/get-webhook.json");
     assert_eq!(status, 404, "{body}");
 

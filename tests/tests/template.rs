@@ -9,7 +9,8 @@ use tests::repo_root;
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 fn template() -> Value {
-    devstack::parse_template(&std::fs::read_to_string(repo_root().join("template.yaml")).unwrap()).unwrap()
+    devstack::parse_template(&std::fs::read_to_string(repo_root().join("template.yaml")).unwrap())
+        .unwrap()
 }
 
 fn cargo_toml() -> toml::Value {
@@ -20,12 +21,21 @@ fn cargo_toml() -> toml::Value {
 fn template_routes(t: &Value) -> BTreeMap<(String, String), String> {
     let mut routes = BTreeMap::new();
     for (id, props) in devstack::resources_of_type(t, "AWS::Serverless::Function") {
-        let binary = t["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
+        let binary = t["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         for (_, event) in props["Events"].as_mapping().into_iter().flatten() {
             if event["Type"].as_str() == Some("HttpApi") {
                 let p = &event["Properties"];
-                let key = (p["Method"].as_str().unwrap().to_owned(), p["Path"].as_str().unwrap().to_owned());
-                assert!(routes.insert(key.clone(), binary.clone()).is_none(), "{key:?} routed twice");
+                let key = (
+                    p["Method"].as_str().unwrap().to_owned(),
+                    p["Path"].as_str().unwrap().to_owned(),
+                );
+                assert!(
+                    routes.insert(key.clone(), binary.clone()).is_none(),
+                    "{key:?} routed twice"
+                );
             }
         }
     }
@@ -33,7 +43,11 @@ fn template_routes(t: &Value) -> BTreeMap<(String, String), String> {
 }
 
 /// The function the template sends (method, path) to, with `ANY` as API Gateway applies it.
-fn template_target<'a>(routes: &'a BTreeMap<(String, String), String>, method: &str, path: &str) -> Option<&'a String> {
+fn template_target<'a>(
+    routes: &'a BTreeMap<(String, String), String>,
+    method: &str,
+    path: &str,
+) -> Option<&'a String> {
     routes
         .get(&(method.to_owned(), path.to_owned()))
         .or_else(|| routes.get(&("ANY".to_owned(), path.to_owned())))
@@ -42,12 +56,20 @@ fn template_target<'a>(routes: &'a BTreeMap<(String, String), String>, method: &
 /// (method, path) -> function, from the `cargo lambda watch` router in Cargo.toml.
 fn watch_routes() -> BTreeMap<(String, String), String> {
     let cargo = cargo_toml();
-    let router = cargo["workspace"]["metadata"]["lambda"]["watch"]["router"].as_table().unwrap().clone();
+    let router = cargo["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .unwrap()
+        .clone();
     let mut routes = BTreeMap::new();
     for (path, entries) in router {
         for e in entries.as_array().unwrap() {
             let key = (e["method"].as_str().unwrap().to_owned(), path.clone());
-            assert!(routes.insert(key.clone(), e["function"].as_str().unwrap().to_owned()).is_none(), "{key:?} twice");
+            assert!(
+                routes
+                    .insert(key.clone(), e["function"].as_str().unwrap().to_owned())
+                    .is_none(),
+                "{key:?} twice"
+            );
         }
     }
     routes
@@ -69,15 +91,29 @@ fn the_template_the_local_router_and_the_code_route_alike() {
                 .unwrap()
                 .function_name();
             let key = (method.to_owned(), path.to_string());
-            assert_eq!(template_target(&template, method, path).map(String::as_str), Some(expected), "template: {key:?}");
-            assert_eq!(watch.get(&key).map(String::as_str), Some(expected), "Cargo.toml router: {key:?}");
+            assert_eq!(
+                template_target(&template, method, path).map(String::as_str),
+                Some(expected),
+                "template: {key:?}"
+            );
+            assert_eq!(
+                watch.get(&key).map(String::as_str),
+                Some(expected),
+                "Cargo.toml router: {key:?}"
+            );
         }
     }
     for (method, path) in template.keys() {
-        assert!(paths.contains(path.as_str()), "template routes {method} {path}, which the code does not know");
+        assert!(
+            paths.contains(path.as_str()),
+            "template routes {method} {path}, which the code does not know"
+        );
     }
     for (method, path) in watch.keys() {
-        assert!(paths.contains(path.as_str()), "the local router routes {method} {path}, which the code does not know");
+        assert!(
+            paths.contains(path.as_str()),
+            "the local router routes {method} {path}, which the code does not know"
+        );
     }
 }
 
@@ -92,13 +128,21 @@ fn every_function_crate_is_deployed_and_built_the_lambda_way() {
     for (id, _) in devstack::resources_of_type(&t, "AWS::Serverless::Function") {
         let meta = &t["Resources"][id.as_str()]["Metadata"];
         assert_eq!(meta["BuildMethod"], "rust-cargolambda", "{id}");
-        deployed.insert(meta["BuildProperties"]["Binary"].as_str().unwrap().to_owned());
+        deployed.insert(
+            meta["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let crates: BTreeSet<String> = std::fs::read_dir(repo_root().join("functions"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(deployed, crates, "one template function per crate under functions/");
+    assert_eq!(
+        deployed, crates,
+        "one template function per crate under functions/"
+    );
     let members: Vec<String> = cargo_toml()["workspace"]["members"]
         .as_array()
         .unwrap()
@@ -106,7 +150,10 @@ fn every_function_crate_is_deployed_and_built_the_lambda_way() {
         .map(|m| m.as_str().unwrap().to_owned())
         .collect();
     for c in &crates {
-        assert!(members.contains(&format!("functions/{c}")), "{c} is not a workspace member");
+        assert!(
+            members.contains(&format!("functions/{c}")),
+            "{c} is not a workspace member"
+        );
     }
 }
 
@@ -114,15 +161,26 @@ fn every_function_crate_is_deployed_and_built_the_lambda_way() {
 fn the_table_and_the_api_keep_the_deployment_rules() {
     let t = template();
     let def = devstack::table_definition(&t).unwrap();
-    assert_eq!(def.key_schema, [("pk".to_owned(), "HASH".to_owned()), ("sk".to_owned(), "RANGE".to_owned())]);
+    assert_eq!(
+        def.key_schema,
+        [
+            ("pk".to_owned(), "HASH".to_owned()),
+            ("sk".to_owned(), "RANGE".to_owned())
+        ]
+    );
     assert_eq!(def.ttl_attribute.as_deref(), Some("expiresAt"));
     let table = &t["Resources"][def.logical_id.as_str()]["Properties"];
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
-    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
     let api = devstack::resources_of_type(&t, "AWS::Serverless::HttpApi");
     assert_eq!(api.len(), 1);
     let throttle = &api[0].1["DefaultRouteSettings"];
-    assert!(!throttle["ThrottlingRateLimit"].is_null() && !throttle["ThrottlingBurstLimit"].is_null());
+    assert!(
+        !throttle["ThrottlingRateLimit"].is_null() && !throttle["ThrottlingBurstLimit"].is_null()
+    );
     assert!(!t["Outputs"]["ApiUrl"]["Value"].is_null());
 }
 
@@ -132,12 +190,27 @@ fn functions_get_only_the_table_actions_they_use() {
     let expected: BTreeMap<&str, &[&str]> = BTreeMap::from([
         ("list-webhooks", &["dynamodb:GetItem", "dynamodb:Query"][..]),
         ("get-webhook", &["dynamodb:GetItem"][..]),
-        ("create-webhook", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
-        ("update-webhook", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"][..]),
-        ("delete-webhook", &["dynamodb:GetItem", "dynamodb:DeleteItem"][..]),
+        (
+            "create-webhook",
+            &["dynamodb:GetItem", "dynamodb:PutItem"][..],
+        ),
+        (
+            "update-webhook",
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+            ][..],
+        ),
+        (
+            "delete-webhook",
+            &["dynamodb:GetItem", "dynamodb:DeleteItem"][..],
+        ),
     ]);
     for (id, props) in devstack::resources_of_type(&t, "AWS::Serverless::Function") {
-        let binary = t["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let binary = t["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
         let actions: Vec<&str> = props["Policies"]
             .as_sequence()
             .unwrap()

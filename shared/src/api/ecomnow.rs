@@ -77,7 +77,8 @@ pub(super) async fn serve<S: VendorStore + WebhookStore>(
             let mut view = WebhookView::of(&webhook);
             view.secret = Some(&webhook.secret);
             let mut response = json_response(StatusCode::CREATED, &view);
-            if let Ok(location) = HeaderValue::from_str(&format!("/basic/webhooks/{}", webhook.id)) {
+            if let Ok(location) = HeaderValue::from_str(&format!("/basic/webhooks/{}", webhook.id))
+            {
                 response.headers_mut().insert(header::LOCATION, location);
             }
             Ok(response)
@@ -110,8 +111,15 @@ where
     spec_from_body(&body, app.target_policy(Dialect::Ecomnow))
 }
 
-fn spec_from_body(body: &Map<String, Value>, policy: urls::TargetPolicy) -> Result<WebhookSpec, ApiError> {
-    request::only_fields(body, "", &["authentication", "webhookType", "url", "method"])?;
+fn spec_from_body(
+    body: &Map<String, Value>,
+    policy: urls::TargetPolicy,
+) -> Result<WebhookSpec, ApiError> {
+    request::only_fields(
+        body,
+        "",
+        &["authentication", "webhookType", "url", "method"],
+    )?;
     // The document speaks of a "webhook method"; POST is the only one deliveries use.
     if let Some(method) = request::optional_str(body, "", "method")? {
         if !method.eq_ignore_ascii_case("POST") {
@@ -124,8 +132,10 @@ fn spec_from_body(body: &Map<String, Value>, policy: urls::TargetPolicy) -> Resu
         Dialect::Ecomnow,
     )?;
     let url = urls::validate_target_url("url", request::required_str(body, "", "url")?, policy)?;
-    let authentication =
-        domain::validate_authentication("authentication", request::optional_str(body, "", "authentication")?)?;
+    let authentication = domain::validate_authentication(
+        "authentication",
+        request::optional_str(body, "", "authentication")?,
+    )?;
     Ok(WebhookSpec {
         event_type,
         url: url.into(),
@@ -146,8 +156,14 @@ mod tests {
     use crate::domain::EventType;
     use serde_json::json;
 
-    const LOCAL: urls::TargetPolicy = urls::TargetPolicy { allow_private: true, allow_http: true };
-    const PROD: urls::TargetPolicy = urls::TargetPolicy { allow_private: false, allow_http: false };
+    const LOCAL: urls::TargetPolicy = urls::TargetPolicy {
+        allow_private: true,
+        allow_http: true,
+    };
+    const PROD: urls::TargetPolicy = urls::TargetPolicy {
+        allow_private: false,
+        allow_http: false,
+    };
 
     fn body(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
@@ -167,23 +183,45 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_and_the_allowed_values() {
-        let e = spec_from_body(&body(json!({"webhookType": "order_created", "url": "https://a.example/"})), PROD).unwrap_err();
-        assert_eq!((e.status.as_u16(), e.field.as_deref()), (400, Some("webhookType")));
+        let e = spec_from_body(
+            &body(json!({"webhookType": "order_created", "url": "https://a.example/"})),
+            PROD,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.field.as_deref()),
+            (400, Some("webhookType"))
+        );
         assert!(e.message.contains("new_order, order_cancellation"));
 
         let e = spec_from_body(&body(json!({"webhookType": "new_order"})), PROD).unwrap_err();
         assert_eq!((e.status.as_u16(), e.field.as_deref()), (400, Some("url")));
 
-        let e = spec_from_body(&body(json!({"webhookType": "new_order", "url": 5})), PROD).unwrap_err();
+        let e =
+            spec_from_body(&body(json!({"webhookType": "new_order", "url": 5})), PROD).unwrap_err();
         assert_eq!(e.message, "url must be a string");
 
-        let e = spec_from_body(&body(json!({"webhookType": "new_order", "url": "https://a.example/", "hook": 1})), PROD).unwrap_err();
+        let e = spec_from_body(
+            &body(json!({"webhookType": "new_order", "url": "https://a.example/", "hook": 1})),
+            PROD,
+        )
+        .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("hook"));
 
-        let e = spec_from_body(&body(json!({"webhookType": "new_order", "url": "http://a.example/"})), PROD).unwrap_err();
+        let e = spec_from_body(
+            &body(json!({"webhookType": "new_order", "url": "http://a.example/"})),
+            PROD,
+        )
+        .unwrap_err();
         assert_eq!((e.status.as_u16(), e.code), (422, "not_allowed"));
 
-        let e = spec_from_body(&body(json!({"webhookType": "new_order", "url": "https://a.example/", "method": "GET"})), PROD).unwrap_err();
+        let e = spec_from_body(
+            &body(
+                json!({"webhookType": "new_order", "url": "https://a.example/", "method": "GET"}),
+            ),
+            PROD,
+        )
+        .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("method"));
     }
 

@@ -44,7 +44,10 @@ impl<S: VendorStore + WebhookStore> App<S> {
 
     /// Serves one request for the function `op`; never fails, every error is a JSON answer.
     pub async fn handle(&self, op: Operation, req: Request) -> Response<Body> {
-        let request_id = req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+        let request_id = req
+            .lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .unwrap_or_default();
         let span = tracing::info_span!(
             "request",
             function = op.function_name(),
@@ -54,7 +57,10 @@ impl<S: VendorStore + WebhookStore> App<S> {
             vendor = tracing::field::Empty,
         );
         async move {
-            let response = self.dispatch(op, &req).await.unwrap_or_else(ApiError::into_response);
+            let response = self
+                .dispatch(op, &req)
+                .await
+                .unwrap_or_else(ApiError::into_response);
             tracing::info!(status = response.status().as_u16(), "answered");
             response
         }
@@ -66,12 +72,17 @@ impl<S: VendorStore + WebhookStore> App<S> {
         let path = req.uri().path().to_owned();
         let (route, param) = match routes::resolve(req.method().as_str(), &path) {
             routes::Resolved::Route(route, param) => (route, param),
-            routes::Resolved::MethodNotAllowed(allow) => return Err(ApiError::method_not_allowed(&allow)),
+            routes::Resolved::MethodNotAllowed(allow) => {
+                return Err(ApiError::method_not_allowed(&allow))
+            }
             routes::Resolved::NotFound => return Err(ApiError::not_found("route")),
         };
         if route.operation != op {
             // The template routed this request to the wrong function: a deployment bug.
-            tracing::error!(expected = route.operation.function_name(), "request routed to the wrong function");
+            tracing::error!(
+                expected = route.operation.function_name(),
+                "request routed to the wrong function"
+            );
             return Err(ApiError::new(
                 lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -91,13 +102,16 @@ impl<S: VendorStore + WebhookStore> App<S> {
     /// eComNow authentication: `Username`/`Password` headers or HTTP Basic.
     async fn authenticate_basic(&self, req: &Request) -> Result<Vendor, ApiError> {
         const CHALLENGE: &str = "Basic realm=\"webhooks\", charset=\"UTF-8\"";
-        let creds = auth::credentials_from_headers(req.headers()).ok_or(ApiError::unauthorized(CHALLENGE))?;
+        let creds = auth::credentials_from_headers(req.headers())
+            .ok_or(ApiError::unauthorized(CHALLENGE))?;
         let login = match auth::normalize_username(&creds.username) {
             Ok(username) => self.store.vendor_login(&username).await?,
             Err(_) => None,
         };
         match login {
-            Some(login) if auth::verify_password(&creds.password, &login.password_hash) => Ok(login.vendor),
+            Some(login) if auth::verify_password(&creds.password, &login.password_hash) => {
+                Ok(login.vendor)
+            }
             Some(_) => Err(ApiError::unauthorized(CHALLENGE)),
             None => {
                 auth::verify_against_dummy(&creds.password);
@@ -126,7 +140,11 @@ const WRITE_ATTEMPTS: usize = 5;
 
 impl<S: WebhookStore> App<S> {
     /// Registers a webhook with a fresh id and signing secret.
-    pub async fn create_webhook(&self, vendor: &Vendor, spec: WebhookSpec) -> Result<Webhook, ApiError> {
+    pub async fn create_webhook(
+        &self,
+        vendor: &Vendor,
+        spec: WebhookSpec,
+    ) -> Result<Webhook, ApiError> {
         let now = now();
         let mut webhook = Webhook {
             id: 0,
@@ -162,7 +180,12 @@ impl<S: WebhookStore> App<S> {
     }
 
     /// Replaces a webhook's type, URL and authentication; id, secret and creation time stay.
-    pub async fn update_webhook(&self, vendor: &Vendor, id: u64, spec: WebhookSpec) -> Result<Webhook, ApiError> {
+    pub async fn update_webhook(
+        &self,
+        vendor: &Vendor,
+        id: u64,
+        spec: WebhookSpec,
+    ) -> Result<Webhook, ApiError> {
         for _ in 0..WRITE_ATTEMPTS {
             let current = self.find_webhook(vendor, id).await?;
             let next = Webhook {

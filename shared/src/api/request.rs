@@ -22,11 +22,17 @@ pub fn json_object(req: &Request, limit: usize) -> Result<Map<String, Value>, Ap
         return Err(ApiError::too_large(limit));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("invalid_json", "request body is required: a JSON object"));
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "request body is required: a JSON object",
+        ));
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::bad_request("invalid_json", "request body must be a JSON object")),
+        Ok(_) => Err(ApiError::bad_request(
+            "invalid_json",
+            "request body must be a JSON object",
+        )),
         Err(e) => Err(ApiError::bad_request(
             "invalid_json",
             format!("request body is not valid JSON: {e}"),
@@ -35,12 +41,19 @@ pub fn json_object(req: &Request, limit: usize) -> Result<Map<String, Value>, Ap
 }
 
 /// Refuses fields outside `allowed`, naming the first unknown one and the allowed ones.
-pub fn only_fields(map: &Map<String, Value>, prefix: &str, allowed: &[&str]) -> Result<(), ApiError> {
+pub fn only_fields(
+    map: &Map<String, Value>,
+    prefix: &str,
+    allowed: &[&str],
+) -> Result<(), ApiError> {
     if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
         let shown: String = unknown.chars().take(64).collect();
         let mut e = ApiError::bad_request(
             "invalid_field",
-            format!("unknown field {prefix}{shown:?}; allowed: {}", allowed.join(", ")),
+            format!(
+                "unknown field {prefix}{shown:?}; allowed: {}",
+                allowed.join(", ")
+            ),
         );
         e.field = Some(format!("{prefix}{shown}"));
         return Err(e);
@@ -49,7 +62,11 @@ pub fn only_fields(map: &Map<String, Value>, prefix: &str, allowed: &[&str]) -> 
 }
 
 /// A required string field.
-pub fn required_str<'a>(map: &'a Map<String, Value>, prefix: &str, name: &str) -> Result<&'a str, ApiError> {
+pub fn required_str<'a>(
+    map: &'a Map<String, Value>,
+    prefix: &str,
+    name: &str,
+) -> Result<&'a str, ApiError> {
     match map.get(name) {
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(field_error(prefix, name, "must be a string")),
@@ -58,7 +75,11 @@ pub fn required_str<'a>(map: &'a Map<String, Value>, prefix: &str, name: &str) -
 }
 
 /// An optional string field; `null` counts as absent.
-pub fn optional_str<'a>(map: &'a Map<String, Value>, prefix: &str, name: &str) -> Result<Option<&'a str>, ApiError> {
+pub fn optional_str<'a>(
+    map: &'a Map<String, Value>,
+    prefix: &str,
+    name: &str,
+) -> Result<Option<&'a str>, ApiError> {
     match map.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -95,8 +116,21 @@ mod tests {
     #[test]
     fn path_ids_must_be_positive_integers_below_2_pow_53() {
         assert_eq!(webhook_id(Some("42"), "webhookId").unwrap(), 42);
-        assert_eq!(webhook_id(Some("9007199254740991"), "webhookId").unwrap(), MAX_WEBHOOK_ID);
-        for bad in ["0", "-1", "1.5", "abc", "", "9007199254740992", "99999999999999999999", "+1", " 1"] {
+        assert_eq!(
+            webhook_id(Some("9007199254740991"), "webhookId").unwrap(),
+            MAX_WEBHOOK_ID
+        );
+        for bad in [
+            "0",
+            "-1",
+            "1.5",
+            "abc",
+            "",
+            "9007199254740992",
+            "99999999999999999999",
+            "+1",
+            " 1",
+        ] {
             let e = webhook_id(Some(bad), "webhookId").unwrap_err();
             assert_eq!(e.status, 400, "{bad}");
         }

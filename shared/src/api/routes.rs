@@ -43,17 +43,52 @@ pub struct Route {
     pub dialect: Dialect,
 }
 
-const fn route(method: &'static str, path: &'static str, operation: Operation, dialect: Dialect) -> Route {
-    Route { method, path, operation, dialect }
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    operation: Operation,
+    dialect: Dialect,
+) -> Route {
+    Route {
+        method,
+        path,
+        operation,
+        dialect,
+    }
 }
 
 /// Every route of the API. The first route of a path also answers its other methods, with 405.
 pub const ROUTES: &[Route] = &[
-    route("GET", "/basic/webhooks", Operation::ListWebhooks, Dialect::Ecomnow),
-    route("POST", "/basic/webhooks", Operation::CreateWebhook, Dialect::Ecomnow),
-    route("GET", "/basic/webhooks/{webhookId}", Operation::GetWebhook, Dialect::Ecomnow),
-    route("PUT", "/basic/webhooks/{webhookId}", Operation::UpdateWebhook, Dialect::Ecomnow),
-    route("DELETE", "/basic/webhooks/{webhookId}", Operation::DeleteWebhook, Dialect::Ecomnow),
+    route(
+        "GET",
+        "/basic/webhooks",
+        Operation::ListWebhooks,
+        Dialect::Ecomnow,
+    ),
+    route(
+        "POST",
+        "/basic/webhooks",
+        Operation::CreateWebhook,
+        Dialect::Ecomnow,
+    ),
+    route(
+        "GET",
+        "/basic/webhooks/{webhookId}",
+        Operation::GetWebhook,
+        Dialect::Ecomnow,
+    ),
+    route(
+        "PUT",
+        "/basic/webhooks/{webhookId}",
+        Operation::UpdateWebhook,
+        Dialect::Ecomnow,
+    ),
+    route(
+        "DELETE",
+        "/basic/webhooks/{webhookId}",
+        Operation::DeleteWebhook,
+        Dialect::Ecomnow,
+    ),
 ];
 
 /// What a request's method and path resolve to.
@@ -86,7 +121,10 @@ pub fn resolve<'a>(method: &str, path: &'a str) -> Resolved<'a> {
 
 /// The function that answers a path's unsupported methods: its first route's.
 pub fn fallback_for(path_template: &str) -> Option<Operation> {
-    ROUTES.iter().find(|r| r.path == path_template).map(|r| r.operation)
+    ROUTES
+        .iter()
+        .find(|r| r.path == path_template)
+        .map(|r| r.operation)
 }
 
 fn match_path<'a>(template: &str, path: &'a str) -> Option<Option<&'a str>> {
@@ -123,8 +161,14 @@ mod tests {
 
     #[test]
     fn wrong_methods_list_the_allowed_ones() {
-        assert_eq!(resolve("PATCH", "/basic/webhooks/1"), Resolved::MethodNotAllowed(vec!["GET", "PUT", "DELETE"]));
-        assert_eq!(resolve("DELETE", "/basic/webhooks"), Resolved::MethodNotAllowed(vec!["GET", "POST"]));
+        assert_eq!(
+            resolve("PATCH", "/basic/webhooks/1"),
+            Resolved::MethodNotAllowed(vec!["GET", "PUT", "DELETE"])
+        );
+        assert_eq!(
+            resolve("DELETE", "/basic/webhooks"),
+            Resolved::MethodNotAllowed(vec!["GET", "POST"])
+        );
     }
 
     #[test]

@@ -41,7 +41,12 @@ impl DynamoStore {
         }
     }
 
-    fn put(&self, item: Item, condition: &str, values: Option<Item>) -> Result<TransactWriteItem, StoreError> {
+    fn put(
+        &self,
+        item: Item,
+        condition: &str,
+        values: Option<Item>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -52,7 +57,12 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn delete(&self, pk: String, sk: String, condition: Option<(&str, Item)>) -> Result<TransactWriteItem, StoreError> {
+    fn delete(
+        &self,
+        pk: String,
+        sk: String,
+        condition: Option<(&str, Item)>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let (condition, values) = match condition {
             Some((c, v)) => (Some(c.to_owned()), Some(v)),
             None => (None, None),
@@ -69,8 +79,17 @@ impl DynamoStore {
     }
 
     /// Runs a transaction; on a condition failure returns the indexes of the items that failed.
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<usize>>, StoreError> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Vec<usize>>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(Ok(())),
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 TransactWriteItemsError::TransactionCanceledException(c) => {
@@ -82,7 +101,9 @@ impl DynamoStore {
                         .map(|(i, _)| i)
                         .collect();
                     if failed.is_empty() {
-                        Err(backend(TransactWriteItemsError::TransactionCanceledException(c)))
+                        Err(backend(
+                            TransactWriteItemsError::TransactionCanceledException(c),
+                        ))
                     } else {
                         Ok(Err(failed))
                     }
@@ -155,13 +176,18 @@ impl VendorStore for DynamoStore {
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
-            Err(failed) if failed.contains(&0) => Err(StoreError::Conflict(Conflict::UsernameTaken)),
+            Err(failed) if failed.contains(&0) => {
+                Err(StoreError::Conflict(Conflict::UsernameTaken))
+            }
             Err(_) => Err(StoreError::Conflict(Conflict::IdTaken)),
         }
     }
 
     async fn vendor_login(&self, username: &str) -> Result<Option<VendorLogin>, StoreError> {
-        let Some(item) = self.get_item(format!("USERNAME#{username}"), "#".into()).await? else {
+        let Some(item) = self
+            .get_item(format!("USERNAME#{username}"), "#".into())
+            .await?
+        else {
             return Ok(None);
         };
         Ok(Some(VendorLogin {
@@ -196,7 +222,9 @@ impl WebhookStore for DynamoStore {
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
-            Err(failed) if failed.contains(&2) => Err(StoreError::Conflict(Conflict::DuplicateEndpoint)),
+            Err(failed) if failed.contains(&2) => {
+                Err(StoreError::Conflict(Conflict::DuplicateEndpoint))
+            }
             Err(_) => Err(StoreError::Conflict(Conflict::IdTaken)),
         }
     }
@@ -238,7 +266,10 @@ impl WebhookStore for DynamoStore {
             self.delete(
                 vendor_pk(&current.vendor_id),
                 webhook_sk(current.id),
-                Some(("version = :v", Item::from([(":v".into(), n(current.version))]))),
+                Some((
+                    "version = :v",
+                    Item::from([(":v".into(), n(current.version))]),
+                )),
             )?,
             self.delete(format!("WEBHOOK#{}", current.id), "#".into(), None)?,
             self.delete(vendor_pk(&current.vendor_id), endpoint_sk(current), None)?,
@@ -299,7 +330,10 @@ fn webhook_from(item: &Item) -> Result<Webhook, StoreError> {
         event_type: EventType::parse(&event_type)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown eventType {event_type:?}")))?,
         url: get_s(item, "url")?,
-        authentication: item.get("authentication").and_then(|v| v.as_s().ok()).cloned(),
+        authentication: item
+            .get("authentication")
+            .and_then(|v| v.as_s().ok())
+            .cloned(),
         secret: get_s(item, "secret")?,
         created_at: get_n(item, "createdAt")?,
         updated_at: get_n(item, "updatedAt")?,

@@ -63,7 +63,10 @@ pub trait VendorStore: Send + Sync {
 /// A vendor's webhooks. Every method is scoped to one vendor: no call reaches another's.
 pub trait WebhookStore: Send + Sync {
     /// Inserts a new webhook; `Conflict(IdTaken)` or `Conflict(DuplicateEndpoint)`.
-    fn insert_webhook(&self, webhook: &Webhook) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert_webhook(
+        &self,
+        webhook: &Webhook,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// One webhook of a vendor, read consistently.
     fn get_webhook(
@@ -88,5 +91,8 @@ pub trait WebhookStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Deletes `current` if it is still what is stored; `Conflict(Concurrent)` if not.
-    fn delete_webhook(&self, current: &Webhook) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn delete_webhook(
+        &self,
+        current: &Webhook,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

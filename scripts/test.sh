@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `make test`: every check on a fresh machine. Starts a stack of its own (other ports than
+# `make dev`, so both can run), runs the tests against it, lints, stops what it started, and
+# exits non-zero on any failure.
+set -uo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+export MOTO_PORT="${TEST_MOTO_PORT:-4577}" API_PORT="${TEST_API_PORT:-9107}"
+export STACK_DIR="$ROOT/.stack/test" TABLE_NAME="webhooks-test"
+source "$ROOT/scripts/stack.sh"
+trap stop_stack EXIT
+trap 'exit 130' INT TERM
+cd "$ROOT"
+
+passed=0
+failed=0
+failures=()
+check() {
+  local name="$1"; shift
+  log "== $name"
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name"); fi
+}
+
+ensure_venv || exit 1
+export SAM_CLI_TELEMETRY=0
+check "cargo fmt --check" cargo fmt --all -- --check
+check "cfn-lint" cfn-lint template.yaml
+check "sam validate --lint" sam validate --lint --region us-east-1 --template template.yaml
+
+if start_stack; then
+  mkdir -p "$STACK_DIR"
+  cargo test --workspace --no-fail-fast 2>&1 | tee "$STACK_DIR/cargo-test.log"
+  test_rc=${PIPESTATUS[0]}
+  read -r t_pass t_fail < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$STACK_DIR/cargo-test.log")
+  passed=$((passed + t_pass))
+  failed=$((failed + t_fail))
+  if [ "$test_rc" -ne 0 ]; then
+    failures+=("cargo test")
+    [ "$t_fail" -gt 0 ] || failed=$((failed + 1))
+  fi
+  if grep -q 'panicked at' "$STACK_DIR/watch.log"; then
+    log "a function panicked during the tests; see $STACK_DIR/watch.log"
+    failures+=("function panic"); failed=$((failed + 1))
+  fi
+else
+  failures+=("local stack"); failed=$((failed + 1))
+fi
+stop_stack
+
+check "cargo clippy -D warnings" cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo
+if [ "${#failures[@]}" -gt 0 ]; then log "failed: ${failures[*]}"; fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
