@@ -1,4 +1,5 @@
-//! `webhooks-admin`: what operators do that vendors cannot, against AWS or the local stack.
+//! `webhooks-admin`: what operators do that vendors cannot (vendor accounts, API tokens),
+//! against AWS or the local stack.
 //!
 //! Settings come from the usual AWS environment and `TABLE_NAME`. When `TABLE_NAME` is not
 //! set and a local stack is running (it writes `.stack/env` at the repository root), the
@@ -17,7 +18,7 @@ use shared::{
     auth,
     domain::Vendor,
     ids,
-    store::{Conflict, DynamoStore, StoreError, VendorStore},
+    store::{ApiToken, Conflict, DynamoStore, StoreError, TokenStore, VendorStore},
 };
 
 #[derive(Parser)]
@@ -39,6 +40,32 @@ enum Command {
     /// Vendor accounts.
     #[command(subcommand)]
     Vendor(VendorCommand),
+    /// Bearer tokens of the Ventiapp dialect.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issues a token and prints {"tokenId": …, "token": …}: the token is shown only this once.
+    Create {
+        /// The vendor: its id (ven_…) or username.
+        #[arg(long)]
+        vendor: String,
+        /// A note on what the token is for.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Lists a vendor's tokens (ids and labels, never the tokens) as JSON lines.
+    List {
+        #[arg(long)]
+        vendor: String,
+    },
+    /// Revokes a token: it stops working at once.
+    Revoke {
+        #[arg(long)]
+        token_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -96,6 +123,46 @@ async fn main() -> Result<()> {
                 json!({ "vendorId": vendor.vendor_id, "username": vendor.username })
             );
         }
+        Command::Token(TokenCommand::Create { vendor, label }) => {
+            let vendor = find_vendor(&store, &vendor).await?;
+            if label.as_ref().is_some_and(|l| l.chars().count() > 200) {
+                bail!("--label must be at most 200 characters");
+            }
+            let token = auth::new_token();
+            let record = ApiToken {
+                token_id: token_id(),
+                vendor,
+                label,
+                created_at: now(),
+            };
+            store
+                .create_token(&record, &auth::token_hash(&token))
+                .await
+                .map_err(describe)?;
+            println!(
+                "{}",
+                json!({ "tokenId": record.token_id, "token": token, "vendorId": record.vendor.vendor_id })
+            );
+        }
+        Command::Token(TokenCommand::List { vendor }) => {
+            let vendor = find_vendor(&store, &vendor).await?;
+            for t in store
+                .list_tokens(&vendor.vendor_id)
+                .await
+                .map_err(describe)?
+            {
+                println!(
+                    "{}",
+                    json!({ "tokenId": t.token_id, "label": t.label, "createdAt": t.created_at })
+                );
+            }
+        }
+        Command::Token(TokenCommand::Revoke { token_id }) => {
+            if !store.revoke_token(&token_id).await.map_err(describe)? {
+                bail!("no token {token_id:?}");
+            }
+            println!("{}", json!({ "tokenId": token_id, "revoked": true }));
+        }
         Command::Vendor(VendorCommand::List) => {
             for v in store.list_vendors().await.map_err(describe)? {
                 println!(
@@ -126,6 +193,26 @@ async fn create_vendor(store: &DynamoStore, username: &str, password: &str) -> R
         }
         Err(e) => Err(describe(e)),
     }
+}
+
+/// Finds a vendor by id (`ven_…`) or username.
+async fn find_vendor(store: &DynamoStore, key: &str) -> Result<Vendor> {
+    let found = if key.starts_with("ven_") {
+        store.vendor_by_id(key).await.map_err(describe)?
+    } else {
+        let username = auth::normalize_username(key)?;
+        store
+            .vendor_login(&username)
+            .await
+            .map_err(describe)?
+            .map(|l| l.vendor)
+    };
+    found.with_context(|| format!("no vendor {key:?}"))
+}
+
+/// A token id: `tok_` and 16 random characters.
+fn token_id() -> String {
+    format!("tok_{}", &ids::vendor_id()[4..])
 }
 
 fn describe(e: StoreError) -> anyhow::Error {

@@ -13,11 +13,33 @@ use shared::{
     api::now,
     domain::{EventType, Vendor, Webhook},
     ids,
-    store::{Conflict, DynamoStore, StoreError, WebhookStore},
+    store::{ApiToken, Conflict, DynamoStore, StoreError, TokenStore, WebhookStore},
 };
 
 /// The id of the demo vendor's webhook that the sample events in `events/` act on.
 pub const DEMO_WEBHOOK_ID: u64 = 1000;
+
+/// The demo vendor's bearer token on the local stack (the sample events use it). Local only:
+/// real tokens are random, issued by `webhooks-admin token create`.
+pub const DEMO_TOKEN: &str = "vwt_local-demo-token-do-not-use-in-production";
+
+/// Issues the demo token if it is not there; true if it was created.
+pub async fn ensure_demo_token(store: &DynamoStore, demo: &Vendor) -> Result<bool> {
+    let record = ApiToken {
+        token_id: "tok_localdemo".into(),
+        vendor: demo.clone(),
+        label: Some("local stack demo token".into()),
+        created_at: now(),
+    };
+    match store
+        .create_token(&record, &shared::auth::token_hash(DEMO_TOKEN))
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict(_)) => Ok(false),
+        Err(e) => Err(anyhow!(shared::error::chain(&e))),
+    }
+}
 
 /// Creates the demo webhook if it is not there; true if it was created.
 pub async fn ensure_demo_webhook(store: &DynamoStore, demo: &Vendor) -> Result<bool> {

@@ -5,8 +5,14 @@ use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Argon2,
 };
-use base64::{engine::general_purpose::STANDARD, Engine as _};
+use base64::{
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+    Engine as _,
+};
 use lambda_http::http::HeaderMap;
+use rand::{rngs::OsRng as RandOsRng, RngCore};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::domain::FieldError;
 
@@ -111,6 +117,41 @@ pub fn verify_against_dummy(password: &str) {
     let _ = verify_password(password, phc);
 }
 
+/// The prefix of API tokens, so secret scanners and people can tell what they are.
+pub const TOKEN_PREFIX: &str = "vwt_";
+
+/// A new bearer token: 256 random bits, base64url, behind [`TOKEN_PREFIX`].
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    RandOsRng.fill_bytes(&mut bytes);
+    format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// What is stored of a token: its SHA-256, in hex. The token itself is never stored.
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Compares two token hashes in constant time.
+pub fn hashes_match(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Reads `Authorization: Bearer <token>`; `None` if absent or not a well-formed token.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("authorization")?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    let well_formed = (16..=256).contains(&token.len())
+        && token.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'+' | b'/' | b'=')
+        });
+    (scheme.eq_ignore_ascii_case("bearer") && well_formed).then_some(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +213,56 @@ mod tests {
         assert!(normalize_username("").is_err());
         assert!(normalize_username("a b").is_err());
         assert!(normalize_username(&"a".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn tokens_are_256_bit_and_stored_only_as_their_hash() {
+        let t = new_token();
+        assert!(t.starts_with(TOKEN_PREFIX));
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(&t[TOKEN_PREFIX.len()..])
+                .unwrap()
+                .len(),
+            32
+        );
+        assert_ne!(new_token(), t);
+        let h = token_hash(&t);
+        assert_eq!(h.len(), 64);
+        assert!(!h.contains(&t[4..]));
+        assert!(hashes_match(&h, &token_hash(&t)));
+        assert!(!hashes_match(&h, &token_hash("other")));
+        assert!(!hashes_match(&h, "short"));
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_and_malformed_ones_refused() {
+        let t = new_token();
+        let value = format!("Bearer {t}");
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", &value)])),
+            Some(t.as_str())
+        );
+        let lower = format!("bearer  {t} ");
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", &lower)])),
+            Some(t.as_str())
+        );
+        for bad in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Basic abcdefghijklmnopq",
+            "Bearer short",
+            "Bearer has space inside it",
+        ] {
+            assert_eq!(
+                bearer_token(&headers(&[("authorization", bad)])),
+                None,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(bearer_token(&headers(&[])), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use shared::{
     auth,
     domain::Vendor,
     ids,
-    store::{DynamoStore, VendorStore},
+    store::{ApiToken, DynamoStore, TokenStore, VendorStore},
 };
 
 /// Reads a variable the stack scripts export, with a message that says how to get it.
@@ -77,6 +77,27 @@ pub async fn new_vendor(store: &DynamoStore) -> TestVendor {
         username,
         password,
     }
+}
+
+/// Issues a bearer token for a vendor directly in the store; returns (token id, token).
+pub async fn new_token(store: &DynamoStore, vendor: &Vendor) -> (String, String) {
+    let token = auth::new_token();
+    let record = ApiToken {
+        token_id: unique("tok"),
+        vendor: vendor.clone(),
+        label: None,
+        created_at: now(),
+    };
+    store
+        .create_token(&record, &auth::token_hash(&token))
+        .await
+        .unwrap();
+    (record.token_id, token)
+}
+
+/// Reads a fixture under `tests/fixtures/`.
+pub fn fixture(path: &str) -> String {
+    std::fs::read_to_string(repo_root().join("tests/fixtures").join(path)).unwrap()
 }
 
 /// An answer of the API.
@@ -158,6 +179,23 @@ impl Api {
             headers: resp.headers().clone(),
             text: resp.text().await.unwrap(),
         }
+    }
+
+    /// Sends a raw JSON body with a bearer token (Ventiapp).
+    pub async fn bearer(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> Answer {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        self.send(method, path, &headers, body.map(|b| b.as_bytes().to_vec()))
+            .await
     }
 
     /// Sends JSON as a vendor (Username/Password headers).

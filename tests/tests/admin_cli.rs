@@ -208,3 +208,72 @@ fn without_table_name_it_finds_the_running_local_stack() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn tokens_are_issued_listed_without_their_value_and_revoked() {
+    let username = unique("tok");
+    let out = admin(
+        &[
+            "vendor",
+            "create",
+            "--username",
+            &username,
+            "--password",
+            "a-long-enough-password",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let vendor_id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["vendorId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let out = admin(
+        &[
+            "token",
+            "create",
+            "--vendor",
+            &vendor_id,
+            "--label",
+            "shop integration",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let issued: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (token_id, token) = (
+        issued["tokenId"].as_str().unwrap(),
+        issued["token"].as_str().unwrap(),
+    );
+    assert!(token_id.starts_with("tok_") && token.starts_with("vwt_"));
+
+    let out = admin(&["token", "list", "--vendor", &username], None);
+    assert!(out.status.success());
+    let listing = text(&out.stdout);
+    assert!(listing.contains(token_id) && listing.contains("shop integration"));
+    assert!(
+        !listing.contains(&token[4..]),
+        "the token is shown only at creation"
+    );
+    let stored_hash = shared::auth::token_hash(token);
+    assert!(!listing.contains(&stored_hash));
+
+    let out = admin(&["token", "revoke", "--token-id", token_id], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = admin(&["token", "revoke", "--token-id", token_id], None);
+    assert!(!out.status.success(), "a second revoke finds nothing");
+    assert!(
+        text(&admin(&["token", "list", "--vendor", &username], None).stdout)
+            .trim()
+            .is_empty()
+    );
+
+    let out = admin(&["token", "create", "--vendor", "ven_doesnotexist"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no vendor"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -55,6 +55,7 @@ async fn each_function_answers_its_sample_event() {
         }
     }
     devstack::ensure_demo_webhook(&store, &demo).await.unwrap();
+    devstack::ensure_demo_token(&store, &demo).await.unwrap();
 
     let (status, body) = invoke("list-webhooks", "events/list-webhooks.json");
     assert_eq!(status, 200, "{body}");
@@ -101,6 +102,35 @@ async fn each_function_answers_its_sample_event() {
     let (status, body) = invoke("get-webhook", "events/get-webhook.json");
     assert_eq!(status, 404, "{body}");
 
+    // The Ventiapp routes, with the demo token.
+    devstack::ensure_demo_webhook(&store, &demo).await.unwrap();
+    let (status, body) = invoke("list-webhooks", "events/ventiapp-list.json");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["id"] == 1000),
+        "{body}"
+    );
+    let (status, body) = invoke("create-webhook", "events/ventiapp-create.json");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["webhook"]["message"], "Webhook created");
+    let (status, body) = invoke("delete-webhook", "events/ventiapp-delete.json");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["webhook"]["id"], 1000);
+    assert!(store
+        .get_webhook(&demo.vendor_id, 1000)
+        .await
+        .unwrap()
+        .is_none());
+
     // Leave the demo data as the stack made it, for whoever uses the stack next.
+    for w in store.list_webhooks(&demo.vendor_id).await.unwrap() {
+        if w.url == "https://whatever.hostname.com/" {
+            store.delete_webhook(&w).await.unwrap();
+        }
+    }
     devstack::ensure_demo_webhook(&store, &demo).await.unwrap();
 }

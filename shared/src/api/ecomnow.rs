@@ -14,7 +14,7 @@ use super::{
 use crate::{
     domain::{self, Dialect, Vendor, Webhook, WebhookSpec},
     error::{json_response, ApiError},
-    store::{VendorStore, WebhookStore},
+    store::{TokenStore, VendorStore, WebhookStore},
     urls,
 };
 
@@ -58,7 +58,7 @@ struct WebhookList<'a> {
 }
 
 /// Serves an eComNow route for an authenticated vendor.
-pub(super) async fn serve<S: VendorStore + WebhookStore>(
+pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore>(
     app: &App<S>,
     op: Operation,
     vendor: &Vendor,
@@ -105,7 +105,7 @@ pub(super) async fn serve<S: VendorStore + WebhookStore>(
 /// Parses the body of `POST` and `PUT`: `{"authentication"?, "webhookType", "url"}`.
 fn parse_spec<S>(app: &App<S>, req: &Request) -> Result<WebhookSpec, ApiError>
 where
-    S: VendorStore + WebhookStore,
+    S: VendorStore + WebhookStore + TokenStore,
 {
     let body = request::json_object(req, MAX_REGISTRATION_BODY)?;
     spec_from_body(&body, app.target_policy(Dialect::Ecomnow))
@@ -143,7 +143,7 @@ fn spec_from_body(
     })
 }
 
-fn rfc3339(unix: i64) -> String {
+pub(super) fn rfc3339(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())

@@ -9,13 +9,14 @@ use crate::{
     domain::{Dialect, Vendor, Webhook, WebhookSpec},
     error::ApiError,
     ids,
-    store::{Conflict, DynamoStore, StoreError, VendorStore, WebhookStore},
+    store::{Conflict, DynamoStore, StoreError, TokenStore, VendorStore, WebhookStore},
     urls::TargetPolicy,
 };
 
 mod ecomnow;
 pub mod request;
 pub mod routes;
+mod ventiapp;
 
 pub use routes::{Operation, Route, ROUTES};
 
@@ -36,7 +37,7 @@ impl App<DynamoStore> {
     }
 }
 
-impl<S: VendorStore + WebhookStore> App<S> {
+impl<S: VendorStore + WebhookStore + TokenStore> App<S> {
     /// Builds an app over any store (tests use the emulator or an in-memory one).
     pub fn new(config: Config, store: S) -> Self {
         Self { config, store }
@@ -95,7 +96,11 @@ impl<S: VendorStore + WebhookStore> App<S> {
                 tracing::Span::current().record("vendor", vendor.vendor_id.as_str());
                 ecomnow::serve(self, op, &vendor, param, req).await
             }
-            Dialect::Ventiapp => Err(ApiError::not_found("route")),
+            Dialect::Ventiapp => {
+                let vendor = self.authenticate_bearer(req).await?;
+                tracing::Span::current().record("vendor", vendor.vendor_id.as_str());
+                ventiapp::serve(self, op, &vendor, req).await
+            }
         }
     }
 
@@ -117,6 +122,18 @@ impl<S: VendorStore + WebhookStore> App<S> {
                 auth::verify_against_dummy(&creds.password);
                 Err(ApiError::unauthorized(CHALLENGE))
             }
+        }
+    }
+
+    /// Ventiapp authentication: `Authorization: Bearer <token>`, looked up by its SHA-256 and
+    /// compared in constant time.
+    async fn authenticate_bearer(&self, req: &Request) -> Result<Vendor, ApiError> {
+        const CHALLENGE: &str = "Bearer realm=\"webhooks\"";
+        let token = auth::bearer_token(req.headers()).ok_or(ApiError::unauthorized(CHALLENGE))?;
+        let hash = auth::token_hash(token);
+        match self.store.token_by_hash(&hash).await? {
+            Some((record, stored)) if auth::hashes_match(&hash, &stored) => Ok(record.vendor),
+            _ => Err(ApiError::unauthorized(CHALLENGE)),
         }
     }
 

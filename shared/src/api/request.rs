@@ -87,6 +87,30 @@ pub fn optional_str<'a>(
     }
 }
 
+/// A required JSON object field.
+pub fn required_object<'a>(
+    map: &'a Map<String, Value>,
+    prefix: &str,
+    name: &str,
+) -> Result<&'a Map<String, Value>, ApiError> {
+    match map.get(name) {
+        Some(Value::Object(o)) => Ok(o),
+        Some(_) => Err(field_error(prefix, name, "must be an object")),
+        None => Err(field_error(prefix, name, "is required")),
+    }
+}
+
+/// A required webhook id in a body: a JSON integer in `1..2^53`.
+pub fn required_id(map: &Map<String, Value>, prefix: &str, name: &str) -> Result<u64, ApiError> {
+    match map.get(name) {
+        None => Err(field_error(prefix, name, "is required")),
+        Some(v) => v
+            .as_u64()
+            .filter(|id| (1..=MAX_WEBHOOK_ID).contains(id))
+            .ok_or_else(|| field_error(prefix, name, "must be a positive integer below 2^53")),
+    }
+}
+
 fn field_error(prefix: &str, name: &str, problem: &str) -> ApiError {
     let field = format!("{prefix}{name}");
     let mut e = ApiError::bad_request("invalid_field", format!("{field} {problem}"));

@@ -89,6 +89,25 @@ pub const ROUTES: &[Route] = &[
         Operation::DeleteWebhook,
         Dialect::Ecomnow,
     ),
+    route(
+        "GET",
+        "/api/webhooks/list",
+        Operation::ListWebhooks,
+        Dialect::Ventiapp,
+    ),
+    route(
+        "POST",
+        "/api/webhooks/create",
+        Operation::CreateWebhook,
+        Dialect::Ventiapp,
+    ),
+    // A POST, as the Ventiapp document has it: their clients send it so.
+    route(
+        "POST",
+        "/api/webhooks/delete",
+        Operation::DeleteWebhook,
+        Dialect::Ventiapp,
+    ),
 ];
 
 /// What a request's method and path resolve to.
@@ -169,6 +188,31 @@ mod tests {
             resolve("DELETE", "/basic/webhooks"),
             Resolved::MethodNotAllowed(vec!["GET", "POST"])
         );
+    }
+
+    #[test]
+    fn ventiapp_routes_resolve_to_their_operations() {
+        for (method, path, op) in [
+            ("GET", "/api/webhooks/list", Operation::ListWebhooks),
+            ("POST", "/api/webhooks/create", Operation::CreateWebhook),
+            ("POST", "/api/webhooks/delete", Operation::DeleteWebhook),
+        ] {
+            match resolve(method, path) {
+                Resolved::Route(r, None) => {
+                    assert_eq!((r.operation, r.dialect), (op, Dialect::Ventiapp))
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            resolve("DELETE", "/api/webhooks/delete"),
+            Resolved::MethodNotAllowed(vec!["POST"])
+        );
+        assert_eq!(
+            resolve("GET", "/api/webhooks/create"),
+            Resolved::MethodNotAllowed(vec!["POST"])
+        );
+        assert_eq!(resolve("GET", "/api/webhooks"), Resolved::NotFound);
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! | `VENDOR#<vendorId>`  | `WEBHOOK#<id, 16 digits>`        | a webhook; a vendor's are one query   |
 //! | `WEBHOOK#<id>`       | `#`                              | id guard: ids are unique table-wide   |
 //! | `VENDOR#<vendorId>`  | `ENDPOINT#<type>#<sha256(url)>`  | duplicate guard: one per type and URL |
+//! | `TOKEN#<sha256(tok)>`| `#`                              | bearer login: the token's vendor      |
+//! | `TOKENID#<tokenId>`  | `#`                              | revocation by id: the token's hash    |
+//! | `VENDOR#<vendorId>`  | `TOKEN#<tokenId>`                | a vendor's tokens, one query          |
 //!
 //! Each guard is written in the same transaction as the item it guards, conditioned on not
 //! existing, so concurrent writers can never share a username, an id or an endpoint.
@@ -20,7 +23,7 @@ use aws_sdk_dynamodb::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{Conflict, StoreError, VendorLogin, VendorStore, WebhookStore};
+use super::{ApiToken, Conflict, StoreError, TokenStore, VendorLogin, VendorStore, WebhookStore};
 use crate::domain::{EventType, Vendor, Webhook};
 
 type Item = HashMap<String, AttributeValue>;
@@ -64,7 +67,7 @@ impl DynamoStore {
         condition: Option<(&str, Item)>,
     ) -> Result<TransactWriteItem, StoreError> {
         let (condition, values) = match condition {
-            Some((c, v)) => (Some(c.to_owned()), Some(v)),
+            Some((c, v)) => (Some(c.to_owned()), Some(v).filter(|v| !v.is_empty())),
             None => (None, None),
         };
         let delete = Delete::builder()
@@ -206,6 +209,99 @@ impl VendorStore for DynamoStore {
         vendors.sort_by(|a, b| (a.created_at, &a.username).cmp(&(b.created_at, &b.username)));
         Ok(vendors)
     }
+
+    async fn vendor_by_id(&self, vendor_id: &str) -> Result<Option<Vendor>, StoreError> {
+        self.get_item("VENDORS".into(), format!("VENDOR#{vendor_id}"))
+            .await?
+            .map(|item| vendor_from(&item))
+            .transpose()
+    }
+}
+
+impl TokenStore for DynamoStore {
+    async fn create_token(&self, token: &ApiToken, hash: &str) -> Result<(), StoreError> {
+        let record = |pk: String, sk: String| {
+            let mut item = Item::from([
+                ("pk".into(), s(pk)),
+                ("sk".into(), s(sk)),
+                ("tokenId".into(), s(&token.token_id)),
+                ("tokenHash".into(), s(hash)),
+                ("vendorId".into(), s(&token.vendor.vendor_id)),
+                ("username".into(), s(&token.vendor.username)),
+                ("vendorCreatedAt".into(), n(token.vendor.created_at)),
+                ("createdAt".into(), n(token.created_at)),
+            ]);
+            if let Some(label) = &token.label {
+                item.insert("label".into(), s(label));
+            }
+            item
+        };
+        let items = vec![
+            self.put(
+                record(format!("TOKEN#{hash}"), "#".into()),
+                "attribute_not_exists(pk)",
+                None,
+            )?,
+            self.put(
+                record(format!("TOKENID#{}", token.token_id), "#".into()),
+                "attribute_not_exists(pk)",
+                None,
+            )?,
+            self.put(
+                record(
+                    vendor_pk(&token.vendor.vendor_id),
+                    format!("TOKEN#{}", token.token_id),
+                ),
+                "attribute_not_exists(pk)",
+                None,
+            )?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::Conflict(Conflict::IdTaken)),
+        }
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<(ApiToken, String)>, StoreError> {
+        let Some(item) = self.get_item(format!("TOKEN#{hash}"), "#".into()).await? else {
+            return Ok(None);
+        };
+        Ok(Some((token_from(&item)?, get_s(&item, "tokenHash")?)))
+    }
+
+    async fn list_tokens(&self, vendor_id: &str) -> Result<Vec<ApiToken>, StoreError> {
+        let mut tokens = self
+            .query_all(vendor_pk(vendor_id), "TOKEN#")
+            .await?
+            .iter()
+            .map(token_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        tokens.sort_by(|a, b| (a.created_at, &a.token_id).cmp(&(b.created_at, &b.token_id)));
+        Ok(tokens)
+    }
+
+    async fn revoke_token(&self, token_id: &str) -> Result<bool, StoreError> {
+        let Some(item) = self
+            .get_item(format!("TOKENID#{token_id}"), "#".into())
+            .await?
+        else {
+            return Ok(false);
+        };
+        let (hash, vendor_id) = (get_s(&item, "tokenHash")?, get_s(&item, "vendorId")?);
+        let items = vec![
+            self.delete(format!("TOKEN#{hash}"), "#".into(), None)?,
+            self.delete(vendor_pk(&vendor_id), format!("TOKEN#{token_id}"), None)?,
+            self.delete(
+                format!("TOKENID#{token_id}"),
+                "#".into(),
+                Some(("attribute_exists(pk)", Item::new())),
+            )?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(true),
+            Err(_) => Ok(false),
+        }
+    }
 }
 
 impl WebhookStore for DynamoStore {
@@ -338,6 +434,19 @@ fn webhook_from(item: &Item) -> Result<Webhook, StoreError> {
         created_at: get_n(item, "createdAt")?,
         updated_at: get_n(item, "updatedAt")?,
         version: get_n(item, "version")?,
+    })
+}
+
+fn token_from(item: &Item) -> Result<ApiToken, StoreError> {
+    Ok(ApiToken {
+        token_id: get_s(item, "tokenId")?,
+        vendor: Vendor {
+            vendor_id: get_s(item, "vendorId")?,
+            username: get_s(item, "username")?,
+            created_at: get_n(item, "vendorCreatedAt")?,
+        },
+        label: item.get("label").and_then(|v| v.as_s().ok()).cloned(),
+        created_at: get_n(item, "createdAt")?,
     })
 }
 

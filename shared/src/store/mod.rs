@@ -41,6 +41,16 @@ pub struct VendorLogin {
     pub password_hash: String,
 }
 
+/// An API token of the Ventiapp dialect, as stored: never the token, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// `tok_…`: what operators list and revoke tokens by.
+    pub token_id: String,
+    pub vendor: Vendor,
+    pub label: Option<String>,
+    pub created_at: i64,
+}
+
 /// Vendor accounts: created by operators, read on every authenticated request.
 pub trait VendorStore: Send + Sync {
     /// Creates an account; `Conflict(UsernameTaken)` if the username is in use.
@@ -58,6 +68,39 @@ pub trait VendorStore: Send + Sync {
 
     /// Every vendor account, oldest first.
     fn list_vendors(&self) -> impl Future<Output = Result<Vec<Vendor>, StoreError>> + Send;
+
+    /// Looks an account up by its id.
+    fn vendor_by_id(
+        &self,
+        vendor_id: &str,
+    ) -> impl Future<Output = Result<Option<Vendor>, StoreError>> + Send;
+}
+
+/// Bearer tokens: issued and revoked by operators, read on every Ventiapp request.
+pub trait TokenStore: Send + Sync {
+    /// Stores a token's record under the SHA-256 of the token.
+    fn create_token(
+        &self,
+        token: &ApiToken,
+        hash: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The token whose SHA-256 is `hash`, with the hash as stored, read consistently so that a
+    /// revoked token stops working at once.
+    fn token_by_hash(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<(ApiToken, String)>, StoreError>> + Send;
+
+    /// A vendor's tokens, oldest first.
+    fn list_tokens(
+        &self,
+        vendor_id: &str,
+    ) -> impl Future<Output = Result<Vec<ApiToken>, StoreError>> + Send;
+
+    /// Deletes a token; false if there was none with that id.
+    fn revoke_token(&self, token_id: &str)
+        -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// A vendor's webhooks. Every method is scoped to one vendor: no call reaches another's.

@@ -1,0 +1,264 @@
+//! The Ventiapp dialect: `/api/webhooks/{list,create,delete}`, bearer tokens, and the shapes
+//! of the Ventiapp document (`id`, `address`, `topic`, `created_at`, `api_version`).
+use lambda_http::{http::StatusCode, Body, Request, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::{macros::format_description, OffsetDateTime};
+
+use super::{
+    request::{self, MAX_REGISTRATION_BODY},
+    App, Operation,
+};
+use crate::{
+    domain::{self, Dialect, Vendor, Webhook, WebhookSpec},
+    error::{json_response, ApiError},
+    store::{TokenStore, VendorStore, WebhookStore},
+    urls,
+};
+
+/// The `api_version` every Ventiapp answer carries: the version of the Ventiapp webhook API
+/// whose document this implements.
+pub const API_VERSION: &str = "1.0.9";
+
+/// A webhook as Ventiapp shows it, in the document's field order.
+#[derive(Serialize)]
+struct WebhookView<'a> {
+    id: u64,
+    address: &'a str,
+    topic: &'static str,
+    created_at: String,
+    api_version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+    /// Only in the answer to the creation: the signing secret is shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<&'a str>,
+}
+
+impl<'a> WebhookView<'a> {
+    fn of(w: &'a Webhook) -> Self {
+        Self {
+            id: w.id,
+            address: &w.url,
+            topic: w.event_type.as_str(),
+            created_at: created_at(w.created_at),
+            api_version: API_VERSION,
+            message: None,
+            secret: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct One<'a> {
+    webhook: WebhookView<'a>,
+}
+
+#[derive(Serialize)]
+struct List<'a> {
+    webhooks: Vec<WebhookView<'a>>,
+}
+
+/// Serves a Ventiapp route for an authenticated vendor.
+pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore>(
+    app: &App<S>,
+    op: Operation,
+    vendor: &Vendor,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    match op {
+        Operation::ListWebhooks => {
+            let webhooks = app.store.list_webhooks(&vendor.vendor_id).await?;
+            let webhooks = webhooks.iter().map(WebhookView::of).collect();
+            Ok(json_response(StatusCode::OK, &List { webhooks }))
+        }
+        Operation::CreateWebhook => {
+            let body = request::json_object(req, MAX_REGISTRATION_BODY)?;
+            let spec = spec_from_body(&body, app.target_policy(Dialect::Ventiapp))?;
+            let webhook = app.create_webhook(vendor, spec).await?;
+            let mut view = WebhookView::of(&webhook);
+            view.message = Some("Webhook created");
+            view.secret = Some(&webhook.secret);
+            Ok(json_response(StatusCode::CREATED, &One { webhook: view }))
+        }
+        Operation::DeleteWebhook => {
+            let body = request::json_object(req, MAX_REGISTRATION_BODY)?;
+            let id = id_from_body(&body)?;
+            let webhook = app.delete_webhook(vendor, id).await?;
+            let mut view = WebhookView::of(&webhook);
+            view.message = Some("Webhook deleted");
+            Ok(json_response(StatusCode::OK, &One { webhook: view }))
+        }
+        // Not routed to this dialect (see routes.rs); answered as the router would.
+        Operation::GetWebhook | Operation::UpdateWebhook => Err(ApiError::not_found("route")),
+    }
+}
+
+/// `{"webhook": {"topic", "address"}}`.
+fn spec_from_body(
+    body: &Map<String, Value>,
+    policy: urls::TargetPolicy,
+) -> Result<WebhookSpec, ApiError> {
+    request::only_fields(body, "", &["webhook"])?;
+    let webhook = request::required_object(body, "", "webhook")?;
+    request::only_fields(webhook, "webhook.", &["topic", "address"])?;
+    let event_type = domain::parse_event_type(
+        "webhook.topic",
+        request::required_str(webhook, "webhook.", "topic")?,
+        Dialect::Ventiapp,
+    )?;
+    let url = urls::validate_target_url(
+        "webhook.address",
+        request::required_str(webhook, "webhook.", "address")?,
+        policy,
+    )?;
+    Ok(WebhookSpec {
+        event_type,
+        url: url.into(),
+        authentication: None,
+    })
+}
+
+/// `{"webhook": {"id": N}}`; the other fields of a webhook, sent back as they were, are ignored.
+fn id_from_body(body: &Map<String, Value>) -> Result<u64, ApiError> {
+    request::only_fields(body, "", &["webhook"])?;
+    let webhook = request::required_object(body, "", "webhook")?;
+    request::only_fields(
+        webhook,
+        "webhook.",
+        &["id", "address", "topic", "created_at", "api_version"],
+    )?;
+    request::required_id(webhook, "webhook.", "id")
+}
+
+/// RFC 3339 with a numeric offset and no fractions, as the document writes it.
+fn created_at(unix: i64) -> String {
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EventType;
+    use serde_json::json;
+
+    const PROD: urls::TargetPolicy = urls::TargetPolicy {
+        allow_private: false,
+        allow_http: false,
+    };
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn the_documents_create_body_is_accepted() {
+        let spec = spec_from_body(
+            &body(json!({"webhook": {"topic": "orders/created", "address": "https://whatever.hostname.com/"}})),
+            PROD,
+        )
+        .unwrap();
+        assert_eq!(spec.event_type, EventType::OrdersCreated);
+        assert_eq!(spec.url, "https://whatever.hostname.com/");
+    }
+
+    #[test]
+    fn topics_are_the_seven_of_the_document() {
+        for topic in [
+            "orders/created",
+            "orders/updated",
+            "orders/cancelled",
+            "bills/created",
+            "products/created",
+            "products/updated",
+            "products/deleted",
+        ] {
+            let b = body(json!({"webhook": {"topic": topic, "address": "https://a.example/"}}));
+            assert_eq!(spec_from_body(&b, PROD).unwrap().event_type.as_str(), topic);
+        }
+        for topic in ["orders/create", "new_order", "orders/*", ""] {
+            let b = body(json!({"webhook": {"topic": topic, "address": "https://a.example/"}}));
+            let e = spec_from_body(&b, PROD).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("webhook.topic"));
+            assert!(
+                e.message
+                    .contains("orders/created, orders/updated, orders/cancelled, bills/created"),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn http_addresses_are_refused_even_where_local_targets_are_allowed() {
+        let local_ventiapp = urls::TargetPolicy {
+            allow_private: true,
+            allow_http: false,
+        };
+        let b =
+            body(json!({"webhook": {"topic": "bills/created", "address": "http://127.0.0.1:9/"}}));
+        let e = spec_from_body(&b, local_ventiapp).unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.field.as_deref()),
+            (422, Some("webhook.address"))
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_name_the_field() {
+        for (b, field) in [
+            (json!({}), "webhook"),
+            (json!({"webhook": "x"}), "webhook"),
+            (
+                json!({"webhook": {"address": "https://a.example/"}}),
+                "webhook.topic",
+            ),
+            (
+                json!({"webhook": {"topic": "bills/created"}}),
+                "webhook.address",
+            ),
+            (
+                json!({"webhook": {"topic": "bills/created", "address": "https://a.example/", "format": "xml"}}),
+                "webhook.format",
+            ),
+            (json!({"hook": {}}), "hook"),
+        ] {
+            let e = spec_from_body(&body(b.clone()), PROD).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{b}");
+        }
+    }
+
+    #[test]
+    fn delete_ids_are_json_integers_below_2_pow_53() {
+        assert_eq!(
+            id_from_body(&body(json!({"webhook": {"id": 1047897671}}))).unwrap(),
+            1047897671
+        );
+        let echoed = json!({"webhook": {"id": 7, "address": "https://a/", "topic": "orders/created", "created_at": "x", "api_version": "1.0.9"}});
+        assert_eq!(id_from_body(&body(echoed)).unwrap(), 7);
+        for bad in [
+            json!("7"),
+            json!(-7),
+            json!(0),
+            json!(1.5),
+            json!(9007199254740992u64),
+            json!(null),
+        ] {
+            let e = id_from_body(&body(json!({"webhook": {"id": bad}}))).unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), e.field.as_deref()),
+                (400, Some("webhook.id")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn created_at_has_an_offset_and_no_fractions() {
+        assert_eq!(created_at(1_583_343_384), "2020-03-04T17:36:24+00:00");
+    }
+}
