@@ -8,12 +8,14 @@ ensure_venv
 start_stack
 cat <<MSG
 
-  API           $WEBHOOKS_API_URL/basic/webhooks
+  API           $WEBHOOKS_API_URL/basic/webhooks (eComNow), $WEBHOOKS_API_URL/api/webhooks/list (Ventiapp)
   demo vendor   Username: $DEMO_USERNAME   Password: $DEMO_PASSWORD
+                Authorization: Bearer vwt_local-demo-token-do-not-use-in-production
   AWS emulator  $AWS_ENDPOINT_URL (table $TABLE_NAME)
   logs          $STACK_DIR/*.log
 
   curl -s -H 'Username: $DEMO_USERNAME' -H 'Password: $DEMO_PASSWORD' $WEBHOOKS_API_URL/basic/webhooks
+  curl -s -H 'Authorization: Bearer vwt_local-demo-token-do-not-use-in-production' $WEBHOOKS_API_URL/api/webhooks/list
 
   Ctrl-C stops everything.
 MSG

@@ -143,7 +143,7 @@ fn spec_from_body(
     })
 }
 
-pub(super) fn rfc3339(unix: i64) -> String {
+fn rfc3339(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
