@@ -53,6 +53,7 @@ pub async fn ensure_demo_webhook(store: &DynamoStore, demo: &Vendor) -> Result<b
         created_at: now(),
         updated_at: now(),
         version: 1,
+        disabled: None,
     };
     match store.insert_webhook(&webhook).await {
         Ok(()) => Ok(true),

@@ -18,6 +18,13 @@ pub struct ConfigError {
     problem: String,
 }
 
+impl ConfigError {
+    /// A problem with a named setting.
+    pub fn new(name: &'static str, problem: impl Into<String>) -> Self {
+        Self { name, problem: problem.into() }
+    }
+}
+
 impl Config {
     /// Reads the settings from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {

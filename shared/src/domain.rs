@@ -33,6 +33,8 @@ pub enum Dialect {
     Ecomnow,
     /// Ventiapp: `/api/webhooks/...`, bearer tokens.
     Ventiapp,
+    /// Not a vendor dialect: the platform's `POST /events`, authorised by IAM at the gateway.
+    Platform,
 }
 
 impl EventType {
@@ -116,6 +118,8 @@ pub struct Webhook {
     pub updated_at: i64,
     /// Bumped on every change; the store's writes are conditional on it.
     pub version: u64,
+    /// Set when deliveries stopped (the receiver answered `410 Gone`, …): (unix seconds, why).
+    pub disabled: Option<(i64, String)>,
 }
 
 // Secrets stay out of `{:?}`, so no log line can carry them by accident.
@@ -134,6 +138,7 @@ impl fmt::Debug for Webhook {
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
             .field("version", &self.version)
+            .field("disabled", &self.disabled)
             .finish()
     }
 }
@@ -322,6 +327,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             version: 1,
+            disabled: None,
         };
         let dbg = format!("{w:?}");
         assert!(!dbg.contains("s3cr3t"), "{dbg}");

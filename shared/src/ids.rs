@@ -20,6 +20,12 @@ pub fn vendor_id() -> String {
     format!("ven_{tail}")
 }
 
+/// An event id for events published without one: `evt_` and 24 random characters.
+pub fn event_id() -> String {
+    let tail: String = OsRng.sample_iter(&Alphanumeric).take(24).map(char::from).collect();
+    format!("evt_{tail}")
+}
+
 /// A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64.
 pub fn signing_secret() -> String {
     let mut key = [0u8; 32];

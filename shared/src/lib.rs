@@ -9,9 +9,13 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod delivery;
+pub mod dispatch;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod ids;
+pub mod queue;
 pub mod store;
 pub mod telemetry;
 pub mod urls;

@@ -19,6 +19,7 @@ fn webhook(vendor: &Vendor, id: u64, url: &str) -> shared::domain::Webhook {
         created_at: now(),
         updated_at: now(),
         version: 1,
+        disabled: None,
     }
 }
 

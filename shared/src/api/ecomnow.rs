@@ -14,7 +14,8 @@ use super::{
 use crate::{
     domain::{self, Dialect, Vendor, Webhook, WebhookSpec},
     error::{json_response, ApiError},
-    store::{TokenStore, VendorStore, WebhookStore},
+    queue::DeliveryQueue,
+    store::{EventLog, TokenStore, VendorStore, WebhookStore},
     urls,
 };
 
@@ -58,8 +59,8 @@ struct WebhookList<'a> {
 }
 
 /// Serves an eComNow route for an authenticated vendor.
-pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore>(
-    app: &App<S>,
+pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue>(
+    app: &App<S, Q>,
     op: Operation,
     vendor: &Vendor,
     param: Option<&str>,
@@ -99,13 +100,16 @@ pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore>(
             let webhook = app.delete_webhook(vendor, id).await?;
             Ok(json_response(StatusCode::OK, &WebhookView::of(&webhook)))
         }
+        // Not routed to this dialect (see routes.rs).
+        Operation::PublishEvent => Err(ApiError::not_found("route")),
     }
 }
 
 /// Parses the body of `POST` and `PUT`: `{"authentication"?, "webhookType", "url"}`.
-fn parse_spec<S>(app: &App<S>, req: &Request) -> Result<WebhookSpec, ApiError>
+fn parse_spec<S, Q>(app: &App<S, Q>, req: &Request) -> Result<WebhookSpec, ApiError>
 where
-    S: VendorStore + WebhookStore + TokenStore,
+    S: VendorStore + WebhookStore + TokenStore + EventLog,
+    Q: DeliveryQueue,
 {
     let body = request::json_object(req, MAX_REGISTRATION_BODY)?;
     spec_from_body(&body, app.target_policy(Dialect::Ecomnow))

@@ -9,21 +9,25 @@ use crate::{
     domain::{Dialect, Vendor, Webhook, WebhookSpec},
     error::ApiError,
     ids,
-    store::{Conflict, DynamoStore, StoreError, TokenStore, VendorStore, WebhookStore},
+    queue::{DeliveryQueue, SqsQueue},
+    store::{Conflict, DynamoStore, EventLog, StoreError, TokenStore, VendorStore, WebhookStore},
     urls::TargetPolicy,
 };
 
 mod ecomnow;
+mod publish;
 pub mod request;
 pub mod routes;
 mod ventiapp;
 
 pub use routes::{Operation, Route, ROUTES};
 
-/// What every function holds for its lifetime: settings and the store, built once at start-up.
-pub struct App<S = DynamoStore> {
+/// What every function holds for its lifetime: settings, the store and (for publishing) the
+/// deliveries queue, built once at start-up.
+pub struct App<S = DynamoStore, Q = SqsQueue> {
     pub config: Config,
     pub store: S,
+    pub queue: Option<Q>,
 }
 
 impl App<DynamoStore> {
@@ -33,14 +37,17 @@ impl App<DynamoStore> {
         let config = Config::from_env()?;
         let aws = aws_config::load_from_env().await;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
-        Ok(Self { config, store })
+        let queue = std::env::var("DELIVERIES_QUEUE_URL")
+            .ok()
+            .map(|url| SqsQueue::new(aws_sdk_sqs::Client::new(&aws), url));
+        Ok(Self { config, store, queue })
     }
 }
 
-impl<S: VendorStore + WebhookStore + TokenStore> App<S> {
+impl<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue> App<S, Q> {
     /// Builds an app over any store (tests use the emulator or an in-memory one).
     pub fn new(config: Config, store: S) -> Self {
-        Self { config, store }
+        Self { config, store, queue: None }
     }
 
     /// Serves one request for the function `op`; never fails, every error is a JSON answer.
@@ -96,6 +103,7 @@ impl<S: VendorStore + WebhookStore + TokenStore> App<S> {
                 tracing::Span::current().record("vendor", vendor.vendor_id.as_str());
                 ecomnow::serve(self, op, &vendor, param, req).await
             }
+            Dialect::Platform => publish::serve(self, req).await,
             Dialect::Ventiapp => {
                 let vendor = self.authenticate_bearer(req).await?;
                 tracing::Span::current().record("vendor", vendor.vendor_id.as_str());
@@ -155,7 +163,7 @@ pub fn now() -> i64 {
 /// How many times a write is retried after losing a race (id collision, concurrent update).
 const WRITE_ATTEMPTS: usize = 5;
 
-impl<S: WebhookStore> App<S> {
+impl<S: WebhookStore, Q> App<S, Q> {
     /// Registers a webhook with a fresh id and signing secret.
     pub async fn create_webhook(
         &self,
@@ -173,6 +181,7 @@ impl<S: WebhookStore> App<S> {
             created_at: now,
             updated_at: now,
             version: 1,
+            disabled: None,
         };
         for _ in 0..WRITE_ATTEMPTS {
             webhook.id = ids::webhook_id();

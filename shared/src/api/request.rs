@@ -7,9 +7,9 @@ use crate::{error::ApiError, ids::MAX_WEBHOOK_ID};
 /// The largest registration request body accepted.
 pub const MAX_REGISTRATION_BODY: usize = 16 * 1024;
 
-/// Reads the body as a JSON object: `415` if declared as something else, `413` above `limit`,
-/// `400` if absent, not JSON or not an object.
-pub fn json_object(req: &Request, limit: usize) -> Result<Map<String, Value>, ApiError> {
+/// The body's bytes, declared as JSON: `415` if declared as something else, `413` above
+/// `limit`, `400` if absent.
+pub fn json_bytes(req: &Request, limit: usize) -> Result<&[u8], ApiError> {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
         let media = ct.split(';').next().unwrap_or("").trim();
@@ -27,7 +27,13 @@ pub fn json_object(req: &Request, limit: usize) -> Result<Map<String, Value>, Ap
             "request body is required: a JSON object",
         ));
     }
-    match serde_json::from_slice::<Value>(bytes) {
+    Ok(bytes)
+}
+
+/// Reads the body as a JSON object: `415` if declared as something else, `413` above `limit`,
+/// `400` if absent, not JSON or not an object.
+pub fn json_object(req: &Request, limit: usize) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(json_bytes(req, limit)?) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::bad_request(
             "invalid_json",

@@ -9,16 +9,18 @@ pub enum Operation {
     UpdateWebhook,
     DeleteWebhook,
     ListWebhooks,
+    PublishEvent,
 }
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 5] = [
+    pub const ALL: [Operation; 6] = [
         Operation::CreateWebhook,
         Operation::GetWebhook,
         Operation::UpdateWebhook,
         Operation::DeleteWebhook,
         Operation::ListWebhooks,
+        Operation::PublishEvent,
     ];
 
     /// The function's crate and binary name.
@@ -29,6 +31,7 @@ impl Operation {
             Operation::UpdateWebhook => "update-webhook",
             Operation::DeleteWebhook => "delete-webhook",
             Operation::ListWebhooks => "list-webhooks",
+            Operation::PublishEvent => "publish-event",
         }
     }
 }
@@ -108,6 +111,7 @@ pub const ROUTES: &[Route] = &[
         Operation::DeleteWebhook,
         Dialect::Ventiapp,
     ),
+    route("POST", "/events", Operation::PublishEvent, Dialect::Platform),
 ];
 
 /// What a request's method and path resolve to.

@@ -12,7 +12,8 @@ use super::{
 use crate::{
     domain::{self, Dialect, Vendor, Webhook, WebhookSpec},
     error::{json_response, ApiError},
-    store::{TokenStore, VendorStore, WebhookStore},
+    queue::DeliveryQueue,
+    store::{EventLog, TokenStore, VendorStore, WebhookStore},
     urls,
 };
 
@@ -60,8 +61,8 @@ struct List<'a> {
 }
 
 /// Serves a Ventiapp route for an authenticated vendor.
-pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore>(
-    app: &App<S>,
+pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue>(
+    app: &App<S, Q>,
     op: Operation,
     vendor: &Vendor,
     req: &Request,
@@ -90,7 +91,9 @@ pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore>(
             Ok(json_response(StatusCode::OK, &One { webhook: view }))
         }
         // Not routed to this dialect (see routes.rs); answered as the router would.
-        Operation::GetWebhook | Operation::UpdateWebhook => Err(ApiError::not_found("route")),
+        Operation::GetWebhook | Operation::UpdateWebhook | Operation::PublishEvent => {
+            Err(ApiError::not_found("route"))
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 //! | `TOKEN#<sha256(tok)>`| `#`                              | bearer login: the token's vendor      |
 //! | `TOKENID#<tokenId>`  | `#`                              | revocation by id: the token's hash    |
 //! | `VENDOR#<vendorId>`  | `TOKEN#<tokenId>`                | a vendor's tokens, one query          |
+//! | `VENDOR#<vendorId>`  | `EVENT#<idempotency key>`        | a published event, for 24 h (TTL)     |
+//! | `ATTEMPTS#<id>`      | `<at ms>#<eventId>#<attempt>`    | a delivery attempt, for 30 days (TTL) |
 //!
 //! Each guard is written in the same transaction as the item it guards, conditioned on not
 //! existing, so concurrent writers can never share a username, an id or an endpoint.
@@ -23,7 +25,10 @@ use aws_sdk_dynamodb::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{ApiToken, Conflict, StoreError, TokenStore, VendorLogin, VendorStore, WebhookStore};
+use super::{
+    ApiToken, AttemptLog, AttemptRecord, Conflict, EventLog, EventStart, StoreError, TokenStore, VendorLogin,
+    VendorStore, WebhookStore,
+};
 use crate::domain::{EventType, Vendor, Webhook};
 
 type Item = HashMap<String, AttributeValue>;
@@ -377,6 +382,132 @@ impl WebhookStore for DynamoStore {
     }
 }
 
+/// How long attempts stay in the log.
+pub const ATTEMPT_TTL_SECS: i64 = 30 * 24 * 3600;
+
+impl EventLog for DynamoStore {
+    async fn begin_event(
+        &self,
+        vendor_id: &str,
+        key: &str,
+        event_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<EventStart, StoreError> {
+        let item = Item::from([
+            ("pk".into(), s(vendor_pk(vendor_id))),
+            ("sk".into(), s(format!("EVENT#{key}"))),
+            ("eventId".into(), s(event_id)),
+            ("state".into(), s("pending")),
+            ("createdAt".into(), n(now)),
+            ("expiresAt".into(), n(expires_at)),
+        ]);
+        // TTL deletes lazily: an expired record counts as absent.
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(EventStart::New),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+            Err(e) => return Err(backend(e)),
+        }
+        let item = self
+            .get_item(vendor_pk(vendor_id), format!("EVENT#{key}"))
+            .await?
+            .ok_or_else(|| StoreError::Conflict(Conflict::Concurrent))?;
+        let event_id = get_s(&item, "eventId")?;
+        Ok(match item.get("deliveries") {
+            Some(_) => EventStart::Done { event_id, deliveries: get_n(&item, "deliveries")? },
+            None => EventStart::Pending { event_id },
+        })
+    }
+
+    async fn finish_event(&self, vendor_id: &str, key: &str, deliveries: u32) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(vendor_pk(vendor_id)))
+            .key("sk", s(format!("EVENT#{key}")))
+            .update_expression("SET #state = :done, deliveries = :n")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":done", s("done"))
+            .expression_attribute_values(":n", n(deliveries))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+impl AttemptLog for DynamoStore {
+    async fn record_attempt(&self, r: &AttemptRecord) -> Result<(), StoreError> {
+        let mut item = Item::from([
+            ("pk".into(), s(format!("ATTEMPTS#{}", r.webhook_id))),
+            ("sk".into(), s(format!("{:013}#{}#{:02}", r.at_ms, r.event_id, r.attempt))),
+            ("webhookId".into(), n(r.webhook_id)),
+            ("vendorId".into(), s(&r.vendor_id)),
+            ("eventId".into(), s(&r.event_id)),
+            ("attempt".into(), n(r.attempt)),
+            ("outcome".into(), s(&r.outcome)),
+            ("durationMs".into(), n(r.duration_ms)),
+            ("at".into(), n(r.at_ms)),
+            ("expiresAt".into(), n(r.at_ms / 1000 + ATTEMPT_TTL_SECS)),
+        ]);
+        if let Some(status) = r.status {
+            item.insert("status".into(), n(status));
+        }
+        if !r.response_excerpt.is_empty() {
+            item.insert("response".into(), s(&r.response_excerpt));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_attempts(&self, webhook_id: u64, limit: i32) -> Result<Vec<AttemptRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("ATTEMPTS#{webhook_id}")))
+            .scan_index_forward(false)
+            .limit(limit)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                Ok(AttemptRecord {
+                    webhook_id: get_n(item, "webhookId")?,
+                    vendor_id: get_s(item, "vendorId")?,
+                    event_id: get_s(item, "eventId")?,
+                    attempt: get_n(item, "attempt")?,
+                    status: item.get("status").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
+                    outcome: get_s(item, "outcome")?,
+                    duration_ms: get_n(item, "durationMs")?,
+                    at_ms: get_n(item, "at")?,
+                    response_excerpt: item.get("response").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}
+
 fn vendor_pk(vendor_id: &str) -> String {
     format!("VENDOR#{vendor_id}")
 }
@@ -407,6 +538,10 @@ fn webhook_item(w: &Webhook) -> Item {
     if let Some(a) = &w.authentication {
         item.insert("authentication".into(), s(a));
     }
+    if let Some((at, reason)) = &w.disabled {
+        item.insert("disabledAt".into(), n(at));
+        item.insert("disabledReason".into(), s(reason));
+    }
     item
 }
 
@@ -434,6 +569,10 @@ fn webhook_from(item: &Item) -> Result<Webhook, StoreError> {
         created_at: get_n(item, "createdAt")?,
         updated_at: get_n(item, "updatedAt")?,
         version: get_n(item, "version")?,
+        disabled: match item.get("disabledAt") {
+            Some(_) => Some((get_n(item, "disabledAt")?, get_s(item, "disabledReason")?)),
+            None => None,
+        },
     })
 }
 

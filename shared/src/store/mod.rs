@@ -139,3 +139,67 @@ pub trait WebhookStore: Send + Sync {
         current: &Webhook,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// What a publisher's idempotency key says about an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventStart {
+    /// First time seen: fan it out.
+    New,
+    /// Seen, but its fan-out did not finish (a crash or an error): fan it out again.
+    Pending { event_id: String },
+    /// Seen and fanned out: answer as the first time, enqueue nothing.
+    Done { event_id: String, deliveries: u32 },
+}
+
+/// Published events' idempotency keys, kept for a day.
+pub trait EventLog: Send + Sync {
+    /// Records `key` for `vendor_id` unless a live record exists, which is returned instead.
+    fn begin_event(
+        &self,
+        vendor_id: &str,
+        key: &str,
+        event_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<EventStart, StoreError>> + Send;
+
+    /// Marks the event fanned out to `deliveries` webhooks.
+    fn finish_event(
+        &self,
+        vendor_id: &str,
+        key: &str,
+        deliveries: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// One delivery attempt, as the log keeps it for 30 days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub webhook_id: u64,
+    pub vendor_id: String,
+    pub event_id: String,
+    /// 1-based.
+    pub attempt: u32,
+    /// The receiver's status, if it answered.
+    pub status: Option<u16>,
+    /// `delivered`, `rejected`, or why there was no answer (`timeout`, `connect`, …).
+    pub outcome: String,
+    pub duration_ms: u64,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// The first KiB of the response body.
+    pub response_excerpt: String,
+}
+
+/// The delivery attempt log.
+pub trait AttemptLog: Send + Sync {
+    /// Appends an attempt.
+    fn record_attempt(&self, record: &AttemptRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A webhook's latest attempts, newest first.
+    fn list_attempts(
+        &self,
+        webhook_id: u64,
+        limit: i32,
+    ) -> impl Future<Output = Result<Vec<AttemptRecord>, StoreError>> + Send;
+}

@@ -1,0 +1,16 @@
+//! `dispatch`: consumes the deliveries queue (with `ReportBatchItemFailures`) and POSTs each
+//! delivery to its webhook; all logic lives in `shared::dispatch`.
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use shared::dispatch::Dispatcher;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let dispatcher = Dispatcher::from_env().await?;
+    let dispatcher = &dispatcher;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        dispatcher.handle(&event.payload).await.map_err(Error::from)
+    }))
+    .await
+}

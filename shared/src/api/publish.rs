@@ -1,0 +1,93 @@
+//! `POST /events`: the platform publishes an event; one delivery is enqueued per matching
+//! active webhook of the vendor.
+use lambda_http::{http::StatusCode, Body, Request, Response};
+use serde::Serialize;
+
+use super::{now, request, App};
+use crate::{
+    delivery::{DeliveryMessage, MESSAGE_VERSION},
+    domain::FieldError,
+    error::{json_response, ApiError},
+    events::{self, PublishError, MAX_EVENT_BYTES},
+    ids,
+    queue::DeliveryQueue,
+    store::{EventLog, EventStart, TokenStore, VendorStore, WebhookStore},
+};
+
+/// How long a publisher's idempotency key is remembered.
+pub const IDEMPOTENCY_WINDOW_SECS: i64 = 24 * 3600;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted<'a> {
+    event_id: &'a str,
+    deliveries: u32,
+}
+
+/// Serves `POST /events`.
+pub(super) async fn serve<S, Q>(app: &App<S, Q>, req: &Request) -> Result<Response<Body>, ApiError>
+where
+    S: VendorStore + WebhookStore + TokenStore + EventLog,
+    Q: DeliveryQueue,
+{
+    let Some(queue) = &app.queue else {
+        tracing::error!("publish-event runs without DELIVERIES_QUEUE_URL");
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error, please retry later"));
+    };
+    let event = events::parse_publish(request::json_bytes(req, MAX_EVENT_BYTES)?).map_err(|e| match e {
+        PublishError::Json(m) => ApiError::bad_request("invalid_json", format!("request body is not valid: {m}")),
+        PublishError::Field(f) => f.into(),
+    })?;
+    if app.store.vendor_by_id(&event.vendor_id).await?.is_none() {
+        return Err(FieldError::not_allowed("vendorId", "vendorId names no vendor").into());
+    }
+
+    let mut event_id = event.id.clone().unwrap_or_else(ids::event_id);
+    if let Some(key) = &event.id {
+        let t = now();
+        match app.store.begin_event(&event.vendor_id, key, &event_id, t, t + IDEMPOTENCY_WINDOW_SECS).await? {
+            EventStart::New => {}
+            EventStart::Done { event_id, deliveries } => {
+                tracing::info!(event_id = %event_id, "repeated event id: nothing enqueued");
+                return Ok(json_response(StatusCode::ACCEPTED, &Accepted { event_id: &event_id, deliveries }));
+            }
+            EventStart::Pending { event_id: first } => {
+                tracing::warn!(event_id = %first, "repeated event id whose fan-out did not finish: fanning out again");
+                event_id = first;
+            }
+        }
+    }
+
+    let published_at = now();
+    let webhooks = app.store.list_webhooks(&event.vendor_id).await?;
+    let bodies: Vec<String> = webhooks
+        .iter()
+        .filter(|w| w.event_type == event.event_type && w.disabled.is_none())
+        .map(|w| {
+            serde_json::to_string(&DeliveryMessage {
+                v: MESSAGE_VERSION,
+                event_id: event_id.clone(),
+                event_type: event.event_type,
+                vendor_id: event.vendor_id.clone(),
+                webhook_id: w.id,
+                published_at,
+                payload: event.payload.clone(),
+            })
+            .expect("a delivery message serialises")
+        })
+        .collect();
+    let deliveries = bodies.len() as u32;
+    if let Err(e) = queue.send_all(bodies).await {
+        tracing::error!(error = %crate::error::chain(&e), "fan-out failed");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the event could not be queued; publish it again with the same id",
+        ));
+    }
+    if let Some(key) = &event.id {
+        app.store.finish_event(&event.vendor_id, key, deliveries).await?;
+    }
+    tracing::info!(event_id = %event_id, event_type = %event.event_type, vendor = %event.vendor_id, deliveries, "event published");
+    Ok(json_response(StatusCode::ACCEPTED, &Accepted { event_id: &event_id, deliveries }))
+}

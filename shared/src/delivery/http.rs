@@ -1,0 +1,174 @@
+//! The HTTP sender: reqwest on rustls, one client per container, no redirects, bounded time and
+//! bounded response reads.
+use std::{env, path::PathBuf, time::{Duration, Instant}};
+
+use reqwest::{
+    header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER},
+    redirect, Client,
+};
+
+use super::{Attempt, Deliverer, DeliveryRequest, Outcome};
+use crate::config::ConfigError;
+
+/// How deliveries are made; every value has an environment variable.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// `DELIVERY_CONNECT_TIMEOUT_MS`, default 5 s.
+    pub connect_timeout: Duration,
+    /// `DELIVERY_TIMEOUT_MS`, the whole request including the response, default 10 s.
+    pub timeout: Duration,
+    /// `DELIVERY_MAX_RESPONSE_BYTES`: how much of a response is read, default 64 KiB.
+    pub max_response_bytes: usize,
+    /// `EXTRA_CA_FILE`: PEM certificates trusted besides the usual roots (local receivers).
+    pub extra_ca_file: Option<PathBuf>,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            max_response_bytes: 64 * 1024,
+            extra_ca_file: None,
+        }
+    }
+}
+
+impl DeliverySettings {
+    /// Reads the settings, defaults where unset.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let ms = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+            match env::var(name) {
+                Err(_) => Ok(default),
+                Ok(v) => v
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| ConfigError::new(name, format!("expected milliseconds, got {v:?}"))),
+            }
+        };
+        Ok(Self {
+            connect_timeout: ms("DELIVERY_CONNECT_TIMEOUT_MS", d.connect_timeout)?,
+            timeout: ms("DELIVERY_TIMEOUT_MS", d.timeout)?,
+            max_response_bytes: match env::var("DELIVERY_MAX_RESPONSE_BYTES") {
+                Err(_) => d.max_response_bytes,
+                Ok(v) => v
+                    .parse()
+                    .map_err(|_| ConfigError::new("DELIVERY_MAX_RESPONSE_BYTES", format!("expected bytes, got {v:?}")))?,
+            },
+            extra_ca_file: env::var_os("EXTRA_CA_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
+        })
+    }
+}
+
+/// Sends deliveries with one reused client (connections and TLS sessions are kept across
+/// invocations of a warm container).
+#[derive(Clone)]
+pub struct HttpDeliverer {
+    client: Client,
+    max_response_bytes: usize,
+}
+
+/// The product and version every delivery names itself with.
+pub const USER_AGENT: &str = concat!("order-webhooks/", env!("CARGO_PKG_VERSION"));
+
+impl HttpDeliverer {
+    /// Builds the client from the settings.
+    pub fn new(settings: &DeliverySettings) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let mut builder = Client::builder()
+            .redirect(redirect::Policy::none())
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.timeout)
+            .user_agent(USER_AGENT)
+            .pool_idle_timeout(Duration::from_secs(60));
+        if let Some(file) = &settings.extra_ca_file {
+            let pem = std::fs::read(file).map_err(|e| format!("EXTRA_CA_FILE {}: {e}", file.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(Self {
+            client: builder.build()?,
+            max_response_bytes: settings.max_response_bytes,
+        })
+    }
+}
+
+impl Deliverer for HttpDeliverer {
+    async fn deliver(&self, req: &DeliveryRequest<'_>) -> Attempt {
+        let started = Instant::now();
+        let mut request = self
+            .client
+            .post(req.url)
+            .header(CONTENT_TYPE, "application/json")
+            .header("webhook-id", req.event_id)
+            .header("webhook-timestamp", req.timestamp.to_string())
+            .header("webhook-signature", req.signature)
+            .body(req.body.to_vec());
+        if let Some(auth) = req.authentication {
+            match HeaderValue::from_str(auth) {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    request = request.header(AUTHORIZATION, v);
+                }
+                Err(_) => return failed("bad_authentication", started),
+            }
+        }
+        let mut response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return failed(error_class(&e), started),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        // Read at most the limit; a receiver that streams forever is cut off, not waited for.
+        let mut excerpt = Vec::new();
+        let mut read = 0usize;
+        while read < self.max_response_bytes {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    read += chunk.len();
+                    let room = 1024usize.saturating_sub(excerpt.len());
+                    excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let outcome = if (200..300).contains(&status) {
+            Outcome::Delivered { status }
+        } else {
+            Outcome::Rejected { status, retry_after }
+        };
+        Attempt {
+            outcome,
+            duration: started.elapsed(),
+            response_excerpt: String::from_utf8_lossy(&excerpt).into_owned(),
+        }
+    }
+}
+
+fn failed(class: &'static str, started: Instant) -> Attempt {
+    Attempt {
+        outcome: Outcome::Failed { class },
+        duration: started.elapsed(),
+        response_excerpt: String::new(),
+    }
+}
+
+fn error_class(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_redirect() {
+        "redirect"
+    } else if e.is_body() || e.is_decode() {
+        "response"
+    } else {
+        "network"
+    }
+}

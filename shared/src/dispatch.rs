@@ -1,0 +1,251 @@
+//! The dispatcher: an SQS batch in, each message delivered concurrently, the failures reported
+//! back so that SQS retries them alone, after the backoff their attempt calls for.
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use rand::Rng;
+use tracing::Instrument;
+
+use crate::{
+    config::ConfigError,
+    delivery::{
+        self, Attempt, Deliverer, DeliveryMessage, DeliveryRequest, DeliverySettings, HttpDeliverer, Outcome,
+        RetrySchedule, MESSAGE_VERSION,
+    },
+    domain::Webhook,
+    queue::{DeliveryQueue, SqsQueue},
+    store::{AttemptLog, AttemptRecord, Conflict, DynamoStore, StoreError, WebhookStore},
+};
+
+/// A batch the dispatcher cannot answer for message by message.
+#[derive(Debug, thiserror::Error)]
+#[error("a message of the batch has no id: the whole batch is retried")]
+pub struct MessageWithoutId;
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    /// Delivered, or dropped on purpose (its webhook is gone): delete it.
+    Done,
+    /// Failed: leave it in the queue for its next attempt, or the DLQ after the last.
+    Retry,
+}
+
+/// Everything dispatch needs, built once per container.
+pub struct Dispatcher<S, Q, D> {
+    pub store: S,
+    pub queue: Q,
+    pub deliverer: D,
+    pub schedule: RetrySchedule,
+}
+
+impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
+    /// Builds the deployed dispatcher: `TABLE_NAME`, `DELIVERIES_QUEUE_URL`, `RETRY_SCHEDULE`
+    /// (default: the standard schedule) and the delivery settings.
+    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::new("TABLE_NAME", "is not set"))?;
+        let queue_url =
+            std::env::var("DELIVERIES_QUEUE_URL").map_err(|_| ConfigError::new("DELIVERIES_QUEUE_URL", "is not set"))?;
+        let schedule = match std::env::var("RETRY_SCHEDULE") {
+            Ok(spec) => RetrySchedule::parse(&spec).map_err(|e| ConfigError::new("RETRY_SCHEDULE", e))?,
+            Err(_) => RetrySchedule::standard(),
+        };
+        let deliverer = HttpDeliverer::new(&DeliverySettings::from_env()?)?;
+        let aws = aws_config::load_from_env().await;
+        Ok(Self {
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
+            queue: SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url),
+            deliverer,
+            schedule,
+        })
+    }
+}
+
+impl<S, Q, D> Dispatcher<S, Q, D>
+where
+    S: WebhookStore + AttemptLog,
+    Q: DeliveryQueue,
+    D: Deliverer,
+{
+    /// Handles one SQS batch; the answer lists the messages to retry.
+    pub async fn handle(&self, event: &SqsEvent) -> Result<SqsBatchResponse, MessageWithoutId> {
+        let mut ids = Vec::with_capacity(event.records.len());
+        for record in &event.records {
+            match record.message_id.as_deref() {
+                Some(id) if !id.is_empty() => ids.push(id),
+                _ => {
+                    tracing::error!("SQS message without an id");
+                    return Err(MessageWithoutId);
+                }
+            }
+        }
+        let dispositions = futures_util::future::join_all(event.records.iter().zip(&ids).map(|(record, id)| {
+            let span = tracing::info_span!("message", message_id = %id, event_id = tracing::field::Empty, webhook_id = tracing::field::Empty);
+            self.process(record).instrument(span)
+        }))
+        .await;
+        let mut response = SqsBatchResponse::default();
+        for (id, d) in ids.iter().zip(dispositions) {
+            if d == Disposition::Retry {
+                response.add_failure(*id);
+            }
+        }
+        Ok(response)
+    }
+
+    async fn process(&self, record: &SqsMessage) -> Disposition {
+        let receive_count: u32 = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let Some(body) = record.body.as_deref() else {
+            tracing::error!("message without a body: left for the dead-letter queue");
+            return Disposition::Retry;
+        };
+        let message = match serde_json::from_str::<DeliveryMessage>(body) {
+            Ok(m) if m.v == MESSAGE_VERSION => m,
+            Ok(m) => {
+                tracing::error!(version = m.v, "unknown message version: left for the dead-letter queue");
+                return Disposition::Retry;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "undecodable message: left for the dead-letter queue");
+                return Disposition::Retry;
+            }
+        };
+        let span = tracing::Span::current();
+        span.record("event_id", message.event_id.as_str());
+        span.record("webhook_id", message.webhook_id);
+
+        let webhook = match self.store.get_webhook(&message.vendor_id, message.webhook_id).await {
+            Ok(Some(w)) => w,
+            Ok(None) => {
+                tracing::info!("webhook deleted since the event was published: delivery dropped");
+                return Disposition::Done;
+            }
+            Err(e) => {
+                tracing::error!(error = %crate::error::chain(&e), "cannot read the webhook");
+                return self.retry(record, receive_count, None).await;
+            }
+        };
+        if let Some((_, reason)) = &webhook.disabled {
+            tracing::info!(reason = %reason, "webhook disabled since the event was published: delivery dropped");
+            return Disposition::Done;
+        }
+        if webhook.event_type != message.event_type {
+            tracing::info!("webhook no longer takes this event type: delivery dropped");
+            return Disposition::Done;
+        }
+
+        let timestamp = unix_seconds();
+        let body = message.payload.get().as_bytes();
+        let signature = match delivery::sign(&webhook.secret, &message.event_id, timestamp, body) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign");
+                return self.retry(record, receive_count, None).await;
+            }
+        };
+        let attempt = self
+            .deliverer
+            .deliver(&DeliveryRequest {
+                url: &webhook.url,
+                authentication: webhook.authentication.as_deref(),
+                event_id: &message.event_id,
+                timestamp,
+                signature: &signature,
+                body,
+            })
+            .await;
+        self.log_attempt(&message, receive_count, &attempt).await;
+
+        match attempt.outcome {
+            Outcome::Delivered { status } => {
+                tracing::info!(status, attempt = receive_count, duration_ms = attempt.duration.as_millis() as u64, "delivered");
+                Disposition::Done
+            }
+            Outcome::Rejected { status: 410, .. } => {
+                tracing::warn!("receiver answered 410 Gone: webhook disabled");
+                self.disable(webhook, "the receiver answered 410 Gone").await;
+                Disposition::Done
+            }
+            Outcome::Rejected { status, retry_after } => {
+                tracing::warn!(status, attempt = receive_count, "delivery rejected");
+                self.retry(record, receive_count, retry_after).await
+            }
+            Outcome::Failed { class } => {
+                tracing::warn!(class, attempt = receive_count, "delivery failed");
+                self.retry(record, receive_count, None).await
+            }
+        }
+    }
+
+    /// Hides the message for the backoff of its attempt (or not at all after the last, so that
+    /// SQS moves it to the dead-letter queue on its next receive) and reports it failed.
+    async fn retry(&self, record: &SqsMessage, attempt: u32, retry_after: Option<Duration>) -> Disposition {
+        let jitter = rand::thread_rng().gen_range(0.8..1.2);
+        let delay = self.schedule.delay_after(attempt, retry_after, jitter).unwrap_or(Duration::ZERO);
+        if let Some(receipt) = record.receipt_handle.as_deref() {
+            if let Err(e) = self.queue.retry_after(receipt, delay).await {
+                // The queue's own visibility timeout applies instead; nothing is lost.
+                tracing::warn!(error = %crate::error::chain(&e), "cannot set the retry delay");
+            }
+        }
+        tracing::info!(next_in_s = delay.as_secs(), last = attempt >= self.schedule.max_attempts(), "will retry");
+        Disposition::Retry
+    }
+
+    async fn log_attempt(&self, message: &DeliveryMessage, attempt: u32, a: &Attempt) {
+        let (status, outcome) = match &a.outcome {
+            Outcome::Delivered { status } => (Some(*status), "delivered".to_owned()),
+            Outcome::Rejected { status, .. } => (Some(*status), "rejected".to_owned()),
+            Outcome::Failed { class } => (None, (*class).to_owned()),
+        };
+        let record = AttemptRecord {
+            webhook_id: message.webhook_id,
+            vendor_id: message.vendor_id.clone(),
+            event_id: message.event_id.clone(),
+            attempt,
+            status,
+            outcome,
+            duration_ms: a.duration.as_millis() as u64,
+            at_ms: unix_millis(),
+            response_excerpt: a.response_excerpt.clone(),
+        };
+        if let Err(e) = self.store.record_attempt(&record).await {
+            tracing::error!(error = %crate::error::chain(&e), "cannot record the attempt");
+        }
+    }
+
+    async fn disable(&self, mut webhook: Webhook, reason: &str) {
+        for _ in 0..3 {
+            let next = Webhook {
+                disabled: Some((unix_seconds(), reason.to_owned())),
+                version: webhook.version + 1,
+                ..webhook.clone()
+            };
+            match self.store.replace_webhook(&webhook, &next).await {
+                Ok(()) => return,
+                Err(StoreError::Conflict(Conflict::Concurrent)) => {
+                    match self.store.get_webhook(&webhook.vendor_id, webhook.id).await {
+                        Ok(Some(w)) => webhook = w,
+                        _ => return,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %crate::error::chain(&e), "cannot disable the webhook");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn unix_seconds() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn unix_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
