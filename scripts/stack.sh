@@ -77,9 +77,18 @@ start_stack() {
   start_bg moto moto_server -H 127.0.0.1 -p "$MOTO_PORT"
   wait_http "$AWS_ENDPOINT_URL/moto-api/" 60 moto
 
-  log "creating table $TABLE_NAME from template.yaml and the demo vendor"
+  log "creating the table and queues of template.yaml, the demo vendor and its token"
+  mkdir -p "$STACK_DIR"
+  local extra=()
+  if [ -n "${RETRY_SCHEDULE:-}" ]; then
+    # One attempt more than delays: the queue's maxReceiveCount must agree with the schedule.
+    extra+=(--max-attempts "$(( $(tr -cd , <<< "$RETRY_SCHEDULE" | wc -c) + 2 ))")
+  fi
+  if [ -n "${QUEUE_VISIBILITY_TIMEOUT:-}" ]; then extra+=(--visibility-timeout "$QUEUE_VISIBILITY_TIMEOUT"); fi
   (cd "$ROOT" && "$ROOT/target/debug/devstack" bootstrap --template template.yaml --table "$TABLE_NAME" \
-      --demo-username "$DEMO_USERNAME" --demo-password "$DEMO_PASSWORD") >&2
+      --queue-prefix "$TABLE_NAME" --env-out "$STACK_DIR/queues.env" "${extra[@]}" \
+      --demo-username "$DEMO_USERNAME" --demo-password "$DEMO_PASSWORD") >&2 || return 1
+  set -a; source "$STACK_DIR/queues.env"; set +a
 
   log "starting cargo lambda watch on 127.0.0.1:$API_PORT"
   # No --timeout: in cargo-lambda 1.9 it also ends idle functions' long polls, which crashes them.
@@ -92,6 +101,10 @@ start_stack() {
     echo "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
     echo "ALLOW_PRIVATE_TARGETS=true"
     echo "RUST_LOG=${RUST_LOG:-info}"
+    echo "DELIVERIES_QUEUE_URL=$DELIVERIES_QUEUE_URL"
+    if [ -n "${RETRY_SCHEDULE:-}" ]; then echo "RETRY_SCHEDULE=$RETRY_SCHEDULE"; fi
+    if [ -n "${DELIVERY_TIMEOUT_MS:-}" ]; then echo "DELIVERY_TIMEOUT_MS=$DELIVERY_TIMEOUT_MS"; fi
+    if [ -n "${EXTRA_CA_FILE:-}" ]; then echo "EXTRA_CA_FILE=$EXTRA_CA_FILE"; fi
   } > "$STACK_DIR/functions.env"
   start_bg watch bash -c "cd '$ROOT' && exec cargo lambda watch --invoke-address 127.0.0.1 \
       --invoke-port '$API_PORT' --ignore-changes --env-file '$STACK_DIR/functions.env'"
@@ -104,6 +117,12 @@ start_stack() {
   curl -s -o /dev/null --max-time 180 "$WEBHOOKS_API_URL/basic/webhooks/1" || true
   curl -s -o /dev/null --max-time 180 -X PUT "$WEBHOOKS_API_URL/basic/webhooks/1" || true
   curl -s -o /dev/null --max-time 180 -X DELETE "$WEBHOOKS_API_URL/basic/webhooks/1" || true
+  curl -s -o /dev/null --max-time 180 -X PATCH "$WEBHOOKS_API_URL/events" || true
+  curl -s -o /dev/null --max-time 180 -d '{"Records": []}' \
+    "$WEBHOOKS_API_URL/2015-03-31/functions/dispatch/invocations" || true
+
+  log "starting the SQS-to-dispatch bridge"
+  start_bg bridge "$ROOT/target/debug/devstack" bridge --queue-url "$DELIVERIES_QUEUE_URL" --watch-url "$WEBHOOKS_API_URL"
 
   mkdir -p "$STACK_DIR"
   {
@@ -113,6 +132,8 @@ start_stack() {
     echo "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
     echo "TABLE_NAME=$TABLE_NAME"
     echo "WEBHOOKS_API_URL=$WEBHOOKS_API_URL"
+    echo "DELIVERIES_QUEUE_URL=$DELIVERIES_QUEUE_URL"
+    echo "DEAD_LETTER_QUEUE_URL=$DEAD_LETTER_QUEUE_URL"
   } > "$STACK_DIR/env"
 }
 

@@ -6,6 +6,8 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 export MOTO_PORT="${TEST_MOTO_PORT:-4577}" API_PORT="${TEST_API_PORT:-9107}"
 export STACK_DIR="$ROOT/.stack/test" TABLE_NAME="webhooks-test"
+# Time compressed: eight attempts a second apart, a short visibility timeout and delivery timeout.
+export RETRY_SCHEDULE="1s,1s,1s,1s,1s,1s,1s" QUEUE_VISIBILITY_TIMEOUT=20 DELIVERY_TIMEOUT_MS=2000
 source "$ROOT/scripts/stack.sh"
 trap stop_stack EXIT
 trap 'exit 130' INT TERM

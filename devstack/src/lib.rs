@@ -1,5 +1,7 @@
 //! Local-stack tooling: reads the resources of `template.yaml` and creates them in the
 //! emulator, so the local table is the deployed table, attribute for attribute.
+pub mod bridge;
+
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_dynamodb::{
     types::{
@@ -121,6 +123,125 @@ pub fn table_definition(template: &Value) -> Result<TableDefinition> {
             .and_then(Value::as_str)
             .map(str::to_owned),
     })
+}
+
+/// A queue of the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDefinition {
+    pub logical_id: String,
+    pub visibility_timeout: Option<i64>,
+    pub retention: Option<i64>,
+    /// (dead-letter queue's logical id, maxReceiveCount)
+    pub redrive: Option<(String, i64)>,
+}
+
+/// Resolves a number that may be a literal or `!Ref` to a parameter's default.
+fn number(template: &Value, v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        Value::Tagged(t) if t.tag == "Ref" => {
+            let name = t.value.as_str()?;
+            number(template, template.get("Parameters")?.get(name)?.get("Default")?)
+        }
+        _ => None,
+    }
+}
+
+/// The template's SQS queues.
+pub fn queue_definitions(template: &Value) -> Result<Vec<QueueDefinition>> {
+    resources_of_type(template, "AWS::SQS::Queue")
+        .into_iter()
+        .map(|(logical_id, props)| {
+            let redrive = match props.get("RedrivePolicy") {
+                None => None,
+                Some(r) => {
+                    let target = match r.get("deadLetterTargetArn") {
+                        Some(Value::Tagged(t)) if t.tag == "GetAtt" => t
+                            .value
+                            .as_str()
+                            .and_then(|s| s.strip_suffix(".Arn"))
+                            .map(str::to_owned),
+                        _ => None,
+                    }
+                    .with_context(|| format!("{logical_id}: deadLetterTargetArn must be !GetAtt <Queue>.Arn"))?;
+                    let max = r
+                        .get("maxReceiveCount")
+                        .and_then(|v| number(template, v))
+                        .with_context(|| format!("{logical_id}: maxReceiveCount"))?;
+                    Some((target, max))
+                }
+            };
+            Ok(QueueDefinition {
+                visibility_timeout: props.get("VisibilityTimeout").and_then(|v| number(template, v)),
+                retention: props.get("MessageRetentionPeriod").and_then(|v| number(template, v)),
+                logical_id,
+                redrive,
+            })
+        })
+        .collect()
+}
+
+/// A queue as created: its URL and ARN.
+#[derive(Debug, Clone)]
+pub struct LocalQueue {
+    pub url: String,
+    pub arn: String,
+}
+
+/// Creates the template's queues (idempotently), dead-letter queues first. `visibility` and
+/// `max_receive` override the template's values, so tests can compress time.
+pub async fn ensure_queues(
+    client: &aws_sdk_sqs::Client,
+    prefix: &str,
+    defs: &[QueueDefinition],
+    visibility: Option<i64>,
+    max_receive: Option<i64>,
+) -> Result<std::collections::BTreeMap<String, LocalQueue>> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let mut made = std::collections::BTreeMap::new();
+    let mut order: Vec<&QueueDefinition> = defs.iter().filter(|d| d.redrive.is_none()).collect();
+    order.extend(defs.iter().filter(|d| d.redrive.is_some()));
+    for def in order {
+        let name = format!("{prefix}-{}", def.logical_id);
+        let mut req = client.create_queue().queue_name(&name);
+        if let Some(v) = visibility.or(def.visibility_timeout) {
+            req = req.attributes(A::VisibilityTimeout, v.to_string());
+        }
+        if let Some(r) = def.retention {
+            req = req.attributes(A::MessageRetentionPeriod, r.to_string());
+        }
+        if let Some((dlq, max)) = &def.redrive {
+            let target: &LocalQueue = made.get(dlq).with_context(|| format!("no queue {dlq}"))?;
+            let policy = format!(
+                r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":{}}}"#,
+                target.arn,
+                max_receive.unwrap_or(*max)
+            );
+            req = req.attributes(A::RedrivePolicy, policy);
+        }
+        let url = req
+            .send()
+            .await
+            .map_err(|e| anyhow!(shared::error::chain(&e)))
+            .with_context(|| format!("creating queue {name}"))?
+            .queue_url
+            .context("no queue URL")?;
+        let attrs = client
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(A::QueueArn)
+            .send()
+            .await
+            .map_err(|e| anyhow!(shared::error::chain(&e)))?;
+        let arn = attrs
+            .attributes()
+            .and_then(|a| a.get(&A::QueueArn))
+            .cloned()
+            .context("no queue ARN")?;
+        made.insert(def.logical_id.clone(), LocalQueue { url, arn });
+    }
+    Ok(made)
 }
 
 /// Creates the table if it does not exist (idempotent), with its TTL setting.

@@ -31,28 +31,99 @@ enum Command {
         demo_username: String,
         #[arg(long, default_value = "demo-password")]
         demo_password: String,
+        /// Local queue names start with this.
+        #[arg(long, default_value = "webhooks")]
+        queue_prefix: String,
+        /// Overrides the queues' visibility timeout (tests compress time).
+        #[arg(long)]
+        visibility_timeout: Option<i64>,
+        /// Overrides maxReceiveCount (it must match RETRY_SCHEDULE's attempts).
+        #[arg(long)]
+        max_attempts: Option<i64>,
+        /// Writes DELIVERIES_QUEUE_URL and the others here, as KEY=VALUE lines.
+        #[arg(long)]
+        env_out: Option<PathBuf>,
+    },
+    /// Feeds the deliveries queue to `dispatch` under `cargo lambda watch`, as Lambda would.
+    Bridge {
+        #[arg(long, env = "DELIVERIES_QUEUE_URL")]
+        queue_url: String,
+        /// The `cargo lambda watch` address.
+        #[arg(long, default_value = "http://127.0.0.1:9000")]
+        watch_url: String,
+        #[arg(long, default_value = "dispatch")]
+        function: String,
+        #[arg(long, default_value_t = 10)]
+        batch_size: i32,
     },
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Bridge { queue_url, watch_url, function, batch_size } => {
+            let aws = aws_config::load_from_env().await;
+            let sqs = aws_sdk_sqs::Client::new(&aws);
+            let arn_name = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+            let arn = sqs
+                .get_queue_attributes()
+                .queue_url(&queue_url)
+                .attribute_names(arn_name.clone())
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!(shared::error::chain(&e)))?
+                .attributes()
+                .and_then(|a| a.get(&arn_name))
+                .cloned()
+                .unwrap_or_default();
+            let bridge = devstack::bridge::Bridge {
+                sqs,
+                queue_url,
+                queue_arn: arn,
+                region: aws.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into()),
+                invoke_url: format!("{}/2015-03-31/functions/{function}/invocations", watch_url.trim_end_matches('/')),
+                batch_size,
+            };
+            bridge.run().await?;
+        }
         Command::Bootstrap {
             template,
             table,
             demo_username,
             demo_password,
+            queue_prefix,
+            visibility_timeout,
+            max_attempts,
+            env_out,
         } => {
-            let text = fs::read_to_string(&template)
-                .with_context(|| format!("reading {}", template.display()))?;
-            let def = devstack::table_definition(&devstack::parse_template(&text)?)?;
+            let text = fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
+            let parsed = devstack::parse_template(&text)?;
+            let def = devstack::table_definition(&parsed)?;
             let aws = aws_config::load_from_env().await;
             let client = aws_sdk_dynamodb::Client::new(&aws);
             let created = devstack::ensure_table(&client, &table, &def).await?;
-            println!(
-                "table {table}: {}",
-                if created { "created" } else { "exists" }
-            );
+            println!("table {table}: {}", if created { "created" } else { "exists" });
+            let queues = devstack::ensure_queues(
+                &aws_sdk_sqs::Client::new(&aws),
+                &queue_prefix,
+                &devstack::queue_definitions(&parsed)?,
+                visibility_timeout,
+                max_attempts,
+            )
+            .await?;
+            let mut env = String::new();
+            for (logical_id, q) in &queues {
+                println!("queue {logical_id}: {}", q.url);
+                let key = match logical_id.as_str() {
+                    "DeliveriesQueue" => "DELIVERIES_QUEUE_URL",
+                    "DeadLetterQueue" => "DEAD_LETTER_QUEUE_URL",
+                    _ => continue,
+                };
+                env.push_str(&format!("{key}={}\n", q.url));
+            }
+            if let Some(path) = env_out {
+                fs::write(&path, env).with_context(|| format!("writing {}", path.display()))?;
+            }
             if !demo_username.is_empty() {
                 let store = DynamoStore::new(client, &table);
                 let hash =
