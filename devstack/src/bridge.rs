@@ -2,7 +2,7 @@
 //! invokes `dispatch` under `cargo lambda watch` with a real SQS event, deletes what succeeded
 //! and leaves the batch item failures (and, if the invocation fails, the whole batch) to
 //! reappear after their visibility timeout, as the event source mapping does.
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -25,7 +25,9 @@ pub struct Bridge {
 impl Bridge {
     /// Polls forever.
     pub async fn run(&self) -> Result<()> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .build()?;
         loop {
             if let Err(e) = self.once(&http).await {
                 eprintln!("bridge: {e:#}");
@@ -62,7 +64,11 @@ impl Bridge {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         let failures: Vec<String> = match serde_json::from_str::<SqsBatchResponse>(&text) {
-            Ok(r) if status.is_success() => r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+            Ok(r) if status.is_success() => r
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect(),
             _ => {
                 eprintln!("bridge: dispatch failed ({status}): {text}; the batch comes back after its visibility timeout");
                 return Ok(messages.len());
@@ -92,7 +98,12 @@ impl Bridge {
                 .map_err(|e| anyhow!(shared::error::chain(&e)))
                 .context("deleting")?;
         }
-        println!("bridge: batch of {}: {} done, {} to retry", messages.len(), done.len(), failures.len());
+        println!(
+            "bridge: batch of {}: {} done, {} to retry",
+            messages.len(),
+            done.len(),
+            failures.len()
+        );
         Ok(messages.len())
     }
 
@@ -104,8 +115,12 @@ impl Bridge {
         r.md5_of_body = m.md5_of_body.clone();
         r.attributes = m
             .attributes()
-            .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
-            .unwrap_or_else(HashMap::new);
+            .map(|a| {
+                a.iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
         r.event_source = Some("aws:sqs".into());
         r.event_source_arn = Some(self.queue_arn.clone());
         r.aws_region = Some(self.region.clone());

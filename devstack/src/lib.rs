@@ -142,7 +142,10 @@ fn number(template: &Value, v: &Value) -> Option<i64> {
         Value::String(s) => s.parse().ok(),
         Value::Tagged(t) if t.tag == "Ref" => {
             let name = t.value.as_str()?;
-            number(template, template.get("Parameters")?.get(name)?.get("Default")?)
+            number(
+                template,
+                template.get("Parameters")?.get(name)?.get("Default")?,
+            )
         }
         _ => None,
     }
@@ -164,7 +167,9 @@ pub fn queue_definitions(template: &Value) -> Result<Vec<QueueDefinition>> {
                             .map(str::to_owned),
                         _ => None,
                     }
-                    .with_context(|| format!("{logical_id}: deadLetterTargetArn must be !GetAtt <Queue>.Arn"))?;
+                    .with_context(|| {
+                        format!("{logical_id}: deadLetterTargetArn must be !GetAtt <Queue>.Arn")
+                    })?;
                     let max = r
                         .get("maxReceiveCount")
                         .and_then(|v| number(template, v))
@@ -173,8 +178,12 @@ pub fn queue_definitions(template: &Value) -> Result<Vec<QueueDefinition>> {
                 }
             };
             Ok(QueueDefinition {
-                visibility_timeout: props.get("VisibilityTimeout").and_then(|v| number(template, v)),
-                retention: props.get("MessageRetentionPeriod").and_then(|v| number(template, v)),
+                visibility_timeout: props
+                    .get("VisibilityTimeout")
+                    .and_then(|v| number(template, v)),
+                retention: props
+                    .get("MessageRetentionPeriod")
+                    .and_then(|v| number(template, v)),
                 logical_id,
                 redrive,
             })

@@ -61,7 +61,12 @@ enum Command {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Bridge { queue_url, watch_url, function, batch_size } => {
+        Command::Bridge {
+            queue_url,
+            watch_url,
+            function,
+            batch_size,
+        } => {
             let aws = aws_config::load_from_env().await;
             let sqs = aws_sdk_sqs::Client::new(&aws);
             let arn_name = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
@@ -80,8 +85,14 @@ async fn main() -> Result<()> {
                 sqs,
                 queue_url,
                 queue_arn: arn,
-                region: aws.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into()),
-                invoke_url: format!("{}/2015-03-31/functions/{function}/invocations", watch_url.trim_end_matches('/')),
+                region: aws
+                    .region()
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "us-east-1".into()),
+                invoke_url: format!(
+                    "{}/2015-03-31/functions/{function}/invocations",
+                    watch_url.trim_end_matches('/')
+                ),
                 batch_size,
             };
             bridge.run().await?;
@@ -96,13 +107,17 @@ async fn main() -> Result<()> {
             max_attempts,
             env_out,
         } => {
-            let text = fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
+            let text = fs::read_to_string(&template)
+                .with_context(|| format!("reading {}", template.display()))?;
             let parsed = devstack::parse_template(&text)?;
             let def = devstack::table_definition(&parsed)?;
             let aws = aws_config::load_from_env().await;
             let client = aws_sdk_dynamodb::Client::new(&aws);
             let created = devstack::ensure_table(&client, &table, &def).await?;
-            println!("table {table}: {}", if created { "created" } else { "exists" });
+            println!(
+                "table {table}: {}",
+                if created { "created" } else { "exists" }
+            );
             let queues = devstack::ensure_queues(
                 &aws_sdk_sqs::Client::new(&aws),
                 &queue_prefix,

@@ -21,7 +21,10 @@ pub struct ConfigError {
 impl ConfigError {
     /// A problem with a named setting.
     pub fn new(name: &'static str, problem: impl Into<String>) -> Self {
-        Self { name, problem: problem.into() }
+        Self {
+            name,
+            problem: problem.into(),
+        }
     }
 }
 

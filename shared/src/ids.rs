@@ -22,7 +22,11 @@ pub fn vendor_id() -> String {
 
 /// An event id for events published without one: `evt_` and 24 random characters.
 pub fn event_id() -> String {
-    let tail: String = OsRng.sample_iter(&Alphanumeric).take(24).map(char::from).collect();
+    let tail: String = OsRng
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
     format!("evt_{tail}")
 }
 

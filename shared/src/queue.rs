@@ -20,7 +20,11 @@ pub trait DeliveryQueue: Send + Sync {
     fn send_all(&self, bodies: Vec<String>) -> impl Future<Output = Result<(), QueueError>> + Send;
 
     /// Hides a received message for `delay`: the wait before its next attempt.
-    fn retry_after(&self, receipt_handle: &str, delay: Duration) -> impl Future<Output = Result<(), QueueError>> + Send;
+    fn retry_after(
+        &self,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
 /// The SQS implementation.
@@ -36,14 +40,21 @@ const SEND_ROUNDS: u32 = 5;
 impl SqsQueue {
     /// Wraps a client and the queue URL.
     pub fn new(client: Client, url: impl Into<String>) -> Self {
-        Self { client, url: url.into() }
+        Self {
+            client,
+            url: url.into(),
+        }
     }
 }
 
 impl DeliveryQueue for SqsQueue {
     async fn send_all(&self, bodies: Vec<String>) -> Result<(), QueueError> {
         for chunk in bodies.chunks(10) {
-            let mut pending: Vec<(String, &String)> = chunk.iter().enumerate().map(|(i, b)| (i.to_string(), b)).collect();
+            let mut pending: Vec<(String, &String)> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (i.to_string(), b))
+                .collect();
             for round in 0..SEND_ROUNDS {
                 if round > 0 {
                     tokio::time::sleep(Duration::from_millis(50 << round)).await;
@@ -58,7 +69,14 @@ impl DeliveryQueue for SqsQueue {
                             .map_err(|e| QueueError::Backend(Box::new(e)))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                let out = match self.client.send_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await {
+                let out = match self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                {
                     Ok(out) => out,
                     Err(e) if round + 1 < SEND_ROUNDS => {
                         tracing::warn!(error = %crate::error::chain(&e), "send batch failed; retrying");
@@ -68,7 +86,11 @@ impl DeliveryQueue for SqsQueue {
                 };
                 let failed: Vec<&str> = out.failed().iter().map(|f| f.id()).collect();
                 for f in out.failed() {
-                    tracing::warn!(code = f.code(), sender_fault = f.sender_fault(), "queue refused an entry");
+                    tracing::warn!(
+                        code = f.code(),
+                        sender_fault = f.sender_fault(),
+                        "queue refused an entry"
+                    );
                 }
                 pending.retain(|(id, _)| failed.contains(&id.as_str()));
                 if pending.is_empty() {

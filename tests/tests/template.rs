@@ -206,6 +206,27 @@ fn functions_get_only_the_table_actions_they_use() {
             "delete-webhook",
             &["dynamodb:GetItem", "dynamodb:DeleteItem"][..],
         ),
+        (
+            "publish-event",
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "sqs:SendMessage",
+            ][..],
+        ),
+        (
+            "dispatch",
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ChangeMessageVisibility",
+            ][..],
+        ),
     ]);
     for (id, props) in devstack::resources_of_type(&t, "AWS::Serverless::Function") {
         let binary = t["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"]
@@ -221,4 +242,52 @@ fn functions_get_only_the_table_actions_they_use() {
             .collect();
         assert_eq!(actions, expected[binary], "{binary}");
     }
+}
+
+#[test]
+fn the_queues_keep_nothing_from_being_lost() {
+    let t = template();
+    let queues = devstack::queue_definitions(&t).unwrap();
+    let deliveries = queues
+        .iter()
+        .find(|q| q.logical_id == "DeliveriesQueue")
+        .unwrap();
+    let (dlq, max_receive) = deliveries.redrive.clone().expect("a redrive policy");
+    assert_eq!(dlq, "DeadLetterQueue");
+    let schedule = t["Parameters"]["RetrySchedule"]["Default"]
+        .as_str()
+        .unwrap();
+    let attempts = shared::delivery::RetrySchedule::parse(schedule)
+        .unwrap()
+        .max_attempts();
+    assert_eq!(
+        max_receive, attempts as i64,
+        "maxReceiveCount is the number of attempts"
+    );
+    let dispatch = &t["Resources"]["DispatchFunction"]["Properties"];
+    let timeout = dispatch["Timeout"].as_i64().unwrap();
+    assert!(
+        deliveries.visibility_timeout.unwrap() >= 6 * timeout,
+        "visibility at least 6x the dispatch timeout"
+    );
+    let dead = queues
+        .iter()
+        .find(|q| q.logical_id == "DeadLetterQueue")
+        .unwrap();
+    assert_eq!(dead.retention, Some(14 * 24 * 3600));
+    let source = &dispatch["Events"]["Deliveries"]["Properties"];
+    assert_eq!(
+        source["FunctionResponseTypes"][0],
+        "ReportBatchItemFailures"
+    );
+    let alarms = devstack::resources_of_type(&t, "AWS::CloudWatch::Alarm");
+    assert!(alarms
+        .iter()
+        .any(|(_, a)| a["MetricName"] == "ApproximateNumberOfMessagesVisible"));
+    let publish =
+        &t["Resources"]["PublishEventFunction"]["Properties"]["Events"]["Publish"]["Properties"];
+    assert_eq!(
+        publish["Auth"]["Authorizer"], "AWS_IAM",
+        "publishing is for the platform only"
+    );
 }

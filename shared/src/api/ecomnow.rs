@@ -59,7 +59,10 @@ struct WebhookList<'a> {
 }
 
 /// Serves an eComNow route for an authenticated vendor.
-pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue>(
+pub(super) async fn serve<
+    S: VendorStore + WebhookStore + TokenStore + EventLog,
+    Q: DeliveryQueue,
+>(
     app: &App<S, Q>,
     op: Operation,
     vendor: &Vendor,

@@ -40,14 +40,22 @@ impl App<DynamoStore> {
         let queue = std::env::var("DELIVERIES_QUEUE_URL")
             .ok()
             .map(|url| SqsQueue::new(aws_sdk_sqs::Client::new(&aws), url));
-        Ok(Self { config, store, queue })
+        Ok(Self {
+            config,
+            store,
+            queue,
+        })
     }
 }
 
 impl<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue> App<S, Q> {
     /// Builds an app over any store (tests use the emulator or an in-memory one).
     pub fn new(config: Config, store: S) -> Self {
-        Self { config, store, queue: None }
+        Self {
+            config,
+            store,
+            queue: None,
+        }
     }
 
     /// Serves one request for the function `op`; never fails, every error is a JSON answer.

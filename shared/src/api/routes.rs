@@ -111,7 +111,12 @@ pub const ROUTES: &[Route] = &[
         Operation::DeleteWebhook,
         Dialect::Ventiapp,
     ),
-    route("POST", "/events", Operation::PublishEvent, Dialect::Platform),
+    route(
+        "POST",
+        "/events",
+        Operation::PublishEvent,
+        Dialect::Platform,
+    ),
 ];
 
 /// What a request's method and path resolve to.

@@ -61,7 +61,10 @@ struct List<'a> {
 }
 
 /// Serves a Ventiapp route for an authenticated vendor.
-pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue>(
+pub(super) async fn serve<
+    S: VendorStore + WebhookStore + TokenStore + EventLog,
+    Q: DeliveryQueue,
+>(
     app: &App<S, Q>,
     op: Operation,
     vendor: &Vendor,

@@ -50,7 +50,10 @@ pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<S
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// The delays between attempts; one more attempt than delays, then the dead-letter queue.
@@ -71,7 +74,8 @@ impl RetrySchedule {
             .split(',')
             .map(|d| {
                 let d = d.trim();
-                let (n, unit) = d.split_at(d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len()));
+                let (n, unit) =
+                    d.split_at(d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len()));
                 let n: u64 = n.parse().map_err(|_| format!("bad delay {d:?}"))?;
                 let secs = match unit {
                     "s" | "" => n,
@@ -99,7 +103,12 @@ impl RetrySchedule {
     /// The wait after failed attempt `attempt` (1-based): the scheduled delay scaled by `jitter`
     /// (0.8 to 1.2 in production, against thundering herds), or a receiver's `Retry-After`
     /// when it falls between one and two times the scheduled delay. `None` after the last.
-    pub fn delay_after(&self, attempt: u32, retry_after: Option<Duration>, jitter: f64) -> Option<Duration> {
+    pub fn delay_after(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        jitter: f64,
+    ) -> Option<Duration> {
         let scheduled = *self.delays.get(attempt.checked_sub(1)? as usize)?;
         if let Some(asked) = retry_after {
             if asked >= scheduled && asked <= scheduled * 2 {
@@ -116,7 +125,10 @@ pub enum Outcome {
     /// A 2xx.
     Delivered { status: u16 },
     /// Any other status (a 3xx included: redirects are not followed).
-    Rejected { status: u16, retry_after: Option<Duration> },
+    Rejected {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
     /// No HTTP answer: the class says why (`timeout`, `connect`, `tls`, `refused_address`, …).
     Failed { class: &'static str },
 }
@@ -143,7 +155,10 @@ pub struct DeliveryRequest<'a> {
 /// The port that sends a delivery.
 pub trait Deliverer: Send + Sync {
     /// Makes one attempt; never fails, the outcome says what happened.
-    fn deliver(&self, req: &DeliveryRequest<'_>) -> impl std::future::Future<Output = Attempt> + Send;
+    fn deliver(
+        &self,
+        req: &DeliveryRequest<'_>,
+    ) -> impl std::future::Future<Output = Attempt> + Send;
 }
 
 #[cfg(test)]
@@ -168,7 +183,10 @@ mod tests {
         let s = RetrySchedule::standard();
         assert_eq!(s.max_attempts(), 8);
         let total: Duration = (1..8).map(|a| s.delay_after(a, None, 1.0).unwrap()).sum();
-        assert_eq!(total, Duration::from_secs(5 + 300 + 1800 + 7200 + 18000 + 36000 + 36000));
+        assert_eq!(
+            total,
+            Duration::from_secs(5 + 300 + 1800 + 7200 + 18000 + 36000 + 36000)
+        );
         assert_eq!(s.delay_after(8, None, 1.0), None);
         assert_eq!(s.delay_after(0, None, 1.0), None);
     }
@@ -177,9 +195,18 @@ mod tests {
     fn jitter_scales_and_retry_after_is_honoured_within_bounds() {
         let s = RetrySchedule::parse("10s,1m").unwrap();
         assert_eq!(s.delay_after(1, None, 0.8), Some(Duration::from_secs(8)));
-        assert_eq!(s.delay_after(1, Some(Duration::from_secs(15)), 0.8), Some(Duration::from_secs(15)));
-        assert_eq!(s.delay_after(1, Some(Duration::from_secs(25)), 1.0), Some(Duration::from_secs(10)));
-        assert_eq!(s.delay_after(1, Some(Duration::from_secs(2)), 1.0), Some(Duration::from_secs(10)));
+        assert_eq!(
+            s.delay_after(1, Some(Duration::from_secs(15)), 0.8),
+            Some(Duration::from_secs(15))
+        );
+        assert_eq!(
+            s.delay_after(1, Some(Duration::from_secs(25)), 1.0),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            s.delay_after(1, Some(Duration::from_secs(2)), 1.0),
+            Some(Duration::from_secs(10))
+        );
         assert_eq!(s.delay_after(2, None, 1.0), Some(Duration::from_secs(60)));
     }
 
@@ -193,7 +220,8 @@ mod tests {
 
     #[test]
     fn messages_keep_the_payload_bytes_and_refuse_unknown_fields() {
-        let payload = RawValue::from_string(r#"{ "orderNo" : "1000-4612",  "x": 1.50 }"#.into()).unwrap();
+        let payload =
+            RawValue::from_string(r#"{ "orderNo" : "1000-4612",  "x": 1.50 }"#.into()).unwrap();
         let m = DeliveryMessage {
             v: MESSAGE_VERSION,
             event_id: "evt_1".into(),
@@ -205,7 +233,13 @@ mod tests {
         };
         let text = serde_json::to_string(&m).unwrap();
         let back: DeliveryMessage = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.payload.get(), r#"{ "orderNo" : "1000-4612",  "x": 1.50 }"#);
-        assert!(serde_json::from_str::<DeliveryMessage>(&text.replace("\"v\":1", "\"v\":1,\"z\":2")).is_err());
+        assert_eq!(
+            back.payload.get(),
+            r#"{ "orderNo" : "1000-4612",  "x": 1.50 }"#
+        );
+        assert!(serde_json::from_str::<DeliveryMessage>(
+            &text.replace("\"v\":1", "\"v\":1,\"z\":2")
+        )
+        .is_err());
     }
 }

@@ -26,8 +26,8 @@ use aws_sdk_dynamodb::{
 use sha2::{Digest, Sha256};
 
 use super::{
-    ApiToken, AttemptLog, AttemptRecord, Conflict, EventLog, EventStart, StoreError, TokenStore, VendorLogin,
-    VendorStore, WebhookStore,
+    ApiToken, AttemptLog, AttemptRecord, Conflict, EventLog, EventStart, StoreError, TokenStore,
+    VendorLogin, VendorStore, WebhookStore,
 };
 use crate::domain::{EventType, Vendor, Webhook};
 
@@ -423,12 +423,20 @@ impl EventLog for DynamoStore {
             .ok_or_else(|| StoreError::Conflict(Conflict::Concurrent))?;
         let event_id = get_s(&item, "eventId")?;
         Ok(match item.get("deliveries") {
-            Some(_) => EventStart::Done { event_id, deliveries: get_n(&item, "deliveries")? },
+            Some(_) => EventStart::Done {
+                event_id,
+                deliveries: get_n(&item, "deliveries")?,
+            },
             None => EventStart::Pending { event_id },
         })
     }
 
-    async fn finish_event(&self, vendor_id: &str, key: &str, deliveries: u32) -> Result<(), StoreError> {
+    async fn finish_event(
+        &self,
+        vendor_id: &str,
+        key: &str,
+        deliveries: u32,
+    ) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -449,7 +457,10 @@ impl AttemptLog for DynamoStore {
     async fn record_attempt(&self, r: &AttemptRecord) -> Result<(), StoreError> {
         let mut item = Item::from([
             ("pk".into(), s(format!("ATTEMPTS#{}", r.webhook_id))),
-            ("sk".into(), s(format!("{:013}#{}#{:02}", r.at_ms, r.event_id, r.attempt))),
+            (
+                "sk".into(),
+                s(format!("{:013}#{}#{:02}", r.at_ms, r.event_id, r.attempt)),
+            ),
             ("webhookId".into(), n(r.webhook_id)),
             ("vendorId".into(), s(&r.vendor_id)),
             ("eventId".into(), s(&r.event_id)),
@@ -475,7 +486,11 @@ impl AttemptLog for DynamoStore {
         Ok(())
     }
 
-    async fn list_attempts(&self, webhook_id: u64, limit: i32) -> Result<Vec<AttemptRecord>, StoreError> {
+    async fn list_attempts(
+        &self,
+        webhook_id: u64,
+        limit: i32,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
         let out = self
             .client
             .query()
@@ -497,11 +512,18 @@ impl AttemptLog for DynamoStore {
                     vendor_id: get_s(item, "vendorId")?,
                     event_id: get_s(item, "eventId")?,
                     attempt: get_n(item, "attempt")?,
-                    status: item.get("status").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
+                    status: item
+                        .get("status")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok()),
                     outcome: get_s(item, "outcome")?,
                     duration_ms: get_n(item, "durationMs")?,
                     at_ms: get_n(item, "at")?,
-                    response_excerpt: item.get("response").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(),
+                    response_excerpt: item
+                        .get("response")
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default(),
                 })
             })
             .collect()

@@ -194,7 +194,10 @@ pub struct AttemptRecord {
 /// The delivery attempt log.
 pub trait AttemptLog: Send + Sync {
     /// Appends an attempt.
-    fn record_attempt(&self, record: &AttemptRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn record_attempt(
+        &self,
+        record: &AttemptRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A webhook's latest attempts, newest first.
     fn list_attempts(

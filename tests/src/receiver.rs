@@ -1,0 +1,152 @@
+//! Webhook receivers for the tests: real HTTP servers on 127.0.0.1 that answer as scripted and
+//! record what they got.
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{
+    body::Incoming, header::HeaderMap, server::conn::http1, service::service_fn, Request, Response,
+};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// How a receiver answers one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Status(u16),
+    /// Waits, then answers.
+    Slow(Duration, u16),
+    /// A 302 to the location.
+    Redirect(String),
+    /// A status with `Retry-After: <seconds>`.
+    RetryAfter(u16, u64),
+}
+
+/// A request a receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+impl Received {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+struct State {
+    script: VecDeque<Reply>,
+    then: Reply,
+    got: Vec<Received>,
+}
+
+/// A running receiver.
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Receiver {
+    /// Answers with `script` in order, then with `then` for ever.
+    pub async fn start(script: Vec<Reply>, then: Reply) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State {
+            script: script.into(),
+            then,
+            got: Vec::new(),
+        }));
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| answer(state.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { url, state }
+    }
+
+    /// Answers 200 to everything.
+    pub async fn ok() -> Self {
+        Self::start(Vec::new(), Reply::Status(200)).await
+    }
+
+    /// What it got so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().got.clone()
+    }
+
+    /// Waits until it got at least `n` requests (or `timeout` passed); returns them all.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.received();
+            if got.len() >= n || Instant::now() >= deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn answer(
+    state: Arc<Mutex<State>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let reply = {
+        let mut s = state.lock().unwrap();
+        s.got.push(Received {
+            path: parts.uri.path().to_owned(),
+            headers: parts.headers,
+            body,
+            at: Instant::now(),
+        });
+        let then = s.then.clone();
+        s.script.pop_front().unwrap_or(then)
+    };
+    let mut response = Response::new(Full::new(Bytes::from_static(b"{\"received\": true}")));
+    match reply {
+        Reply::Status(code) => *response.status_mut() = code.try_into().unwrap(),
+        Reply::Slow(wait, code) => {
+            tokio::time::sleep(wait).await;
+            *response.status_mut() = code.try_into().unwrap();
+        }
+        Reply::Redirect(to) => {
+            *response.status_mut() = 302u16.try_into().unwrap();
+            response
+                .headers_mut()
+                .insert("location", to.parse().unwrap());
+        }
+        Reply::RetryAfter(code, secs) => {
+            *response.status_mut() = code.try_into().unwrap();
+            response
+                .headers_mut()
+                .insert("retry-after", secs.to_string().parse().unwrap());
+        }
+    }
+    Ok(response)
+}
