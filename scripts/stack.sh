@@ -74,7 +74,8 @@ start_stack() {
   (cd "$ROOT" && cargo build --workspace --bins --quiet)
 
   log "starting moto_server on 127.0.0.1:$MOTO_PORT"
-  start_bg moto moto_server -H 127.0.0.1 -p "$MOTO_PORT"
+  # scripts/moto_server.py: moto_server with DynamoDB's conditional writes atomic, as in AWS.
+  start_bg moto python "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$MOTO_PORT"
   wait_http "$AWS_ENDPOINT_URL/moto-api/" 60 moto
 
   log "creating the table and queues of template.yaml, the demo vendor and its token"

@@ -18,6 +18,9 @@ use shared::{
     store::{ApiToken, Conflict, DynamoStore, StoreError, TokenStore, WebhookStore},
 };
 
+/// The demo vendor's id on the local stack, fixed so that the sample events can name it.
+pub const DEMO_VENDOR_ID: &str = "ven_demo";
+
 /// The id of the demo vendor's webhook that the sample events in `events/` act on.
 pub const DEMO_WEBHOOK_ID: u64 = 1000;
 

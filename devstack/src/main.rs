@@ -7,7 +7,6 @@ use shared::{
     api::now,
     auth,
     domain::Vendor,
-    ids,
     store::{Conflict, DynamoStore, StoreError, VendorStore},
 };
 
@@ -144,7 +143,7 @@ async fn main() -> Result<()> {
                 let hash =
                     auth::hash_password(&demo_password).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let vendor = Vendor {
-                    vendor_id: ids::vendor_id(),
+                    vendor_id: devstack::DEMO_VENDOR_ID.into(),
                     username: auth::normalize_username(&demo_username)?,
                     created_at: now(),
                 };

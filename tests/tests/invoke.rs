@@ -5,8 +5,8 @@ use serde_json::Value;
 use shared::store::{VendorStore, WebhookStore};
 use tests::{repo_root, stack_var, store};
 
-/// Invokes a function with a sample event; returns (statusCode, body as JSON).
-fn invoke(function: &str, event: &str) -> (u64, Value) {
+/// Invokes a function with a sample event; returns its answer as JSON.
+fn invoke_raw(function: &str, event: &str) -> Value {
     let api = stack_var("WEBHOOKS_API_URL");
     let port = api.rsplit(':').next().unwrap().to_owned();
     let out = Command::new("cargo")
@@ -30,8 +30,12 @@ fn invoke(function: &str, event: &str) -> (u64, Value) {
         "invoke {function} failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let response: Value =
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// Invokes an HTTP function with a sample event; returns (statusCode, body as JSON).
+fn invoke(function: &str, event: &str) -> (u64, Value) {
+    let response = invoke_raw(function, event);
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     assert_eq!(response["headers"]["content-type"], "application/json");
     (response["statusCode"].as_u64().unwrap(), body)
@@ -125,6 +129,19 @@ async fn each_function_answers_its_sample_event() {
         .await
         .unwrap()
         .is_none());
+
+    // The publishing and delivery samples: the demo order goes to webhook 1000, whose URL
+    // (example.com) this closed network cannot reach, so dispatch reports it for a retry; the
+    // batch's other message names a webhook that does not exist and is dropped.
+    devstack::ensure_demo_webhook(&store, &demo).await.unwrap();
+    let (status, body) = invoke("publish-event", "events/publish-event.json");
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["eventId"], "demo-order-1000-4612");
+    let batch = invoke_raw("dispatch", "events/dispatch-batch.json");
+    assert_eq!(
+        batch,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "5f3a0c2e-1d2b-4e5f-8a9b-0c1d2e3f4a50"}]})
+    );
 
     // Leave the demo data as the stack made it, for whoever uses the stack next.
     for w in store.list_webhooks(&demo.vendor_id).await.unwrap() {

@@ -219,6 +219,23 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_messages_in_events_are_valid_messages() {
+        let sample: DeliveryMessage =
+            serde_json::from_str(include_str!("../../../events/delivery-message.json")).unwrap();
+        assert_eq!(
+            (sample.v, sample.event_type),
+            (MESSAGE_VERSION, EventType::NewOrder)
+        );
+        let batch: aws_lambda_events::sqs::SqsEvent =
+            serde_json::from_str(include_str!("../../../events/dispatch-batch.json")).unwrap();
+        for record in batch.records {
+            let m: DeliveryMessage = serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
+            assert_eq!(m.v, MESSAGE_VERSION);
+            assert_eq!(record.attributes["ApproximateReceiveCount"], "1");
+        }
+    }
+
+    #[test]
     fn messages_keep_the_payload_bytes_and_refuse_unknown_fields() {
         let payload =
             RawValue::from_string(r#"{ "orderNo" : "1000-4612",  "x": 1.50 }"#.into()).unwrap();
