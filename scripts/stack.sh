@@ -87,9 +87,11 @@ start_stack() {
   fi
   if [ -n "${QUEUE_VISIBILITY_TIMEOUT:-}" ]; then extra+=(--visibility-timeout "$QUEUE_VISIBILITY_TIMEOUT"); fi
   (cd "$ROOT" && "$ROOT/target/debug/devstack" bootstrap --template template.yaml --table "$TABLE_NAME" \
-      --queue-prefix "$TABLE_NAME" --env-out "$STACK_DIR/queues.env" "${extra[@]}" \
+      --queue-prefix "$TABLE_NAME" --env-out "$STACK_DIR/queues.env" --tls-dir "$STACK_DIR/tls" "${extra[@]}" \
       --demo-username "$DEMO_USERNAME" --demo-password "$DEMO_PASSWORD") >&2 || return 1
   set -a; source "$STACK_DIR/queues.env"; set +a
+  # https receivers on this machine use a certificate of the throwaway CA that dispatch trusts.
+  export RECEIVER_TLS_DIR="$STACK_DIR/tls" EXTRA_CA_FILE="$STACK_DIR/tls/ca.pem"
 
   log "starting cargo lambda watch on 127.0.0.1:$API_PORT"
   # No --timeout: in cargo-lambda 1.9 it also ends idle functions' long polls, which crashes them.

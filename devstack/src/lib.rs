@@ -308,3 +308,34 @@ pub async fn ensure_table(client: &Client, name: &str, def: &TableDefinition) ->
     }
     Ok(true)
 }
+
+/// Makes a throwaway CA and a certificate for `localhost` and `127.0.0.1` signed by it, for
+/// https receivers on the local stack (dispatch trusts the CA through `EXTRA_CA_FILE`). Keeps
+/// what `dir` already holds.
+pub fn ensure_local_tls(dir: &std::path::Path) -> Result<()> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let (ca_file, cert_file, key_file) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    if ca_file.exists() && cert_file.exists() && key_file.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "order-webhooks local test CA");
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let mut leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let leaf_key = KeyPair::generate()?;
+    let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key)?;
+    std::fs::write(&ca_file, ca_cert.pem())?;
+    std::fs::write(&cert_file, leaf_cert.pem())?;
+    std::fs::write(&key_file, leaf_key.serialize_pem())?;
+    Ok(())
+}

@@ -42,6 +42,9 @@ enum Command {
         /// Writes DELIVERIES_QUEUE_URL and the others here, as KEY=VALUE lines.
         #[arg(long)]
         env_out: Option<PathBuf>,
+        /// Makes a throwaway CA and a localhost certificate here (ca.pem, cert.pem, key.pem).
+        #[arg(long)]
+        tls_dir: Option<PathBuf>,
     },
     /// Feeds the deliveries queue to `dispatch` under `cargo lambda watch`, as Lambda would.
     Bridge {
@@ -105,7 +108,11 @@ async fn main() -> Result<()> {
             visibility_timeout,
             max_attempts,
             env_out,
+            tls_dir,
         } => {
+            if let Some(dir) = &tls_dir {
+                devstack::ensure_local_tls(dir)?;
+            }
             let text = fs::read_to_string(&template)
                 .with_context(|| format!("reading {}", template.display()))?;
             let parsed = devstack::parse_template(&text)?;

@@ -84,6 +84,54 @@ impl Receiver {
         Self { url, state }
     }
 
+    /// Like [`Receiver::start`], over https with the local stack's certificate (`RECEIVER_TLS_DIR`,
+    /// signed by the throwaway CA that dispatch trusts): for Ventiapp, whose addresses must be https.
+    pub async fn start_tls(script: Vec<Reply>, then: Reply) -> Self {
+        use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+        use tokio_rustls::{rustls, TlsAcceptor};
+        let dir = std::path::PathBuf::from(crate::stack_var("RECEIVER_TLS_DIR"));
+        let certs = CertificateDer::pem_file_iter(dir.join("cert.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}/hook", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State {
+            script: script.into(),
+            then,
+            got: Vec::new(),
+        }));
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (state, acceptor) = (shared.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let service = service_fn(move |req| answer(state.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self { url, state }
+    }
+
     /// Answers 200 to everything.
     pub async fn ok() -> Self {
         Self::start(Vec::new(), Reply::Status(200)).await

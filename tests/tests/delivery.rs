@@ -13,7 +13,7 @@ use shared::{
     store::{AttemptLog, WebhookStore},
 };
 use tests::{
-    fixture, new_vendor,
+    fixture, new_token, new_vendor,
     receiver::{Receiver, Reply},
     stack_var, store, Answer, Api, TestVendor,
 };
@@ -158,42 +158,35 @@ async fn ecomnow_events_arrive_signed_with_the_stored_authorization() {
 }
 
 #[tokio::test]
-async fn ventiapp_events_arrive_with_the_documents_bodies() {
+async fn ventiapp_events_arrive_over_https_with_the_documents_bodies() {
     let (api, store) = (Api::new(), store().await);
     let v = new_vendor(&store).await;
-    // Ventiapp addresses must be https; this receiver is registered in the store directly, over
-    // http, to test delivery of the document's bodies without a certificate.
-    let receiver = Receiver::ok().await;
-    let mut ids = Vec::new();
-    for topic in ["orders/created", "bills/created", "products/deleted"] {
-        let (id, _) = ecomnow_webhook(
-            &api,
-            &v,
-            "new_order",
-            &format!("{}?t={topic}", receiver.url),
-            None,
-        )
-        .await;
-        let current = store
-            .get_webhook(&v.vendor.vendor_id, id)
-            .await
-            .unwrap()
-            .unwrap();
-        let next = shared::domain::Webhook {
-            event_type: shared::domain::EventType::parse(topic).unwrap(),
-            version: current.version + 1,
-            ..current.clone()
-        };
-        store.replace_webhook(&current, &next).await.unwrap();
-        ids.push(id);
-    }
-    for (topic, file) in [
+    let (_, token) = new_token(&store, &v.vendor).await;
+    let receiver = Receiver::start_tls(Vec::new(), Reply::Status(200)).await;
+    let cases = [
         ("orders/created", "order"),
         ("bills/created", "bill"),
         ("products/deleted", "product"),
-    ] {
-        let payload = payload(&format!("ventiapp/{file}.json"));
-        let a = publish(&api, &event(&v, None, topic, &payload)).await;
+    ];
+    let mut secrets = std::collections::HashMap::new();
+    for (topic, _) in cases {
+        let address = format!("{}?topic={topic}", receiver.url);
+        let body = json!({"webhook": {"topic": topic, "address": address}}).to_string();
+        let a = api
+            .bearer(&token, Method::POST, "/api/webhooks/create", Some(&body))
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        secrets.insert(
+            format!("/hook?topic={topic}"),
+            a.json()["webhook"]["secret"].as_str().unwrap().to_owned(),
+        );
+    }
+    for (topic, file) in cases {
+        let a = publish(
+            &api,
+            &event(&v, None, topic, &payload(&format!("ventiapp/{file}.json"))),
+        )
+        .await;
         assert_eq!(
             (a.status.as_u16(), &a.json()["deliveries"]),
             (202, &json!(1)),
@@ -203,15 +196,26 @@ async fn ventiapp_events_arrive_with_the_documents_bodies() {
     }
     let got = receiver.wait_for(3, WAIT).await;
     assert_eq!(got.len(), 3);
-    for (topic, file) in [
-        ("orders/created", "order"),
-        ("bills/created", "bill"),
-        ("products/deleted", "product"),
-    ] {
-        let payload = payload(&format!("ventiapp/{file}.json"));
+    for (topic, file) in cases {
+        let expected = payload(&format!("ventiapp/{file}.json"));
+        let r = got
+            .iter()
+            .find(|r| r.body.as_ref() == expected.as_bytes())
+            .unwrap_or_else(|| panic!("{topic} arrived verbatim"));
+        let secret = &secrets[&format!("/hook?topic={topic}")];
+        let (id, ts) = (
+            r.header("webhook-id").unwrap(),
+            r.header("webhook-timestamp").unwrap(),
+        );
         assert!(
-            got.iter().any(|r| r.body.as_ref() == payload.as_bytes()),
-            "{topic} arrived verbatim"
+            verify(
+                secret,
+                id,
+                ts,
+                &r.body,
+                r.header("webhook-signature").unwrap()
+            ),
+            "{topic} signed"
         );
     }
 }
