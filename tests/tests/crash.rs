@@ -1,0 +1,188 @@
+//! The dispatch process killed in the middle of a batch loses nothing: the invocation fails,
+//! the batch comes back after its visibility timeout, and a new process delivers it. Runs the
+//! real `dispatch` binary under a local Lambda that restarts crashed processes (as Lambda does,
+//! and `cargo lambda watch` does not), on queues of its own.
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use shared::{
+    delivery::{DeliveryMessage, MESSAGE_VERSION},
+    domain::EventType,
+    queue::{DeliveryQueue, SqsQueue},
+    store::WebhookStore,
+};
+use tests::{
+    fixture, new_vendor,
+    receiver::{Receiver, Reply},
+    stack_var, store, target_bin, unique,
+};
+
+#[tokio::test]
+async fn killing_dispatch_mid_batch_loses_nothing() {
+    let store = store().await;
+    let v = new_vendor(&store).await;
+    let sqs = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    let name = unique("crash");
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::VisibilityTimeout, "3")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":8}}"#),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+
+    // Five webhooks whose receivers hold the first request long enough to kill dispatch.
+    let payload = fixture("ecomnow/new-order.json").trim_end().to_owned();
+    let mut receivers = Vec::new();
+    let mut bodies = Vec::new();
+    for i in 0..5 {
+        let r = Receiver::start(
+            vec![Reply::Slow(Duration::from_millis(1500), 200)],
+            Reply::Status(200),
+        )
+        .await;
+        let w = shared::domain::Webhook {
+            id: shared::ids::webhook_id(),
+            vendor_id: v.vendor.vendor_id.clone(),
+            event_type: EventType::NewOrder,
+            url: format!("{}?n={i}", r.url),
+            authentication: None,
+            secret: shared::ids::signing_secret(),
+            created_at: 0,
+            updated_at: 0,
+            version: 1,
+            disabled: None,
+        };
+        store.insert_webhook(&w).await.unwrap();
+        bodies.push(
+            serde_json::to_string(&DeliveryMessage {
+                v: MESSAGE_VERSION,
+                event_id: unique("evt"),
+                event_type: EventType::NewOrder,
+                vendor_id: v.vendor.vendor_id.clone(),
+                webhook_id: w.id,
+                published_at: 0,
+                payload: serde_json::value::RawValue::from_string(payload.clone()).unwrap(),
+            })
+            .unwrap(),
+        );
+        receivers.push(r);
+    }
+    SqsQueue::new(sqs.clone(), &queue_url)
+        .send_all(bodies)
+        .await
+        .unwrap();
+
+    let env: Vec<(String, String)> = [
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "TABLE_NAME",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), stack_var(k)))
+    .chain([
+        ("DELIVERIES_QUEUE_URL".to_owned(), queue_url.clone()),
+        (
+            "RETRY_SCHEDULE".to_owned(),
+            "1s,1s,1s,1s,1s,1s,1s".to_owned(),
+        ),
+        ("RUST_LOG".to_owned(), "warn".to_owned()),
+    ])
+    .collect();
+    let lambda = devstack::runtime::LocalLambda::start("dispatch", target_bin("dispatch"), env)
+        .await
+        .unwrap();
+    let bridge = devstack::bridge::Bridge {
+        sqs: sqs.clone(),
+        queue_url: queue_url.clone(),
+        queue_arn: String::new(),
+        region: "us-east-1".into(),
+        invoke_url: lambda.invoke_url("dispatch"),
+        batch_size: 10,
+    };
+    let bridge = tokio::spawn(async move { bridge.run().await });
+
+    // Wait for the batch to be in flight, then kill the process in the middle of it.
+    let first = receivers[0].wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(first.len(), 1, "dispatch started the batch");
+    lambda.kill();
+
+    for (i, r) in receivers.iter().enumerate() {
+        let got = r.wait_for(2, Duration::from_secs(30)).await;
+        assert!(
+            got.len() >= 2,
+            "receiver {i} got the delivery again after the crash: {}",
+            got.len()
+        );
+    }
+    assert!(lambda.starts() >= 2, "the process was started again");
+    // Everything was delivered: the queue drains, nothing in the dead-letter queue.
+    let mut left = String::new();
+    for _ in 0..40 {
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let a = attrs.attributes().unwrap();
+        left = format!(
+            "{}+{}",
+            a[&QueueAttributeName::ApproximateNumberOfMessages],
+            a[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
+        );
+        if left == "0+0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(left, "0+0", "every message was deleted after delivery");
+    let dead = sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .wait_time_seconds(0)
+        .send()
+        .await
+        .unwrap();
+    assert!(dead.messages.unwrap_or_default().is_empty());
+    bridge.abort();
+    for r in &receivers {
+        let ids: Vec<_> = r
+            .received()
+            .iter()
+            .map(|g| g.header("webhook-id").unwrap().to_owned())
+            .collect();
+        assert!(
+            ids.iter().all(|i| *i == ids[0]),
+            "a redelivery carries the same webhook-id"
+        );
+    }
+    let _ = store.list_webhooks(&v.vendor.vendor_id).await.unwrap();
+}
