@@ -22,11 +22,7 @@ use shared::{
 };
 
 #[derive(Parser)]
-#[command(
-    name = "webhooks-admin",
-    version,
-    about = "Operate the webhook service"
-)]
+#[command(name = "webhooks-admin", version, about = "Operate the webhook service")]
 struct Cli {
     /// The DynamoDB table (default: $TABLE_NAME, or the running local stack's).
     #[arg(long, global = true)]
@@ -81,11 +77,7 @@ struct VendorCreate {
     #[arg(long)]
     username: String,
     /// The password (visible in the process list: prefer --password-stdin).
-    #[arg(
-        long,
-        conflicts_with = "password_stdin",
-        required_unless_present = "password_stdin"
-    )]
+    #[arg(long, conflicts_with = "password_stdin", required_unless_present = "password_stdin")]
     password: Option<String>,
     /// Reads the password from standard input (one line).
     #[arg(long)]
@@ -111,17 +103,12 @@ async fn main() -> Result<()> {
                 (Some(p), _) => p,
                 (None, _) => {
                     let mut line = String::new();
-                    io::stdin()
-                        .read_to_string(&mut line)
-                        .context("reading the password from stdin")?;
+                    io::stdin().read_to_string(&mut line).context("reading the password from stdin")?;
                     line.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
             let vendor = create_vendor(&store, &args.username, &password).await?;
-            println!(
-                "{}",
-                json!({ "vendorId": vendor.vendor_id, "username": vendor.username })
-            );
+            println!("{}", json!({ "vendorId": vendor.vendor_id, "username": vendor.username }));
         }
         Command::Token(TokenCommand::Create { vendor, label }) => {
             let vendor = find_vendor(&store, &vendor).await?;
@@ -129,16 +116,8 @@ async fn main() -> Result<()> {
                 bail!("--label must be at most 200 characters");
             }
             let token = auth::new_token();
-            let record = ApiToken {
-                token_id: token_id(),
-                vendor,
-                label,
-                created_at: now(),
-            };
-            store
-                .create_token(&record, &auth::token_hash(&token))
-                .await
-                .map_err(describe)?;
+            let record = ApiToken { token_id: token_id(), vendor, label, created_at: now() };
+            store.create_token(&record, &auth::token_hash(&token)).await.map_err(describe)?;
             println!(
                 "{}",
                 json!({ "tokenId": record.token_id, "token": token, "vendorId": record.vendor.vendor_id })
@@ -146,15 +125,8 @@ async fn main() -> Result<()> {
         }
         Command::Token(TokenCommand::List { vendor }) => {
             let vendor = find_vendor(&store, &vendor).await?;
-            for t in store
-                .list_tokens(&vendor.vendor_id)
-                .await
-                .map_err(describe)?
-            {
-                println!(
-                    "{}",
-                    json!({ "tokenId": t.token_id, "label": t.label, "createdAt": t.created_at })
-                );
+            for t in store.list_tokens(&vendor.vendor_id).await.map_err(describe)? {
+                println!("{}", json!({ "tokenId": t.token_id, "label": t.label, "createdAt": t.created_at }));
             }
         }
         Command::Token(TokenCommand::Revoke { token_id }) => {
@@ -179,13 +151,8 @@ async fn main() -> Result<()> {
 async fn create_vendor(store: &DynamoStore, username: &str, password: &str) -> Result<Vendor> {
     let username = auth::normalize_username(username)?;
     auth::validate_new_password(password)?;
-    let hash =
-        auth::hash_password(password).map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
-    let vendor = Vendor {
-        vendor_id: ids::vendor_id(),
-        username,
-        created_at: now(),
-    };
+    let hash = auth::hash_password(password).map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+    let vendor = Vendor { vendor_id: ids::vendor_id(), username, created_at: now() };
     match store.create_vendor(&vendor, &hash).await {
         Ok(()) => Ok(vendor),
         Err(StoreError::Conflict(Conflict::UsernameTaken)) => {
@@ -201,11 +168,7 @@ async fn find_vendor(store: &DynamoStore, key: &str) -> Result<Vendor> {
         store.vendor_by_id(key).await.map_err(describe)?
     } else {
         let username = auth::normalize_username(key)?;
-        store
-            .vendor_login(&username)
-            .await
-            .map_err(describe)?
-            .map(|l| l.vendor)
+        store.vendor_login(&username).await.map_err(describe)?.map(|l| l.vendor)
     };
     found.with_context(|| format!("no vendor {key:?}"))
 }

@@ -25,9 +25,7 @@ pub struct Bridge {
 impl Bridge {
     /// Polls forever.
     pub async fn run(&self) -> Result<()> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(300))
-            .build()?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build()?;
         loop {
             if let Err(e) = self.once(&http).await {
                 eprintln!("bridge: {e:#}");
@@ -55,20 +53,13 @@ impl Bridge {
         }
         let mut event = SqsEvent::default();
         event.records = messages.iter().map(|m| self.record(m)).collect();
-        let response = http
-            .post(&self.invoke_url)
-            .json(&event)
-            .send()
-            .await
-            .context("invoking dispatch")?;
+        let response = http.post(&self.invoke_url).json(&event).send().await.context("invoking dispatch")?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         let failures: Vec<String> = match serde_json::from_str::<SqsBatchResponse>(&text) {
-            Ok(r) if status.is_success() => r
-                .batch_item_failures
-                .into_iter()
-                .map(|f| f.item_identifier)
-                .collect(),
+            Ok(r) if status.is_success() => {
+                r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+            }
             _ => {
                 eprintln!("bridge: dispatch failed ({status}): {text}; the batch comes back after its visibility timeout");
                 return Ok(messages.len());
@@ -98,12 +89,7 @@ impl Bridge {
                 .map_err(|e| anyhow!(shared::error::chain(&e)))
                 .context("deleting")?;
         }
-        println!(
-            "bridge: batch of {}: {} done, {} to retry",
-            messages.len(),
-            done.len(),
-            failures.len()
-        );
+        println!("bridge: batch of {}: {} done, {} to retry", messages.len(), done.len(), failures.len());
         Ok(messages.len())
     }
 
@@ -115,11 +101,7 @@ impl Bridge {
         r.md5_of_body = m.md5_of_body.clone();
         r.attributes = m
             .attributes()
-            .map(|a| {
-                a.iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                    .collect()
-            })
+            .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
             .unwrap_or_default();
         r.event_source = Some("aws:sqs".into());
         r.event_source_arn = Some(self.queue_arn.clone());

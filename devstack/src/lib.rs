@@ -37,10 +37,7 @@ pub async fn ensure_demo_token(store: &DynamoStore, demo: &Vendor) -> Result<boo
         label: Some("local stack demo token".into()),
         created_at: now(),
     };
-    match store
-        .create_token(&record, &shared::auth::token_hash(DEMO_TOKEN))
-        .await
-    {
+    match store.create_token(&record, &shared::auth::token_hash(DEMO_TOKEN)).await {
         Ok(()) => Ok(true),
         Err(StoreError::Conflict(_)) => Ok(false),
         Err(e) => Err(anyhow!(shared::error::chain(&e))),
@@ -98,10 +95,7 @@ pub fn resources_of_type<'a>(template: &'a Value, kind: &str) -> Vec<(String, &'
 pub fn table_definition(template: &Value) -> Result<TableDefinition> {
     let tables = resources_of_type(template, "AWS::DynamoDB::Table");
     let [(logical_id, props)] = tables.as_slice() else {
-        bail!(
-            "template.yaml must define exactly one AWS::DynamoDB::Table, found {}",
-            tables.len()
-        );
+        bail!("template.yaml must define exactly one AWS::DynamoDB::Table, found {}", tables.len());
     };
     let pairs = |key: &str, a: &str, b: &str| -> Result<Vec<(String, String)>> {
         props
@@ -146,10 +140,7 @@ fn number(template: &Value, v: &Value) -> Option<i64> {
         Value::String(s) => s.parse().ok(),
         Value::Tagged(t) if t.tag == "Ref" => {
             let name = t.value.as_str()?;
-            number(
-                template,
-                template.get("Parameters")?.get(name)?.get("Default")?,
-            )
+            number(template, template.get("Parameters")?.get(name)?.get("Default")?)
         }
         _ => None,
     }
@@ -164,11 +155,9 @@ pub fn queue_definitions(template: &Value) -> Result<Vec<QueueDefinition>> {
                 None => None,
                 Some(r) => {
                     let target = match r.get("deadLetterTargetArn") {
-                        Some(Value::Tagged(t)) if t.tag == "GetAtt" => t
-                            .value
-                            .as_str()
-                            .and_then(|s| s.strip_suffix(".Arn"))
-                            .map(str::to_owned),
+                        Some(Value::Tagged(t)) if t.tag == "GetAtt" => {
+                            t.value.as_str().and_then(|s| s.strip_suffix(".Arn")).map(str::to_owned)
+                        }
                         _ => None,
                     }
                     .with_context(|| {
@@ -182,12 +171,8 @@ pub fn queue_definitions(template: &Value) -> Result<Vec<QueueDefinition>> {
                 }
             };
             Ok(QueueDefinition {
-                visibility_timeout: props
-                    .get("VisibilityTimeout")
-                    .and_then(|v| number(template, v)),
-                retention: props
-                    .get("MessageRetentionPeriod")
-                    .and_then(|v| number(template, v)),
+                visibility_timeout: props.get("VisibilityTimeout").and_then(|v| number(template, v)),
+                retention: props.get("MessageRetentionPeriod").and_then(|v| number(template, v)),
                 logical_id,
                 redrive,
             })
@@ -247,11 +232,7 @@ pub async fn ensure_queues(
             .send()
             .await
             .map_err(|e| anyhow!(shared::error::chain(&e)))?;
-        let arn = attrs
-            .attributes()
-            .and_then(|a| a.get(&A::QueueArn))
-            .cloned()
-            .context("no queue ARN")?;
+        let arn = attrs.attributes().and_then(|a| a.get(&A::QueueArn)).cloned().context("no queue ARN")?;
         made.insert(def.logical_id.clone(), LocalQueue { url, arn });
     }
     Ok(made)
@@ -259,19 +240,10 @@ pub async fn ensure_queues(
 
 /// Creates the table if it does not exist (idempotent), with its TTL setting.
 pub async fn ensure_table(client: &Client, name: &str, def: &TableDefinition) -> Result<bool> {
-    if client
-        .describe_table()
-        .table_name(name)
-        .send()
-        .await
-        .is_ok()
-    {
+    if client.describe_table().table_name(name).send().await.is_ok() {
         return Ok(false);
     }
-    let mut req = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest);
+    let mut req = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
     for (n, t) in &def.attributes {
         req = req.attribute_definitions(
             AttributeDefinition::builder()
@@ -282,25 +254,16 @@ pub async fn ensure_table(client: &Client, name: &str, def: &TableDefinition) ->
     }
     for (n, k) in &def.key_schema {
         req = req.key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(n)
-                .key_type(KeyType::from(k.as_str()))
-                .build()?,
+            KeySchemaElement::builder().attribute_name(n).key_type(KeyType::from(k.as_str())).build()?,
         );
     }
-    req.send()
-        .await
-        .map_err(|e| anyhow!(shared::error::chain(&e)))
-        .context("creating the table")?;
+    req.send().await.map_err(|e| anyhow!(shared::error::chain(&e))).context("creating the table")?;
     if let Some(attr) = &def.ttl_attribute {
         client
             .update_time_to_live()
             .table_name(name)
             .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(attr)
-                    .enabled(true)
-                    .build()?,
+                TimeToLiveSpecification::builder().attribute_name(attr).enabled(true).build()?,
             )
             .send()
             .await
@@ -315,24 +278,18 @@ pub async fn ensure_table(client: &Client, name: &str, def: &TableDefinition) ->
 /// what `dir` already holds.
 pub fn ensure_local_tls(dir: &std::path::Path) -> Result<()> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let (ca_file, cert_file, key_file) = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    );
+    let (ca_file, cert_file, key_file) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
     if ca_file.exists() && cert_file.exists() && key_file.exists() {
         return Ok(());
     }
     std::fs::create_dir_all(dir)?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "order-webhooks local test CA");
+    ca.distinguished_name.push(DnType::CommonName, "order-webhooks local test CA");
     let ca_key = KeyPair::generate()?;
     let ca_cert = ca.self_signed(&ca_key)?;
     let mut leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
+    leaf.distinguished_name.push(DnType::CommonName, "localhost");
     let leaf_key = KeyPair::generate()?;
     let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key)?;
     std::fs::write(&ca_file, ca_cert.pem())?;

@@ -63,12 +63,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Bridge {
-            queue_url,
-            watch_url,
-            function,
-            batch_size,
-        } => {
+        Command::Bridge { queue_url, watch_url, function, batch_size } => {
             let aws = aws_config::load_from_env().await;
             let sqs = aws_sdk_sqs::Client::new(&aws);
             let arn_name = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
@@ -87,10 +82,7 @@ async fn main() -> Result<()> {
                 sqs,
                 queue_url,
                 queue_arn: arn,
-                region: aws
-                    .region()
-                    .map(|r| r.to_string())
-                    .unwrap_or_else(|| "us-east-1".into()),
+                region: aws.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into()),
                 invoke_url: format!(
                     "{}/2015-03-31/functions/{function}/invocations",
                     watch_url.trim_end_matches('/')
@@ -113,17 +105,14 @@ async fn main() -> Result<()> {
             if let Some(dir) = &tls_dir {
                 devstack::ensure_local_tls(dir)?;
             }
-            let text = fs::read_to_string(&template)
-                .with_context(|| format!("reading {}", template.display()))?;
+            let text =
+                fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
             let parsed = devstack::parse_template(&text)?;
             let def = devstack::table_definition(&parsed)?;
             let aws = aws_config::load_from_env().await;
             let client = aws_sdk_dynamodb::Client::new(&aws);
             let created = devstack::ensure_table(&client, &table, &def).await?;
-            println!(
-                "table {table}: {}",
-                if created { "created" } else { "exists" }
-            );
+            println!("table {table}: {}", if created { "created" } else { "exists" });
             let queues = devstack::ensure_queues(
                 &aws_sdk_sqs::Client::new(&aws),
                 &queue_prefix,
@@ -147,18 +136,14 @@ async fn main() -> Result<()> {
             }
             if !demo_username.is_empty() {
                 let store = DynamoStore::new(client, &table);
-                let hash =
-                    auth::hash_password(&demo_password).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let hash = auth::hash_password(&demo_password).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let vendor = Vendor {
                     vendor_id: devstack::DEMO_VENDOR_ID.into(),
                     username: auth::normalize_username(&demo_username)?,
                     created_at: now(),
                 };
                 match store.create_vendor(&vendor, &hash).await {
-                    Ok(()) => println!(
-                        "demo vendor {} created ({})",
-                        vendor.username, vendor.vendor_id
-                    ),
+                    Ok(()) => println!("demo vendor {} created ({})", vendor.username, vendor.vendor_id),
                     Err(StoreError::Conflict(Conflict::UsernameTaken)) => {
                         println!("demo vendor {} exists", vendor.username)
                     }

@@ -47,11 +47,7 @@ pub struct LocalLambda {
 
 impl LocalLambda {
     /// Serves the Runtime API and keeps `binary` running against it with `env`.
-    pub async fn start(
-        function: &str,
-        binary: PathBuf,
-        env: Vec<(String, String)>,
-    ) -> Result<Self> {
+    pub async fn start(function: &str, binary: PathBuf, env: Vec<(String, String)>) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let inner = Arc::new(Inner::default());
@@ -64,9 +60,7 @@ impl LocalLambda {
                 let inner = served.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| route(inner.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
                 });
             }
         });
@@ -80,17 +74,12 @@ impl LocalLambda {
                     .env("AWS_LAMBDA_FUNCTION_NAME", &function)
                     .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
                     .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-                    .env(
-                        "AWS_LAMBDA_LOG_GROUP_NAME",
-                        format!("/aws/lambda/{function}"),
-                    )
+                    .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
                     .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
                     .kill_on_drop(true);
                 let Ok(mut child) = cmd.spawn() else { return };
                 supervised.starts.fetch_add(1, Ordering::SeqCst);
-                supervised
-                    .child_pid
-                    .store(child.id().unwrap_or(0), Ordering::SeqCst);
+                supervised.child_pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
                 let _ = child.wait().await;
                 // Lambda fails the invocation a crashed process was running.
                 if let Some(id) = supervised.in_flight.lock().unwrap().take() {
@@ -106,19 +95,14 @@ impl LocalLambda {
 
     /// The URL `Invoke` requests go to, as `cargo lambda watch` serves it.
     pub fn invoke_url(&self, function: &str) -> String {
-        format!(
-            "http://{}/2015-03-31/functions/{function}/invocations",
-            self.addr
-        )
+        format!("http://{}/2015-03-31/functions/{function}/invocations", self.addr)
     }
 
     /// Kills the function's process (it is started again).
     pub fn kill(&self) {
         let pid = self.inner.child_pid.load(Ordering::SeqCst);
         if pid != 0 {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
     }
 
@@ -134,18 +118,10 @@ fn reply(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     r
 }
 
-async fn route(
-    inner: Arc<Inner>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     Ok(match (method, parts.as_slice()) {
         (Method::POST, ["2015-03-31", "functions", _, "invocations"]) => {
@@ -157,33 +133,21 @@ async fn route(
             match tokio::time::timeout(Duration::from_secs(300), rx).await {
                 Ok(Ok(Ok(answer))) => reply(StatusCode::OK, answer),
                 Ok(Ok(Err(error))) => reply(StatusCode::BAD_GATEWAY, Bytes::from(error)),
-                _ => reply(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    Bytes::from_static(b"no answer"),
-                ),
+                _ => reply(StatusCode::GATEWAY_TIMEOUT, Bytes::from_static(b"no answer")),
             }
         }
         (Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => loop {
             let next = inner.queue.lock().unwrap().pop_front();
             if let Some((id, event)) = next {
                 *inner.in_flight.lock().unwrap() = Some(id.clone());
-                let deadline = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis()
-                    + 30_000;
+                let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 30_000;
                 let mut r = reply(StatusCode::OK, event);
                 let h = r.headers_mut();
                 h.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
-                h.insert(
-                    "lambda-runtime-deadline-ms",
-                    deadline.to_string().parse().unwrap(),
-                );
+                h.insert("lambda-runtime-deadline-ms", deadline.to_string().parse().unwrap());
                 h.insert(
                     "lambda-runtime-invoked-function-arn",
-                    "arn:aws:lambda:us-east-1:123456789012:function:local"
-                        .parse()
-                        .unwrap(),
+                    "arn:aws:lambda:us-east-1:123456789012:function:local".parse().unwrap(),
                 );
                 h.insert(
                     "lambda-runtime-trace-id",
@@ -193,10 +157,7 @@ async fn route(
             }
             inner.arrived.notified().await;
         },
-        (
-            Method::POST,
-            ["2018-06-01", "runtime", "invocation", id, kind @ ("response" | "error")],
-        ) => {
+        (Method::POST, ["2018-06-01", "runtime", "invocation", id, kind @ ("response" | "error")]) => {
             inner.in_flight.lock().unwrap().take();
             if let Some(tx) = inner.waiting.lock().unwrap().remove(*id) {
                 let _ = tx.send(if *kind == "response" {
@@ -208,10 +169,7 @@ async fn route(
             reply(StatusCode::ACCEPTED, Bytes::new())
         }
         (Method::POST, ["2018-06-01", "runtime", "init", "error"]) => {
-            eprintln!(
-                "local lambda: init error: {}",
-                String::from_utf8_lossy(&body)
-            );
+            eprintln!("local lambda: init error: {}", String::from_utf8_lossy(&body));
             reply(StatusCode::ACCEPTED, Bytes::new())
         }
         _ => reply(StatusCode::NOT_FOUND, Bytes::new()),

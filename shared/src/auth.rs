@@ -37,10 +37,7 @@ impl fmt::Debug for Credentials {
 pub fn credentials_from_headers(headers: &HeaderMap) -> Option<Credentials> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let (Some(username), Some(password)) = (text("username"), text("password")) {
-        return Some(Credentials {
-            username: username.to_owned(),
-            password: password.to_owned(),
-        });
+        return Some(Credentials { username: username.to_owned(), password: password.to_owned() });
     }
     let auth = text("authorization")?;
     let (scheme, encoded) = auth.trim().split_once(' ')?;
@@ -49,19 +46,15 @@ pub fn credentials_from_headers(headers: &HeaderMap) -> Option<Credentials> {
     }
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (username, password) = decoded.split_once(':')?;
-    Some(Credentials {
-        username: username.to_owned(),
-        password: password.to_owned(),
-    })
+    Some(Credentials { username: username.to_owned(), password: password.to_owned() })
 }
 
 /// Usernames are matched without regard to case: `Acme` and `acme` are one vendor.
 pub fn normalize_username(raw: &str) -> Result<String, FieldError> {
     let u = raw.trim().to_ascii_lowercase();
     let ok_len = (1..=128).contains(&u.len());
-    let ok_chars = u
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b'+'));
+    let ok_chars =
+        u.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b'+'));
     if ok_len && ok_chars {
         Ok(u)
     } else {
@@ -76,16 +69,10 @@ pub fn normalize_username(raw: &str) -> Result<String, FieldError> {
 pub fn validate_new_password(password: &str) -> Result<(), FieldError> {
     let n = password.chars().count();
     if !(12..=256).contains(&n) {
-        return Err(FieldError::malformed(
-            "password",
-            "password must be 12-256 characters",
-        ));
+        return Err(FieldError::malformed("password", "password must be 12-256 characters"));
     }
     if password.chars().any(char::is_control) {
-        return Err(FieldError::malformed(
-            "password",
-            "password must not contain control characters",
-        ));
+        return Err(FieldError::malformed("password", "password must not contain control characters"));
     }
     Ok(())
 }
@@ -93,19 +80,13 @@ pub fn validate_new_password(password: &str) -> Result<(), FieldError> {
 /// Hashes a password with argon2id (the crate's defaults: 19 MiB, 2 passes), as a PHC string.
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
-    Ok(Argon2::default()
-        .hash_password(password.as_bytes(), &salt)?
-        .to_string())
+    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
 }
 
 /// Checks a password against a stored PHC hash; a malformed hash never matches.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
         .unwrap_or(false)
 }
 
@@ -129,10 +110,7 @@ pub fn new_token() -> String {
 
 /// What is stored of a token: its SHA-256, in hex. The token itself is never stored.
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Compares two token hashes in constant time.
@@ -167,15 +145,8 @@ mod tests {
 
     #[test]
     fn username_and_password_headers_are_read() {
-        let c = credentials_from_headers(&headers(&[("Username", "acme"), ("Password", "pw:x")]))
-            .unwrap();
-        assert_eq!(
-            c,
-            Credentials {
-                username: "acme".into(),
-                password: "pw:x".into()
-            }
-        );
+        let c = credentials_from_headers(&headers(&[("Username", "acme"), ("Password", "pw:x")])).unwrap();
+        assert_eq!(c, Credentials { username: "acme".into(), password: "pw:x".into() });
     }
 
     #[test]
@@ -219,13 +190,7 @@ mod tests {
     fn tokens_are_256_bit_and_stored_only_as_their_hash() {
         let t = new_token();
         assert!(t.starts_with(TOKEN_PREFIX));
-        assert_eq!(
-            URL_SAFE_NO_PAD
-                .decode(&t[TOKEN_PREFIX.len()..])
-                .unwrap()
-                .len(),
-            32
-        );
+        assert_eq!(URL_SAFE_NO_PAD.decode(&t[TOKEN_PREFIX.len()..]).unwrap().len(), 32);
         assert_ne!(new_token(), t);
         let h = token_hash(&t);
         assert_eq!(h.len(), 64);
@@ -239,38 +204,20 @@ mod tests {
     fn bearer_tokens_are_read_and_malformed_ones_refused() {
         let t = new_token();
         let value = format!("Bearer {t}");
-        assert_eq!(
-            bearer_token(&headers(&[("authorization", &value)])),
-            Some(t.as_str())
-        );
+        assert_eq!(bearer_token(&headers(&[("authorization", &value)])), Some(t.as_str()));
         let lower = format!("bearer  {t} ");
-        assert_eq!(
-            bearer_token(&headers(&[("authorization", &lower)])),
-            Some(t.as_str())
-        );
-        for bad in [
-            "",
-            "Bearer",
-            "Bearer ",
-            "Basic abcdefghijklmnopq",
-            "Bearer short",
-            "Bearer has space inside it",
-        ] {
-            assert_eq!(
-                bearer_token(&headers(&[("authorization", bad)])),
-                None,
-                "{bad:?}"
-            );
+        assert_eq!(bearer_token(&headers(&[("authorization", &lower)])), Some(t.as_str()));
+        for bad in
+            ["", "Bearer", "Bearer ", "Basic abcdefghijklmnopq", "Bearer short", "Bearer has space inside it"]
+        {
+            assert_eq!(bearer_token(&headers(&[("authorization", bad)])), None, "{bad:?}");
         }
         assert_eq!(bearer_token(&headers(&[])), None);
     }
 
     #[test]
     fn debug_hides_the_password() {
-        let c = Credentials {
-            username: "u".into(),
-            password: "hunter2hunter2".into(),
-        };
+        let c = Credentials { username: "u".into(), password: "hunter2hunter2".into() };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

@@ -21,24 +21,16 @@ pub struct ConfigError {
 impl ConfigError {
     /// A problem with a named setting.
     pub fn new(name: &'static str, problem: impl Into<String>) -> Self {
-        Self {
-            name,
-            problem: problem.into(),
-        }
+        Self { name, problem: problem.into() }
     }
 }
 
 impl Config {
     /// Reads the settings from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let table_name = env::var("TABLE_NAME").map_err(|_| ConfigError {
-            name: "TABLE_NAME",
-            problem: "is not set".into(),
-        })?;
-        Ok(Self {
-            table_name,
-            allow_private_targets: flag("ALLOW_PRIVATE_TARGETS")?,
-        })
+        let table_name = env::var("TABLE_NAME")
+            .map_err(|_| ConfigError { name: "TABLE_NAME", problem: "is not set".into() })?;
+        Ok(Self { table_name, allow_private_targets: flag("ALLOW_PRIVATE_TARGETS")? })
     }
 }
 
@@ -49,10 +41,7 @@ pub fn flag(name: &'static str) -> Result<bool, ConfigError> {
         Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Ok(true),
             "" | "0" | "false" | "no" | "off" => Ok(false),
-            other => Err(ConfigError {
-                name,
-                problem: format!("expected true or false, got {other:?}"),
-            }),
+            other => Err(ConfigError { name, problem: format!("expected true or false, got {other:?}") }),
         },
     }
 }

@@ -9,8 +9,8 @@ use tracing::Instrument;
 use crate::{
     config::ConfigError,
     delivery::{
-        self, Attempt, Deliverer, DeliveryMessage, DeliveryRequest, DeliverySettings,
-        HttpDeliverer, Outcome, RetrySchedule, MESSAGE_VERSION,
+        self, Attempt, Deliverer, DeliveryMessage, DeliveryRequest, DeliverySettings, HttpDeliverer, Outcome,
+        RetrySchedule, MESSAGE_VERSION,
     },
     domain::Webhook,
     queue::{DeliveryQueue, SqsQueue},
@@ -43,14 +43,11 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
     /// Builds the deployed dispatcher: `TABLE_NAME`, `DELIVERIES_QUEUE_URL`, `RETRY_SCHEDULE`
     /// (default: the standard schedule) and the delivery settings.
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let table = std::env::var("TABLE_NAME")
-            .map_err(|_| ConfigError::new("TABLE_NAME", "is not set"))?;
+        let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::new("TABLE_NAME", "is not set"))?;
         let queue_url = std::env::var("DELIVERIES_QUEUE_URL")
             .map_err(|_| ConfigError::new("DELIVERIES_QUEUE_URL", "is not set"))?;
         let schedule = match std::env::var("RETRY_SCHEDULE") {
-            Ok(spec) => {
-                RetrySchedule::parse(&spec).map_err(|e| ConfigError::new("RETRY_SCHEDULE", e))?
-            }
+            Ok(spec) => RetrySchedule::parse(&spec).map_err(|e| ConfigError::new("RETRY_SCHEDULE", e))?,
             Err(_) => RetrySchedule::standard(),
         };
         let deliverer = HttpDeliverer::new(&DeliverySettings::from_env()?)?;
@@ -97,11 +94,8 @@ where
     }
 
     async fn process(&self, record: &SqsMessage) -> Disposition {
-        let receive_count: u32 = record
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+        let receive_count: u32 =
+            record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
         let Some(body) = record.body.as_deref() else {
             tracing::error!("message without a body: left for the dead-letter queue");
             return Disposition::Retry;
@@ -109,10 +103,7 @@ where
         let message = match serde_json::from_str::<DeliveryMessage>(body) {
             Ok(m) if m.v == MESSAGE_VERSION => m,
             Ok(m) => {
-                tracing::error!(
-                    version = m.v,
-                    "unknown message version: left for the dead-letter queue"
-                );
+                tracing::error!(version = m.v, "unknown message version: left for the dead-letter queue");
                 return Disposition::Retry;
             }
             Err(e) => {
@@ -124,11 +115,7 @@ where
         span.record("event_id", message.event_id.as_str());
         span.record("webhook_id", message.webhook_id);
 
-        let webhook = match self
-            .store
-            .get_webhook(&message.vendor_id, message.webhook_id)
-            .await
-        {
+        let webhook = match self.store.get_webhook(&message.vendor_id, message.webhook_id).await {
             Ok(Some(w)) => w,
             Ok(None) => {
                 tracing::info!("webhook deleted since the event was published: delivery dropped");
@@ -182,14 +169,10 @@ where
             }
             Outcome::Rejected { status: 410, .. } => {
                 tracing::warn!("receiver answered 410 Gone: webhook disabled");
-                self.disable(webhook, "the receiver answered 410 Gone")
-                    .await;
+                self.disable(webhook, "the receiver answered 410 Gone").await;
                 Disposition::Done
             }
-            Outcome::Rejected {
-                status,
-                retry_after,
-            } => {
+            Outcome::Rejected { status, retry_after } => {
                 tracing::warn!(status, attempt = receive_count, "delivery rejected");
                 self.retry(record, receive_count, retry_after).await
             }
@@ -202,17 +185,9 @@ where
 
     /// Hides the message for the backoff of its attempt (or not at all after the last, so that
     /// SQS moves it to the dead-letter queue on its next receive) and reports it failed.
-    async fn retry(
-        &self,
-        record: &SqsMessage,
-        attempt: u32,
-        retry_after: Option<Duration>,
-    ) -> Disposition {
+    async fn retry(&self, record: &SqsMessage, attempt: u32, retry_after: Option<Duration>) -> Disposition {
         let jitter = rand::thread_rng().gen_range(0.8..1.2);
-        let delay = self
-            .schedule
-            .delay_after(attempt, retry_after, jitter)
-            .unwrap_or(Duration::ZERO);
+        let delay = self.schedule.delay_after(attempt, retry_after, jitter).unwrap_or(Duration::ZERO);
         if let Some(receipt) = record.receipt_handle.as_deref() {
             if let Err(e) = self.queue.retry_after(receipt, delay).await {
                 // The queue's own visibility timeout applies instead; nothing is lost.
@@ -274,15 +249,9 @@ where
 }
 
 fn unix_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn unix_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

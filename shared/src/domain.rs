@@ -81,9 +81,7 @@ impl EventType {
 
     /// The types a dialect's registration accepts.
     pub fn of_dialect(dialect: Dialect) -> impl Iterator<Item = EventType> {
-        Self::ALL
-            .into_iter()
-            .filter(move |t| t.dialect() == dialect)
+        Self::ALL.into_iter().filter(move |t| t.dialect() == dialect)
     }
 }
 
@@ -130,10 +128,7 @@ impl fmt::Debug for Webhook {
             .field("vendor_id", &self.vendor_id)
             .field("event_type", &self.event_type)
             .field("url", &self.url)
-            .field(
-                "authentication",
-                &self.authentication.as_ref().map(|_| "<redacted>"),
-            )
+            .field("authentication", &self.authentication.as_ref().map(|_| "<redacted>"))
             .field("secret", &"<redacted>")
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
@@ -156,10 +151,7 @@ impl fmt::Debug for WebhookSpec {
         f.debug_struct("WebhookSpec")
             .field("event_type", &self.event_type)
             .field("url", &self.url)
-            .field(
-                "authentication",
-                &self.authentication.as_ref().map(|_| "<redacted>"),
-            )
+            .field("authentication", &self.authentication.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -178,20 +170,12 @@ pub struct FieldError {
 impl FieldError {
     /// A malformed or missing field (400).
     pub fn malformed(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-            not_allowed: false,
-        }
+        Self { field: field.into(), message: message.into(), not_allowed: false }
     }
 
     /// A well-formed value that policy refuses (422).
     pub fn not_allowed(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-            not_allowed: true,
-        }
+        Self { field: field.into(), message: message.into(), not_allowed: true }
     }
 }
 
@@ -201,10 +185,7 @@ pub const MAX_AUTHENTICATION_LEN: usize = 4096;
 /// Validates an `authentication` value: it becomes an HTTP header, so only visible ASCII,
 /// spaces and tabs; CR or LF would let a vendor inject headers into deliveries.
 /// An empty value means none. The value itself never appears in the message.
-pub fn validate_authentication(
-    field: &str,
-    value: Option<&str>,
-) -> Result<Option<String>, FieldError> {
+pub fn validate_authentication(field: &str, value: Option<&str>) -> Result<Option<String>, FieldError> {
     let Some(value) = value else { return Ok(None) };
     let value = value.trim_matches(|c| c == ' ' || c == '\t');
     if value.is_empty() {
@@ -217,15 +198,9 @@ pub fn validate_authentication(
         ));
     }
     if value.chars().any(|c| c == '\r' || c == '\n') {
-        return Err(FieldError::malformed(
-            field,
-            format!("{field} must not contain line breaks (CR or LF)"),
-        ));
+        return Err(FieldError::malformed(field, format!("{field} must not contain line breaks (CR or LF)")));
     }
-    if !value
-        .bytes()
-        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
-    {
+    if !value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
         return Err(FieldError::malformed(
             field,
             format!("{field} must be printable ASCII, as an HTTP header value is"),
@@ -235,22 +210,11 @@ pub fn validate_authentication(
 }
 
 /// Parses an event type for a dialect, naming the allowed values when it is not one of them.
-pub fn parse_event_type(
-    field: &str,
-    value: &str,
-    dialect: Dialect,
-) -> Result<EventType, FieldError> {
-    EventType::parse(value)
-        .filter(|t| t.dialect() == dialect)
-        .ok_or_else(|| {
-            let allowed: Vec<&str> = EventType::of_dialect(dialect)
-                .map(EventType::as_str)
-                .collect();
-            FieldError::malformed(
-                field,
-                format!("{field} must be one of: {}", allowed.join(", ")),
-            )
-        })
+pub fn parse_event_type(field: &str, value: &str, dialect: Dialect) -> Result<EventType, FieldError> {
+    EventType::parse(value).filter(|t| t.dialect() == dialect).ok_or_else(|| {
+        let allowed: Vec<&str> = EventType::of_dialect(dialect).map(EventType::as_str).collect();
+        FieldError::malformed(field, format!("{field} must be one of: {}", allowed.join(", ")))
+    })
 }
 
 #[cfg(test)]
@@ -270,9 +234,7 @@ mod tests {
 
     #[test]
     fn ecomnow_types_are_the_two_order_types() {
-        let names: Vec<_> = EventType::of_dialect(Dialect::Ecomnow)
-            .map(EventType::as_str)
-            .collect();
+        let names: Vec<_> = EventType::of_dialect(Dialect::Ecomnow).map(EventType::as_str).collect();
         assert_eq!(names, ["new_order", "order_cancellation"]);
         assert_eq!(EventType::of_dialect(Dialect::Ventiapp).count(), 7);
     }
@@ -281,11 +243,7 @@ mod tests {
     fn unknown_type_lists_the_allowed_values() {
         let e = parse_event_type("webhookType", "order_created", Dialect::Ecomnow).unwrap_err();
         assert_eq!(e.field, "webhookType");
-        assert!(
-            e.message.contains("new_order, order_cancellation"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("new_order, order_cancellation"), "{}", e.message);
         assert!(!e.not_allowed);
         // A Ventiapp topic is not an eComNow type.
         assert!(parse_event_type("webhookType", "orders/created", Dialect::Ecomnow).is_err());
@@ -293,8 +251,7 @@ mod tests {
 
     #[test]
     fn authentication_refuses_header_injection_without_echoing_it() {
-        let e =
-            validate_authentication("authentication", Some("Basic abc\r\nX-Evil: 1")).unwrap_err();
+        let e = validate_authentication("authentication", Some("Basic abc\r\nX-Evil: 1")).unwrap_err();
         assert!(e.message.contains("CR or LF"));
         assert!(!e.message.contains("abc"));
         assert!(validate_authentication("authentication", Some("Basic \u{7f}")).is_err());
@@ -308,9 +265,7 @@ mod tests {
         assert_eq!(validate_authentication("a", None).unwrap(), None);
         assert_eq!(validate_authentication("a", Some("  ")).unwrap(), None);
         assert_eq!(
-            validate_authentication("a", Some(" Basic XxxXxxXX "))
-                .unwrap()
-                .as_deref(),
+            validate_authentication("a", Some(" Basic XxxXxxXX ")).unwrap().as_deref(),
             Some("Basic XxxXxxXX")
         );
     }

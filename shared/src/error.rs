@@ -27,13 +27,7 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a status, a code and a client-facing message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-            headers: Vec::new(),
-        }
+        Self { status, code, message: message.into(), field: None, headers: Vec::new() }
     }
 
     /// Adds a response header.
@@ -49,21 +43,13 @@ impl ApiError {
 
     /// `401` with the challenge of the dialect's scheme.
     pub fn unauthorized(challenge: &'static str) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or invalid credentials",
-        )
-        .with_header(header::WWW_AUTHENTICATE, challenge)
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid credentials")
+            .with_header(header::WWW_AUTHENTICATE, challenge)
     }
 
     /// `404`: also the answer for another vendor's webhook, so existence never leaks.
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
 
     /// `405` with the methods the path does allow.
@@ -101,11 +87,7 @@ impl ApiError {
     /// `500`: the client learns nothing of the cause, which is logged here.
     pub fn internal(cause: &(dyn StdError + 'static)) -> Self {
         tracing::error!(error = %chain(cause), "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error, please retry later",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error, please retry later")
     }
 
     /// Turns the error into the JSON response.
@@ -159,10 +141,7 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
     let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

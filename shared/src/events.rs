@@ -51,60 +51,40 @@ impl From<FieldError> for PublishError {
 /// Parses and validates `{"id"?, "vendorId", "type", "payload"}`.
 pub fn parse_publish(body: &[u8]) -> Result<PublishRequest, PublishError> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(PublishError::Json(
-            "request body must be a JSON object".into(),
-        ));
+        return Err(PublishError::Json("request body must be a JSON object".into()));
     }
-    let raw: RawPublish =
-        serde_json::from_slice(body).map_err(|e| PublishError::Json(e.to_string()))?;
+    let raw: RawPublish = serde_json::from_slice(body).map_err(|e| PublishError::Json(e.to_string()))?;
     let string = |v: Option<&RawValue>, field: &str| -> Result<Option<String>, FieldError> {
         match v.map(|v| serde_json::from_str::<Value>(v.get())) {
             None | Some(Ok(Value::Null)) => Ok(None),
             Some(Ok(Value::String(s))) => Ok(Some(s)),
-            _ => Err(FieldError::malformed(
-                field,
-                format!("{field} must be a string"),
-            )),
+            _ => Err(FieldError::malformed(field, format!("{field} must be a string"))),
         }
     };
     let id = string(raw.id, "id")?;
     if let Some(id) = &id {
         let ok = (1..=MAX_EVENT_ID_LEN).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
         if !ok {
             return Err(FieldError::malformed(
                 "id",
-                format!(
-                    "id must be 1-{MAX_EVENT_ID_LEN} characters of letters, digits and - _ . :"
-                ),
+                format!("id must be 1-{MAX_EVENT_ID_LEN} characters of letters, digits and - _ . :"),
             )
             .into());
         }
     }
     let vendor_id = string(raw.vendor_id, "vendorId")?
         .filter(|v| !v.is_empty() && v.len() <= 64)
-        .ok_or_else(|| {
-            FieldError::malformed("vendorId", "vendorId is required: the vendor's id (ven_…)")
-        })?;
+        .ok_or_else(|| FieldError::malformed("vendorId", "vendorId is required: the vendor's id (ven_…)"))?;
     let type_name = string(raw.event_type, "type")?.unwrap_or_default();
     let event_type = EventType::parse(&type_name).ok_or_else(|| {
         let all: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
         FieldError::malformed("type", format!("type must be one of: {}", all.join(", ")))
     })?;
-    let payload = raw
-        .payload
-        .ok_or_else(|| FieldError::malformed("payload", "payload is required"))?;
-    let value: Value =
-        serde_json::from_str(payload.get()).map_err(|e| PublishError::Json(e.to_string()))?;
+    let payload = raw.payload.ok_or_else(|| FieldError::malformed("payload", "payload is required"))?;
+    let value: Value = serde_json::from_str(payload.get()).map_err(|e| PublishError::Json(e.to_string()))?;
     validate_payload(event_type, &value)?;
-    Ok(PublishRequest {
-        id,
-        vendor_id,
-        event_type,
-        payload: payload.to_owned(),
-    })
+    Ok(PublishRequest { id, vendor_id, event_type, payload: payload.to_owned() })
 }
 
 /// Checks a payload against the schema of its event type; the error names the field by its
@@ -118,18 +98,12 @@ pub fn validate_payload(event_type: EventType, payload: &Value) -> Result<(), Fi
             if kind != event_type.as_str() {
                 return Err(FieldError::malformed(
                     "payload.type",
-                    format!(
-                        "payload.type must be {:?}, the event's type",
-                        event_type.as_str()
-                    ),
+                    format!("payload.type must be {:?}, the event's type", event_type.as_str()),
                 ));
             }
             let items = p.array("items")?;
             if items.is_empty() {
-                return Err(FieldError::malformed(
-                    "payload.items",
-                    "payload.items must not be empty",
-                ));
+                return Err(FieldError::malformed("payload.items", "payload.items must not be empty"));
             }
             for (i, item) in items.iter().enumerate() {
                 let it = p.element("items", i, item)?;
@@ -183,10 +157,7 @@ struct Obj<'a> {
 impl<'a> Obj<'a> {
     fn root(v: &'a Value) -> Result<Self, FieldError> {
         v.as_object()
-            .map(|map| Obj {
-                path: "payload".into(),
-                map,
-            })
+            .map(|map| Obj { path: "payload".into(), map })
             .ok_or_else(|| FieldError::malformed("payload", "payload must be a JSON object"))
     }
 
@@ -203,22 +174,15 @@ impl<'a> Obj<'a> {
     }
 
     fn string(&self, field: &str) -> Result<&'a str, FieldError> {
-        self.get(field)?
-            .as_str()
-            .ok_or_else(|| self.error(field, "must be a string"))
+        self.get(field)?.as_str().ok_or_else(|| self.error(field, "must be a string"))
     }
 
     fn integer(&self, field: &str) -> Result<i64, FieldError> {
-        self.get(field)?
-            .as_i64()
-            .ok_or_else(|| self.error(field, "must be an integer"))
+        self.get(field)?.as_i64().ok_or_else(|| self.error(field, "must be an integer"))
     }
 
     fn amount(&self, field: &str) -> Result<f64, FieldError> {
-        let n = self
-            .get(field)?
-            .as_f64()
-            .ok_or_else(|| self.error(field, "must be a number"))?;
+        let n = self.get(field)?.as_f64().ok_or_else(|| self.error(field, "must be a number"))?;
         if n < 0.0 {
             return Err(self.error(field, "must not be negative"));
         }
@@ -226,24 +190,17 @@ impl<'a> Obj<'a> {
     }
 
     fn array(&self, field: &str) -> Result<&'a Vec<Value>, FieldError> {
-        self.get(field)?
-            .as_array()
-            .ok_or_else(|| self.error(field, "must be an array"))
+        self.get(field)?.as_array().ok_or_else(|| self.error(field, "must be an array"))
     }
 
     fn object(&self, field: &str) -> Result<&'a Map<String, Value>, FieldError> {
-        self.get(field)?
-            .as_object()
-            .ok_or_else(|| self.error(field, "must be an object"))
+        self.get(field)?.as_object().ok_or_else(|| self.error(field, "must be an object"))
     }
 
     fn element(&self, field: &str, i: usize, v: &'a Value) -> Result<Obj<'a>, FieldError> {
         let path = format!("{}.{field}[{i}]", self.path);
         v.as_object()
-            .map(|map| Obj {
-                path: path.clone(),
-                map,
-            })
+            .map(|map| Obj { path: path.clone(), map })
             .ok_or_else(|| FieldError::malformed(path.clone(), format!("{path} must be an object")))
     }
 }
@@ -270,8 +227,7 @@ mod tests {
 }"#;
 
     fn publish(event_type: &str, payload: &str) -> Result<PublishRequest, PublishError> {
-        let body =
-            format!(r#"{{"vendorId": "ven_x", "type": "{event_type}", "payload": {payload}}}"#);
+        let body = format!(r#"{{"vendorId": "ven_x", "type": "{event_type}", "payload": {payload}}}"#);
         parse_publish(body.as_bytes())
     }
 
@@ -290,10 +246,7 @@ mod tests {
         assert_eq!(req.id, None);
         // Its unquoted order number, as printed in the document, is not JSON.
         let as_printed = ECOMNOW_NEW_ORDER.replace("\"1000-4612\"", "1000-4612");
-        assert!(matches!(
-            publish("new_order", &as_printed),
-            Err(PublishError::Json(_))
-        ));
+        assert!(matches!(publish("new_order", &as_printed), Err(PublishError::Json(_))));
     }
 
     #[test]
@@ -304,27 +257,12 @@ mod tests {
             field_of(publish("new_order", &v.to_string()))
         };
         assert_eq!(with(&|v| v["orderNo"] = json!(1000)), "payload.orderNo");
-        assert_eq!(
-            with(&|v| v["type"] = json!("order_cancellation")),
-            "payload.type"
-        );
+        assert_eq!(with(&|v| v["type"] = json!("order_cancellation")), "payload.type");
         assert_eq!(with(&|v| v["items"] = json!([])), "payload.items");
-        assert_eq!(
-            with(&|v| v["items"][0]["itemQuantity"] = json!(0)),
-            "payload.items[0].itemQuantity"
-        );
-        assert_eq!(
-            with(&|v| v["items"][0]["itemQuantity"] = json!(1.5)),
-            "payload.items[0].itemQuantity"
-        );
-        assert_eq!(
-            with(&|v| v["items"][0]["itemPrice"] = json!(-1)),
-            "payload.items[0].itemPrice"
-        );
-        assert_eq!(
-            with(&|v| v["items"][0]["itemTotal"] = json!("60")),
-            "payload.items[0].itemTotal"
-        );
+        assert_eq!(with(&|v| v["items"][0]["itemQuantity"] = json!(0)), "payload.items[0].itemQuantity");
+        assert_eq!(with(&|v| v["items"][0]["itemQuantity"] = json!(1.5)), "payload.items[0].itemQuantity");
+        assert_eq!(with(&|v| v["items"][0]["itemPrice"] = json!(-1)), "payload.items[0].itemPrice");
+        assert_eq!(with(&|v| v["items"][0]["itemTotal"] = json!("60")), "payload.items[0].itemTotal");
         assert_eq!(
             with(&|v| {
                 v["items"][0].as_object_mut().unwrap().remove("skuNr");
@@ -347,7 +285,11 @@ mod tests {
             )),
             "payload.productId"
         );
-        assert!(publish("bills/created", r#"{"orderId": 1234, "billingDate": "2018-06-06T00:00:00", "total": 660.0, "customer": {}}"#).is_ok());
+        assert!(publish(
+            "bills/created",
+            r#"{"orderId": 1234, "billingDate": "2018-06-06T00:00:00", "total": 660.0, "customer": {}}"#
+        )
+        .is_ok());
         assert_eq!(
             field_of(publish(
                 "bills/created",
@@ -366,30 +308,18 @@ mod tests {
 
     #[test]
     fn envelope_errors() {
+        assert_eq!(field_of(parse_publish(br#"{"type": "new_order", "payload": {}}"#)), "vendorId");
         assert_eq!(
-            field_of(parse_publish(br#"{"type": "new_order", "payload": {}}"#)),
-            "vendorId"
-        );
-        assert_eq!(
-            field_of(parse_publish(
-                br#"{"vendorId": "v", "type": "orders/create", "payload": {}}"#
-            )),
+            field_of(parse_publish(br#"{"vendorId": "v", "type": "orders/create", "payload": {}}"#)),
             "type"
         );
+        assert_eq!(field_of(parse_publish(br#"{"vendorId": "v", "type": "new_order"}"#)), "payload");
         assert_eq!(
-            field_of(parse_publish(br#"{"vendorId": "v", "type": "new_order"}"#)),
-            "payload"
-        );
-        assert_eq!(
-            field_of(parse_publish(
-                br#"{"id": "a b", "vendorId": "v", "type": "new_order", "payload": {}}"#
-            )),
+            field_of(parse_publish(br#"{"id": "a b", "vendorId": "v", "type": "new_order", "payload": {}}"#)),
             "id"
         );
         assert_eq!(
-            field_of(parse_publish(
-                br#"{"id": 5, "vendorId": "v", "type": "new_order", "payload": {}}"#
-            )),
+            field_of(parse_publish(br#"{"id": 5, "vendorId": "v", "type": "new_order", "payload": {}}"#)),
             "id"
         );
         assert!(

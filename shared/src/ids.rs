@@ -12,21 +12,14 @@ pub fn webhook_id() -> u64 {
 
 /// A vendor id such as `ven_4k2j…`: opaque, unguessable, URL-safe.
 pub fn vendor_id() -> String {
-    let tail: String = OsRng
-        .sample_iter(&Alphanumeric)
-        .take(20)
-        .map(|c| (c as char).to_ascii_lowercase())
-        .collect();
+    let tail: String =
+        OsRng.sample_iter(&Alphanumeric).take(20).map(|c| (c as char).to_ascii_lowercase()).collect();
     format!("ven_{tail}")
 }
 
 /// An event id for events published without one: `evt_` and 24 random characters.
 pub fn event_id() -> String {
-    let tail: String = OsRng
-        .sample_iter(&Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect();
+    let tail: String = OsRng.sample_iter(&Alphanumeric).take(24).map(char::from).collect();
     format!("evt_{tail}")
 }
 
@@ -61,8 +54,6 @@ mod tests {
     fn vendor_ids_are_lowercase_alphanumeric() {
         let v = vendor_id();
         assert_eq!(v.len(), 24);
-        assert!(v[4..]
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(v[4..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
     }
 }

@@ -40,21 +40,15 @@ const SEND_ROUNDS: u32 = 5;
 impl SqsQueue {
     /// Wraps a client and the queue URL.
     pub fn new(client: Client, url: impl Into<String>) -> Self {
-        Self {
-            client,
-            url: url.into(),
-        }
+        Self { client, url: url.into() }
     }
 }
 
 impl DeliveryQueue for SqsQueue {
     async fn send_all(&self, bodies: Vec<String>) -> Result<(), QueueError> {
         for chunk in bodies.chunks(10) {
-            let mut pending: Vec<(String, &String)> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (i.to_string(), b))
-                .collect();
+            let mut pending: Vec<(String, &String)> =
+                chunk.iter().enumerate().map(|(i, b)| (i.to_string(), b)).collect();
             for round in 0..SEND_ROUNDS {
                 if round > 0 {
                     tokio::time::sleep(Duration::from_millis(50 << round)).await;

@@ -21,17 +21,10 @@ pub struct TargetPolicy {
 ///
 /// Malformed URLs are `400`s; well-formed ones that policy refuses (`http://`, internal
 /// addresses) are `422`s. Names are checked again, resolved, on every delivery.
-pub fn validate_target_url(
-    field: &str,
-    raw: &str,
-    policy: TargetPolicy,
-) -> Result<Url, FieldError> {
+pub fn validate_target_url(field: &str, raw: &str, policy: TargetPolicy) -> Result<Url, FieldError> {
     let raw = raw.trim();
     if raw.is_empty() {
-        return Err(FieldError::malformed(
-            field,
-            format!("{field} must not be empty"),
-        ));
+        return Err(FieldError::malformed(field, format!("{field} must not be empty")));
     }
     if raw.len() > MAX_URL_LEN {
         return Err(FieldError::malformed(
@@ -40,25 +33,16 @@ pub fn validate_target_url(
         ));
     }
     let url = Url::parse(raw).map_err(|e| {
-        FieldError::malformed(
-            field,
-            format!("{field} must be an absolute https:// URL ({e})"),
-        )
+        FieldError::malformed(field, format!("{field} must be an absolute https:// URL ({e})"))
     })?;
     match url.scheme() {
         "https" => {}
         "http" if policy.allow_http => {}
         "http" => {
-            return Err(FieldError::not_allowed(
-                field,
-                format!("{field} must use https://"),
-            ));
+            return Err(FieldError::not_allowed(field, format!("{field} must use https://")));
         }
         other => {
-            return Err(FieldError::malformed(
-                field,
-                format!("{field} must use https://, not {other}:"),
-            ));
+            return Err(FieldError::malformed(field, format!("{field} must use https://, not {other}:")));
         }
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -68,24 +52,13 @@ pub fn validate_target_url(
         ));
     }
     if url.fragment().is_some() {
-        return Err(FieldError::malformed(
-            field,
-            format!("{field} must not contain a #fragment"),
-        ));
+        return Err(FieldError::malformed(field, format!("{field} must not contain a #fragment")));
     }
     if url.port() == Some(0) {
-        return Err(FieldError::malformed(
-            field,
-            format!("{field} port must be 1-65535"),
-        ));
+        return Err(FieldError::malformed(field, format!("{field} port must be 1-65535")));
     }
     let internal = match url.host() {
-        None => {
-            return Err(FieldError::malformed(
-                field,
-                format!("{field} must have a host"),
-            ))
-        }
+        None => return Err(FieldError::malformed(field, format!("{field} must have a host"))),
         Some(Host::Ipv4(ip)) => is_forbidden_ip(IpAddr::V4(ip)),
         Some(Host::Ipv6(ip)) => is_forbidden_ip(IpAddr::V6(ip)),
         Some(Host::Domain(name)) => {
@@ -160,12 +133,7 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(tail());
     }
     if s[0] == 0x2002 {
-        return Some(Ipv4Addr::new(
-            (s[1] >> 8) as u8,
-            s[1] as u8,
-            (s[2] >> 8) as u8,
-            s[2] as u8,
-        ));
+        return Some(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
     }
     None
 }
@@ -174,14 +142,8 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 mod tests {
     use super::*;
 
-    const PROD: TargetPolicy = TargetPolicy {
-        allow_private: false,
-        allow_http: false,
-    };
-    const LOCAL: TargetPolicy = TargetPolicy {
-        allow_private: true,
-        allow_http: true,
-    };
+    const PROD: TargetPolicy = TargetPolicy { allow_private: false, allow_http: false };
+    const LOCAL: TargetPolicy = TargetPolicy { allow_private: true, allow_http: true };
 
     fn forbidden(s: &str) -> bool {
         is_forbidden_ip(s.parse().unwrap())
@@ -293,11 +255,7 @@ mod tests {
             assert!(e.message.starts_with("url "), "{raw}: {}", e.message);
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
-        assert!(
-            !validate_target_url("url", &long, PROD)
-                .unwrap_err()
-                .not_allowed
-        );
+        assert!(!validate_target_url("url", &long, PROD).unwrap_err().not_allowed);
     }
 
     #[test]
@@ -323,14 +281,7 @@ mod tests {
         assert!(validate_target_url("url", "http://127.0.0.1:8080/hook", LOCAL).is_ok());
         assert!(validate_target_url("url", "https://localhost/", LOCAL).is_ok());
         assert!(validate_target_url("url", "ftp://127.0.0.1/", LOCAL).is_err());
-        let https_only = TargetPolicy {
-            allow_private: true,
-            allow_http: false,
-        };
-        assert!(
-            validate_target_url("address", "http://127.0.0.1/", https_only)
-                .unwrap_err()
-                .not_allowed
-        );
+        let https_only = TargetPolicy { allow_private: true, allow_http: false };
+        assert!(validate_target_url("address", "http://127.0.0.1/", https_only).unwrap_err().not_allowed);
     }
 }

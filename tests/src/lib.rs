@@ -24,17 +24,13 @@ pub fn stack_var(name: &str) -> String {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// Where cargo puts the workspace's binaries.
 pub fn target_bin(name: &str) -> PathBuf {
-    let target = env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join("target"));
+    let target =
+        env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
     target.join("debug").join(name)
 }
 
@@ -67,33 +63,17 @@ pub struct TestVendor {
 pub async fn new_vendor(store: &DynamoStore) -> TestVendor {
     let username = unique("vendor");
     let password = format!("pw-{}", ids::vendor_id());
-    let vendor = Vendor {
-        vendor_id: ids::vendor_id(),
-        username: username.clone(),
-        created_at: now(),
-    };
+    let vendor = Vendor { vendor_id: ids::vendor_id(), username: username.clone(), created_at: now() };
     let hash = auth::hash_password(&password).unwrap();
     store.create_vendor(&vendor, &hash).await.unwrap();
-    TestVendor {
-        vendor,
-        username,
-        password,
-    }
+    TestVendor { vendor, username, password }
 }
 
 /// Issues a bearer token for a vendor directly in the store; returns (token id, token).
 pub async fn new_token(store: &DynamoStore, vendor: &Vendor) -> (String, String) {
     let token = auth::new_token();
-    let record = ApiToken {
-        token_id: unique("tok"),
-        vendor: vendor.clone(),
-        label: None,
-        created_at: now(),
-    };
-    store
-        .create_token(&record, &auth::token_hash(&token))
-        .await
-        .unwrap();
+    let record = ApiToken { token_id: unique("tok"), vendor: vendor.clone(), label: None, created_at: now() };
+    store.create_token(&record, &auth::token_hash(&token)).await.unwrap();
     (record.token_id, token)
 }
 
@@ -113,8 +93,7 @@ pub struct Answer {
 impl Answer {
     /// The body as JSON (panics with the body if it is not).
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
     }
 
     /// The header's value as text.
@@ -127,9 +106,7 @@ impl Answer {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
         let body = self.json();
         assert_eq!(body["error"]["code"], code, "body: {}", self.text);
-        assert!(body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()));
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
         body["error"].clone()
     }
 }
@@ -152,10 +129,7 @@ impl Api {
     pub fn new() -> Self {
         Self {
             // Generous: the first request to a function may wait for it to start.
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(180))
-                .build()
-                .unwrap(),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(180)).build().unwrap(),
             base: stack_var("WEBHOOKS_API_URL"),
         }
     }
@@ -176,51 +150,25 @@ impl Api {
             req = req.body(body);
         }
         let resp = req.send().await.expect("the API did not answer");
-        Answer {
-            status: resp.status(),
-            headers: resp.headers().clone(),
-            text: resp.text().await.unwrap(),
-        }
+        Answer { status: resp.status(), headers: resp.headers().clone(), text: resp.text().await.unwrap() }
     }
 
     /// Sends a raw JSON body with a bearer token (Ventiapp).
-    pub async fn bearer(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<&str>,
-    ) -> Answer {
+    pub async fn bearer(&self, token: &str, method: Method, path: &str, body: Option<&str>) -> Answer {
         let auth = format!("Bearer {token}");
         let mut headers = vec![("Authorization", auth.as_str())];
         if body.is_some() {
             headers.push(("Content-Type", "application/json"));
         }
-        self.send(method, path, &headers, body.map(|b| b.as_bytes().to_vec()))
-            .await
+        self.send(method, path, &headers, body.map(|b| b.as_bytes().to_vec())).await
     }
 
     /// Sends JSON as a vendor (Username/Password headers).
-    pub async fn vendor(
-        &self,
-        v: &TestVendor,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Answer {
-        let mut headers = vec![
-            ("Username", v.username.as_str()),
-            ("Password", v.password.as_str()),
-        ];
+    pub async fn vendor(&self, v: &TestVendor, method: Method, path: &str, body: Option<&Value>) -> Answer {
+        let mut headers = vec![("Username", v.username.as_str()), ("Password", v.password.as_str())];
         if body.is_some() {
             headers.push(("Content-Type", "application/json"));
         }
-        self.send(
-            method,
-            path,
-            &headers,
-            body.map(|b| serde_json::to_vec(b).unwrap()),
-        )
-        .await
+        self.send(method, path, &headers, body.map(|b| serde_json::to_vec(b).unwrap())).await
     }
 }

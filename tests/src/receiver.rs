@@ -9,9 +9,7 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{
-    body::Incoming, header::HeaderMap, server::conn::http1, service::service_fn, Request, Response,
-};
+use hyper::{body::Incoming, header::HeaderMap, server::conn::http1, service::service_fn, Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
@@ -61,11 +59,7 @@ impl Receiver {
     pub async fn start(script: Vec<Reply>, then: Reply) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(State {
-            script: script.into(),
-            then,
-            got: Vec::new(),
-        }));
+        let state = Arc::new(Mutex::new(State { script: script.into(), then, got: Vec::new() }));
         let shared = state.clone();
         tokio::spawn(async move {
             loop {
@@ -75,9 +69,7 @@ impl Receiver {
                 let state = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| answer(state.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
                 });
             }
         });
@@ -95,22 +87,17 @@ impl Receiver {
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
         let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
+        let config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap();
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://{}/hook", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(State {
-            script: script.into(),
-            then,
-            got: Vec::new(),
-        }));
+        let state = Arc::new(Mutex::new(State { script: script.into(), then, got: Vec::new() }));
         let shared = state.clone();
         tokio::spawn(async move {
             loop {
@@ -123,9 +110,7 @@ impl Receiver {
                         return;
                     };
                     let service = service_fn(move |req| answer(state.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
                 });
             }
         });
@@ -160,11 +145,7 @@ async fn answer(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let reply = {
         let mut s = state.lock().unwrap();
         s.got.push(Received {
@@ -185,15 +166,11 @@ async fn answer(
         }
         Reply::Redirect(to) => {
             *response.status_mut() = 302u16.try_into().unwrap();
-            response
-                .headers_mut()
-                .insert("location", to.parse().unwrap());
+            response.headers_mut().insert("location", to.parse().unwrap());
         }
         Reply::RetryAfter(code, secs) => {
             *response.status_mut() = code.try_into().unwrap();
-            response
-                .headers_mut()
-                .insert("retry-after", secs.to_string().parse().unwrap());
+            response.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
         }
     }
     Ok(response)

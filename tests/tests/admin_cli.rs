@@ -16,12 +16,7 @@ fn admin(args: &[&str], stdin: Option<&str>) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("webhooks-admin is built (make test builds the workspace)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -33,17 +28,7 @@ fn text(b: &[u8]) -> String {
 async fn vendor_create_makes_an_account_that_can_use_the_api() {
     let username = unique("cli");
     let password = "a-long-enough-password";
-    let out = admin(
-        &[
-            "vendor",
-            "create",
-            "--username",
-            &username,
-            "--password",
-            password,
-        ],
-        None,
-    );
+    let out = admin(&["vendor", "create", "--username", &username, "--password", password], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     let vendor_id = created["vendorId"].as_str().unwrap().to_owned();
@@ -59,57 +44,28 @@ async fn vendor_create_makes_an_account_that_can_use_the_api() {
         username: username.clone(),
         password: password.into(),
     };
-    let a = Api::new()
-        .vendor(&v, Method::GET, "/basic/webhooks", None)
-        .await;
+    let a = Api::new().vendor(&v, Method::GET, "/basic/webhooks", None).await;
     assert_eq!(a.status, 200, "{}", a.text);
 
     // The username is taken now, in any case.
-    let out = admin(
-        &[
-            "vendor",
-            "create",
-            "--username",
-            &username.to_uppercase(),
-            "--password",
-            password,
-        ],
-        None,
-    );
+    let out =
+        admin(&["vendor", "create", "--username", &username.to_uppercase(), "--password", password], None);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("taken"), "{}", text(&out.stderr));
 
     let out = admin(&["vendor", "list"], None);
     assert!(out.status.success());
-    let listed: Vec<Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(
-        listed
-            .iter()
-            .filter(|v| v["username"] == username.as_str())
-            .count(),
-        1
-    );
+    let listed: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(listed.iter().filter(|v| v["username"] == username.as_str()).count(), 1);
     assert!(listed.iter().any(|v| v["vendorId"] == vendor_id.as_str()));
-    assert!(
-        !text(&out.stdout).contains("argon2"),
-        "no hashes in the listing"
-    );
+    assert!(!text(&out.stdout).contains("argon2"), "no hashes in the listing");
 }
 
 #[tokio::test]
 async fn password_stdin_is_read_and_weak_passwords_refused() {
     let username = unique("stdin");
     let out = admin(
-        &[
-            "vendor",
-            "create",
-            "--username",
-            &username,
-            "--password-stdin",
-        ],
+        &["vendor", "create", "--username", &username, "--password-stdin"],
         Some("from-stdin-password\n"),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -123,43 +79,14 @@ async fn password_stdin_is_read_and_weak_passwords_refused() {
         username: username.clone(),
         password: "from-stdin-password".into(),
     };
-    assert_eq!(
-        Api::new()
-            .vendor(&tv, Method::GET, "/basic/webhooks", None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(Api::new().vendor(&tv, Method::GET, "/basic/webhooks", None).await.status, 200);
 
     let weak = unique("weak");
-    let out = admin(
-        &[
-            "vendor",
-            "create",
-            "--username",
-            &weak,
-            "--password",
-            "short",
-        ],
-        None,
-    );
+    let out = admin(&["vendor", "create", "--username", &weak, "--password", "short"], None);
     assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("12-256"),
-        "{}",
-        text(&out.stderr)
-    );
-    let out = admin(
-        &[
-            "vendor",
-            "create",
-            "--username",
-            "bad name",
-            "--password",
-            "long-enough-password",
-        ],
-        None,
-    );
+    assert!(text(&out.stderr).contains("12-256"), "{}", text(&out.stderr));
+    let out =
+        admin(&["vendor", "create", "--username", "bad name", "--password", "long-enough-password"], None);
     assert!(!out.status.success());
     let listed = text(&admin(&["vendor", "list"], None).stdout);
     assert!(!listed.contains(&weak));
@@ -171,26 +98,16 @@ fn without_table_name_it_finds_the_running_local_stack() {
     std::fs::create_dir_all(dir.join(".stack")).unwrap();
     std::fs::create_dir_all(dir.join("sub/dir")).unwrap();
     let mut env_file = String::new();
-    for k in [
-        "AWS_ENDPOINT_URL",
-        "AWS_REGION",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "TABLE_NAME",
-    ] {
+    for k in ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TABLE_NAME"] {
         env_file.push_str(&format!("{k}={}\n", stack_var(k)));
     }
     std::fs::write(dir.join(".stack/env"), env_file).unwrap();
     let run = |cwd: &std::path::Path| {
         let mut cmd = Command::new(target_bin("webhooks-admin"));
         cmd.args(["vendor", "list"]).current_dir(cwd);
-        for k in [
-            "AWS_ENDPOINT_URL",
-            "TABLE_NAME",
-            "AWS_REGION",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-        ] {
+        for k in
+            ["AWS_ENDPOINT_URL", "TABLE_NAME", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        {
             cmd.env_remove(k);
         }
         cmd.output().unwrap()
@@ -201,61 +118,30 @@ fn without_table_name_it_finds_the_running_local_stack() {
     std::fs::remove_file(dir.join(".stack/env")).unwrap();
     let out = run(&dir.join("sub/dir"));
     assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("TABLE_NAME is not set"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("TABLE_NAME is not set"), "{}", text(&out.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
 async fn tokens_are_issued_listed_without_their_value_and_revoked() {
     let username = unique("tok");
-    let out = admin(
-        &[
-            "vendor",
-            "create",
-            "--username",
-            &username,
-            "--password",
-            "a-long-enough-password",
-        ],
-        None,
-    );
+    let out =
+        admin(&["vendor", "create", "--username", &username, "--password", "a-long-enough-password"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let vendor_id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["vendorId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let vendor_id =
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["vendorId"].as_str().unwrap().to_owned();
 
-    let out = admin(
-        &[
-            "token",
-            "create",
-            "--vendor",
-            &vendor_id,
-            "--label",
-            "shop integration",
-        ],
-        None,
-    );
+    let out = admin(&["token", "create", "--vendor", &vendor_id, "--label", "shop integration"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let issued: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let (token_id, token) = (
-        issued["tokenId"].as_str().unwrap(),
-        issued["token"].as_str().unwrap(),
-    );
+    let (token_id, token) = (issued["tokenId"].as_str().unwrap(), issued["token"].as_str().unwrap());
     assert!(token_id.starts_with("tok_") && token.starts_with("vwt_"));
 
     let out = admin(&["token", "list", "--vendor", &username], None);
     assert!(out.status.success());
     let listing = text(&out.stdout);
     assert!(listing.contains(token_id) && listing.contains("shop integration"));
-    assert!(
-        !listing.contains(&token[4..]),
-        "the token is shown only at creation"
-    );
+    assert!(!listing.contains(&token[4..]), "the token is shown only at creation");
     let stored_hash = shared::auth::token_hash(token);
     assert!(!listing.contains(&stored_hash));
 
@@ -263,17 +149,9 @@ async fn tokens_are_issued_listed_without_their_value_and_revoked() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = admin(&["token", "revoke", "--token-id", token_id], None);
     assert!(!out.status.success(), "a second revoke finds nothing");
-    assert!(
-        text(&admin(&["token", "list", "--vendor", &username], None).stdout)
-            .trim()
-            .is_empty()
-    );
+    assert!(text(&admin(&["token", "list", "--vendor", &username], None).stdout).trim().is_empty());
 
     let out = admin(&["token", "create", "--vendor", "ven_doesnotexist"], None);
     assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("no vendor"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("no vendor"), "{}", text(&out.stderr));
 }

@@ -23,14 +23,7 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
     let v = new_vendor(&store).await;
     let sqs = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
     let name = unique("crash");
-    let dlq = sqs
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let dlq = sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.unwrap().queue_url.unwrap();
     let dlq_arn = sqs
         .get_queue_attributes()
         .queue_url(&dlq)
@@ -60,11 +53,8 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
     let mut receivers = Vec::new();
     let mut bodies = Vec::new();
     for i in 0..5 {
-        let r = Receiver::start(
-            vec![Reply::Slow(Duration::from_millis(1500), 200)],
-            Reply::Status(200),
-        )
-        .await;
+        let r =
+            Receiver::start(vec![Reply::Slow(Duration::from_millis(1500), 200)], Reply::Status(200)).await;
         let w = shared::domain::Webhook {
             id: shared::ids::webhook_id(),
             vendor_id: v.vendor.vendor_id.clone(),
@@ -92,32 +82,20 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
         );
         receivers.push(r);
     }
-    SqsQueue::new(sqs.clone(), &queue_url)
-        .send_all(bodies)
-        .await
-        .unwrap();
+    SqsQueue::new(sqs.clone(), &queue_url).send_all(bodies).await.unwrap();
 
-    let env: Vec<(String, String)> = [
-        "AWS_ENDPOINT_URL",
-        "AWS_REGION",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "TABLE_NAME",
-    ]
-    .iter()
-    .map(|k| (k.to_string(), stack_var(k)))
-    .chain([
-        ("DELIVERIES_QUEUE_URL".to_owned(), queue_url.clone()),
-        (
-            "RETRY_SCHEDULE".to_owned(),
-            "1s,1s,1s,1s,1s,1s,1s".to_owned(),
-        ),
-        ("RUST_LOG".to_owned(), "warn".to_owned()),
-    ])
-    .collect();
-    let lambda = devstack::runtime::LocalLambda::start("dispatch", target_bin("dispatch"), env)
-        .await
-        .unwrap();
+    let env: Vec<(String, String)> =
+        ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TABLE_NAME"]
+            .iter()
+            .map(|k| (k.to_string(), stack_var(k)))
+            .chain([
+                ("DELIVERIES_QUEUE_URL".to_owned(), queue_url.clone()),
+                ("RETRY_SCHEDULE".to_owned(), "1s,1s,1s,1s,1s,1s,1s".to_owned()),
+                ("RUST_LOG".to_owned(), "warn".to_owned()),
+            ])
+            .collect();
+    let lambda =
+        devstack::runtime::LocalLambda::start("dispatch", target_bin("dispatch"), env).await.unwrap();
     let bridge = devstack::bridge::Bridge {
         sqs: sqs.clone(),
         queue_url: queue_url.clone(),
@@ -135,11 +113,7 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
 
     for (i, r) in receivers.iter().enumerate() {
         let got = r.wait_for(2, Duration::from_secs(30)).await;
-        assert!(
-            got.len() >= 2,
-            "receiver {i} got the delivery again after the crash: {}",
-            got.len()
-        );
+        assert!(got.len() >= 2, "receiver {i} got the delivery again after the crash: {}", got.len());
     }
     assert!(lambda.starts() >= 2, "the process was started again");
     // Everything was delivered: the queue drains, nothing in the dead-letter queue.
@@ -164,25 +138,12 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(left, "0+0", "every message was deleted after delivery");
-    let dead = sqs
-        .receive_message()
-        .queue_url(&dlq)
-        .wait_time_seconds(0)
-        .send()
-        .await
-        .unwrap();
+    let dead = sqs.receive_message().queue_url(&dlq).wait_time_seconds(0).send().await.unwrap();
     assert!(dead.messages.unwrap_or_default().is_empty());
     bridge.abort();
     for r in &receivers {
-        let ids: Vec<_> = r
-            .received()
-            .iter()
-            .map(|g| g.header("webhook-id").unwrap().to_owned())
-            .collect();
-        assert!(
-            ids.iter().all(|i| *i == ids[0]),
-            "a redelivery carries the same webhook-id"
-        );
+        let ids: Vec<_> = r.received().iter().map(|g| g.header("webhook-id").unwrap().to_owned()).collect();
+        assert!(ids.iter().all(|i| *i == ids[0]), "a redelivery carries the same webhook-id");
     }
     let _ = store.list_webhooks(&v.vendor.vendor_id).await.unwrap();
 }

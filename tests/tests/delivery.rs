@@ -21,13 +21,8 @@ use tests::{
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn publish(api: &Api, body: &str) -> Answer {
-    api.send(
-        Method::POST,
-        "/events",
-        &[("Content-Type", "application/json")],
-        Some(body.as_bytes().to_vec()),
-    )
-    .await
+    api.send(Method::POST, "/events", &[("Content-Type", "application/json")], Some(body.as_bytes().to_vec()))
+        .await
 }
 
 /// A publish body around a payload (given as text, so that its bytes are what is published).
@@ -51,22 +46,15 @@ async fn ecomnow_webhook(
     auth: Option<&str>,
 ) -> (u64, String) {
     let body = json!({"webhookType": kind, "url": url, "authentication": auth});
-    let a = api
-        .vendor(v, Method::POST, "/basic/webhooks", Some(&body))
-        .await;
+    let a = api.vendor(v, Method::POST, "/basic/webhooks", Some(&body)).await;
     assert_eq!(a.status, 201, "{}", a.text);
     let w = a.json();
-    (
-        w["webhookId"].as_u64().unwrap(),
-        w["secret"].as_str().unwrap().to_owned(),
-    )
+    (w["webhookId"].as_u64().unwrap(), w["secret"].as_str().unwrap().to_owned())
 }
 
 /// Checks a Standard Webhooks signature with code of its own (not the service's).
 fn verify(secret: &str, id: &str, ts: &str, body: &[u8], header: &str) -> bool {
-    let key = STANDARD
-        .decode(secret.trim_start_matches("whsec_"))
-        .unwrap();
+    let key = STANDARD.decode(secret.trim_start_matches("whsec_")).unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
     mac.update(format!("{id}.{ts}.").as_bytes());
     mac.update(body);
@@ -74,11 +62,33 @@ fn verify(secret: &str, id: &str, ts: &str, body: &[u8], header: &str) -> bool {
     header.split(' ').any(|s| s == expected)
 }
 
+/// Checks a delivery with the Standard Webhooks reference library (PyPI `standardwebhooks`,
+/// installed in the venv by `make test`).
+fn verify_with_reference_library(secret: &str, r: &tests::receiver::Received) -> bool {
+    let headers: serde_json::Map<String, Value> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .iter()
+        .map(|h| (h.to_string(), json!(r.header(h).unwrap())))
+        .collect();
+    let script = "import json, sys\nfrom standardwebhooks.webhooks import Webhook\n\
+        Webhook(sys.argv[1]).verify(sys.stdin.buffer.read(), json.loads(sys.argv[2]))\nprint('verified')";
+    let mut child = std::process::Command::new("python")
+        .args(["-c", script, secret, &Value::Object(headers).to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the venv's python is on PATH");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&r.body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    out.status.success() && out.stdout.starts_with(b"verified")
+}
+
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 #[tokio::test]
@@ -87,10 +97,8 @@ async fn ecomnow_events_arrive_signed_with_the_stored_authorization() {
     let v = new_vendor(&store).await;
     let orders = Receiver::ok().await;
     let cancels = Receiver::ok().await;
-    let (_, order_secret) =
-        ecomnow_webhook(&api, &v, "new_order", &orders.url, Some("Basic XxxXxxXX")).await;
-    let (_, cancel_secret) =
-        ecomnow_webhook(&api, &v, "order_cancellation", &cancels.url, None).await;
+    let (_, order_secret) = ecomnow_webhook(&api, &v, "new_order", &orders.url, Some("Basic XxxXxxXX")).await;
+    let (_, cancel_secret) = ecomnow_webhook(&api, &v, "order_cancellation", &cancels.url, None).await;
 
     let payload = payload("ecomnow/new-order.json");
     let a = publish(&api, &event(&v, None, "new_order", &payload)).await;
@@ -102,59 +110,28 @@ async fn ecomnow_events_arrive_signed_with_the_stored_authorization() {
     let got = orders.wait_for(1, WAIT).await;
     assert_eq!(got.len(), 1, "one delivery");
     let r = &got[0];
-    assert_eq!(
-        r.body.as_ref(),
-        payload.as_bytes(),
-        "the payload bytes exactly as published"
-    );
+    assert_eq!(r.body.as_ref(), payload.as_bytes(), "the payload bytes exactly as published");
     assert_eq!(r.header("content-type"), Some("application/json"));
-    assert!(r
-        .header("user-agent")
-        .unwrap()
-        .starts_with("order-webhooks/"));
+    assert!(r.header("user-agent").unwrap().starts_with("order-webhooks/"));
     assert_eq!(r.header("authorization"), Some("Basic XxxXxxXX"));
     assert_eq!(r.header("webhook-id"), Some(event_id.as_str()));
     let ts = r.header("webhook-timestamp").unwrap();
     assert!((ts.parse::<i64>().unwrap() - now()).abs() < 60);
-    assert!(verify(
-        &order_secret,
-        &event_id,
-        ts,
-        &r.body,
-        r.header("webhook-signature").unwrap()
-    ));
-    assert!(!verify(
-        &cancel_secret,
-        &event_id,
-        ts,
-        &r.body,
-        r.header("webhook-signature").unwrap()
-    ));
+    assert!(verify(&order_secret, &event_id, ts, &r.body, r.header("webhook-signature").unwrap()));
+    assert!(!verify(&cancel_secret, &event_id, ts, &r.body, r.header("webhook-signature").unwrap()));
+    assert!(verify_with_reference_library(&order_secret, r), "the reference library verifies it");
+    assert!(!verify_with_reference_library(&cancel_secret, r), "and refuses another secret");
 
     let cancellation = payload.replace("\"new_order\"", "\"order_cancellation\"");
     let a = publish(&api, &event(&v, None, "order_cancellation", &cancellation)).await;
     assert_eq!(a.json()["deliveries"], 1);
     let got = cancels.wait_for(1, WAIT).await;
     assert_eq!(got[0].body.as_ref(), cancellation.as_bytes());
-    assert_eq!(
-        got[0].header("authorization"),
-        None,
-        "no authentication stored, no header"
-    );
+    assert_eq!(got[0].header("authorization"), None, "no authentication stored, no header");
     let ts = got[0].header("webhook-timestamp").unwrap();
     let id = got[0].header("webhook-id").unwrap();
-    assert!(verify(
-        &cancel_secret,
-        id,
-        ts,
-        &got[0].body,
-        got[0].header("webhook-signature").unwrap()
-    ));
-    assert_eq!(
-        orders.received().len(),
-        1,
-        "the order receiver got no cancellation"
-    );
+    assert!(verify(&cancel_secret, id, ts, &got[0].body, got[0].header("webhook-signature").unwrap()));
+    assert_eq!(orders.received().len(), 1, "the order receiver got no cancellation");
 }
 
 #[tokio::test]
@@ -163,18 +140,12 @@ async fn ventiapp_events_arrive_over_https_with_the_documents_bodies() {
     let v = new_vendor(&store).await;
     let (_, token) = new_token(&store, &v.vendor).await;
     let receiver = Receiver::start_tls(Vec::new(), Reply::Status(200)).await;
-    let cases = [
-        ("orders/created", "order"),
-        ("bills/created", "bill"),
-        ("products/deleted", "product"),
-    ];
+    let cases = [("orders/created", "order"), ("bills/created", "bill"), ("products/deleted", "product")];
     let mut secrets = std::collections::HashMap::new();
     for (topic, _) in cases {
         let address = format!("{}?topic={topic}", receiver.url);
         let body = json!({"webhook": {"topic": topic, "address": address}}).to_string();
-        let a = api
-            .bearer(&token, Method::POST, "/api/webhooks/create", Some(&body))
-            .await;
+        let a = api.bearer(&token, Method::POST, "/api/webhooks/create", Some(&body)).await;
         assert_eq!(a.status, 201, "{}", a.text);
         secrets.insert(
             format!("/hook?topic={topic}"),
@@ -182,17 +153,8 @@ async fn ventiapp_events_arrive_over_https_with_the_documents_bodies() {
         );
     }
     for (topic, file) in cases {
-        let a = publish(
-            &api,
-            &event(&v, None, topic, &payload(&format!("ventiapp/{file}.json"))),
-        )
-        .await;
-        assert_eq!(
-            (a.status.as_u16(), &a.json()["deliveries"]),
-            (202, &json!(1)),
-            "{topic}: {}",
-            a.text
-        );
+        let a = publish(&api, &event(&v, None, topic, &payload(&format!("ventiapp/{file}.json")))).await;
+        assert_eq!((a.status.as_u16(), &a.json()["deliveries"]), (202, &json!(1)), "{topic}: {}", a.text);
     }
     let got = receiver.wait_for(3, WAIT).await;
     assert_eq!(got.len(), 3);
@@ -203,20 +165,8 @@ async fn ventiapp_events_arrive_over_https_with_the_documents_bodies() {
             .find(|r| r.body.as_ref() == expected.as_bytes())
             .unwrap_or_else(|| panic!("{topic} arrived verbatim"));
         let secret = &secrets[&format!("/hook?topic={topic}")];
-        let (id, ts) = (
-            r.header("webhook-id").unwrap(),
-            r.header("webhook-timestamp").unwrap(),
-        );
-        assert!(
-            verify(
-                secret,
-                id,
-                ts,
-                &r.body,
-                r.header("webhook-signature").unwrap()
-            ),
-            "{topic} signed"
-        );
+        let (id, ts) = (r.header("webhook-id").unwrap(), r.header("webhook-timestamp").unwrap());
+        assert!(verify(secret, id, ts, &r.body, r.header("webhook-signature").unwrap()), "{topic} signed");
     }
 }
 
@@ -224,47 +174,26 @@ async fn ventiapp_events_arrive_over_https_with_the_documents_bodies() {
 async fn a_failing_receiver_is_retried_alone_until_it_answers() {
     let (api, store) = (Api::new(), store().await);
     let v = new_vendor(&store).await;
-    let flaky = Receiver::start(
-        vec![Reply::Status(500), Reply::Status(503)],
-        Reply::Status(200),
-    )
-    .await;
+    let flaky = Receiver::start(vec![Reply::Status(500), Reply::Status(503)], Reply::Status(200)).await;
     let steady = Receiver::ok().await;
     let (flaky_id, _) = ecomnow_webhook(&api, &v, "new_order", &flaky.url, None).await;
     let (steady_id, _) = ecomnow_webhook(&api, &v, "new_order", &steady.url, None).await;
 
-    let a = publish(
-        &api,
-        &event(&v, None, "new_order", &payload("ecomnow/new-order.json")),
-    )
-    .await;
+    let a = publish(&api, &event(&v, None, "new_order", &payload("ecomnow/new-order.json"))).await;
     assert_eq!(a.json()["deliveries"], 2, "{}", a.text);
     let got = flaky.wait_for(3, WAIT).await;
     assert_eq!(got.len(), 3);
-    let ids: Vec<_> = got
-        .iter()
-        .map(|r| r.header("webhook-id").unwrap().to_owned())
-        .collect();
-    assert!(
-        ids.iter().all(|i| *i == ids[0]),
-        "one webhook-id on every attempt"
-    );
+    let ids: Vec<_> = got.iter().map(|r| r.header("webhook-id").unwrap().to_owned()).collect();
+    assert!(ids.iter().all(|i| *i == ids[0]), "one webhook-id on every attempt");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(flaky.received().len(), 3, "no attempt after the success");
-    assert_eq!(
-        steady.received().len(),
-        1,
-        "the other receiver got it exactly once"
-    );
+    assert_eq!(steady.received().len(), 1, "the other receiver got it exactly once");
 
     let attempts = store.list_attempts(flaky_id, 10).await.unwrap();
-    let mut statuses: Vec<(u32, Option<u16>)> =
-        attempts.iter().map(|a| (a.attempt, a.status)).collect();
+    let mut statuses: Vec<(u32, Option<u16>)> = attempts.iter().map(|a| (a.attempt, a.status)).collect();
     statuses.sort();
     assert_eq!(statuses, [(1, Some(500)), (2, Some(503)), (3, Some(200))]);
-    assert!(attempts
-        .iter()
-        .all(|a| a.webhook_id == flaky_id && a.event_id == ids[0]));
+    assert!(attempts.iter().all(|a| a.webhook_id == flaky_id && a.event_id == ids[0]));
     assert_eq!(store.list_attempts(steady_id, 10).await.unwrap().len(), 1);
 }
 
@@ -291,11 +220,7 @@ async fn a_receiver_that_never_answers_2xx_parks_the_delivery_in_the_dlq_intact(
 }
 
 /// Reads the DLQ until it finds the message of (event, webhook), deletes and returns it.
-async fn find_in_dlq(
-    event_id: &str,
-    webhook_id: u64,
-    timeout: Duration,
-) -> Option<DeliveryMessage> {
+async fn find_in_dlq(event_id: &str, webhook_id: u64, timeout: Duration) -> Option<DeliveryMessage> {
     let sqs = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
     let url = stack_var("DEAD_LETTER_QUEUE_URL");
     let deadline = std::time::Instant::now() + timeout;
@@ -330,58 +255,27 @@ async fn slow_and_redirecting_receivers_count_as_failures() {
     let (api, store) = (Api::new(), store().await);
     let v = new_vendor(&store).await;
     let target = Receiver::ok().await;
-    let slow = Receiver::start(
-        vec![Reply::Slow(Duration::from_secs(4), 200)],
-        Reply::Status(200),
-    )
-    .await;
-    let redirect = Receiver::start(
-        vec![Reply::Redirect(target.url.clone())],
-        Reply::Status(200),
-    )
-    .await;
+    let slow = Receiver::start(vec![Reply::Slow(Duration::from_secs(4), 200)], Reply::Status(200)).await;
+    let redirect = Receiver::start(vec![Reply::Redirect(target.url.clone())], Reply::Status(200)).await;
     let (slow_id, _) = ecomnow_webhook(&api, &v, "new_order", &slow.url, None).await;
     let (redirect_id, _) = ecomnow_webhook(&api, &v, "new_order", &redirect.url, None).await;
-    publish(
-        &api,
-        &event(&v, None, "new_order", &payload("ecomnow/new-order.json")),
-    )
-    .await;
+    publish(&api, &event(&v, None, "new_order", &payload("ecomnow/new-order.json"))).await;
 
-    assert_eq!(
-        slow.wait_for(2, WAIT).await.len(),
-        2,
-        "the slow answer was a failure, retried"
-    );
-    assert_eq!(
-        redirect.wait_for(2, WAIT).await.len(),
-        2,
-        "the redirect was a failure, retried"
-    );
+    assert_eq!(slow.wait_for(2, WAIT).await.len(), 2, "the slow answer was a failure, retried");
+    assert_eq!(redirect.wait_for(2, WAIT).await.len(), 2, "the redirect was a failure, retried");
     assert!(target.received().is_empty(), "redirects are not followed");
     let outcomes = |id| {
         let store = store.clone();
         async move {
             let mut a = store.list_attempts(id, 10).await.unwrap();
             a.sort_by_key(|a| a.attempt);
-            a.into_iter()
-                .map(|a| (a.outcome, a.status))
-                .collect::<Vec<_>>()
+            a.into_iter().map(|a| (a.outcome, a.status)).collect::<Vec<_>>()
         }
     };
-    assert_eq!(
-        outcomes(slow_id).await,
-        [
-            ("timeout".to_owned(), None),
-            ("delivered".to_owned(), Some(200))
-        ]
-    );
+    assert_eq!(outcomes(slow_id).await, [("timeout".to_owned(), None), ("delivered".to_owned(), Some(200))]);
     assert_eq!(
         outcomes(redirect_id).await,
-        [
-            ("rejected".to_owned(), Some(302)),
-            ("delivered".to_owned(), Some(200))
-        ]
+        [("rejected".to_owned(), Some(302)), ("delivered".to_owned(), Some(200))]
     );
 }
 
@@ -399,27 +293,15 @@ async fn one_failure_in_a_batch_of_ten_is_the_only_retry() {
         ecomnow_webhook(&api, &v, "new_order", &r.url, None).await;
         receivers.push(r);
     }
-    let a = publish(
-        &api,
-        &event(&v, None, "new_order", &payload("ecomnow/new-order.json")),
-    )
-    .await;
+    let a = publish(&api, &event(&v, None, "new_order", &payload("ecomnow/new-order.json"))).await;
     assert_eq!(a.json()["deliveries"], 10);
     assert_eq!(receivers[3].wait_for(2, WAIT).await.len(), 2);
     for (i, r) in receivers.iter().enumerate() {
-        assert_eq!(
-            r.wait_for(1, WAIT).await.len(),
-            if i == 3 { 2 } else { 1 },
-            "receiver {i}"
-        );
+        assert_eq!(r.wait_for(1, WAIT).await.len(), if i == 3 { 2 } else { 1 }, "receiver {i}");
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     for (i, r) in receivers.iter().enumerate() {
-        assert_eq!(
-            r.received().len(),
-            if i == 3 { 2 } else { 1 },
-            "receiver {i}, later"
-        );
+        assert_eq!(r.received().len(), if i == 3 { 2 } else { 1 }, "receiver {i}, later");
     }
 }
 
@@ -431,28 +313,16 @@ async fn a_repeated_event_id_delivers_once_and_answers_alike() {
     let b = Receiver::ok().await;
     ecomnow_webhook(&api, &v, "new_order", &a.url, None).await;
     ecomnow_webhook(&api, &v, "new_order", &b.url, None).await;
-    let body = event(
-        &v,
-        Some("order-1000-4612"),
-        "new_order",
-        &payload("ecomnow/new-order.json"),
-    );
+    let body = event(&v, Some("order-1000-4612"), "new_order", &payload("ecomnow/new-order.json"));
     let first = publish(&api, &body).await;
     assert_eq!(first.status, 202);
-    assert_eq!(
-        first.json(),
-        json!({"eventId": "order-1000-4612", "deliveries": 2})
-    );
+    assert_eq!(first.json(), json!({"eventId": "order-1000-4612", "deliveries": 2}));
     let again = publish(&api, &body).await;
     assert_eq!((again.status, again.json()), (first.status, first.json()));
     a.wait_for(1, WAIT).await;
     b.wait_for(1, WAIT).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        (a.received().len(), b.received().len()),
-        (1, 1),
-        "each webhook exactly once"
-    );
+    assert_eq!((a.received().len(), b.received().len()), (1, 1), "each webhook exactly once");
 }
 
 #[tokio::test]
@@ -463,47 +333,23 @@ async fn deleted_webhooks_receive_nothing_and_gone_disables() {
     let gone = Receiver::start(Vec::new(), Reply::Status(410)).await;
     let (deleted_id, _) = ecomnow_webhook(&api, &v, "new_order", &deleted.url, None).await;
     let (gone_id, _) = ecomnow_webhook(&api, &v, "new_order", &gone.url, None).await;
-    let a = api
-        .vendor(
-            &v,
-            Method::DELETE,
-            &format!("/basic/webhooks/{deleted_id}"),
-            None,
-        )
-        .await;
+    let a = api.vendor(&v, Method::DELETE, &format!("/basic/webhooks/{deleted_id}"), None).await;
     assert_eq!(a.status, 200);
 
-    let a = publish(
-        &api,
-        &event(&v, None, "new_order", &payload("ecomnow/new-order.json")),
-    )
-    .await;
-    assert_eq!(
-        a.json()["deliveries"],
-        1,
-        "only the webhook that still exists"
-    );
+    let a = publish(&api, &event(&v, None, "new_order", &payload("ecomnow/new-order.json"))).await;
+    assert_eq!(a.json()["deliveries"], 1, "only the webhook that still exists");
     assert_eq!(gone.wait_for(1, WAIT).await.len(), 1);
     // 410 Gone: not retried, and the webhook is disabled.
     let mut disabled = None;
     for _ in 0..50 {
-        disabled = store
-            .get_webhook(&v.vendor.vendor_id, gone_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .disabled;
+        disabled = store.get_webhook(&v.vendor.vendor_id, gone_id).await.unwrap().unwrap().disabled;
         if disabled.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(disabled.unwrap().1.contains("410"));
-    let a = publish(
-        &api,
-        &event(&v, None, "new_order", &payload("ecomnow/new-order.json")),
-    )
-    .await;
+    let a = publish(&api, &event(&v, None, "new_order", &payload("ecomnow/new-order.json"))).await;
     assert_eq!(a.json()["deliveries"], 0, "a disabled webhook gets nothing");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(gone.received().len(), 1);
@@ -519,48 +365,24 @@ async fn invalid_events_are_refused_with_the_field_named() {
     let good = payload("ecomnow/new-order.json");
     for (payload, field) in [
         (good.replace("\"1000-4612\"", "1000"), "payload.orderNo"),
-        (
-            good.replace("\"itemQuantity\": 1", "\"itemQuantity\": 0"),
-            "payload.items[0].itemQuantity",
-        ),
-        (
-            good.replace("\"itemPrice\": 60.0", "\"itemPrice\": -60.0"),
-            "payload.items[0].itemPrice",
-        ),
-        (
-            good.replace(
-                "\"type\": \"new_order\"",
-                "\"type\": \"order_cancellation\"",
-            ),
-            "payload.type",
-        ),
+        (good.replace("\"itemQuantity\": 1", "\"itemQuantity\": 0"), "payload.items[0].itemQuantity"),
+        (good.replace("\"itemPrice\": 60.0", "\"itemPrice\": -60.0"), "payload.items[0].itemPrice"),
+        (good.replace("\"type\": \"new_order\"", "\"type\": \"order_cancellation\""), "payload.type"),
     ] {
         let a = publish(&api, &event(&v, None, "new_order", &payload)).await;
         assert_eq!(a.expect_error(400, "invalid_field")["field"], field);
     }
     let verbatim = payload("ecomnow/new-order.verbatim.txt");
-    publish(&api, &event(&v, None, "new_order", &verbatim))
-        .await
-        .expect_error(400, "invalid_json");
+    publish(&api, &event(&v, None, "new_order", &verbatim)).await.expect_error(400, "invalid_json");
     let a = publish(&api, &event(&v, None, "orders/create", &good)).await;
-    assert!(a.expect_error(400, "invalid_field")["message"]
-        .as_str()
-        .unwrap()
-        .contains("orders/created"));
+    assert!(a.expect_error(400, "invalid_field")["message"].as_str().unwrap().contains("orders/created"));
     let nobody = json!({"vendorId": "ven_nobody", "type": "new_order", "payload": serde_json::from_str::<Value>(&good).unwrap()});
     assert_eq!(
-        publish(&api, &nobody.to_string())
-            .await
-            .expect_error(422, "not_allowed")["field"],
+        publish(&api, &nobody.to_string()).await.expect_error(422, "not_allowed")["field"],
         "vendorId"
     );
     let huge = good.replace("\"NutraHemp", &format!("\"{}", "x".repeat(300 * 1024)));
-    publish(&api, &event(&v, None, "new_order", &huge))
-        .await
-        .expect_error(413, "payload_too_large");
+    publish(&api, &event(&v, None, "new_order", &huge)).await.expect_error(413, "payload_too_large");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        receiver.received().is_empty(),
-        "nothing refused was delivered"
-    );
+    assert!(receiver.received().is_empty(), "nothing refused was delivered");
 }

@@ -12,9 +12,7 @@ const SEED_BODY: &str = r#"{
 }"#;
 
 async fn create(api: &Api, v: &TestVendor, body: Value) -> Value {
-    let a = api
-        .vendor(v, Method::POST, "/basic/webhooks", Some(&body))
-        .await;
+    let a = api.vendor(v, Method::POST, "/basic/webhooks", Some(&body)).await;
     assert_eq!(a.status, 201, "{}", a.text);
     a.json()
 }
@@ -34,22 +32,12 @@ async fn register_read_update_list_delete_with_the_documents_bodies() {
         ("Password", v.password.as_str()),
         ("Content-Type", "application/json"),
     ];
-    let a = api
-        .send(
-            Method::POST,
-            "/basic/webhooks",
-            &headers,
-            Some(SEED_BODY.into()),
-        )
-        .await;
+    let a = api.send(Method::POST, "/basic/webhooks", &headers, Some(SEED_BODY.into())).await;
     assert_eq!(a.status, 201, "{}", a.text);
     let created = a.json();
     let id = id_of(&created);
     assert!(id > 0 && id < (1 << 53));
-    assert_eq!(
-        a.header("location"),
-        Some(format!("/basic/webhooks/{id}").as_str())
-    );
+    assert_eq!(a.header("location"), Some(format!("/basic/webhooks/{id}").as_str()));
     assert_eq!(created["vendorId"], v.vendor.vendor_id);
     assert_eq!(created["webhookType"], "new_order");
     assert_eq!(created["url"], "https://vendor.example.com/hooks/orders");
@@ -60,18 +48,12 @@ async fn register_read_update_list_delete_with_the_documents_bodies() {
     assert!(created["createdAt"].as_str().unwrap().ends_with('Z'));
 
     // What DynamoDB holds.
-    let stored = store
-        .get_webhook(&v.vendor.vendor_id, id)
-        .await
-        .unwrap()
-        .expect("stored");
+    let stored = store.get_webhook(&v.vendor.vendor_id, id).await.unwrap().expect("stored");
     assert_eq!(stored.secret, secret);
     assert_eq!(stored.authentication.as_deref(), Some("Basic XxxXxxXX"));
 
     // Read: everything but the secret, which is shown once.
-    let a = api
-        .vendor(&v, Method::GET, &format!("/basic/webhooks/{id}"), None)
-        .await;
+    let a = api.vendor(&v, Method::GET, &format!("/basic/webhooks/{id}"), None).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let read = a.json();
     assert_eq!(read["webhookId"], id);
@@ -81,44 +63,24 @@ async fn register_read_update_list_delete_with_the_documents_bodies() {
 
     // Update with the seed's update body.
     let update = json!({"authentication": "Basic YyyYyyYY", "webhookType": "order_cancellation", "url": "https://vendor.example.com/hooks/cancel"});
-    let a = api
-        .vendor(
-            &v,
-            Method::PUT,
-            &format!("/basic/webhooks/{id}"),
-            Some(&update),
-        )
-        .await;
+    let a = api.vendor(&v, Method::PUT, &format!("/basic/webhooks/{id}"), Some(&update)).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let updated = a.json();
     assert_eq!(updated["webhookId"], id);
     assert_eq!(updated["webhookType"], "order_cancellation");
     assert_eq!(updated["url"], "https://vendor.example.com/hooks/cancel");
     assert_eq!(updated["createdAt"], created["createdAt"]);
-    let stored = store
-        .get_webhook(&v.vendor.vendor_id, id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = store.get_webhook(&v.vendor.vendor_id, id).await.unwrap().unwrap();
     assert_eq!(stored.authentication.as_deref(), Some("Basic YyyYyyYY"));
     assert_eq!(stored.secret, secret, "an update keeps the signing secret");
     assert_eq!(stored.version, 2);
 
     // List.
-    let second = create(
-        &api,
-        &v,
-        json!({"webhookType": "new_order", "url": "https://vendor.example.com/b"}),
-    )
-    .await;
+    let second =
+        create(&api, &v, json!({"webhookType": "new_order", "url": "https://vendor.example.com/b"})).await;
     let a = api.vendor(&v, Method::GET, "/basic/webhooks", None).await;
     assert_eq!(a.status, 200, "{}", a.text);
-    let mut ids: Vec<u64> = a.json()["webhooks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(id_of)
-        .collect();
+    let mut ids: Vec<u64> = a.json()["webhooks"].as_array().unwrap().iter().map(id_of).collect();
     ids.sort();
     let mut expected = vec![id, id_of(&second)];
     expected.sort();
@@ -126,59 +88,38 @@ async fn register_read_update_list_delete_with_the_documents_bodies() {
     assert!(!a.text.contains("whsec_"));
 
     // Delete answers the deleted webhook; then it is gone everywhere.
-    let a = api
-        .vendor(&v, Method::DELETE, &format!("/basic/webhooks/{id}"), None)
-        .await;
+    let a = api.vendor(&v, Method::DELETE, &format!("/basic/webhooks/{id}"), None).await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.json()["webhookId"], id);
-    api.vendor(&v, Method::GET, &format!("/basic/webhooks/{id}"), None)
-        .await
-        .expect_error(404, "not_found");
+    api.vendor(&v, Method::GET, &format!("/basic/webhooks/{id}"), None).await.expect_error(404, "not_found");
     api.vendor(&v, Method::DELETE, &format!("/basic/webhooks/{id}"), None)
         .await
         .expect_error(404, "not_found");
-    assert!(store
-        .get_webhook(&v.vendor.vendor_id, id)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(store.get_webhook(&v.vendor.vendor_id, id).await.unwrap().is_none());
     let left = store.list_webhooks(&v.vendor.vendor_id).await.unwrap();
-    assert_eq!(
-        left.iter().map(|w| w.id).collect::<Vec<_>>(),
-        vec![id_of(&second)]
-    );
+    assert_eq!(left.iter().map(|w| w.id).collect::<Vec<_>>(), vec![id_of(&second)]);
 
     // The deleted endpoint can be registered again (its duplicate guard went with it).
-    create(&api, &v, json!({"webhookType": "order_cancellation", "url": "https://vendor.example.com/hooks/cancel"})).await;
+    create(
+        &api,
+        &v,
+        json!({"webhookType": "order_cancellation", "url": "https://vendor.example.com/hooks/cancel"}),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn http_basic_authorization_is_accepted_too() {
     let (api, store) = (Api::new(), store().await);
     let v = new_vendor(&store).await;
-    let basic = format!(
-        "Basic {}",
-        STANDARD.encode(format!("{}:{}", v.username, v.password))
-    );
-    let a = api
-        .send(
-            Method::GET,
-            "/basic/webhooks",
-            &[("Authorization", &basic)],
-            None,
-        )
-        .await;
+    let basic = format!("Basic {}", STANDARD.encode(format!("{}:{}", v.username, v.password)));
+    let a = api.send(Method::GET, "/basic/webhooks", &[("Authorization", &basic)], None).await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.json(), json!({"webhooks": []}));
     // Usernames are not case-sensitive.
     let upper = v.username.to_uppercase();
     let a = api
-        .send(
-            Method::GET,
-            "/basic/webhooks",
-            &[("Username", &upper), ("Password", &v.password)],
-            None,
-        )
+        .send(Method::GET, "/basic/webhooks", &[("Username", &upper), ("Password", &v.password)], None)
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
 }
@@ -217,11 +158,7 @@ async fn wrong_or_missing_credentials_are_401_with_a_basic_challenge_and_change_
             assert!(!a.text.contains(&v.password));
         }
     }
-    assert!(store
-        .list_webhooks(&v.vendor.vendor_id)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.list_webhooks(&v.vendor.vendor_id).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -229,47 +166,22 @@ async fn another_vendors_webhook_is_404_and_untouched() {
     let (api, store) = (Api::new(), store().await);
     let (owner, other) = (new_vendor(&store).await, new_vendor(&store).await);
     let id = id_of(
-        &create(
-            &api,
-            &owner,
-            json!({"webhookType": "new_order", "url": "https://owner.example.com/"}),
-        )
-        .await,
+        &create(&api, &owner, json!({"webhookType": "new_order", "url": "https://owner.example.com/"})).await,
     );
     let path = format!("/basic/webhooks/{id}");
-    let before = store
-        .get_webhook(&owner.vendor.vendor_id, id)
-        .await
-        .unwrap()
-        .unwrap();
+    let before = store.get_webhook(&owner.vendor.vendor_id, id).await.unwrap().unwrap();
 
-    let unknown = api
-        .vendor(&other, Method::GET, "/basic/webhooks/12345", None)
-        .await;
+    let unknown = api.vendor(&other, Method::GET, "/basic/webhooks/12345", None).await;
     let err = unknown.expect_error(404, "not_found");
     let foreign = api.vendor(&other, Method::GET, &path, None).await;
-    assert_eq!(
-        foreign.expect_error(404, "not_found"),
-        err,
-        "another vendor's id looks exactly like no id"
-    );
+    assert_eq!(foreign.expect_error(404, "not_found"), err, "another vendor's id looks exactly like no id");
     let body = json!({"webhookType": "order_cancellation", "url": "https://thief.example.com/"});
-    api.vendor(&other, Method::PUT, &path, Some(&body))
-        .await
-        .expect_error(404, "not_found");
-    api.vendor(&other, Method::DELETE, &path, None)
-        .await
-        .expect_error(404, "not_found");
-    let list = api
-        .vendor(&other, Method::GET, "/basic/webhooks", None)
-        .await;
+    api.vendor(&other, Method::PUT, &path, Some(&body)).await.expect_error(404, "not_found");
+    api.vendor(&other, Method::DELETE, &path, None).await.expect_error(404, "not_found");
+    let list = api.vendor(&other, Method::GET, "/basic/webhooks", None).await;
     assert_eq!(list.json(), json!({"webhooks": []}));
 
-    let after = store
-        .get_webhook(&owner.vendor.vendor_id, id)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = store.get_webhook(&owner.vendor.vendor_id, id).await.unwrap().unwrap();
     assert!(before == after, "another vendor changed nothing");
 }
 
@@ -277,43 +189,27 @@ async fn another_vendors_webhook_is_404_and_untouched() {
 async fn invalid_bodies_are_400_naming_the_field_and_change_nothing() {
     let (api, store) = (Api::new(), store().await);
     let v = new_vendor(&store).await;
-    let id = id_of(
-        &create(
-            &api,
-            &v,
-            json!({"webhookType": "new_order", "url": "https://a.example.com/"}),
-        )
-        .await,
-    );
-    let before = store
-        .get_webhook(&v.vendor.vendor_id, id)
-        .await
-        .unwrap()
-        .unwrap();
+    let id =
+        id_of(&create(&api, &v, json!({"webhookType": "new_order", "url": "https://a.example.com/"})).await);
+    let before = store.get_webhook(&v.vendor.vendor_id, id).await.unwrap().unwrap();
 
     let raw_cases: &[(&[u8], &str)] = &[
         (b"{not json", "invalid_json"),
         (b"", "invalid_json"),
         (b"[1,2]", "invalid_json"),
         (b"\"new_order\"", "invalid_json"),
-        (
-            b"{\"webhookType\": \"new_order\", \"url\": \"https://a.example.com/\"",
-            "invalid_json",
-        ),
+        (b"{\"webhookType\": \"new_order\", \"url\": \"https://a.example.com/\"", "invalid_json"),
     ];
-    for (method, path) in [
-        (Method::POST, "/basic/webhooks".to_string()),
-        (Method::PUT, format!("/basic/webhooks/{id}")),
-    ] {
+    for (method, path) in
+        [(Method::POST, "/basic/webhooks".to_string()), (Method::PUT, format!("/basic/webhooks/{id}"))]
+    {
         for (body, code) in raw_cases {
             let h = [
                 ("Username", v.username.as_str()),
                 ("Password", v.password.as_str()),
                 ("Content-Type", "application/json"),
             ];
-            api.send(method.clone(), &path, &h, Some(body.to_vec()))
-                .await
-                .expect_error(400, code);
+            api.send(method.clone(), &path, &h, Some(body.to_vec())).await.expect_error(400, code);
         }
         let field_cases = [
             (
@@ -326,27 +222,11 @@ async fn invalid_bodies_are_400_naming_the_field_and_change_nothing() {
                 "webhookType",
                 "new_order, order_cancellation",
             ),
-            (
-                json!({"url": "https://b.example.com/"}),
-                "webhookType",
-                "required",
-            ),
-            (
-                json!({"webhookType": 1, "url": "https://b.example.com/"}),
-                "webhookType",
-                "string",
-            ),
+            (json!({"url": "https://b.example.com/"}), "webhookType", "required"),
+            (json!({"webhookType": 1, "url": "https://b.example.com/"}), "webhookType", "string"),
             (json!({"webhookType": "new_order"}), "url", "required"),
-            (
-                json!({"webhookType": "new_order", "url": "not a url"}),
-                "url",
-                "absolute",
-            ),
-            (
-                json!({"webhookType": "new_order", "url": "ftp://b.example.com/"}),
-                "url",
-                "https",
-            ),
+            (json!({"webhookType": "new_order", "url": "not a url"}), "url", "absolute"),
+            (json!({"webhookType": "new_order", "url": "ftp://b.example.com/"}), "url", "https"),
             (
                 json!({"webhookType": "new_order", "url": "https://user:pw@b.example.com/"}),
                 "url",
@@ -374,10 +254,7 @@ async fn invalid_bodies_are_400_naming_the_field_and_change_nothing() {
             assert_eq!(err["field"], field, "{body}");
             let msg = err["message"].as_str().unwrap();
             assert!(msg.contains(field) && msg.contains(hint), "{body}: {msg}");
-            assert!(
-                !a.text.contains("X-Injected"),
-                "the authentication value is never echoed"
-            );
+            assert!(!a.text.contains("X-Injected"), "the authentication value is never echoed");
         }
     }
     let after = store.list_webhooks(&v.vendor.vendor_id).await.unwrap();
@@ -389,17 +266,8 @@ async fn invalid_bodies_are_400_naming_the_field_and_change_nothing() {
 async fn bad_ids_are_400_and_unknown_ids_404() {
     let (api, store) = (Api::new(), store().await);
     let v = new_vendor(&store).await;
-    for bad in [
-        "abc",
-        "0",
-        "-5",
-        "1.5",
-        "9007199254740992",
-        "123456789012345678901",
-    ] {
-        let a = api
-            .vendor(&v, Method::GET, &format!("/basic/webhooks/{bad}"), None)
-            .await;
+    for bad in ["abc", "0", "-5", "1.5", "9007199254740992", "123456789012345678901"] {
+        let a = api.vendor(&v, Method::GET, &format!("/basic/webhooks/{bad}"), None).await;
         assert_eq!(a.expect_error(400, "invalid_id")["field"], "webhookId");
     }
     api.vendor(&v, Method::GET, "/basic/webhooks/9007199254740991", None)
@@ -429,26 +297,16 @@ async fn oversize_and_non_json_bodies_are_413_and_415() {
     let (api, store) = (Api::new(), store().await);
     let v = new_vendor(&store).await;
     let huge = json!({"webhookType": "new_order", "url": "https://a.example.com/", "authentication": "x".repeat(20_000)});
-    let a = api
-        .vendor(&v, Method::POST, "/basic/webhooks", Some(&huge))
-        .await;
-    assert!(a.expect_error(413, "payload_too_large")["message"]
-        .as_str()
-        .unwrap()
-        .contains("16384"));
+    let a = api.vendor(&v, Method::POST, "/basic/webhooks", Some(&huge)).await;
+    assert!(a.expect_error(413, "payload_too_large")["message"].as_str().unwrap().contains("16384"));
     let h = [
         ("Username", v.username.as_str()),
         ("Password", v.password.as_str()),
         ("Content-Type", "application/x-www-form-urlencoded"),
     ];
-    api.send(
-        Method::POST,
-        "/basic/webhooks",
-        &h,
-        Some(b"webhookType=new_order".to_vec()),
-    )
-    .await
-    .expect_error(415, "unsupported_media_type");
+    api.send(Method::POST, "/basic/webhooks", &h, Some(b"webhookType=new_order".to_vec()))
+        .await
+        .expect_error(415, "unsupported_media_type");
     let h = [
         ("Username", v.username.as_str()),
         ("Password", v.password.as_str()),
@@ -457,11 +315,7 @@ async fn oversize_and_non_json_bodies_are_413_and_415() {
     api.send(Method::POST, "/basic/webhooks", &h, Some(SEED_BODY.into()))
         .await
         .expect_error(415, "unsupported_media_type");
-    assert!(store
-        .list_webhooks(&v.vendor.vendor_id)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.list_webhooks(&v.vendor.vendor_id).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -470,65 +324,39 @@ async fn duplicates_of_type_and_url_are_409() {
     let v = new_vendor(&store).await;
     let body = json!({"webhookType": "new_order", "url": "https://dup.example.com/in"});
     let first = id_of(&create(&api, &v, body.clone()).await);
-    api.vendor(&v, Method::POST, "/basic/webhooks", Some(&body))
-        .await
-        .expect_error(409, "duplicate");
+    api.vendor(&v, Method::POST, "/basic/webhooks", Some(&body)).await.expect_error(409, "duplicate");
     // The same URL spelled differently is the same endpoint.
     let respelled = json!({"webhookType": "new_order", "url": "HTTPS://DUP.example.com:443/in"});
-    api.vendor(&v, Method::POST, "/basic/webhooks", Some(&respelled))
-        .await
-        .expect_error(409, "duplicate");
+    api.vendor(&v, Method::POST, "/basic/webhooks", Some(&respelled)).await.expect_error(409, "duplicate");
     // Another type on the same URL is a different webhook; so is another vendor's.
     let other_type = id_of(
-        &create(
-            &api,
-            &v,
-            json!({"webhookType": "order_cancellation", "url": "https://dup.example.com/in"}),
-        )
-        .await,
+        &create(&api, &v, json!({"webhookType": "order_cancellation", "url": "https://dup.example.com/in"}))
+            .await,
     );
     let w = new_vendor(&store).await;
     create(&api, &w, body.clone()).await;
     // Updating one webhook into the other is a duplicate too, and changes nothing.
-    api.vendor(
-        &v,
-        Method::PUT,
-        &format!("/basic/webhooks/{other_type}"),
-        Some(&body),
-    )
-    .await
-    .expect_error(409, "duplicate");
-    let stored = store
-        .get_webhook(&v.vendor.vendor_id, other_type)
+    api.vendor(&v, Method::PUT, &format!("/basic/webhooks/{other_type}"), Some(&body))
         .await
-        .unwrap()
-        .unwrap();
+        .expect_error(409, "duplicate");
+    let stored = store.get_webhook(&v.vendor.vendor_id, other_type).await.unwrap().unwrap();
     assert_eq!(stored.event_type.as_str(), "order_cancellation");
     // Re-putting a webhook's own values is fine.
-    let a = api
-        .vendor(
-            &v,
-            Method::PUT,
-            &format!("/basic/webhooks/{first}"),
-            Some(&body),
-        )
-        .await;
+    let a = api.vendor(&v, Method::PUT, &format!("/basic/webhooks/{first}"), Some(&body)).await;
     assert_eq!(a.status, 200, "{}", a.text);
-    assert_eq!(
-        store
-            .list_webhooks(&v.vendor.vendor_id)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(store.list_webhooks(&v.vendor.vendor_id).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
 async fn local_stack_accepts_http_receivers_for_ecomnow() {
     let (api, store) = (Api::new(), store().await);
     let v = new_vendor(&store).await;
-    let w = create(&api, &v, json!({"webhookType": "new_order", "url": "http://127.0.0.1:8080/hook", "authentication": null})).await;
+    let w = create(
+        &api,
+        &v,
+        json!({"webhookType": "new_order", "url": "http://127.0.0.1:8080/hook", "authentication": null}),
+    )
+    .await;
     assert_eq!(w["url"], "http://127.0.0.1:8080/hook");
     assert_eq!(w["authentication"], Value::Null);
 }
@@ -537,8 +365,6 @@ async fn local_stack_accepts_http_receivers_for_ecomnow() {
 async fn unknown_routes_are_json_404s() {
     let api = Api::new();
     // Routed to a function by the router, but not one of ours: the function answers.
-    let a = api
-        .send(Method::GET, "/basic/webhooks/1/extra", &[], None)
-        .await;
+    let a = api.send(Method::GET, "/basic/webhooks/1/extra", &[], None).await;
     assert_eq!(a.status, 404, "{}", a.text);
 }

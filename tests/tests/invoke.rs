@@ -52,9 +52,7 @@ async fn each_function_answers_its_sample_event() {
         .vendor;
     // Start from the state the stack starts in: demo webhook 1000, no webhook of the create event.
     for w in store.list_webhooks(&demo.vendor_id).await.unwrap() {
-        if w.url == "https://example.com/webhooks/invoke-example"
-            || w.id == devstack::DEMO_WEBHOOK_ID
-        {
+        if w.url == "https://example.com/webhooks/invoke-example" || w.id == devstack::DEMO_WEBHOOK_ID {
             store.delete_webhook(&w).await.unwrap();
         }
     }
@@ -63,24 +61,13 @@ async fn each_function_answers_its_sample_event() {
 
     let (status, body) = invoke("list-webhooks", "events/list-webhooks.json");
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body["webhooks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w["webhookId"] == 1000),
-        "{body}"
-    );
+    assert!(body["webhooks"].as_array().unwrap().iter().any(|w| w["webhookId"] == 1000), "{body}");
 
     let (status, body) = invoke("create-webhook", "events/create-webhook.json");
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["url"], "https://example.com/webhooks/invoke-example");
     let (status, body) = invoke("create-webhook", "events/create-webhook.json");
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (409, &Value::from("duplicate")),
-        "{body}"
-    );
+    assert_eq!((status, &body["error"]["code"]), (409, &Value::from("duplicate")), "{body}");
 
     let (status, body) = invoke("get-webhook", "events/get-webhook.json");
     assert_eq!(status, 200, "{body}");
@@ -89,20 +76,12 @@ async fn each_function_answers_its_sample_event() {
     let (status, body) = invoke("update-webhook", "events/update-webhook.json");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["webhookType"], "order_cancellation");
-    let stored = store
-        .get_webhook(&demo.vendor_id, 1000)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = store.get_webhook(&demo.vendor_id, 1000).await.unwrap().unwrap();
     assert_eq!(stored.event_type.as_str(), "order_cancellation");
 
     let (status, body) = invoke("delete-webhook", "events/delete-webhook.json");
     assert_eq!(status, 200, "{body}");
-    assert!(store
-        .get_webhook(&demo.vendor_id, 1000)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(store.get_webhook(&demo.vendor_id, 1000).await.unwrap().is_none());
     let (status, body) = invoke("get-webhook", "events/get-webhook.json");
     assert_eq!(status, 404, "{body}");
 
@@ -110,25 +89,14 @@ async fn each_function_answers_its_sample_event() {
     devstack::ensure_demo_webhook(&store, &demo).await.unwrap();
     let (status, body) = invoke("list-webhooks", "events/ventiapp-list.json");
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body["webhooks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w["id"] == 1000),
-        "{body}"
-    );
+    assert!(body["webhooks"].as_array().unwrap().iter().any(|w| w["id"] == 1000), "{body}");
     let (status, body) = invoke("create-webhook", "events/ventiapp-create.json");
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["webhook"]["message"], "Webhook created");
     let (status, body) = invoke("delete-webhook", "events/ventiapp-delete.json");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["webhook"]["id"], 1000);
-    assert!(store
-        .get_webhook(&demo.vendor_id, 1000)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(store.get_webhook(&demo.vendor_id, 1000).await.unwrap().is_none());
 
     // The publishing and delivery samples: the demo order goes to webhook 1000, whose URL
     // (example.com) this closed network cannot reach, so dispatch reports it for a retry; the

@@ -24,38 +24,18 @@ fn webhook(vendor: &Vendor, id: u64, url: &str) -> shared::domain::Webhook {
 }
 
 fn app(store: shared::store::DynamoStore) -> App {
-    App::new(
-        Config {
-            table_name: String::new(),
-            allow_private_targets: true,
-        },
-        store,
-    )
+    App::new(Config { table_name: String::new(), allow_private_targets: true }, store)
 }
 
 #[tokio::test]
 async fn webhooks_round_trip_and_are_scoped_to_their_vendor() {
     let store = store().await;
-    let (a, b) = (
-        new_vendor(&store).await.vendor,
-        new_vendor(&store).await.vendor,
-    );
+    let (a, b) = (new_vendor(&store).await.vendor, new_vendor(&store).await.vendor);
     let w = webhook(&a, ids::webhook_id(), "https://a.example.com/");
     store.insert_webhook(&w).await.unwrap();
-    let read = store
-        .get_webhook(&a.vendor_id, w.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let read = store.get_webhook(&a.vendor_id, w.id).await.unwrap().unwrap();
     assert!(read == w);
-    assert!(
-        store
-            .get_webhook(&b.vendor_id, w.id)
-            .await
-            .unwrap()
-            .is_none(),
-        "b cannot read a's webhook"
-    );
+    assert!(store.get_webhook(&b.vendor_id, w.id).await.unwrap().is_none(), "b cannot read a's webhook");
     assert!(store.list_webhooks(&b.vendor_id).await.unwrap().is_empty());
     assert_eq!(store.list_webhooks(&a.vendor_id).await.unwrap().len(), 1);
 }
@@ -63,23 +43,11 @@ async fn webhooks_round_trip_and_are_scoped_to_their_vendor() {
 #[tokio::test]
 async fn an_id_in_use_is_refused_even_for_another_vendor() {
     let store = store().await;
-    let (a, b) = (
-        new_vendor(&store).await.vendor,
-        new_vendor(&store).await.vendor,
-    );
+    let (a, b) = (new_vendor(&store).await.vendor, new_vendor(&store).await.vendor);
     let id = ids::webhook_id();
-    store
-        .insert_webhook(&webhook(&a, id, "https://a.example.com/"))
-        .await
-        .unwrap();
-    let err = store
-        .insert_webhook(&webhook(&b, id, "https://b.example.com/"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::Conflict(Conflict::IdTaken)),
-        "{err:?}"
-    );
+    store.insert_webhook(&webhook(&a, id, "https://a.example.com/")).await.unwrap();
+    let err = store.insert_webhook(&webhook(&b, id, "https://b.example.com/")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Conflict::IdTaken)), "{err:?}");
     assert!(
         store.list_webhooks(&b.vendor_id).await.unwrap().is_empty(),
         "the failed transaction wrote nothing"
@@ -90,21 +58,12 @@ async fn an_id_in_use_is_refused_even_for_another_vendor() {
 async fn duplicate_endpoints_are_refused_atomically() {
     let store = store().await;
     let a = new_vendor(&store).await.vendor;
-    store
-        .insert_webhook(&webhook(&a, ids::webhook_id(), "https://dup.example.com/"))
-        .await
-        .unwrap();
+    store.insert_webhook(&webhook(&a, ids::webhook_id(), "https://dup.example.com/")).await.unwrap();
     let second = webhook(&a, ids::webhook_id(), "https://dup.example.com/");
     let err = store.insert_webhook(&second).await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::Conflict(Conflict::DuplicateEndpoint)),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::Conflict(Conflict::DuplicateEndpoint)), "{err:?}");
     // Its id guard was not left behind: the id is still free.
-    store
-        .insert_webhook(&webhook(&a, second.id, "https://other.example.com/"))
-        .await
-        .unwrap();
+    store.insert_webhook(&webhook(&a, second.id, "https://other.example.com/")).await.unwrap();
 }
 
 #[tokio::test]
@@ -113,45 +72,20 @@ async fn stale_writes_are_refused() {
     let a = new_vendor(&store).await.vendor;
     let w = webhook(&a, ids::webhook_id(), "https://a.example.com/v1");
     store.insert_webhook(&w).await.unwrap();
-    let v2 = shared::domain::Webhook {
-        url: "https://a.example.com/v2".into(),
-        version: 2,
-        ..w.clone()
-    };
+    let v2 = shared::domain::Webhook { url: "https://a.example.com/v2".into(), version: 2, ..w.clone() };
     store.replace_webhook(&w, &v2).await.unwrap();
     // A writer still holding version 1 loses, for an update and for a delete.
-    let v2b = shared::domain::Webhook {
-        url: "https://a.example.com/v2b".into(),
-        version: 2,
-        ..w.clone()
-    };
+    let v2b = shared::domain::Webhook { url: "https://a.example.com/v2b".into(), version: 2, ..w.clone() };
     let err = store.replace_webhook(&w, &v2b).await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::Conflict(Conflict::Concurrent)),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::Conflict(Conflict::Concurrent)), "{err:?}");
     let err = store.delete_webhook(&w).await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::Conflict(Conflict::Concurrent)),
-        "{err:?}"
-    );
-    let stored = store
-        .get_webhook(&a.vendor_id, w.id)
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(matches!(err, StoreError::Conflict(Conflict::Concurrent)), "{err:?}");
+    let stored = store.get_webhook(&a.vendor_id, w.id).await.unwrap().unwrap();
     assert_eq!(stored.url, "https://a.example.com/v2");
     // The old URL's duplicate guard moved with the update: v1 can be registered again.
-    store
-        .insert_webhook(&webhook(&a, ids::webhook_id(), "https://a.example.com/v1"))
-        .await
-        .unwrap();
+    store.insert_webhook(&webhook(&a, ids::webhook_id(), "https://a.example.com/v1")).await.unwrap();
     store.delete_webhook(&stored).await.unwrap();
-    assert!(store
-        .get_webhook(&a.vendor_id, w.id)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(store.get_webhook(&a.vendor_id, w.id).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -168,28 +102,15 @@ async fn twenty_parallel_creates_get_twenty_distinct_ids() {
                 url: format!("https://parallel.example.com/{i}"),
                 authentication: None,
             };
-            app.create_webhook(&vendor, spec)
-                .await
-                .map(|w| w.id)
-                .map_err(|e| e.message)
+            app.create_webhook(&vendor, spec).await.map(|w| w.id).map_err(|e| e.message)
         });
     }
-    let mut ids: Vec<u64> = tasks
-        .join_all()
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let mut ids: Vec<u64> = tasks.join_all().await.into_iter().map(Result::unwrap).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 20);
-    let mut listed: Vec<u64> = store
-        .list_webhooks(&vendor.vendor_id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|w| w.id)
-        .collect();
+    let mut listed: Vec<u64> =
+        store.list_webhooks(&vendor.vendor_id).await.unwrap().iter().map(|w| w.id).collect();
     listed.sort();
     assert_eq!(listed, ids);
 }
@@ -208,25 +129,13 @@ async fn parallel_creates_of_one_endpoint_make_exactly_one_webhook() {
                 url: "https://race.example.com/".into(),
                 authentication: None,
             };
-            app.create_webhook(&vendor, spec)
-                .await
-                .map_err(|e| e.status.as_u16())
+            app.create_webhook(&vendor, spec).await.map_err(|e| e.status.as_u16())
         });
     }
     let results = tasks.join_all().await;
-    assert_eq!(
-        results.iter().filter(|r| r.is_ok()).count(),
-        1,
-        "{results:?}"
-    );
-    assert!(results
-        .iter()
-        .filter_map(|r| r.as_ref().err())
-        .all(|s| *s == 409));
-    assert_eq!(
-        store.list_webhooks(&vendor.vendor_id).await.unwrap().len(),
-        1
-    );
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(results.iter().filter_map(|r| r.as_ref().err()).all(|s| *s == 409));
+    assert_eq!(store.list_webhooks(&vendor.vendor_id).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -237,29 +146,18 @@ async fn usernames_are_unique_even_under_concurrency() {
     for _ in 0..10 {
         let (store, username) = (store.clone(), username.clone());
         tasks.spawn(async move {
-            let vendor = Vendor {
-                vendor_id: ids::vendor_id(),
-                username,
-                created_at: now(),
-            };
+            let vendor = Vendor { vendor_id: ids::vendor_id(), username, created_at: now() };
             store.create_vendor(&vendor, "$argon2id$placeholder").await
         });
     }
     let results = tasks.join_all().await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
     for r in results.iter().filter_map(|r| r.as_ref().err()) {
-        assert!(
-            matches!(r, StoreError::Conflict(Conflict::UsernameTaken)),
-            "{r:?}"
-        );
+        assert!(matches!(r, StoreError::Conflict(Conflict::UsernameTaken)), "{r:?}");
     }
     let listed = store.list_vendors().await.unwrap();
     assert_eq!(listed.iter().filter(|v| v.username == username).count(), 1);
     let login = store.vendor_login(&username).await.unwrap().unwrap();
     assert_eq!(login.vendor.username, username);
-    assert!(store
-        .vendor_login(&unique("nobody"))
-        .await
-        .unwrap()
-        .is_none());
+    assert!(store.vendor_login(&unique("nobody")).await.unwrap().is_none());
 }

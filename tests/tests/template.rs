@@ -9,8 +9,7 @@ use tests::repo_root;
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 fn template() -> Value {
-    devstack::parse_template(&std::fs::read_to_string(repo_root().join("template.yaml")).unwrap())
-        .unwrap()
+    devstack::parse_template(&std::fs::read_to_string(repo_root().join("template.yaml")).unwrap()).unwrap()
 }
 
 fn cargo_toml() -> toml::Value {
@@ -21,21 +20,13 @@ fn cargo_toml() -> toml::Value {
 fn template_routes(t: &Value) -> BTreeMap<(String, String), String> {
     let mut routes = BTreeMap::new();
     for (id, props) in devstack::resources_of_type(t, "AWS::Serverless::Function") {
-        let binary = t["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let binary =
+            t["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
         for (_, event) in props["Events"].as_mapping().into_iter().flatten() {
             if event["Type"].as_str() == Some("HttpApi") {
                 let p = &event["Properties"];
-                let key = (
-                    p["Method"].as_str().unwrap().to_owned(),
-                    p["Path"].as_str().unwrap().to_owned(),
-                );
-                assert!(
-                    routes.insert(key.clone(), binary.clone()).is_none(),
-                    "{key:?} routed twice"
-                );
+                let key = (p["Method"].as_str().unwrap().to_owned(), p["Path"].as_str().unwrap().to_owned());
+                assert!(routes.insert(key.clone(), binary.clone()).is_none(), "{key:?} routed twice");
             }
         }
     }
@@ -56,18 +47,13 @@ fn template_target<'a>(
 /// (method, path) -> function, from the `cargo lambda watch` router in Cargo.toml.
 fn watch_routes() -> BTreeMap<(String, String), String> {
     let cargo = cargo_toml();
-    let router = cargo["workspace"]["metadata"]["lambda"]["watch"]["router"]
-        .as_table()
-        .unwrap()
-        .clone();
+    let router = cargo["workspace"]["metadata"]["lambda"]["watch"]["router"].as_table().unwrap().clone();
     let mut routes = BTreeMap::new();
     for (path, entries) in router {
         for e in entries.as_array().unwrap() {
             let key = (e["method"].as_str().unwrap().to_owned(), path.clone());
             assert!(
-                routes
-                    .insert(key.clone(), e["function"].as_str().unwrap().to_owned())
-                    .is_none(),
+                routes.insert(key.clone(), e["function"].as_str().unwrap().to_owned()).is_none(),
                 "{key:?} twice"
             );
         }
@@ -96,11 +82,7 @@ fn the_template_the_local_router_and_the_code_route_alike() {
                 Some(expected),
                 "template: {key:?}"
             );
-            assert_eq!(
-                watch.get(&key).map(String::as_str),
-                Some(expected),
-                "Cargo.toml router: {key:?}"
-            );
+            assert_eq!(watch.get(&key).map(String::as_str), Some(expected), "Cargo.toml router: {key:?}");
         }
     }
     for (method, path) in template.keys() {
@@ -128,21 +110,13 @@ fn every_function_crate_is_deployed_and_built_the_lambda_way() {
     for (id, _) in devstack::resources_of_type(&t, "AWS::Serverless::Function") {
         let meta = &t["Resources"][id.as_str()]["Metadata"];
         assert_eq!(meta["BuildMethod"], "rust-cargolambda", "{id}");
-        deployed.insert(
-            meta["BuildProperties"]["Binary"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        deployed.insert(meta["BuildProperties"]["Binary"].as_str().unwrap().to_owned());
     }
     let crates: BTreeSet<String> = std::fs::read_dir(repo_root().join("functions"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(
-        deployed, crates,
-        "one template function per crate under functions/"
-    );
+    assert_eq!(deployed, crates, "one template function per crate under functions/");
     let members: Vec<String> = cargo_toml()["workspace"]["members"]
         .as_array()
         .unwrap()
@@ -150,10 +124,7 @@ fn every_function_crate_is_deployed_and_built_the_lambda_way() {
         .map(|m| m.as_str().unwrap().to_owned())
         .collect();
     for c in &crates {
-        assert!(
-            members.contains(&format!("functions/{c}")),
-            "{c} is not a workspace member"
-        );
+        assert!(members.contains(&format!("functions/{c}")), "{c} is not a workspace member");
     }
 }
 
@@ -161,26 +132,15 @@ fn every_function_crate_is_deployed_and_built_the_lambda_way() {
 fn the_table_and_the_api_keep_the_deployment_rules() {
     let t = template();
     let def = devstack::table_definition(&t).unwrap();
-    assert_eq!(
-        def.key_schema,
-        [
-            ("pk".to_owned(), "HASH".to_owned()),
-            ("sk".to_owned(), "RANGE".to_owned())
-        ]
-    );
+    assert_eq!(def.key_schema, [("pk".to_owned(), "HASH".to_owned()), ("sk".to_owned(), "RANGE".to_owned())]);
     assert_eq!(def.ttl_attribute.as_deref(), Some("expiresAt"));
     let table = &t["Resources"][def.logical_id.as_str()]["Properties"];
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
-    assert_eq!(
-        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
-        true
-    );
+    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
     let api = devstack::resources_of_type(&t, "AWS::Serverless::HttpApi");
     assert_eq!(api.len(), 1);
     let throttle = &api[0].1["DefaultRouteSettings"];
-    assert!(
-        !throttle["ThrottlingRateLimit"].is_null() && !throttle["ThrottlingBurstLimit"].is_null()
-    );
+    assert!(!throttle["ThrottlingRateLimit"].is_null() && !throttle["ThrottlingBurstLimit"].is_null());
     assert!(!t["Outputs"]["ApiUrl"]["Value"].is_null());
 }
 
@@ -190,22 +150,9 @@ fn functions_get_only_the_table_actions_they_use() {
     let expected: BTreeMap<&str, &[&str]> = BTreeMap::from([
         ("list-webhooks", &["dynamodb:GetItem", "dynamodb:Query"][..]),
         ("get-webhook", &["dynamodb:GetItem"][..]),
-        (
-            "create-webhook",
-            &["dynamodb:GetItem", "dynamodb:PutItem"][..],
-        ),
-        (
-            "update-webhook",
-            &[
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:DeleteItem",
-            ][..],
-        ),
-        (
-            "delete-webhook",
-            &["dynamodb:GetItem", "dynamodb:DeleteItem"][..],
-        ),
+        ("create-webhook", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
+        ("update-webhook", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"][..]),
+        ("delete-webhook", &["dynamodb:GetItem", "dynamodb:DeleteItem"][..]),
         (
             "publish-event",
             &[
@@ -229,9 +176,7 @@ fn functions_get_only_the_table_actions_they_use() {
         ),
     ]);
     for (id, props) in devstack::resources_of_type(&t, "AWS::Serverless::Function") {
-        let binary = t["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .unwrap();
+        let binary = t["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
         let actions: Vec<&str> = props["Policies"]
             .as_sequence()
             .unwrap()
@@ -248,46 +193,24 @@ fn functions_get_only_the_table_actions_they_use() {
 fn the_queues_keep_nothing_from_being_lost() {
     let t = template();
     let queues = devstack::queue_definitions(&t).unwrap();
-    let deliveries = queues
-        .iter()
-        .find(|q| q.logical_id == "DeliveriesQueue")
-        .unwrap();
+    let deliveries = queues.iter().find(|q| q.logical_id == "DeliveriesQueue").unwrap();
     let (dlq, max_receive) = deliveries.redrive.clone().expect("a redrive policy");
     assert_eq!(dlq, "DeadLetterQueue");
-    let schedule = t["Parameters"]["RetrySchedule"]["Default"]
-        .as_str()
-        .unwrap();
-    let attempts = shared::delivery::RetrySchedule::parse(schedule)
-        .unwrap()
-        .max_attempts();
-    assert_eq!(
-        max_receive, attempts as i64,
-        "maxReceiveCount is the number of attempts"
-    );
+    let schedule = t["Parameters"]["RetrySchedule"]["Default"].as_str().unwrap();
+    let attempts = shared::delivery::RetrySchedule::parse(schedule).unwrap().max_attempts();
+    assert_eq!(max_receive, attempts as i64, "maxReceiveCount is the number of attempts");
     let dispatch = &t["Resources"]["DispatchFunction"]["Properties"];
     let timeout = dispatch["Timeout"].as_i64().unwrap();
     assert!(
         deliveries.visibility_timeout.unwrap() >= 6 * timeout,
         "visibility at least 6x the dispatch timeout"
     );
-    let dead = queues
-        .iter()
-        .find(|q| q.logical_id == "DeadLetterQueue")
-        .unwrap();
+    let dead = queues.iter().find(|q| q.logical_id == "DeadLetterQueue").unwrap();
     assert_eq!(dead.retention, Some(14 * 24 * 3600));
     let source = &dispatch["Events"]["Deliveries"]["Properties"];
-    assert_eq!(
-        source["FunctionResponseTypes"][0],
-        "ReportBatchItemFailures"
-    );
+    assert_eq!(source["FunctionResponseTypes"][0], "ReportBatchItemFailures");
     let alarms = devstack::resources_of_type(&t, "AWS::CloudWatch::Alarm");
-    assert!(alarms
-        .iter()
-        .any(|(_, a)| a["MetricName"] == "ApproximateNumberOfMessagesVisible"));
-    let publish =
-        &t["Resources"]["PublishEventFunction"]["Properties"]["Events"]["Publish"]["Properties"];
-    assert_eq!(
-        publish["Auth"]["Authorizer"], "AWS_IAM",
-        "publishing is for the platform only"
-    );
+    assert!(alarms.iter().any(|(_, a)| a["MetricName"] == "ApproximateNumberOfMessagesVisible"));
+    let publish = &t["Resources"]["PublishEventFunction"]["Properties"]["Events"]["Publish"]["Properties"];
+    assert_eq!(publish["Auth"]["Authorizer"], "AWS_IAM", "publishing is for the platform only");
 }

@@ -59,10 +59,7 @@ struct WebhookList<'a> {
 }
 
 /// Serves an eComNow route for an authenticated vendor.
-pub(super) async fn serve<
-    S: VendorStore + WebhookStore + TokenStore + EventLog,
-    Q: DeliveryQueue,
->(
+pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue>(
     app: &App<S, Q>,
     op: Operation,
     vendor: &Vendor,
@@ -81,8 +78,7 @@ pub(super) async fn serve<
             let mut view = WebhookView::of(&webhook);
             view.secret = Some(&webhook.secret);
             let mut response = json_response(StatusCode::CREATED, &view);
-            if let Ok(location) = HeaderValue::from_str(&format!("/basic/webhooks/{}", webhook.id))
-            {
+            if let Ok(location) = HeaderValue::from_str(&format!("/basic/webhooks/{}", webhook.id)) {
                 response.headers_mut().insert(header::LOCATION, location);
             }
             Ok(response)
@@ -118,15 +114,8 @@ where
     spec_from_body(&body, app.target_policy(Dialect::Ecomnow))
 }
 
-fn spec_from_body(
-    body: &Map<String, Value>,
-    policy: urls::TargetPolicy,
-) -> Result<WebhookSpec, ApiError> {
-    request::only_fields(
-        body,
-        "",
-        &["authentication", "webhookType", "url", "method"],
-    )?;
+fn spec_from_body(body: &Map<String, Value>, policy: urls::TargetPolicy) -> Result<WebhookSpec, ApiError> {
+    request::only_fields(body, "", &["authentication", "webhookType", "url", "method"])?;
     // The document speaks of a "webhook method"; POST is the only one deliveries use.
     if let Some(method) = request::optional_str(body, "", "method")? {
         if !method.eq_ignore_ascii_case("POST") {
@@ -143,18 +132,11 @@ fn spec_from_body(
         "authentication",
         request::optional_str(body, "", "authentication")?,
     )?;
-    Ok(WebhookSpec {
-        event_type,
-        url: url.into(),
-        authentication,
-    })
+    Ok(WebhookSpec { event_type, url: url.into(), authentication })
 }
 
 fn rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -163,14 +145,8 @@ mod tests {
     use crate::domain::EventType;
     use serde_json::json;
 
-    const LOCAL: urls::TargetPolicy = urls::TargetPolicy {
-        allow_private: true,
-        allow_http: true,
-    };
-    const PROD: urls::TargetPolicy = urls::TargetPolicy {
-        allow_private: false,
-        allow_http: false,
-    };
+    const LOCAL: urls::TargetPolicy = urls::TargetPolicy { allow_private: true, allow_http: true };
+    const PROD: urls::TargetPolicy = urls::TargetPolicy { allow_private: false, allow_http: false };
 
     fn body(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
@@ -190,22 +166,16 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_and_the_allowed_values() {
-        let e = spec_from_body(
-            &body(json!({"webhookType": "order_created", "url": "https://a.example/"})),
-            PROD,
-        )
-        .unwrap_err();
-        assert_eq!(
-            (e.status.as_u16(), e.field.as_deref()),
-            (400, Some("webhookType"))
-        );
+        let e =
+            spec_from_body(&body(json!({"webhookType": "order_created", "url": "https://a.example/"})), PROD)
+                .unwrap_err();
+        assert_eq!((e.status.as_u16(), e.field.as_deref()), (400, Some("webhookType")));
         assert!(e.message.contains("new_order, order_cancellation"));
 
         let e = spec_from_body(&body(json!({"webhookType": "new_order"})), PROD).unwrap_err();
         assert_eq!((e.status.as_u16(), e.field.as_deref()), (400, Some("url")));
 
-        let e =
-            spec_from_body(&body(json!({"webhookType": "new_order", "url": 5})), PROD).unwrap_err();
+        let e = spec_from_body(&body(json!({"webhookType": "new_order", "url": 5})), PROD).unwrap_err();
         assert_eq!(e.message, "url must be a string");
 
         let e = spec_from_body(
@@ -215,17 +185,12 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("hook"));
 
-        let e = spec_from_body(
-            &body(json!({"webhookType": "new_order", "url": "http://a.example/"})),
-            PROD,
-        )
-        .unwrap_err();
+        let e = spec_from_body(&body(json!({"webhookType": "new_order", "url": "http://a.example/"})), PROD)
+            .unwrap_err();
         assert_eq!((e.status.as_u16(), e.code), (422, "not_allowed"));
 
         let e = spec_from_body(
-            &body(
-                json!({"webhookType": "new_order", "url": "https://a.example/", "method": "GET"}),
-            ),
+            &body(json!({"webhookType": "new_order", "url": "https://a.example/", "method": "GET"})),
             PROD,
         )
         .unwrap_err();

@@ -40,30 +40,19 @@ impl App<DynamoStore> {
         let queue = std::env::var("DELIVERIES_QUEUE_URL")
             .ok()
             .map(|url| SqsQueue::new(aws_sdk_sqs::Client::new(&aws), url));
-        Ok(Self {
-            config,
-            store,
-            queue,
-        })
+        Ok(Self { config, store, queue })
     }
 }
 
 impl<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue> App<S, Q> {
     /// Builds an app over any store (tests use the emulator or an in-memory one).
     pub fn new(config: Config, store: S) -> Self {
-        Self {
-            config,
-            store,
-            queue: None,
-        }
+        Self { config, store, queue: None }
     }
 
     /// Serves one request for the function `op`; never fails, every error is a JSON answer.
     pub async fn handle(&self, op: Operation, req: Request) -> Response<Body> {
-        let request_id = req
-            .lambda_context_ref()
-            .map(|c| c.request_id.clone())
-            .unwrap_or_default();
+        let request_id = req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
         let span = tracing::info_span!(
             "request",
             function = op.function_name(),
@@ -73,10 +62,7 @@ impl<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue> Ap
             vendor = tracing::field::Empty,
         );
         async move {
-            let response = self
-                .dispatch(op, &req)
-                .await
-                .unwrap_or_else(ApiError::into_response);
+            let response = self.dispatch(op, &req).await.unwrap_or_else(ApiError::into_response);
             tracing::info!(status = response.status().as_u16(), "answered");
             response
         }
@@ -88,9 +74,7 @@ impl<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue> Ap
         let path = req.uri().path().to_owned();
         let (route, param) = match routes::resolve(req.method().as_str(), &path) {
             routes::Resolved::Route(route, param) => (route, param),
-            routes::Resolved::MethodNotAllowed(allow) => {
-                return Err(ApiError::method_not_allowed(&allow))
-            }
+            routes::Resolved::MethodNotAllowed(allow) => return Err(ApiError::method_not_allowed(&allow)),
             routes::Resolved::NotFound => return Err(ApiError::not_found("route")),
         };
         if route.operation != op {
@@ -123,16 +107,13 @@ impl<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue> Ap
     /// eComNow authentication: `Username`/`Password` headers or HTTP Basic.
     async fn authenticate_basic(&self, req: &Request) -> Result<Vendor, ApiError> {
         const CHALLENGE: &str = "Basic realm=\"webhooks\", charset=\"UTF-8\"";
-        let creds = auth::credentials_from_headers(req.headers())
-            .ok_or(ApiError::unauthorized(CHALLENGE))?;
+        let creds = auth::credentials_from_headers(req.headers()).ok_or(ApiError::unauthorized(CHALLENGE))?;
         let login = match auth::normalize_username(&creds.username) {
             Ok(username) => self.store.vendor_login(&username).await?,
             Err(_) => None,
         };
         match login {
-            Some(login) if auth::verify_password(&creds.password, &login.password_hash) => {
-                Ok(login.vendor)
-            }
+            Some(login) if auth::verify_password(&creds.password, &login.password_hash) => Ok(login.vendor),
             Some(_) => Err(ApiError::unauthorized(CHALLENGE)),
             None => {
                 auth::verify_against_dummy(&creds.password);
@@ -156,10 +137,7 @@ impl<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue> Ap
     /// The target policy for a dialect: Ventiapp requires https always, as its document says.
     pub fn target_policy(&self, dialect: Dialect) -> TargetPolicy {
         let local = self.config.allow_private_targets;
-        TargetPolicy {
-            allow_private: local,
-            allow_http: local && dialect == Dialect::Ecomnow,
-        }
+        TargetPolicy { allow_private: local, allow_http: local && dialect == Dialect::Ecomnow }
     }
 }
 
@@ -173,11 +151,7 @@ const WRITE_ATTEMPTS: usize = 5;
 
 impl<S: WebhookStore, Q> App<S, Q> {
     /// Registers a webhook with a fresh id and signing secret.
-    pub async fn create_webhook(
-        &self,
-        vendor: &Vendor,
-        spec: WebhookSpec,
-    ) -> Result<Webhook, ApiError> {
+    pub async fn create_webhook(&self, vendor: &Vendor, spec: WebhookSpec) -> Result<Webhook, ApiError> {
         let now = now();
         let mut webhook = Webhook {
             id: 0,
@@ -207,10 +181,7 @@ impl<S: WebhookStore, Q> App<S, Q> {
 
     /// One of the vendor's webhooks; another vendor's is "not found".
     pub async fn find_webhook(&self, vendor: &Vendor, id: u64) -> Result<Webhook, ApiError> {
-        self.store
-            .get_webhook(&vendor.vendor_id, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("webhook"))
+        self.store.get_webhook(&vendor.vendor_id, id).await?.ok_or_else(|| ApiError::not_found("webhook"))
     }
 
     /// Replaces a webhook's type, URL and authentication; id, secret and creation time stay.

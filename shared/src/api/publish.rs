@@ -38,13 +38,12 @@ where
             "internal error, please retry later",
         ));
     };
-    let event =
-        events::parse_publish(request::json_bytes(req, MAX_EVENT_BYTES)?).map_err(|e| match e {
-            PublishError::Json(m) => {
-                ApiError::bad_request("invalid_json", format!("request body is not valid: {m}"))
-            }
-            PublishError::Field(f) => f.into(),
-        })?;
+    let event = events::parse_publish(request::json_bytes(req, MAX_EVENT_BYTES)?).map_err(|e| match e {
+        PublishError::Json(m) => {
+            ApiError::bad_request("invalid_json", format!("request body is not valid: {m}"))
+        }
+        PublishError::Field(f) => f.into(),
+    })?;
     if app.store.vendor_by_id(&event.vendor_id).await?.is_none() {
         return Err(FieldError::not_allowed("vendorId", "vendorId names no vendor").into());
     }
@@ -52,29 +51,13 @@ where
     let mut event_id = event.id.clone().unwrap_or_else(ids::event_id);
     if let Some(key) = &event.id {
         let t = now();
-        match app
-            .store
-            .begin_event(
-                &event.vendor_id,
-                key,
-                &event_id,
-                t,
-                t + IDEMPOTENCY_WINDOW_SECS,
-            )
-            .await?
-        {
+        match app.store.begin_event(&event.vendor_id, key, &event_id, t, t + IDEMPOTENCY_WINDOW_SECS).await? {
             EventStart::New => {}
-            EventStart::Done {
-                event_id,
-                deliveries,
-            } => {
+            EventStart::Done { event_id, deliveries } => {
                 tracing::info!(event_id = %event_id, "repeated event id: nothing enqueued");
                 return Ok(json_response(
                     StatusCode::ACCEPTED,
-                    &Accepted {
-                        event_id: &event_id,
-                        deliveries,
-                    },
+                    &Accepted { event_id: &event_id, deliveries },
                 ));
             }
             EventStart::Pending { event_id: first } => {
@@ -112,16 +95,8 @@ where
         ));
     }
     if let Some(key) = &event.id {
-        app.store
-            .finish_event(&event.vendor_id, key, deliveries)
-            .await?;
+        app.store.finish_event(&event.vendor_id, key, deliveries).await?;
     }
     tracing::info!(event_id = %event_id, event_type = %event.event_type, vendor = %event.vendor_id, deliveries, "event published");
-    Ok(json_response(
-        StatusCode::ACCEPTED,
-        &Accepted {
-            event_id: &event_id,
-            deliveries,
-        },
-    ))
+    Ok(json_response(StatusCode::ACCEPTED, &Accepted { event_id: &event_id, deliveries }))
 }

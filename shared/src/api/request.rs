@@ -22,10 +22,7 @@ pub fn json_bytes(req: &Request, limit: usize) -> Result<&[u8], ApiError> {
         return Err(ApiError::too_large(limit));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "invalid_json",
-            "request body is required: a JSON object",
-        ));
+        return Err(ApiError::bad_request("invalid_json", "request body is required: a JSON object"));
     }
     Ok(bytes)
 }
@@ -35,31 +32,18 @@ pub fn json_bytes(req: &Request, limit: usize) -> Result<&[u8], ApiError> {
 pub fn json_object(req: &Request, limit: usize) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(json_bytes(req, limit)?) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::bad_request(
-            "invalid_json",
-            "request body must be a JSON object",
-        )),
-        Err(e) => Err(ApiError::bad_request(
-            "invalid_json",
-            format!("request body is not valid JSON: {e}"),
-        )),
+        Ok(_) => Err(ApiError::bad_request("invalid_json", "request body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))),
     }
 }
 
 /// Refuses fields outside `allowed`, naming the first unknown one and the allowed ones.
-pub fn only_fields(
-    map: &Map<String, Value>,
-    prefix: &str,
-    allowed: &[&str],
-) -> Result<(), ApiError> {
+pub fn only_fields(map: &Map<String, Value>, prefix: &str, allowed: &[&str]) -> Result<(), ApiError> {
     if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
         let shown: String = unknown.chars().take(64).collect();
         let mut e = ApiError::bad_request(
             "invalid_field",
-            format!(
-                "unknown field {prefix}{shown:?}; allowed: {}",
-                allowed.join(", ")
-            ),
+            format!("unknown field {prefix}{shown:?}; allowed: {}", allowed.join(", ")),
         );
         e.field = Some(format!("{prefix}{shown}"));
         return Err(e);
@@ -68,11 +52,7 @@ pub fn only_fields(
 }
 
 /// A required string field.
-pub fn required_str<'a>(
-    map: &'a Map<String, Value>,
-    prefix: &str,
-    name: &str,
-) -> Result<&'a str, ApiError> {
+pub fn required_str<'a>(map: &'a Map<String, Value>, prefix: &str, name: &str) -> Result<&'a str, ApiError> {
     match map.get(name) {
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(field_error(prefix, name, "must be a string")),
@@ -130,10 +110,8 @@ pub fn webhook_id(raw: Option<&str>, name: &str) -> Result<u64, ApiError> {
         .and_then(|s| s.parse::<u64>().ok())
         .filter(|id| (1..=MAX_WEBHOOK_ID).contains(id))
         .ok_or_else(|| {
-            let mut e = ApiError::bad_request(
-                "invalid_id",
-                format!("{name} must be a positive integer below 2^53"),
-            );
+            let mut e =
+                ApiError::bad_request("invalid_id", format!("{name} must be a positive integer below 2^53"));
             e.field = Some(name.to_owned());
             e
         })
@@ -146,21 +124,8 @@ mod tests {
     #[test]
     fn path_ids_must_be_positive_integers_below_2_pow_53() {
         assert_eq!(webhook_id(Some("42"), "webhookId").unwrap(), 42);
-        assert_eq!(
-            webhook_id(Some("9007199254740991"), "webhookId").unwrap(),
-            MAX_WEBHOOK_ID
-        );
-        for bad in [
-            "0",
-            "-1",
-            "1.5",
-            "abc",
-            "",
-            "9007199254740992",
-            "99999999999999999999",
-            "+1",
-            " 1",
-        ] {
+        assert_eq!(webhook_id(Some("9007199254740991"), "webhookId").unwrap(), MAX_WEBHOOK_ID);
+        for bad in ["0", "-1", "1.5", "abc", "", "9007199254740992", "99999999999999999999", "+1", " 1"] {
             let e = webhook_id(Some(bad), "webhookId").unwrap_err();
             assert_eq!(e.status, 400, "{bad}");
         }

@@ -46,77 +46,22 @@ pub struct Route {
     pub dialect: Dialect,
 }
 
-const fn route(
-    method: &'static str,
-    path: &'static str,
-    operation: Operation,
-    dialect: Dialect,
-) -> Route {
-    Route {
-        method,
-        path,
-        operation,
-        dialect,
-    }
+const fn route(method: &'static str, path: &'static str, operation: Operation, dialect: Dialect) -> Route {
+    Route { method, path, operation, dialect }
 }
 
 /// Every route of the API. The first route of a path also answers its other methods, with 405.
 pub const ROUTES: &[Route] = &[
-    route(
-        "GET",
-        "/basic/webhooks",
-        Operation::ListWebhooks,
-        Dialect::Ecomnow,
-    ),
-    route(
-        "POST",
-        "/basic/webhooks",
-        Operation::CreateWebhook,
-        Dialect::Ecomnow,
-    ),
-    route(
-        "GET",
-        "/basic/webhooks/{webhookId}",
-        Operation::GetWebhook,
-        Dialect::Ecomnow,
-    ),
-    route(
-        "PUT",
-        "/basic/webhooks/{webhookId}",
-        Operation::UpdateWebhook,
-        Dialect::Ecomnow,
-    ),
-    route(
-        "DELETE",
-        "/basic/webhooks/{webhookId}",
-        Operation::DeleteWebhook,
-        Dialect::Ecomnow,
-    ),
-    route(
-        "GET",
-        "/api/webhooks/list",
-        Operation::ListWebhooks,
-        Dialect::Ventiapp,
-    ),
-    route(
-        "POST",
-        "/api/webhooks/create",
-        Operation::CreateWebhook,
-        Dialect::Ventiapp,
-    ),
+    route("GET", "/basic/webhooks", Operation::ListWebhooks, Dialect::Ecomnow),
+    route("POST", "/basic/webhooks", Operation::CreateWebhook, Dialect::Ecomnow),
+    route("GET", "/basic/webhooks/{webhookId}", Operation::GetWebhook, Dialect::Ecomnow),
+    route("PUT", "/basic/webhooks/{webhookId}", Operation::UpdateWebhook, Dialect::Ecomnow),
+    route("DELETE", "/basic/webhooks/{webhookId}", Operation::DeleteWebhook, Dialect::Ecomnow),
+    route("GET", "/api/webhooks/list", Operation::ListWebhooks, Dialect::Ventiapp),
+    route("POST", "/api/webhooks/create", Operation::CreateWebhook, Dialect::Ventiapp),
     // A POST, as the Ventiapp document has it: their clients send it so.
-    route(
-        "POST",
-        "/api/webhooks/delete",
-        Operation::DeleteWebhook,
-        Dialect::Ventiapp,
-    ),
-    route(
-        "POST",
-        "/events",
-        Operation::PublishEvent,
-        Dialect::Platform,
-    ),
+    route("POST", "/api/webhooks/delete", Operation::DeleteWebhook, Dialect::Ventiapp),
+    route("POST", "/events", Operation::PublishEvent, Dialect::Platform),
 ];
 
 /// What a request's method and path resolve to.
@@ -149,10 +94,7 @@ pub fn resolve<'a>(method: &str, path: &'a str) -> Resolved<'a> {
 
 /// The function that answers a path's unsupported methods: its first route's.
 pub fn fallback_for(path_template: &str) -> Option<Operation> {
-    ROUTES
-        .iter()
-        .find(|r| r.path == path_template)
-        .map(|r| r.operation)
+    ROUTES.iter().find(|r| r.path == path_template).map(|r| r.operation)
 }
 
 fn match_path<'a>(template: &str, path: &'a str) -> Option<Option<&'a str>> {
@@ -193,10 +135,7 @@ mod tests {
             resolve("PATCH", "/basic/webhooks/1"),
             Resolved::MethodNotAllowed(vec!["GET", "PUT", "DELETE"])
         );
-        assert_eq!(
-            resolve("DELETE", "/basic/webhooks"),
-            Resolved::MethodNotAllowed(vec!["GET", "POST"])
-        );
+        assert_eq!(resolve("DELETE", "/basic/webhooks"), Resolved::MethodNotAllowed(vec!["GET", "POST"]));
     }
 
     #[test]
@@ -213,14 +152,8 @@ mod tests {
                 other => panic!("{path}: {other:?}"),
             }
         }
-        assert_eq!(
-            resolve("DELETE", "/api/webhooks/delete"),
-            Resolved::MethodNotAllowed(vec!["POST"])
-        );
-        assert_eq!(
-            resolve("GET", "/api/webhooks/create"),
-            Resolved::MethodNotAllowed(vec!["POST"])
-        );
+        assert_eq!(resolve("DELETE", "/api/webhooks/delete"), Resolved::MethodNotAllowed(vec!["POST"]));
+        assert_eq!(resolve("GET", "/api/webhooks/create"), Resolved::MethodNotAllowed(vec!["POST"]));
         assert_eq!(resolve("GET", "/api/webhooks"), Resolved::NotFound);
     }
 

@@ -61,10 +61,7 @@ struct List<'a> {
 }
 
 /// Serves a Ventiapp route for an authenticated vendor.
-pub(super) async fn serve<
-    S: VendorStore + WebhookStore + TokenStore + EventLog,
-    Q: DeliveryQueue,
->(
+pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue>(
     app: &App<S, Q>,
     op: Operation,
     vendor: &Vendor,
@@ -101,10 +98,7 @@ pub(super) async fn serve<
 }
 
 /// `{"webhook": {"topic", "address"}}`.
-fn spec_from_body(
-    body: &Map<String, Value>,
-    policy: urls::TargetPolicy,
-) -> Result<WebhookSpec, ApiError> {
+fn spec_from_body(body: &Map<String, Value>, policy: urls::TargetPolicy) -> Result<WebhookSpec, ApiError> {
     request::only_fields(body, "", &["webhook"])?;
     let webhook = request::required_object(body, "", "webhook")?;
     request::only_fields(webhook, "webhook.", &["topic", "address"])?;
@@ -118,32 +112,21 @@ fn spec_from_body(
         request::required_str(webhook, "webhook.", "address")?,
         policy,
     )?;
-    Ok(WebhookSpec {
-        event_type,
-        url: url.into(),
-        authentication: None,
-    })
+    Ok(WebhookSpec { event_type, url: url.into(), authentication: None })
 }
 
 /// `{"webhook": {"id": N}}`; the other fields of a webhook, sent back as they were, are ignored.
 fn id_from_body(body: &Map<String, Value>) -> Result<u64, ApiError> {
     request::only_fields(body, "", &["webhook"])?;
     let webhook = request::required_object(body, "", "webhook")?;
-    request::only_fields(
-        webhook,
-        "webhook.",
-        &["id", "address", "topic", "created_at", "api_version"],
-    )?;
+    request::only_fields(webhook, "webhook.", &["id", "address", "topic", "created_at", "api_version"])?;
     request::required_id(webhook, "webhook.", "id")
 }
 
 /// RFC 3339 with a numeric offset and no fractions, as the document writes it.
 fn created_at(unix: i64) -> String {
     let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
+    OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&format).ok()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -152,10 +135,7 @@ mod tests {
     use crate::domain::EventType;
     use serde_json::json;
 
-    const PROD: urls::TargetPolicy = urls::TargetPolicy {
-        allow_private: false,
-        allow_http: false,
-    };
+    const PROD: urls::TargetPolicy = urls::TargetPolicy { allow_private: false, allow_http: false };
 
     fn body(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
@@ -164,7 +144,9 @@ mod tests {
     #[test]
     fn the_documents_create_body_is_accepted() {
         let spec = spec_from_body(
-            &body(json!({"webhook": {"topic": "orders/created", "address": "https://whatever.hostname.com/"}})),
+            &body(
+                json!({"webhook": {"topic": "orders/created", "address": "https://whatever.hostname.com/"}}),
+            ),
             PROD,
         )
         .unwrap();
@@ -191,8 +173,7 @@ mod tests {
             let e = spec_from_body(&b, PROD).unwrap_err();
             assert_eq!(e.field.as_deref(), Some("webhook.topic"));
             assert!(
-                e.message
-                    .contains("orders/created, orders/updated, orders/cancelled, bills/created"),
+                e.message.contains("orders/created, orders/updated, orders/cancelled, bills/created"),
                 "{}",
                 e.message
             );
@@ -201,17 +182,10 @@ mod tests {
 
     #[test]
     fn http_addresses_are_refused_even_where_local_targets_are_allowed() {
-        let local_ventiapp = urls::TargetPolicy {
-            allow_private: true,
-            allow_http: false,
-        };
-        let b =
-            body(json!({"webhook": {"topic": "bills/created", "address": "http://127.0.0.1:9/"}}));
+        let local_ventiapp = urls::TargetPolicy { allow_private: true, allow_http: false };
+        let b = body(json!({"webhook": {"topic": "bills/created", "address": "http://127.0.0.1:9/"}}));
         let e = spec_from_body(&b, local_ventiapp).unwrap_err();
-        assert_eq!(
-            (e.status.as_u16(), e.field.as_deref()),
-            (422, Some("webhook.address"))
-        );
+        assert_eq!((e.status.as_u16(), e.field.as_deref()), (422, Some("webhook.address")));
     }
 
     #[test]
@@ -219,14 +193,8 @@ mod tests {
         for (b, field) in [
             (json!({}), "webhook"),
             (json!({"webhook": "x"}), "webhook"),
-            (
-                json!({"webhook": {"address": "https://a.example/"}}),
-                "webhook.topic",
-            ),
-            (
-                json!({"webhook": {"topic": "bills/created"}}),
-                "webhook.address",
-            ),
+            (json!({"webhook": {"address": "https://a.example/"}}), "webhook.topic"),
+            (json!({"webhook": {"topic": "bills/created"}}), "webhook.address"),
             (
                 json!({"webhook": {"topic": "bills/created", "address": "https://a.example/", "format": "xml"}}),
                 "webhook.format",
@@ -240,26 +208,12 @@ mod tests {
 
     #[test]
     fn delete_ids_are_json_integers_below_2_pow_53() {
-        assert_eq!(
-            id_from_body(&body(json!({"webhook": {"id": 1047897671}}))).unwrap(),
-            1047897671
-        );
+        assert_eq!(id_from_body(&body(json!({"webhook": {"id": 1047897671}}))).unwrap(), 1047897671);
         let echoed = json!({"webhook": {"id": 7, "address": "https://a/", "topic": "orders/created", "created_at": "x", "api_version": "1.0.9"}});
         assert_eq!(id_from_body(&body(echoed)).unwrap(), 7);
-        for bad in [
-            json!("7"),
-            json!(-7),
-            json!(0),
-            json!(1.5),
-            json!(9007199254740992u64),
-            json!(null),
-        ] {
+        for bad in [json!("7"), json!(-7), json!(0), json!(1.5), json!(9007199254740992u64), json!(null)] {
             let e = id_from_body(&body(json!({"webhook": {"id": bad}}))).unwrap_err();
-            assert_eq!(
-                (e.status.as_u16(), e.field.as_deref()),
-                (400, Some("webhook.id")),
-                "{bad}"
-            );
+            assert_eq!((e.status.as_u16(), e.field.as_deref()), (400, Some("webhook.id")), "{bad}");
         }
     }
 

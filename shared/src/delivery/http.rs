@@ -45,9 +45,10 @@ impl DeliverySettings {
         let ms = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
             match env::var(name) {
                 Err(_) => Ok(default),
-                Ok(v) => v.parse::<u64>().map(Duration::from_millis).map_err(|_| {
-                    ConfigError::new(name, format!("expected milliseconds, got {v:?}"))
-                }),
+                Ok(v) => v
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| ConfigError::new(name, format!("expected milliseconds, got {v:?}"))),
             }
         };
         Ok(Self {
@@ -56,15 +57,10 @@ impl DeliverySettings {
             max_response_bytes: match env::var("DELIVERY_MAX_RESPONSE_BYTES") {
                 Err(_) => d.max_response_bytes,
                 Ok(v) => v.parse().map_err(|_| {
-                    ConfigError::new(
-                        "DELIVERY_MAX_RESPONSE_BYTES",
-                        format!("expected bytes, got {v:?}"),
-                    )
+                    ConfigError::new("DELIVERY_MAX_RESPONSE_BYTES", format!("expected bytes, got {v:?}"))
                 })?,
             },
-            extra_ca_file: env::var_os("EXTRA_CA_FILE")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
+            extra_ca_file: env::var_os("EXTRA_CA_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
         })
     }
 }
@@ -82,9 +78,7 @@ pub const USER_AGENT: &str = concat!("order-webhooks/", env!("CARGO_PKG_VERSION"
 
 impl HttpDeliverer {
     /// Builds the client from the settings.
-    pub fn new(
-        settings: &DeliverySettings,
-    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    pub fn new(settings: &DeliverySettings) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let mut builder = Client::builder()
             .redirect(redirect::Policy::none())
             .connect_timeout(settings.connect_timeout)
@@ -92,16 +86,12 @@ impl HttpDeliverer {
             .user_agent(USER_AGENT)
             .pool_idle_timeout(Duration::from_secs(60));
         if let Some(file) = &settings.extra_ca_file {
-            let pem = std::fs::read(file)
-                .map_err(|e| format!("EXTRA_CA_FILE {}: {e}", file.display()))?;
+            let pem = std::fs::read(file).map_err(|e| format!("EXTRA_CA_FILE {}: {e}", file.display()))?;
             for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        Ok(Self {
-            client: builder.build()?,
-            max_response_bytes: settings.max_response_bytes,
-        })
+        Ok(Self { client: builder.build()?, max_response_bytes: settings.max_response_bytes })
     }
 }
 
@@ -152,10 +142,7 @@ impl Deliverer for HttpDeliverer {
         let outcome = if (200..300).contains(&status) {
             Outcome::Delivered { status }
         } else {
-            Outcome::Rejected {
-                status,
-                retry_after,
-            }
+            Outcome::Rejected { status, retry_after }
         };
         Attempt {
             outcome,

@@ -41,19 +41,14 @@ pub struct BadSecret;
 /// The Standard Webhooks signature: `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body`
 /// under the secret's key bytes.
 pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<String, BadSecret> {
-    let key = STANDARD
-        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
-        .map_err(|_| BadSecret)?;
+    let key = STANDARD.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).map_err(|_| BadSecret)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|_| BadSecret)?;
     mac.update(msg_id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    Ok(format!(
-        "v1,{}",
-        STANDARD.encode(mac.finalize().into_bytes())
-    ))
+    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
 }
 
 /// The delays between attempts; one more attempt than delays, then the dead-letter queue.
@@ -74,8 +69,7 @@ impl RetrySchedule {
             .split(',')
             .map(|d| {
                 let d = d.trim();
-                let (n, unit) =
-                    d.split_at(d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len()));
+                let (n, unit) = d.split_at(d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len()));
                 let n: u64 = n.parse().map_err(|_| format!("bad delay {d:?}"))?;
                 let secs = match unit {
                     "s" | "" => n,
@@ -103,12 +97,7 @@ impl RetrySchedule {
     /// The wait after failed attempt `attempt` (1-based): the scheduled delay scaled by `jitter`
     /// (0.8 to 1.2 in production, against thundering herds), or a receiver's `Retry-After`
     /// when it falls between one and two times the scheduled delay. `None` after the last.
-    pub fn delay_after(
-        &self,
-        attempt: u32,
-        retry_after: Option<Duration>,
-        jitter: f64,
-    ) -> Option<Duration> {
+    pub fn delay_after(&self, attempt: u32, retry_after: Option<Duration>, jitter: f64) -> Option<Duration> {
         let scheduled = *self.delays.get(attempt.checked_sub(1)? as usize)?;
         if let Some(asked) = retry_after {
             if asked >= scheduled && asked <= scheduled * 2 {
@@ -125,10 +114,7 @@ pub enum Outcome {
     /// A 2xx.
     Delivered { status: u16 },
     /// Any other status (a 3xx included: redirects are not followed).
-    Rejected {
-        status: u16,
-        retry_after: Option<Duration>,
-    },
+    Rejected { status: u16, retry_after: Option<Duration> },
     /// No HTTP answer: the class says why (`timeout`, `connect`, `tls`, `refused_address`, …).
     Failed { class: &'static str },
 }
@@ -155,10 +141,7 @@ pub struct DeliveryRequest<'a> {
 /// The port that sends a delivery.
 pub trait Deliverer: Send + Sync {
     /// Makes one attempt; never fails, the outcome says what happened.
-    fn deliver(
-        &self,
-        req: &DeliveryRequest<'_>,
-    ) -> impl std::future::Future<Output = Attempt> + Send;
+    fn deliver(&self, req: &DeliveryRequest<'_>) -> impl std::future::Future<Output = Attempt> + Send;
 }
 
 #[cfg(test)]
@@ -183,10 +166,7 @@ mod tests {
         let s = RetrySchedule::standard();
         assert_eq!(s.max_attempts(), 8);
         let total: Duration = (1..8).map(|a| s.delay_after(a, None, 1.0).unwrap()).sum();
-        assert_eq!(
-            total,
-            Duration::from_secs(5 + 300 + 1800 + 7200 + 18000 + 36000 + 36000)
-        );
+        assert_eq!(total, Duration::from_secs(5 + 300 + 1800 + 7200 + 18000 + 36000 + 36000));
         assert_eq!(s.delay_after(8, None, 1.0), None);
         assert_eq!(s.delay_after(0, None, 1.0), None);
     }
@@ -195,18 +175,9 @@ mod tests {
     fn jitter_scales_and_retry_after_is_honoured_within_bounds() {
         let s = RetrySchedule::parse("10s,1m").unwrap();
         assert_eq!(s.delay_after(1, None, 0.8), Some(Duration::from_secs(8)));
-        assert_eq!(
-            s.delay_after(1, Some(Duration::from_secs(15)), 0.8),
-            Some(Duration::from_secs(15))
-        );
-        assert_eq!(
-            s.delay_after(1, Some(Duration::from_secs(25)), 1.0),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(
-            s.delay_after(1, Some(Duration::from_secs(2)), 1.0),
-            Some(Duration::from_secs(10))
-        );
+        assert_eq!(s.delay_after(1, Some(Duration::from_secs(15)), 0.8), Some(Duration::from_secs(15)));
+        assert_eq!(s.delay_after(1, Some(Duration::from_secs(25)), 1.0), Some(Duration::from_secs(10)));
+        assert_eq!(s.delay_after(1, Some(Duration::from_secs(2)), 1.0), Some(Duration::from_secs(10)));
         assert_eq!(s.delay_after(2, None, 1.0), Some(Duration::from_secs(60)));
     }
 
@@ -222,10 +193,7 @@ mod tests {
     fn the_sample_messages_in_events_are_valid_messages() {
         let sample: DeliveryMessage =
             serde_json::from_str(include_str!("../../../events/delivery-message.json")).unwrap();
-        assert_eq!(
-            (sample.v, sample.event_type),
-            (MESSAGE_VERSION, EventType::NewOrder)
-        );
+        assert_eq!((sample.v, sample.event_type), (MESSAGE_VERSION, EventType::NewOrder));
         let batch: aws_lambda_events::sqs::SqsEvent =
             serde_json::from_str(include_str!("../../../events/dispatch-batch.json")).unwrap();
         for record in batch.records {
@@ -237,8 +205,7 @@ mod tests {
 
     #[test]
     fn messages_keep_the_payload_bytes_and_refuse_unknown_fields() {
-        let payload =
-            RawValue::from_string(r#"{ "orderNo" : "1000-4612",  "x": 1.50 }"#.into()).unwrap();
+        let payload = RawValue::from_string(r#"{ "orderNo" : "1000-4612",  "x": 1.50 }"#.into()).unwrap();
         let m = DeliveryMessage {
             v: MESSAGE_VERSION,
             event_id: "evt_1".into(),
@@ -250,13 +217,7 @@ mod tests {
         };
         let text = serde_json::to_string(&m).unwrap();
         let back: DeliveryMessage = serde_json::from_str(&text).unwrap();
-        assert_eq!(
-            back.payload.get(),
-            r#"{ "orderNo" : "1000-4612",  "x": 1.50 }"#
-        );
-        assert!(serde_json::from_str::<DeliveryMessage>(
-            &text.replace("\"v\":1", "\"v\":1,\"z\":2")
-        )
-        .is_err());
+        assert_eq!(back.payload.get(), r#"{ "orderNo" : "1000-4612",  "x": 1.50 }"#);
+        assert!(serde_json::from_str::<DeliveryMessage>(&text.replace("\"v\":1", "\"v\":1,\"z\":2")).is_err());
     }
 }

@@ -26,8 +26,8 @@ use aws_sdk_dynamodb::{
 use sha2::{Digest, Sha256};
 
 use super::{
-    ApiToken, AttemptLog, AttemptRecord, Conflict, EventLog, EventStart, StoreError, TokenStore,
-    VendorLogin, VendorStore, WebhookStore,
+    ApiToken, AttemptLog, AttemptRecord, Conflict, EventLog, EventStart, StoreError, TokenStore, VendorLogin,
+    VendorStore, WebhookStore,
 };
 use crate::domain::{EventType, Vendor, Webhook};
 
@@ -43,10 +43,7 @@ pub struct DynamoStore {
 impl DynamoStore {
     /// Wraps a client and the table name.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 
     fn put(
@@ -87,17 +84,8 @@ impl DynamoStore {
     }
 
     /// Runs a transaction; on a condition failure returns the indexes of the items that failed.
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<Result<(), Vec<usize>>, StoreError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<usize>>, StoreError> {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(Ok(())),
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 TransactWriteItemsError::TransactionCanceledException(c) => {
@@ -109,9 +97,7 @@ impl DynamoStore {
                         .map(|(i, _)| i)
                         .collect();
                     if failed.is_empty() {
-                        Err(backend(
-                            TransactWriteItemsError::TransactionCanceledException(c),
-                        ))
+                        Err(backend(TransactWriteItemsError::TransactionCanceledException(c)))
                     } else {
                         Ok(Err(failed))
                     }
@@ -184,24 +170,16 @@ impl VendorStore for DynamoStore {
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
-            Err(failed) if failed.contains(&0) => {
-                Err(StoreError::Conflict(Conflict::UsernameTaken))
-            }
+            Err(failed) if failed.contains(&0) => Err(StoreError::Conflict(Conflict::UsernameTaken)),
             Err(_) => Err(StoreError::Conflict(Conflict::IdTaken)),
         }
     }
 
     async fn vendor_login(&self, username: &str) -> Result<Option<VendorLogin>, StoreError> {
-        let Some(item) = self
-            .get_item(format!("USERNAME#{username}"), "#".into())
-            .await?
-        else {
+        let Some(item) = self.get_item(format!("USERNAME#{username}"), "#".into()).await? else {
             return Ok(None);
         };
-        Ok(Some(VendorLogin {
-            vendor: vendor_from(&item)?,
-            password_hash: get_s(&item, "passwordHash")?,
-        }))
+        Ok(Some(VendorLogin { vendor: vendor_from(&item)?, password_hash: get_s(&item, "passwordHash")? }))
     }
 
     async fn list_vendors(&self) -> Result<Vec<Vendor>, StoreError> {
@@ -242,21 +220,14 @@ impl TokenStore for DynamoStore {
             item
         };
         let items = vec![
-            self.put(
-                record(format!("TOKEN#{hash}"), "#".into()),
-                "attribute_not_exists(pk)",
-                None,
-            )?,
+            self.put(record(format!("TOKEN#{hash}"), "#".into()), "attribute_not_exists(pk)", None)?,
             self.put(
                 record(format!("TOKENID#{}", token.token_id), "#".into()),
                 "attribute_not_exists(pk)",
                 None,
             )?,
             self.put(
-                record(
-                    vendor_pk(&token.vendor.vendor_id),
-                    format!("TOKEN#{}", token.token_id),
-                ),
+                record(vendor_pk(&token.vendor.vendor_id), format!("TOKEN#{}", token.token_id)),
                 "attribute_not_exists(pk)",
                 None,
             )?,
@@ -286,10 +257,7 @@ impl TokenStore for DynamoStore {
     }
 
     async fn revoke_token(&self, token_id: &str) -> Result<bool, StoreError> {
-        let Some(item) = self
-            .get_item(format!("TOKENID#{token_id}"), "#".into())
-            .await?
-        else {
+        let Some(item) = self.get_item(format!("TOKENID#{token_id}"), "#".into()).await? else {
             return Ok(false);
         };
         let (hash, vendor_id) = (get_s(&item, "tokenHash")?, get_s(&item, "vendorId")?);
@@ -323,26 +291,17 @@ impl WebhookStore for DynamoStore {
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
-            Err(failed) if failed.contains(&2) => {
-                Err(StoreError::Conflict(Conflict::DuplicateEndpoint))
-            }
+            Err(failed) if failed.contains(&2) => Err(StoreError::Conflict(Conflict::DuplicateEndpoint)),
             Err(_) => Err(StoreError::Conflict(Conflict::IdTaken)),
         }
     }
 
     async fn get_webhook(&self, vendor_id: &str, id: u64) -> Result<Option<Webhook>, StoreError> {
-        self.get_item(vendor_pk(vendor_id), webhook_sk(id))
-            .await?
-            .map(|item| webhook_from(&item))
-            .transpose()
+        self.get_item(vendor_pk(vendor_id), webhook_sk(id)).await?.map(|item| webhook_from(&item)).transpose()
     }
 
     async fn list_webhooks(&self, vendor_id: &str) -> Result<Vec<Webhook>, StoreError> {
-        self.query_all(vendor_pk(vendor_id), "WEBHOOK#")
-            .await?
-            .iter()
-            .map(webhook_from)
-            .collect()
+        self.query_all(vendor_pk(vendor_id), "WEBHOOK#").await?.iter().map(webhook_from).collect()
     }
 
     async fn replace_webhook(&self, current: &Webhook, next: &Webhook) -> Result<(), StoreError> {
@@ -367,10 +326,7 @@ impl WebhookStore for DynamoStore {
             self.delete(
                 vendor_pk(&current.vendor_id),
                 webhook_sk(current.id),
-                Some((
-                    "version = :v",
-                    Item::from([(":v".into(), n(current.version))]),
-                )),
+                Some(("version = :v", Item::from([(":v".into(), n(current.version))]))),
             )?,
             self.delete(format!("WEBHOOK#{}", current.id), "#".into(), None)?,
             self.delete(vendor_pk(&current.vendor_id), endpoint_sk(current), None)?,
@@ -423,20 +379,12 @@ impl EventLog for DynamoStore {
             .ok_or_else(|| StoreError::Conflict(Conflict::Concurrent))?;
         let event_id = get_s(&item, "eventId")?;
         Ok(match item.get("deliveries") {
-            Some(_) => EventStart::Done {
-                event_id,
-                deliveries: get_n(&item, "deliveries")?,
-            },
+            Some(_) => EventStart::Done { event_id, deliveries: get_n(&item, "deliveries")? },
             None => EventStart::Pending { event_id },
         })
     }
 
-    async fn finish_event(
-        &self,
-        vendor_id: &str,
-        key: &str,
-        deliveries: u32,
-    ) -> Result<(), StoreError> {
+    async fn finish_event(&self, vendor_id: &str, key: &str, deliveries: u32) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -457,10 +405,7 @@ impl AttemptLog for DynamoStore {
     async fn record_attempt(&self, r: &AttemptRecord) -> Result<(), StoreError> {
         let mut item = Item::from([
             ("pk".into(), s(format!("ATTEMPTS#{}", r.webhook_id))),
-            (
-                "sk".into(),
-                s(format!("{:013}#{}#{:02}", r.at_ms, r.event_id, r.attempt)),
-            ),
+            ("sk".into(), s(format!("{:013}#{}#{:02}", r.at_ms, r.event_id, r.attempt))),
             ("webhookId".into(), n(r.webhook_id)),
             ("vendorId".into(), s(&r.vendor_id)),
             ("eventId".into(), s(&r.event_id)),
@@ -476,21 +421,11 @@ impl AttemptLog for DynamoStore {
         if !r.response_excerpt.is_empty() {
             item.insert("response".into(), s(&r.response_excerpt));
         }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(backend)?;
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(backend)?;
         Ok(())
     }
 
-    async fn list_attempts(
-        &self,
-        webhook_id: u64,
-        limit: i32,
-    ) -> Result<Vec<AttemptRecord>, StoreError> {
+    async fn list_attempts(&self, webhook_id: u64, limit: i32) -> Result<Vec<AttemptRecord>, StoreError> {
         let out = self
             .client
             .query()
@@ -512,10 +447,7 @@ impl AttemptLog for DynamoStore {
                     vendor_id: get_s(item, "vendorId")?,
                     event_id: get_s(item, "eventId")?,
                     attempt: get_n(item, "attempt")?,
-                    status: item
-                        .get("status")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|v| v.parse().ok()),
+                    status: item.get("status").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
                     outcome: get_s(item, "outcome")?,
                     duration_ms: get_n(item, "durationMs")?,
                     at_ms: get_n(item, "at")?,
@@ -583,10 +515,7 @@ fn webhook_from(item: &Item) -> Result<Webhook, StoreError> {
         event_type: EventType::parse(&event_type)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown eventType {event_type:?}")))?,
         url: get_s(item, "url")?,
-        authentication: item
-            .get("authentication")
-            .and_then(|v| v.as_s().ok())
-            .cloned(),
+        authentication: item.get("authentication").and_then(|v| v.as_s().ok()).cloned(),
         secret: get_s(item, "secret")?,
         created_at: get_n(item, "createdAt")?,
         updated_at: get_n(item, "updatedAt")?,

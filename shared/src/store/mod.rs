@@ -93,23 +93,16 @@ pub trait TokenStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<(ApiToken, String)>, StoreError>> + Send;
 
     /// A vendor's tokens, oldest first.
-    fn list_tokens(
-        &self,
-        vendor_id: &str,
-    ) -> impl Future<Output = Result<Vec<ApiToken>, StoreError>> + Send;
+    fn list_tokens(&self, vendor_id: &str) -> impl Future<Output = Result<Vec<ApiToken>, StoreError>> + Send;
 
     /// Deletes a token; false if there was none with that id.
-    fn revoke_token(&self, token_id: &str)
-        -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn revoke_token(&self, token_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// A vendor's webhooks. Every method is scoped to one vendor: no call reaches another's.
 pub trait WebhookStore: Send + Sync {
     /// Inserts a new webhook; `Conflict(IdTaken)` or `Conflict(DuplicateEndpoint)`.
-    fn insert_webhook(
-        &self,
-        webhook: &Webhook,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert_webhook(&self, webhook: &Webhook) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// One webhook of a vendor, read consistently.
     fn get_webhook(
@@ -119,10 +112,8 @@ pub trait WebhookStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<Webhook>, StoreError>> + Send;
 
     /// All of a vendor's webhooks, by id.
-    fn list_webhooks(
-        &self,
-        vendor_id: &str,
-    ) -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;
+    fn list_webhooks(&self, vendor_id: &str)
+        -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;
 
     /// Replaces `current` with `next` (same id and vendor) if `current` is still what is stored;
     /// `Conflict(Concurrent)` if it is not, `Conflict(DuplicateEndpoint)` if `next` would
@@ -134,10 +125,7 @@ pub trait WebhookStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Deletes `current` if it is still what is stored; `Conflict(Concurrent)` if not.
-    fn delete_webhook(
-        &self,
-        current: &Webhook,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn delete_webhook(&self, current: &Webhook) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// What a publisher's idempotency key says about an event.
@@ -194,10 +182,7 @@ pub struct AttemptRecord {
 /// The delivery attempt log.
 pub trait AttemptLog: Send + Sync {
     /// Appends an attempt.
-    fn record_attempt(
-        &self,
-        record: &AttemptRecord,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn record_attempt(&self, record: &AttemptRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A webhook's latest attempts, newest first.
     fn list_attempts(
