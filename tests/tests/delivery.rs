@@ -349,6 +349,13 @@ async fn deleted_webhooks_receive_nothing_and_gone_disables() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(disabled.unwrap().1.contains("410"));
+    let shown = api.vendor(&v, Method::GET, &format!("/basic/webhooks/{gone_id}"), None).await.json();
+    assert_eq!(shown["status"], "disabled");
+    assert!(shown["disabledReason"].as_str().unwrap().contains("410 Gone"));
+    assert!(shown["disabledAt"].as_str().unwrap().ends_with('Z'));
+    let (_, token) = new_token(&store, &v.vendor).await;
+    let listed = api.bearer(&token, Method::GET, "/api/webhooks/list", None).await.json();
+    assert_eq!(listed, json!({"webhooks": []}), "Ventiapp lists the active webhooks only");
     let a = publish(&api, &event(&v, None, "new_order", &payload("ecomnow/new-order.json"))).await;
     assert_eq!(a.json()["deliveries"], 0, "a disabled webhook gets nothing");
     tokio::time::sleep(Duration::from_secs(2)).await;

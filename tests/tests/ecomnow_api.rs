@@ -42,6 +42,8 @@ async fn register_read_update_list_delete_with_the_documents_bodies() {
     assert_eq!(created["webhookType"], "new_order");
     assert_eq!(created["url"], "https://vendor.example.com/hooks/orders");
     assert_eq!(created["method"], "POST");
+    assert_eq!(created["status"], "active");
+    assert!(created.get("disabledReason").is_none());
     assert_eq!(created["authentication"], "Basic XxxXxxXX");
     let secret = created["secret"].as_str().unwrap();
     assert!(secret.starts_with("whsec_"), "{secret}");

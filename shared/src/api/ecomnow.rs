@@ -31,6 +31,12 @@ struct WebhookView<'a> {
     authentication: Option<&'a str>,
     created_at: String,
     updated_at: String,
+    /// `active`, or `disabled` when deliveries stopped (a `410 Gone` from the receiver).
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled_reason: Option<&'a str>,
     /// Only in the answer to the creation: the signing secret is shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<&'a str>,
@@ -47,6 +53,9 @@ impl<'a> WebhookView<'a> {
             authentication: w.authentication.as_deref(),
             created_at: rfc3339(w.created_at),
             updated_at: rfc3339(w.updated_at),
+            status: if w.disabled.is_some() { "disabled" } else { "active" },
+            disabled_at: w.disabled.as_ref().map(|(at, _)| rfc3339(*at)),
+            disabled_reason: w.disabled.as_ref().map(|(_, why)| why.as_str()),
             secret: None,
         }
     }

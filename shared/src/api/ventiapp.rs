@@ -69,8 +69,9 @@ pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog,
 ) -> Result<Response<Body>, ApiError> {
     match op {
         Operation::ListWebhooks => {
+            // The document lists "the active webhooks".
             let webhooks = app.store.list_webhooks(&vendor.vendor_id).await?;
-            let webhooks = webhooks.iter().map(WebhookView::of).collect();
+            let webhooks = webhooks.iter().filter(|w| w.disabled.is_none()).map(WebhookView::of).collect();
             Ok(json_response(StatusCode::OK, &List { webhooks }))
         }
         Operation::CreateWebhook => {
