@@ -92,6 +92,7 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
                 ("DELIVERIES_QUEUE_URL".to_owned(), queue_url.clone()),
                 ("RETRY_SCHEDULE".to_owned(), "1s,1s,1s,1s,1s,1s,1s".to_owned()),
                 ("RUST_LOG".to_owned(), "warn".to_owned()),
+                ("ALLOW_PRIVATE_TARGETS".to_owned(), "true".to_owned()),
             ])
             .collect();
     let lambda =

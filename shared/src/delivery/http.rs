@@ -6,13 +6,20 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
 use reqwest::{
+    dns::{Addrs, Name, Resolve, Resolving},
     header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER},
     redirect, Client,
 };
+use url::{Host, Url};
 
 use super::{Attempt, Deliverer, DeliveryRequest, Outcome};
-use crate::config::ConfigError;
+use crate::{config::ConfigError, urls::is_forbidden_ip};
 
 /// How deliveries are made; every value has an environment variable.
 #[derive(Debug, Clone)]
@@ -25,6 +32,8 @@ pub struct DeliverySettings {
     pub max_response_bytes: usize,
     /// `EXTRA_CA_FILE`: PEM certificates trusted besides the usual roots (local receivers).
     pub extra_ca_file: Option<PathBuf>,
+    /// `ALLOW_PRIVATE_TARGETS`: deliveries may reach loopback and private addresses (local only).
+    pub allow_private_targets: bool,
 }
 
 impl Default for DeliverySettings {
@@ -34,6 +43,7 @@ impl Default for DeliverySettings {
             timeout: Duration::from_secs(10),
             max_response_bytes: 64 * 1024,
             extra_ca_file: None,
+            allow_private_targets: false,
         }
     }
 }
@@ -61,6 +71,7 @@ impl DeliverySettings {
                 })?,
             },
             extra_ca_file: env::var_os("EXTRA_CA_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
+            allow_private_targets: crate::config::flag("ALLOW_PRIVATE_TARGETS")?,
         })
     }
 }
@@ -71,6 +82,35 @@ impl DeliverySettings {
 pub struct HttpDeliverer {
     client: Client,
     max_response_bytes: usize,
+    allow_private_targets: bool,
+}
+
+/// A target whose address is loopback, private or otherwise internal (see [`is_forbidden_ip`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the target resolves only to internal addresses")]
+pub struct RefusedAddress;
+
+/// Resolves names for deliveries and drops the addresses a delivery must not reach. reqwest
+/// connects to the addresses returned here and looks nothing up again, so a name cannot be
+/// re-pointed (DNS rebinding) between the check and the connection.
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> =
+                found.iter().copied().filter(|a| allow_private || !is_forbidden_ip(a.ip())).collect();
+            if allowed.is_empty() && !found.is_empty() {
+                return Err(Box::new(RefusedAddress) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
 }
 
 /// The product and version every delivery names itself with.
@@ -84,20 +124,36 @@ impl HttpDeliverer {
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)
             .user_agent(USER_AGENT)
-            .pool_idle_timeout(Duration::from_secs(60));
+            .pool_idle_timeout(Duration::from_secs(60))
+            .dns_resolver(Arc::new(GuardedResolver { allow_private: settings.allow_private_targets }));
         if let Some(file) = &settings.extra_ca_file {
             let pem = std::fs::read(file).map_err(|e| format!("EXTRA_CA_FILE {}: {e}", file.display()))?;
             for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        Ok(Self { client: builder.build()?, max_response_bytes: settings.max_response_bytes })
+        Ok(Self {
+            client: builder.build()?,
+            max_response_bytes: settings.max_response_bytes,
+            allow_private_targets: settings.allow_private_targets,
+        })
     }
 }
 
 impl Deliverer for HttpDeliverer {
     async fn deliver(&self, req: &DeliveryRequest<'_>) -> Attempt {
         let started = Instant::now();
+        // Literal addresses never reach the resolver: check them here, before any connection.
+        if !self.allow_private_targets {
+            let literal = Url::parse(req.url).ok().and_then(|u| match u.host() {
+                Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+                Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+                _ => None,
+            });
+            if literal.is_some_and(is_forbidden_ip) {
+                return failed("refused_address", started);
+            }
+        }
         let mut request = self
             .client
             .post(req.url)
@@ -161,6 +217,13 @@ fn failed(class: &'static str, started: Instant) -> Attempt {
 }
 
 fn error_class(e: &reqwest::Error) -> &'static str {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<RefusedAddress>() {
+            return "refused_address";
+        }
+        source = s.source();
+    }
     if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {
