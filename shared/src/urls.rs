@@ -75,6 +75,29 @@ pub fn validate_target_url(field: &str, raw: &str, policy: TargetPolicy) -> Resu
     Ok(url)
 }
 
+/// How long registration waits for a name to resolve.
+pub const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Refuses (422) a URL whose host name resolves to an internal address. A name that does not
+/// resolve (yet) is accepted: every delivery resolves and checks again.
+pub async fn check_resolved_host(field: &str, url: &str, policy: TargetPolicy) -> Result<(), FieldError> {
+    if policy.allow_private {
+        return Ok(());
+    }
+    let Ok(parsed) = Url::parse(url) else { return Ok(()) };
+    let Some(Host::Domain(name)) = parsed.host() else { return Ok(()) };
+    let lookup = tokio::net::lookup_host((name, parsed.port_or_known_default().unwrap_or(443)));
+    let Ok(Ok(addrs)) = tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await else { return Ok(()) };
+    let mut addrs = addrs;
+    if addrs.any(|a| is_forbidden_ip(a.ip())) {
+        return Err(FieldError::not_allowed(
+            field,
+            format!("{field} resolves to a loopback, private or reserved address"),
+        ));
+    }
+    Ok(())
+}
+
 /// True for every address a webhook delivery must not reach: loopback, private, link-local
 /// (the instance metadata service), CGNAT, multicast, broadcast, unspecified, documentation,
 /// benchmarking and reserved ranges, and IPv6 forms that embed one of them.
@@ -274,6 +297,19 @@ mod tests {
             let e = validate_target_url("url", raw, PROD).unwrap_err();
             assert!(e.not_allowed, "{raw}: {e}");
         }
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_internal_addresses_are_422_and_unresolvable_ones_pass() {
+        // `validate_target_url` refuses `localhost` by name; the resolver check catches it too.
+        let e = check_resolved_host("url", "https://localhost:8443/x", PROD).await.unwrap_err();
+        assert!(e.not_allowed && e.message.contains("resolves to"), "{e}");
+        assert!(check_resolved_host("url", "https://no-such-host.invalid/", PROD).await.is_ok());
+        assert!(check_resolved_host("url", "https://localhost/", LOCAL).await.is_ok());
+        assert!(
+            check_resolved_host("url", "https://203.0.113.9/", PROD).await.is_ok(),
+            "literals are checked elsewhere"
+        );
     }
 
     #[test]

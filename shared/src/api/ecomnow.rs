@@ -83,6 +83,7 @@ pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog,
         }
         Operation::CreateWebhook => {
             let spec = parse_spec(app, req)?;
+            urls::check_resolved_host("url", &spec.url, app.target_policy(Dialect::Ecomnow)).await?;
             let webhook = app.create_webhook(vendor, spec).await?;
             let mut view = WebhookView::of(&webhook);
             view.secret = Some(&webhook.secret);
@@ -100,6 +101,7 @@ pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog,
         Operation::UpdateWebhook => {
             let id = request::webhook_id(param, "webhookId")?;
             let spec = parse_spec(app, req)?;
+            urls::check_resolved_host("url", &spec.url, app.target_policy(Dialect::Ecomnow)).await?;
             let webhook = app.update_webhook(vendor, id, spec).await?;
             Ok(json_response(StatusCode::OK, &WebhookView::of(&webhook)))
         }

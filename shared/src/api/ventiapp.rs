@@ -77,6 +77,8 @@ pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog,
         Operation::CreateWebhook => {
             let body = request::json_object(req, MAX_REGISTRATION_BODY)?;
             let spec = spec_from_body(&body, app.target_policy(Dialect::Ventiapp))?;
+            urls::check_resolved_host("webhook.address", &spec.url, app.target_policy(Dialect::Ventiapp))
+                .await?;
             let webhook = app.create_webhook(vendor, spec).await?;
             let mut view = WebhookView::of(&webhook);
             view.message = Some("Webhook created");
