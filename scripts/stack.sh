@@ -103,7 +103,7 @@ start_stack() {
     echo "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"
     echo "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
     echo "ALLOW_PRIVATE_TARGETS=true"
-    echo "RUST_LOG=${RUST_LOG:-info}"
+    echo "RUST_LOG=${FUNCTIONS_RUST_LOG:-info}"
     echo "DELIVERIES_QUEUE_URL=$DELIVERIES_QUEUE_URL"
     if [ -n "${RETRY_SCHEDULE:-}" ]; then echo "RETRY_SCHEDULE=$RETRY_SCHEDULE"; fi
     if [ -n "${DELIVERY_TIMEOUT_MS:-}" ]; then echo "DELIVERY_TIMEOUT_MS=$DELIVERY_TIMEOUT_MS"; fi

@@ -8,6 +8,8 @@ export MOTO_PORT="${TEST_MOTO_PORT:-4577}" API_PORT="${TEST_API_PORT:-9107}"
 export STACK_DIR="$ROOT/.stack/test" TABLE_NAME="webhooks-test"
 # Time compressed: eight attempts a second apart, a short visibility timeout and delivery timeout.
 export RETRY_SCHEDULE="1s,1s,1s,1s,1s,1s,1s" QUEUE_VISIBILITY_TIMEOUT=20 DELIVERY_TIMEOUT_MS=2000
+# Functions log at debug level, and the tests list every secret they use: none may be logged.
+export FUNCTIONS_RUST_LOG=debug SECRETS_FILE="$STACK_DIR/secrets.txt"
 source "$ROOT/scripts/stack.sh"
 trap stop_stack EXIT
 trap 'exit 130' INT TERM
@@ -30,6 +32,7 @@ check "sam validate --lint" sam validate --lint --region us-east-1 --template te
 
 if start_stack; then
   mkdir -p "$STACK_DIR"
+  printf '%s\n' "$DEMO_PASSWORD" "vwt_local-demo-token-do-not-use-in-production" "Basic XxxXxxXX" > "$SECRETS_FILE"
   cargo test --workspace --no-fail-fast 2>&1 | tee "$STACK_DIR/cargo-test.log"
   test_rc=${PIPESTATUS[0]}
   read -r t_pass t_fail < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$STACK_DIR/cargo-test.log")
@@ -38,6 +41,13 @@ if start_stack; then
   if [ "$test_rc" -ne 0 ]; then
     failures+=("cargo test")
     [ "$t_fail" -gt 0 ] || failed=$((failed + 1))
+  fi
+  if grep -q -F -f "$SECRETS_FILE" "$STACK_DIR"/*.log; then
+    log "secrets appear in these logs:"
+    grep -l -F -f "$SECRETS_FILE" "$STACK_DIR"/*.log >&2
+    failures+=("secrets in logs"); failed=$((failed + 1))
+  else
+    passed=$((passed + 1))
   fi
   if grep -q 'panicked at' "$STACK_DIR/watch.log"; then
     log "a function panicked during the tests; see $STACK_DIR/watch.log"

@@ -46,6 +46,17 @@ pub async fn store() -> DynamoStore {
     DynamoStore::new(dynamo().await, stack_var("TABLE_NAME"))
 }
 
+/// Notes a secret the tests used (a password, a token, a signing secret, an `authentication`
+/// value) in `$SECRETS_FILE`, which `make test` then looks for in every log: none may appear.
+pub fn record_secret(secret: &str) {
+    use std::io::Write;
+    if let Ok(path) = env::var("SECRETS_FILE") {
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{secret}");
+        }
+    }
+}
+
 /// A unique name for this test run.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &ids::vendor_id()[4..14])
@@ -66,6 +77,7 @@ pub async fn new_vendor(store: &DynamoStore) -> TestVendor {
     let vendor = Vendor { vendor_id: ids::vendor_id(), username: username.clone(), created_at: now() };
     let hash = auth::hash_password(&password).unwrap();
     store.create_vendor(&vendor, &hash).await.unwrap();
+    record_secret(&password);
     TestVendor { vendor, username, password }
 }
 
@@ -74,6 +86,7 @@ pub async fn new_token(store: &DynamoStore, vendor: &Vendor) -> (String, String)
     let token = auth::new_token();
     let record = ApiToken { token_id: unique("tok"), vendor: vendor.clone(), label: None, created_at: now() };
     store.create_token(&record, &auth::token_hash(&token)).await.unwrap();
+    record_secret(&token);
     (record.token_id, token)
 }
 
@@ -150,7 +163,17 @@ impl Api {
             req = req.body(body);
         }
         let resp = req.send().await.expect("the API did not answer");
-        Answer { status: resp.status(), headers: resp.headers().clone(), text: resp.text().await.unwrap() }
+        let answer = Answer {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            text: resp.text().await.unwrap(),
+        };
+        // Every signing secret the API hands out goes on the list of what no log may contain.
+        for part in answer.text.split("whsec_").skip(1) {
+            let secret: String = part.chars().take_while(|c| *c != '"').collect();
+            record_secret(&format!("whsec_{secret}"));
+        }
+        answer
     }
 
     /// Sends a raw JSON body with a bearer token (Ventiapp).
