@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod json;
 pub mod queue;
 pub mod store;
 pub mod telemetry;

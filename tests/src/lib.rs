@@ -52,7 +52,8 @@ pub fn record_secret(secret: &str) {
     use std::io::Write;
     if let Ok(path) = env::var("SECRETS_FILE") {
         if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            let _ = writeln!(f, "{secret}");
+            // One write per line: concurrent tests append to the same file.
+            let _ = f.write_all(format!("{secret}\n").as_bytes());
         }
     }
 }

@@ -379,6 +379,11 @@ async fn invalid_events_are_refused_with_the_field_named() {
         let a = publish(&api, &event(&v, None, "new_order", &payload)).await;
         assert_eq!(a.expect_error(400, "invalid_field")["field"], field);
     }
+    let twice =
+        good.replacen("\"orderNo\": \"1000-4612\",", "\"orderNo\": \"1000-4612\", \"orderNo\": \"1-1\",", 1);
+    assert_ne!(twice, good);
+    let e = publish(&api, &event(&v, None, "new_order", &twice)).await.expect_error(400, "invalid_json");
+    assert!(e["message"].as_str().unwrap().contains("duplicate key \"orderNo\""), "{e}");
     let verbatim = payload("ecomnow/new-order.verbatim.txt");
     publish(&api, &event(&v, None, "new_order", &verbatim)).await.expect_error(400, "invalid_json");
     let a = publish(&api, &event(&v, None, "orders/create", &good)).await;

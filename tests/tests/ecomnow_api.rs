@@ -195,7 +195,11 @@ async fn invalid_bodies_are_400_naming_the_field_and_change_nothing() {
         id_of(&create(&api, &v, json!({"webhookType": "new_order", "url": "https://a.example.com/"})).await);
     let before = store.get_webhook(&v.vendor.vendor_id, id).await.unwrap().unwrap();
 
+    let deep: Vec<u8> = [b"{\"a\":".repeat(1000), b"1".to_vec(), b"}".repeat(1000)].concat();
+
     let raw_cases: &[(&[u8], &str)] = &[
+        (br#"{"webhookType": "new_order", "webhookType": "order_cancellation", "url": "https://a.example.com/"}"#, "invalid_json"),
+        (&deep, "invalid_json"),
         (b"{not json", "invalid_json"),
         (b"", "invalid_json"),
         (b"[1,2]", "invalid_json"),

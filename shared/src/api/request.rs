@@ -24,6 +24,8 @@ pub fn json_bytes(req: &Request, limit: usize) -> Result<&[u8], ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("invalid_json", "request body is required: a JSON object"));
     }
+    crate::json::check_no_duplicate_keys(bytes)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")))?;
     Ok(bytes)
 }
 
