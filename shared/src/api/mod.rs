@@ -141,6 +141,18 @@ impl<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue> Ap
     }
 }
 
+/// The whole life of an API function: logging, settings and clients built once, then requests
+/// served until the runtime stops. Each function's `main` is this with its operation.
+pub async fn run_function(op: Operation) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let app = App::from_env().await?;
+    let app = &app;
+    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
+        Ok::<_, lambda_http::Error>(app.handle(op, req).await)
+    }))
+    .await
+}
+
 /// The current time in unix seconds.
 pub fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
