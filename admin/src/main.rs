@@ -10,6 +10,8 @@ use std::{
     path::PathBuf,
 };
 
+mod dlq;
+
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -39,6 +41,48 @@ enum Command {
     /// Bearer tokens of the Ventiapp dialect.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The dead-letter queue: deliveries that never got a 2xx.
+    Dlq(DlqArgs),
+}
+
+#[derive(Args)]
+struct DlqArgs {
+    /// The dead-letter queue's URL (default: $DEAD_LETTER_QUEUE_URL).
+    #[arg(long, env = "DEAD_LETTER_QUEUE_URL", global = true)]
+    dlq_url: Option<String>,
+    /// The deliveries queue's URL (default: $DELIVERIES_QUEUE_URL).
+    #[arg(long, env = "DELIVERIES_QUEUE_URL", global = true)]
+    queue_url: Option<String>,
+    #[command(subcommand)]
+    command: DlqCommand,
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Lists parked deliveries: event, webhook, vendor, type, attempts, last error, age.
+    List {
+        #[arg(long)]
+        webhook: Option<u64>,
+        #[arg(long)]
+        vendor: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+    },
+    /// Puts parked deliveries back on the deliveries queue, with a fresh attempt count.
+    Replay {
+        #[arg(long)]
+        webhook: Option<u64>,
+        #[arg(long)]
+        vendor: Option<String>,
+        #[arg(long, default_value_t = usize::MAX)]
+        max: usize,
+    },
+    /// Deletes every parked delivery, after confirmation.
+    Purge {
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -135,6 +179,7 @@ async fn main() -> Result<()> {
             }
             println!("{}", json!({ "tokenId": token_id, "revoked": true }));
         }
+        Command::Dlq(args) => run_dlq(args, &aws, &store).await?,
         Command::Vendor(VendorCommand::List) => {
             for v in store.list_vendors().await.map_err(describe)? {
                 println!(
@@ -145,6 +190,33 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `dlq` commands. The queue URLs may come from the local stack's env file, read after the
+/// flags were parsed, hence the second look at the environment.
+async fn run_dlq(args: DlqArgs, aws: &aws_config::SdkConfig, store: &DynamoStore) -> Result<()> {
+    let queues = dlq::Queues {
+        sqs: aws_sdk_sqs::Client::new(aws),
+        dead_letters: args
+            .dlq_url
+            .or_else(|| env::var("DEAD_LETTER_QUEUE_URL").ok())
+            .context("set DEAD_LETTER_QUEUE_URL or --dlq-url")?,
+        deliveries: args.queue_url.or_else(|| env::var("DELIVERIES_QUEUE_URL").ok()).unwrap_or_default(),
+    };
+    match args.command {
+        DlqCommand::List { webhook, vendor, max } => {
+            queues.list(store, &dlq::Filter { webhook, vendor }, max).await
+        }
+        DlqCommand::Replay { webhook, vendor, max } => {
+            if queues.deliveries.is_empty() {
+                bail!("set DELIVERIES_QUEUE_URL or --queue-url");
+            }
+            let n = queues.replay(&dlq::Filter { webhook, vendor }, max).await?;
+            println!("{}", json!({ "replayed": n }));
+            Ok(())
+        }
+        DlqCommand::Purge { yes } => queues.purge(yes).await,
+    }
 }
 
 /// Validates and creates a vendor account.

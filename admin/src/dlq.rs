@@ -1,0 +1,240 @@
+//! The dead-letter queue: what is parked there, putting it back, emptying it.
+//!
+//! Replay moves messages with a receive / send / delete loop, in that order: an interrupted
+//! replay may deliver a message twice (receivers deduplicate by `webhook-id`), never lose one.
+use std::{
+    collections::HashMap,
+    io::{self, Write},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{anyhow, bail, Context, Result};
+use aws_sdk_sqs::{
+    types::{Message, MessageSystemAttributeName},
+    Client,
+};
+use shared::{
+    delivery::DeliveryMessage,
+    store::{AttemptLog, DynamoStore},
+};
+
+/// The two queues, from the flags or the environment.
+pub struct Queues {
+    pub sqs: Client,
+    pub deliveries: String,
+    pub dead_letters: String,
+}
+
+/// Which parked deliveries a command acts on.
+#[derive(Default)]
+pub struct Filter {
+    pub webhook: Option<u64>,
+    pub vendor: Option<String>,
+}
+
+impl Filter {
+    fn matches(&self, m: &DeliveryMessage) -> bool {
+        self.webhook.is_none_or(|w| w == m.webhook_id)
+            && self.vendor.as_deref().is_none_or(|v| v == m.vendor_id)
+    }
+}
+
+/// How long a message read by these commands stays hidden from other readers.
+const HOLD: i32 = 60;
+
+impl Queues {
+    /// Receives up to ten parked messages, hidden for [`HOLD`] seconds.
+    async fn receive(&self) -> Result<Vec<Message>> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.dead_letters)
+            .max_number_of_messages(10)
+            .visibility_timeout(HOLD)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| anyhow!(shared::error::chain(&e)))
+            .context("reading the dead-letter queue")?;
+        Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Makes messages this command held but did not take visible again at once.
+    async fn release(&self, held: &[Message]) {
+        for m in held {
+            if let Some(receipt) = m.receipt_handle() {
+                let _ = self
+                    .sqs
+                    .change_message_visibility()
+                    .queue_url(&self.dead_letters)
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .send()
+                    .await;
+            }
+        }
+    }
+
+    /// Reads every parked message once (until the queue has nothing more to show), then releases them.
+    async fn read_all(&self, max: usize) -> Result<Vec<Message>> {
+        let mut all: Vec<Message> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        while all.len() < max {
+            let batch = self.receive().await?;
+            if batch.is_empty() {
+                break;
+            }
+            for m in batch {
+                if seen.insert(m.message_id().unwrap_or_default().to_owned()) {
+                    all.push(m);
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// Prints a table of the parked deliveries.
+    pub async fn list(&self, store: &DynamoStore, filter: &Filter, max: usize) -> Result<()> {
+        let messages = self.read_all(max).await?;
+        println!(
+            "{:<28} {:>17} {:<26} {:<18} {:>8}  {:<24} {:>8}",
+            "EVENT", "WEBHOOK", "VENDOR", "TYPE", "ATTEMPTS", "LAST ERROR", "AGE"
+        );
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+        let mut shown = 0;
+        for m in &messages {
+            let Some(d) = decode(m) else {
+                println!(
+                    "{:<28} (not a delivery message: {} bytes)",
+                    m.message_id().unwrap_or("?"),
+                    m.body().map_or(0, str::len)
+                );
+                continue;
+            };
+            if !filter.matches(&d) {
+                continue;
+            }
+            let attempts = store.list_attempts(d.webhook_id, 100).await.unwrap_or_default();
+            let ours: Vec<_> = attempts.iter().filter(|a| a.event_id == d.event_id).collect();
+            let last = ours
+                .first()
+                .map(|a| a.status.map_or(a.outcome.clone(), |s| format!("{} {s}", a.outcome)))
+                .unwrap_or_else(|| "-".into());
+            let sent: i64 = attribute(m, MessageSystemAttributeName::SentTimestamp)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(now);
+            println!(
+                "{:<28} {:>17} {:<26} {:<18} {:>8}  {:<24} {:>8}",
+                truncate(&d.event_id, 28),
+                d.webhook_id,
+                truncate(&d.vendor_id, 26),
+                d.event_type.as_str(),
+                ours.len(),
+                truncate(&last, 24),
+                age(Duration::from_millis((now - sent).max(0) as u64)),
+            );
+            shown += 1;
+        }
+        self.release(&messages).await;
+        eprintln!("{shown} parked deliveries shown ({} read)", messages.len());
+        Ok(())
+    }
+
+    /// Sends matching parked deliveries back to the deliveries queue, as new messages (a fresh
+    /// attempt count), and deletes them from the dead-letter queue once sent.
+    pub async fn replay(&self, filter: &Filter, max: usize) -> Result<usize> {
+        let mut replayed = 0;
+        let mut skipped: HashMap<String, Message> = HashMap::new();
+        while replayed < max {
+            let batch = self.receive().await?;
+            let fresh: Vec<Message> = batch
+                .into_iter()
+                .filter(|m| !skipped.contains_key(m.message_id().unwrap_or_default()))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for m in fresh {
+                let matches = decode(&m).is_some_and(|d| filter.matches(&d));
+                if !matches || replayed >= max {
+                    skipped.insert(m.message_id().unwrap_or_default().to_owned(), m);
+                    continue;
+                }
+                let body = m.body().context("a parked message without a body")?;
+                self.sqs
+                    .send_message()
+                    .queue_url(&self.deliveries)
+                    .message_body(body)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!(shared::error::chain(&e)))
+                    .context("sending to the deliveries queue")?;
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.dead_letters)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!(shared::error::chain(&e)))
+                    .context("deleting from the dead-letter queue")?;
+                replayed += 1;
+                eprint!("\rreplayed {replayed}");
+                let _ = io::stderr().flush();
+            }
+        }
+        let skipped: Vec<Message> = skipped.into_values().collect();
+        self.release(&skipped).await;
+        eprintln!("\rreplayed {replayed}, left {} that did not match", skipped.len());
+        Ok(replayed)
+    }
+
+    /// Deletes every parked message, after the operator typed the queue's name (or `--yes`).
+    pub async fn purge(&self, yes: bool) -> Result<()> {
+        let name = self.dead_letters.rsplit('/').next().unwrap_or_default().to_owned();
+        if !yes {
+            eprint!("This deletes every delivery in {name} for good. Type the queue's name to go on: ");
+            io::stderr().flush()?;
+            let mut typed = String::new();
+            io::stdin().read_line(&mut typed)?;
+            if typed.trim() != name {
+                bail!("not purged");
+            }
+        }
+        self.sqs
+            .purge_queue()
+            .queue_url(&self.dead_letters)
+            .send()
+            .await
+            .map_err(|e| anyhow!(shared::error::chain(&e)))
+            .context("purging")?;
+        eprintln!("purged {name}");
+        Ok(())
+    }
+}
+
+fn decode(m: &Message) -> Option<DeliveryMessage> {
+    serde_json::from_str(m.body()?).ok()
+}
+
+fn attribute(m: &Message, name: MessageSystemAttributeName) -> Option<String> {
+    m.attributes()?.get(&name).cloned()
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
+}
+
+fn age(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
