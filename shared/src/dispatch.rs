@@ -13,6 +13,7 @@ use crate::{
         RetrySchedule, MESSAGE_VERSION,
     },
     domain::Webhook,
+    metrics,
     queue::{DeliveryQueue, SqsQueue},
     store::{AttemptLog, AttemptRecord, Conflict, DynamoStore, StoreError, WebhookStore},
 };
@@ -79,11 +80,13 @@ where
                 }
             }
         }
+        let tally = Tally::default();
         let dispositions = futures_util::future::join_all(event.records.iter().zip(&ids).map(|(record, id)| {
             let span = tracing::info_span!("message", message_id = %id, event_id = tracing::field::Empty, webhook_id = tracing::field::Empty);
-            self.process(record).instrument(span)
+            self.process(record, &tally).instrument(span)
         }))
         .await;
+        tally.record().emit();
         let mut response = SqsBatchResponse::default();
         for (id, d) in ids.iter().zip(dispositions) {
             if d == Disposition::Retry {
@@ -93,7 +96,7 @@ where
         Ok(response)
     }
 
-    async fn process(&self, record: &SqsMessage) -> Disposition {
+    async fn process(&self, record: &SqsMessage, tally: &Tally) -> Disposition {
         let receive_count: u32 =
             record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
         let Some(body) = record.body.as_deref() else {
@@ -119,6 +122,7 @@ where
             Ok(Some(w)) => w,
             Ok(None) => {
                 tracing::info!("webhook deleted since the event was published: delivery dropped");
+                tally.add(|t| t.dropped += 1);
                 return Disposition::Done;
             }
             Err(e) => {
@@ -156,6 +160,18 @@ where
             })
             .await;
         self.log_attempt(&message, receive_count, &attempt).await;
+        let ms = attempt.duration.as_secs_f64() * 1000.0;
+        tally.add(|t| {
+            t.latency_ms.push(ms);
+            match &attempt.outcome {
+                Outcome::Delivered { .. } => t.delivered += 1,
+                Outcome::Rejected { .. } => t.rejected += 1,
+                Outcome::Failed { class: "timeout" } => t.timeout += 1,
+                Outcome::Failed { class: "connect" } => t.connect += 1,
+                Outcome::Failed { class: "refused_address" } => t.refused += 1,
+                Outcome::Failed { .. } => t.other += 1,
+            }
+        });
 
         match attempt.outcome {
             Outcome::Delivered { status } => {
@@ -245,6 +261,45 @@ where
                 }
             }
         }
+    }
+}
+
+/// What a batch did, for its metrics line.
+#[derive(Default)]
+struct Tally(std::sync::Mutex<Counts>);
+
+#[derive(Default)]
+struct Counts {
+    delivered: u64,
+    rejected: u64,
+    timeout: u64,
+    connect: u64,
+    refused: u64,
+    other: u64,
+    dropped: u64,
+    latency_ms: Vec<f64>,
+}
+
+impl Tally {
+    fn add(&self, f: impl FnOnce(&mut Counts)) {
+        if let Ok(mut c) = self.0.lock() {
+            f(&mut c);
+        }
+    }
+
+    /// Delivered, failed (all, then by class), dropped, and each attempt's latency.
+    fn record(&self) -> metrics::Record {
+        let c = self.0.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
+        metrics::Record::new("dispatch")
+            .count("Delivered", c.delivered)
+            .count("Failed", c.rejected + c.timeout + c.connect + c.refused + c.other)
+            .count("FailedRejected", c.rejected)
+            .count("FailedTimeout", c.timeout)
+            .count("FailedConnect", c.connect)
+            .count("FailedRefusedAddress", c.refused)
+            .count("FailedOther", c.other)
+            .count("Dropped", c.dropped)
+            .millis("AttemptLatency", c.latency_ms)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod json;
+pub mod metrics;
 pub mod queue;
 pub mod store;
 pub mod telemetry;

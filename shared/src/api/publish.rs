@@ -9,7 +9,7 @@ use crate::{
     domain::FieldError,
     error::{json_response, ApiError},
     events::{self, PublishError, MAX_EVENT_BYTES},
-    ids,
+    ids, metrics,
     queue::DeliveryQueue,
     store::{EventLog, EventStart, TokenStore, VendorStore, WebhookStore},
 };
@@ -55,6 +55,7 @@ where
             EventStart::New => {}
             EventStart::Done { event_id, deliveries } => {
                 tracing::info!(event_id = %event_id, "repeated event id: nothing enqueued");
+                metrics::Record::new("publish-event").count("Repeated", 1).emit();
                 return Ok(json_response(
                     StatusCode::ACCEPTED,
                     &Accepted { event_id: &event_id, deliveries },
@@ -98,5 +99,6 @@ where
         app.store.finish_event(&event.vendor_id, key, deliveries).await?;
     }
     tracing::info!(event_id = %event_id, event_type = %event.event_type, vendor = %event.vendor_id, deliveries, "event published");
+    metrics::Record::new("publish-event").count("Published", 1).count("FannedOut", deliveries as u64).emit();
     Ok(json_response(StatusCode::ACCEPTED, &Accepted { event_id: &event_id, deliveries }))
 }
