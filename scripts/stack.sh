@@ -121,6 +121,7 @@ start_stack() {
   curl -s -o /dev/null --max-time 180 -X PUT "$WEBHOOKS_API_URL/basic/webhooks/1" || true
   curl -s -o /dev/null --max-time 180 -X DELETE "$WEBHOOKS_API_URL/basic/webhooks/1" || true
   curl -s -o /dev/null --max-time 180 -X PATCH "$WEBHOOKS_API_URL/events" || true
+  curl -s -o /dev/null --max-time 180 "$WEBHOOKS_API_URL/basic/webhooks/1/deliveries" || true
   curl -s -o /dev/null --max-time 180 -d '{"Records": []}' \
     "$WEBHOOKS_API_URL/2015-03-31/functions/dispatch/invocations" || true
 

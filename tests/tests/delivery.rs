@@ -195,6 +195,35 @@ async fn a_failing_receiver_is_retried_alone_until_it_answers() {
     assert_eq!(statuses, [(1, Some(500)), (2, Some(503)), (3, Some(200))]);
     assert!(attempts.iter().all(|a| a.webhook_id == flaky_id && a.event_id == ids[0]));
     assert_eq!(store.list_attempts(steady_id, 10).await.unwrap().len(), 1);
+
+    // The vendor sees the same log, newest first, a page at a time.
+    let path = format!("/basic/webhooks/{flaky_id}/deliveries");
+    let page = api.vendor(&v, Method::GET, &path, None).await.json();
+    let log = page["deliveries"].as_array().unwrap();
+    let seen: Vec<(u64, Value, &str)> = log
+        .iter()
+        .map(|d| (d["attempt"].as_u64().unwrap(), d["status"].clone(), d["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [(3, json!(200), "delivered"), (2, json!(503), "rejected"), (1, json!(500), "rejected")]
+    );
+    assert_eq!(log[0]["eventId"], ids[0].as_str());
+    assert_eq!(log[0]["response"], "{\"received\": true}");
+    assert!(log[0]["at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(page["next"], Value::Null);
+    let first = api.vendor(&v, Method::GET, &format!("{path}?limit=2"), None).await.json();
+    assert_eq!(first["deliveries"].as_array().unwrap().len(), 2);
+    let next = first["next"].as_str().expect("a next page").to_owned();
+    let second = api.vendor(&v, Method::GET, &format!("{path}?limit=2&after={next}"), None).await.json();
+    assert_eq!(second["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(second["deliveries"][0]["attempt"], 1);
+    let a = api.vendor(&v, Method::GET, &format!("{path}?limit=0"), None).await;
+    assert_eq!(a.expect_error(400, "invalid_field")["field"], "limit");
+    let a = api.vendor(&v, Method::GET, &format!("{path}?after=bm90LWEtY3Vyc29y"), None).await;
+    assert_eq!(a.expect_error(400, "invalid_field")["field"], "after");
+    let other = new_vendor(&store).await;
+    api.vendor(&other, Method::GET, &path, None).await.expect_error(404, "not_found");
 }
 
 #[tokio::test]

@@ -72,6 +72,9 @@ async fn each_function_answers_its_sample_event() {
     let (status, body) = invoke("get-webhook", "events/get-webhook.json");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["webhookId"], 1000);
+    let (status, body) = invoke("list-deliveries", "events/list-deliveries.json");
+    assert_eq!(status, 200, "{body}");
+    assert!(body["deliveries"].is_array(), "{body}");
 
     let (status, body) = invoke("update-webhook", "events/update-webhook.json");
     assert_eq!(status, 200, "{body}");

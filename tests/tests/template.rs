@@ -150,6 +150,7 @@ fn functions_get_only_the_table_actions_they_use() {
     let expected: BTreeMap<&str, &[&str]> = BTreeMap::from([
         ("list-webhooks", &["dynamodb:GetItem", "dynamodb:Query"][..]),
         ("get-webhook", &["dynamodb:GetItem"][..]),
+        ("list-deliveries", &["dynamodb:GetItem", "dynamodb:Query"][..]),
         ("create-webhook", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
         ("update-webhook", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"][..]),
         ("delete-webhook", &["dynamodb:GetItem", "dynamodb:DeleteItem"][..]),

@@ -1,7 +1,8 @@
 //! The eComNow dialect: `/basic/webhooks`, camelCase bodies, vendor credentials.
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use lambda_http::{
     http::{header, HeaderValue, StatusCode},
-    Body, Request, Response,
+    Body, Request, RequestExt, Response,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -15,7 +16,7 @@ use crate::{
     domain::{self, Dialect, Vendor, Webhook, WebhookSpec},
     error::{json_response, ApiError},
     queue::DeliveryQueue,
-    store::{EventLog, TokenStore, VendorStore, WebhookStore},
+    store::{AttemptLog, AttemptRecord, EventLog, TokenStore, VendorStore, WebhookStore},
     urls,
 };
 
@@ -61,6 +62,58 @@ impl<'a> WebhookView<'a> {
     }
 }
 
+/// One delivery attempt, as the vendor sees it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeliveryView<'a> {
+    event_id: &'a str,
+    attempt: u32,
+    /// `delivered`, `rejected` (a non-2xx answer), or why there was no answer.
+    outcome: &'a str,
+    status: Option<u16>,
+    duration_ms: u64,
+    at: String,
+    /// The first KiB of the receiver's answer.
+    response: &'a str,
+}
+
+impl<'a> DeliveryView<'a> {
+    fn of(a: &'a AttemptRecord) -> Self {
+        Self {
+            event_id: &a.event_id,
+            attempt: a.attempt,
+            outcome: &a.outcome,
+            status: a.status,
+            duration_ms: a.duration_ms,
+            at: OffsetDateTime::from_unix_timestamp_nanos(a.at_ms as i128 * 1_000_000)
+                .ok()
+                .and_then(|t| t.format(&Rfc3339).ok())
+                .unwrap_or_default(),
+            response: &a.response_excerpt,
+        }
+    }
+}
+
+/// A page of attempts, newest first, and the cursor of the next page.
+#[derive(Serialize)]
+struct DeliveryPage<'a> {
+    deliveries: Vec<DeliveryView<'a>>,
+    next: Option<String>,
+}
+
+/// Page cursors are opaque to clients: the store's sort key, base64url.
+fn encode_cursor(sk: &str) -> String {
+    URL_SAFE_NO_PAD.encode(sk)
+}
+
+/// Reads a cursor back; anything that is not one of ours is refused.
+fn decode_cursor(c: &str) -> Option<String> {
+    let sk = String::from_utf8(URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
+    let ok = sk.len() <= 300
+        && sk.split('#').next().is_some_and(|t| t.len() == 13 && t.bytes().all(|b| b.is_ascii_digit()));
+    ok.then_some(sk)
+}
+
 /// The answer to the list: `{"webhooks": [...]}`.
 #[derive(Serialize)]
 struct WebhookList<'a> {
@@ -68,7 +121,10 @@ struct WebhookList<'a> {
 }
 
 /// Serves an eComNow route for an authenticated vendor.
-pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue>(
+pub(super) async fn serve<
+    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog,
+    Q: DeliveryQueue,
+>(
     app: &App<S, Q>,
     op: Operation,
     vendor: &Vendor,
@@ -110,6 +166,35 @@ pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog,
             let webhook = app.delete_webhook(vendor, id).await?;
             Ok(json_response(StatusCode::OK, &WebhookView::of(&webhook)))
         }
+        Operation::ListDeliveries => {
+            let id = request::webhook_id(param, "webhookId")?;
+            app.find_webhook(vendor, id).await?;
+            let query = req.query_string_parameters();
+            let limit = match query.first("limit") {
+                None => 20,
+                Some(l) => l.parse::<i32>().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| {
+                    let mut e =
+                        ApiError::bad_request("invalid_field", "limit must be an integer from 1 to 100");
+                    e.field = Some("limit".into());
+                    e
+                })?,
+            };
+            let after = match query.first("after") {
+                None => None,
+                Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+                    let mut e =
+                        ApiError::bad_request("invalid_field", "after must be a cursor from a previous page");
+                    e.field = Some("after".into());
+                    e
+                })?),
+            };
+            let (attempts, next) = app.store.attempts_page(id, limit, after.as_deref()).await?;
+            let deliveries: Vec<DeliveryView> = attempts.iter().map(DeliveryView::of).collect();
+            Ok(json_response(
+                StatusCode::OK,
+                &DeliveryPage { deliveries, next: next.as_deref().map(encode_cursor) },
+            ))
+        }
         // Not routed to this dialect (see routes.rs).
         Operation::PublishEvent => Err(ApiError::not_found("route")),
     }
@@ -118,7 +203,7 @@ pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog,
 /// Parses the body of `POST` and `PUT`: `{"authentication"?, "webhookType", "url"}`.
 fn parse_spec<S, Q>(app: &App<S, Q>, req: &Request) -> Result<WebhookSpec, ApiError>
 where
-    S: VendorStore + WebhookStore + TokenStore + EventLog,
+    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog,
     Q: DeliveryQueue,
 {
     let body = request::json_object(req, MAX_REGISTRATION_BODY)?;

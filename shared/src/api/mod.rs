@@ -10,7 +10,7 @@ use crate::{
     error::ApiError,
     ids,
     queue::{DeliveryQueue, SqsQueue},
-    store::{Conflict, DynamoStore, EventLog, StoreError, TokenStore, VendorStore, WebhookStore},
+    store::{AttemptLog, Conflict, DynamoStore, EventLog, StoreError, TokenStore, VendorStore, WebhookStore},
     urls::TargetPolicy,
 };
 
@@ -44,7 +44,7 @@ impl App<DynamoStore> {
     }
 }
 
-impl<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue> App<S, Q> {
+impl<S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog, Q: DeliveryQueue> App<S, Q> {
     /// Builds an app over any store (tests use the emulator or an in-memory one).
     pub fn new(config: Config, store: S) -> Self {
         Self { config, store, queue: None }

@@ -11,7 +11,7 @@ use crate::{
     events::{self, PublishError, MAX_EVENT_BYTES},
     ids, metrics,
     queue::DeliveryQueue,
-    store::{EventLog, EventStart, TokenStore, VendorStore, WebhookStore},
+    store::{AttemptLog, EventLog, EventStart, TokenStore, VendorStore, WebhookStore},
 };
 
 /// How long a publisher's idempotency key is remembered.
@@ -27,7 +27,7 @@ struct Accepted<'a> {
 /// Serves `POST /events`.
 pub(super) async fn serve<S, Q>(app: &App<S, Q>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: VendorStore + WebhookStore + TokenStore + EventLog,
+    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog,
     Q: DeliveryQueue,
 {
     let Some(queue) = &app.queue else {

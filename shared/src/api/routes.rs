@@ -10,17 +10,19 @@ pub enum Operation {
     DeleteWebhook,
     ListWebhooks,
     PublishEvent,
+    ListDeliveries,
 }
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 6] = [
+    pub const ALL: [Operation; 7] = [
         Operation::CreateWebhook,
         Operation::GetWebhook,
         Operation::UpdateWebhook,
         Operation::DeleteWebhook,
         Operation::ListWebhooks,
         Operation::PublishEvent,
+        Operation::ListDeliveries,
     ];
 
     /// The function's crate and binary name.
@@ -32,6 +34,7 @@ impl Operation {
             Operation::DeleteWebhook => "delete-webhook",
             Operation::ListWebhooks => "list-webhooks",
             Operation::PublishEvent => "publish-event",
+            Operation::ListDeliveries => "list-deliveries",
         }
     }
 }
@@ -61,6 +64,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/webhooks/create", Operation::CreateWebhook, Dialect::Ventiapp),
     // A POST, as the Ventiapp document has it: their clients send it so.
     route("POST", "/api/webhooks/delete", Operation::DeleteWebhook, Dialect::Ventiapp),
+    route("GET", "/basic/webhooks/{webhookId}/deliveries", Operation::ListDeliveries, Dialect::Ecomnow),
     route("POST", "/events", Operation::PublishEvent, Dialect::Platform),
 ];
 

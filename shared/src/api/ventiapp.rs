@@ -13,7 +13,7 @@ use crate::{
     domain::{self, Dialect, Vendor, Webhook, WebhookSpec},
     error::{json_response, ApiError},
     queue::DeliveryQueue,
-    store::{EventLog, TokenStore, VendorStore, WebhookStore},
+    store::{AttemptLog, EventLog, TokenStore, VendorStore, WebhookStore},
     urls,
 };
 
@@ -61,7 +61,10 @@ struct List<'a> {
 }
 
 /// Serves a Ventiapp route for an authenticated vendor.
-pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog, Q: DeliveryQueue>(
+pub(super) async fn serve<
+    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog,
+    Q: DeliveryQueue,
+>(
     app: &App<S, Q>,
     op: Operation,
     vendor: &Vendor,
@@ -94,9 +97,10 @@ pub(super) async fn serve<S: VendorStore + WebhookStore + TokenStore + EventLog,
             Ok(json_response(StatusCode::OK, &One { webhook: view }))
         }
         // Not routed to this dialect (see routes.rs); answered as the router would.
-        Operation::GetWebhook | Operation::UpdateWebhook | Operation::PublishEvent => {
-            Err(ApiError::not_found("route"))
-        }
+        Operation::GetWebhook
+        | Operation::UpdateWebhook
+        | Operation::PublishEvent
+        | Operation::ListDeliveries => Err(ApiError::not_found("route")),
     }
 }
 

@@ -426,19 +426,34 @@ impl AttemptLog for DynamoStore {
     }
 
     async fn list_attempts(&self, webhook_id: u64, limit: i32) -> Result<Vec<AttemptRecord>, StoreError> {
+        Ok(self.attempts_page(webhook_id, limit, None).await?.0)
+    }
+
+    async fn attempts_page(
+        &self,
+        webhook_id: u64,
+        limit: i32,
+        after: Option<&str>,
+    ) -> Result<(Vec<AttemptRecord>, Option<String>), StoreError> {
+        let pk = format!("ATTEMPTS#{webhook_id}");
+        let start = after.map(|sk| Item::from([("pk".into(), s(&pk)), ("sk".into(), s(sk))]));
         let out = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(format!("ATTEMPTS#{webhook_id}")))
+            .expression_attribute_values(":pk", s(&pk))
             .scan_index_forward(false)
             .limit(limit)
             .consistent_read(true)
+            .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(backend)?;
-        out.items
+        let next =
+            out.last_evaluated_key.as_ref().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).cloned();
+        let records = out
+            .items
             .unwrap_or_default()
             .iter()
             .map(|item| {
@@ -458,7 +473,8 @@ impl AttemptLog for DynamoStore {
                         .unwrap_or_default(),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((records, next))
     }
 }
 

@@ -184,6 +184,15 @@ pub trait AttemptLog: Send + Sync {
     /// Appends an attempt.
     fn record_attempt(&self, record: &AttemptRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// A page of a webhook's attempts, newest first, after the cursor of a previous page; and the
+    /// cursor of the next page, if there is one.
+    fn attempts_page(
+        &self,
+        webhook_id: u64,
+        limit: i32,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<(Vec<AttemptRecord>, Option<String>), StoreError>> + Send;
+
     /// A webhook's latest attempts, newest first.
     fn list_attempts(
         &self,

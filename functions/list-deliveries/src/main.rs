@@ -1,0 +1,7 @@
+//! `list-deliveries`: a webhook's delivery attempts, newest first. All logic lives in `shared`.
+use shared::api::{run_function, Operation};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    run_function(Operation::ListDeliveries).await
+}
