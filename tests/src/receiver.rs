@@ -57,23 +57,7 @@ pub struct Receiver {
 impl Receiver {
     /// Answers with `script` in order, then with `then` for ever.
     pub async fn start(script: Vec<Reply>, then: Reply) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(State { script: script.into(), then, got: Vec::new() }));
-        let shared = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(state.clone(), req));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                });
-            }
-        });
-        Self { url, state }
+        Self::serve(script, then, None).await
     }
 
     /// Like [`Receiver::start`], over https with the local stack's certificate (`RECEIVER_TLS_DIR`,
@@ -94,23 +78,33 @@ impl Receiver {
                 .with_no_client_auth()
                 .with_single_cert(certs, key)
                 .unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        Self::serve(script, then, Some(TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    /// Listens on a free loopback port and answers, over TLS if given an acceptor.
+    async fn serve(script: Vec<Reply>, then: Reply, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("https://{}/hook", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}/hook", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State { script: script.into(), then, got: Vec::new() }));
         let shared = state.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (state, acceptor) = (shared.clone(), acceptor.clone());
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (state, tls) = (shared.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
                     let service = service_fn(move |req| answer(state.clone(), req));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+                    match tls {
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else { return };
+                            let _ =
+                                http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        None => {
+                            let _ =
+                                http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });

@@ -85,10 +85,7 @@ impl<'a> DeliveryView<'a> {
             outcome: &a.outcome,
             status: a.status,
             duration_ms: a.duration_ms,
-            at: OffsetDateTime::from_unix_timestamp_nanos(a.at_ms as i128 * 1_000_000)
-                .ok()
-                .and_then(|t| t.format(&Rfc3339).ok())
-                .unwrap_or_default(),
+            at: rfc3339_nanos(a.at_ms as i128 * 1_000_000),
             response: &a.response_excerpt,
         }
     }
@@ -232,7 +229,15 @@ fn spec_from_body(body: &Map<String, Value>, policy: urls::TargetPolicy) -> Resu
 }
 
 fn rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
+    rfc3339_nanos(unix as i128 * 1_000_000_000)
+}
+
+/// RFC 3339 in UTC (`Z`), with fractions only where the time has them.
+fn rfc3339_nanos(nanos: i128) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
