@@ -108,6 +108,8 @@ start_stack() {
     if [ -n "${RETRY_SCHEDULE:-}" ]; then echo "RETRY_SCHEDULE=$RETRY_SCHEDULE"; fi
     if [ -n "${DELIVERY_TIMEOUT_MS:-}" ]; then echo "DELIVERY_TIMEOUT_MS=$DELIVERY_TIMEOUT_MS"; fi
     if [ -n "${EXTRA_CA_FILE:-}" ]; then echo "EXTRA_CA_FILE=$EXTRA_CA_FILE"; fi
+    if [ -n "${ROTATION_GRACE_SECS:-}" ]; then echo "ROTATION_GRACE_SECS=$ROTATION_GRACE_SECS"; fi
+    if [ -n "${AUTO_DISABLE_AFTER:-}" ]; then echo "AUTO_DISABLE_AFTER=$AUTO_DISABLE_AFTER"; fi
   } > "$STACK_DIR/functions.env"
   start_bg watch bash -c "cd '$ROOT' && exec cargo lambda watch --invoke-address 127.0.0.1 \
       --invoke-port '$API_PORT' --ignore-changes --env-file '$STACK_DIR/functions.env'"
@@ -122,6 +124,10 @@ start_stack() {
   curl -s -o /dev/null --max-time 180 -X DELETE "$WEBHOOKS_API_URL/basic/webhooks/1" || true
   curl -s -o /dev/null --max-time 180 -X PATCH "$WEBHOOKS_API_URL/events" || true
   curl -s -o /dev/null --max-time 180 "$WEBHOOKS_API_URL/basic/webhooks/1/deliveries" || true
+  curl -s -o /dev/null --max-time 180 -X POST "$WEBHOOKS_API_URL/basic/webhooks/1/enable" || true
+  curl -s -o /dev/null --max-time 180 -X POST "$WEBHOOKS_API_URL/basic/webhooks/1/rotate-secret" || true
+  curl -s -o /dev/null --max-time 180 -X POST "$WEBHOOKS_API_URL/basic/webhooks/1/redeliver" || true
+  curl -s -o /dev/null --max-time 180 -X POST "$WEBHOOKS_API_URL/basic/webhooks/1/test" || true
   curl -s -o /dev/null --max-time 180 -d '{"Records": []}' \
     "$WEBHOOKS_API_URL/2015-03-31/functions/dispatch/invocations" || true
 

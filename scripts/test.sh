@@ -6,8 +6,11 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 export MOTO_PORT="${TEST_MOTO_PORT:-4577}" API_PORT="${TEST_API_PORT:-9107}"
 export STACK_DIR="$ROOT/.stack/test" TABLE_NAME="webhooks-test"
-# Time compressed: eight attempts a second apart, a short visibility timeout and delivery timeout.
+# Time compressed: eight attempts a second apart, a short visibility timeout and delivery timeout,
+# a rotated-out secret signing for 4 s, webhooks disabled after 30 s of failures (longer than
+# any other test's failing receiver fails: a DLQ test's eight attempts take about 8 s).
 export RETRY_SCHEDULE="1s,1s,1s,1s,1s,1s,1s" QUEUE_VISIBILITY_TIMEOUT=20 DELIVERY_TIMEOUT_MS=2000
+export ROTATION_GRACE_SECS=4 AUTO_DISABLE_AFTER=30s
 # Functions log at debug level, and the tests list every secret they use: none may be logged.
 export FUNCTIONS_RUST_LOG=debug SECRETS_FILE="$STACK_DIR/secrets.txt"
 source "$ROOT/scripts/stack.sh"

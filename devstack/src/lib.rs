@@ -57,6 +57,8 @@ pub async fn ensure_demo_webhook(store: &DynamoStore, demo: &Vendor) -> Result<b
         updated_at: now(),
         version: 1,
         disabled: None,
+        previous_secret: None,
+        failing_since: None,
     };
     match store.insert_webhook(&webhook).await {
         Ok(()) => Ok(true),

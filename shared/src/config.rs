@@ -8,6 +8,8 @@ pub struct Config {
     pub table_name: String,
     /// Lifts the private-address and `https`-only rules for local receivers (never in production).
     pub allow_private_targets: bool,
+    /// `ROTATION_GRACE_SECS`: how long a rotated-out signing secret keeps signing (default a day).
+    pub rotation_grace_secs: i64,
 }
 
 /// A setting that is missing or malformed.
@@ -30,7 +32,13 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         let table_name = env::var("TABLE_NAME")
             .map_err(|_| ConfigError { name: "TABLE_NAME", problem: "is not set".into() })?;
-        Ok(Self { table_name, allow_private_targets: flag("ALLOW_PRIVATE_TARGETS")? })
+        let rotation_grace_secs = match env::var("ROTATION_GRACE_SECS") {
+            Err(_) => 24 * 3600,
+            Ok(v) => v.parse().map_err(|_| {
+                ConfigError::new("ROTATION_GRACE_SECS", format!("expected seconds, got {v:?}"))
+            })?,
+        };
+        Ok(Self { table_name, allow_private_targets: flag("ALLOW_PRIVATE_TARGETS")?, rotation_grace_secs })
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Dispatcher<S, Q, D> {
     pub queue: Q,
     pub deliverer: D,
     pub schedule: RetrySchedule,
+    /// A webhook whose every delivery has failed for this long is disabled (`None`: never).
+    pub auto_disable_after: Option<Duration>,
 }
 
 impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
@@ -51,6 +53,14 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
             Ok(spec) => RetrySchedule::parse(&spec).map_err(|e| ConfigError::new("RETRY_SCHEDULE", e))?,
             Err(_) => RetrySchedule::standard(),
         };
+        // `AUTO_DISABLE_AFTER`: 5 days unless set; `off` never disables.
+        let auto_disable_after = match std::env::var("AUTO_DISABLE_AFTER").as_deref() {
+            Err(_) => Some(Duration::from_secs(5 * 86400)),
+            Ok("off") => None,
+            Ok(spec) => {
+                Some(delivery::parse_duration(spec).map_err(|e| ConfigError::new("AUTO_DISABLE_AFTER", e))?)
+            }
+        };
         let deliverer = HttpDeliverer::new(&DeliverySettings::from_env()?)?;
         let aws = aws_config::load_from_env().await;
         Ok(Self {
@@ -58,6 +68,7 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url),
             deliverer,
             schedule,
+            auto_disable_after,
         })
     }
 }
@@ -132,16 +143,18 @@ where
         };
         if let Some((_, reason)) = &webhook.disabled {
             tracing::info!(reason = %reason, "webhook disabled since the event was published: delivery dropped");
+            tally.add(|t| t.dropped += 1);
             return Disposition::Done;
         }
         if webhook.event_type != message.event_type {
             tracing::info!("webhook no longer takes this event type: delivery dropped");
+            tally.add(|t| t.dropped += 1);
             return Disposition::Done;
         }
 
         let timestamp = unix_seconds();
         let body = message.payload.get().as_bytes();
-        let signature = match delivery::sign(&webhook.secret, &message.event_id, timestamp, body) {
+        let signature = match delivery::signature_header(&webhook, &message.event_id, timestamp, body) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "cannot sign");
@@ -181,20 +194,67 @@ where
                     duration_ms = attempt.duration.as_millis() as u64,
                     "delivered"
                 );
+                if webhook.failing_since.is_some() {
+                    self.change_webhook(webhook, |w| {
+                        w.failing_since.map(|_| Webhook { failing_since: None, ..w.clone() })
+                    })
+                    .await;
+                }
                 Disposition::Done
             }
             Outcome::Rejected { status: 410, .. } => {
                 tracing::warn!("receiver answered 410 Gone: webhook disabled");
-                self.disable(webhook, "the receiver answered 410 Gone").await;
+                let at = unix_seconds();
+                self.change_webhook(webhook, |w| {
+                    let disabled = Some((at, "the receiver answered 410 Gone".to_owned()));
+                    w.disabled.is_none().then(|| Webhook { disabled, ..w.clone() })
+                })
+                .await;
                 Disposition::Done
             }
             Outcome::Rejected { status, retry_after } => {
                 tracing::warn!(status, attempt = receive_count, "delivery rejected");
+                self.note_failure(webhook).await;
                 self.retry(record, receive_count, retry_after).await
             }
             Outcome::Failed { class } => {
                 tracing::warn!(class, attempt = receive_count, "delivery failed");
+                self.note_failure(webhook).await;
                 self.retry(record, receive_count, None).await
+            }
+        }
+    }
+
+    /// Remembers since when a webhook's deliveries fail, and disables it once that is longer
+    /// than `auto_disable_after`: its deliveries then stop, and the vendor sees why in `GET`.
+    async fn note_failure(&self, webhook: Webhook) {
+        let now = unix_seconds();
+        let window = self.auto_disable_after.map(|d| d.as_secs() as i64);
+        match (webhook.failing_since, window) {
+            (Some(since), Some(window)) if now - since >= window => {
+                tracing::warn!(
+                    failing_since = since,
+                    "deliveries have failed for too long: webhook disabled"
+                );
+                self.change_webhook(webhook, |w| match w.failing_since {
+                    Some(since) if w.disabled.is_none() && now - since >= window => {
+                        let reason = format!(
+                            "every delivery has failed since {} ({} or longer)",
+                            crate::api::rfc3339(since),
+                            humanize(window)
+                        );
+                        Some(Webhook { disabled: Some((now, reason)), ..w.clone() })
+                    }
+                    _ => None,
+                })
+                .await;
+            }
+            (Some(_), _) => {}
+            (None, _) => {
+                self.change_webhook(webhook, |w| {
+                    w.failing_since.is_none().then(|| Webhook { failing_since: Some(now), ..w.clone() })
+                })
+                .await;
             }
         }
     }
@@ -240,13 +300,12 @@ where
         }
     }
 
-    async fn disable(&self, mut webhook: Webhook, reason: &str) {
+    /// Writes `change` of the webhook (`None`: nothing to change), re-reading it if another
+    /// writer got there first. Best effort: a failure here must not fail the delivery.
+    async fn change_webhook(&self, mut webhook: Webhook, change: impl Fn(&Webhook) -> Option<Webhook>) {
         for _ in 0..3 {
-            let next = Webhook {
-                disabled: Some((unix_seconds(), reason.to_owned())),
-                version: webhook.version + 1,
-                ..webhook.clone()
-            };
+            let Some(next) = change(&webhook) else { return };
+            let next = Webhook { version: webhook.version + 1, ..next };
             match self.store.replace_webhook(&webhook, &next).await {
                 Ok(()) => return,
                 Err(StoreError::Conflict(Conflict::Concurrent)) => {
@@ -256,7 +315,7 @@ where
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %crate::error::chain(&e), "cannot disable the webhook");
+                    tracing::error!(error = %crate::error::chain(&e), "cannot update the webhook");
                     return;
                 }
             }
@@ -301,6 +360,17 @@ impl Tally {
             .count("Dropped", c.dropped)
             .millis("AttemptLatency", c.latency_ms)
     }
+}
+
+/// `5 days`, `15 seconds`: a window as people say it.
+fn humanize(secs: i64) -> String {
+    let (n, unit) = match secs {
+        s if s % 86400 == 0 => (s / 86400, "day"),
+        s if s % 3600 == 0 => (s / 3600, "hour"),
+        s if s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 fn unix_seconds() -> i64 {

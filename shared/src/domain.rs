@@ -118,6 +118,10 @@ pub struct Webhook {
     pub version: u64,
     /// Set when deliveries stopped (the receiver answered `410 Gone`, …): (unix seconds, why).
     pub disabled: Option<(i64, String)>,
+    /// After a rotation, the former secret and until when (unix seconds) it still signs.
+    pub previous_secret: Option<(String, i64)>,
+    /// Since when (unix seconds) every delivery attempt has failed; `None` while deliveries succeed.
+    pub failing_since: Option<i64>,
 }
 
 // Secrets stay out of `{:?}`, so no log line can carry them by accident.
@@ -134,6 +138,8 @@ impl fmt::Debug for Webhook {
             .field("updated_at", &self.updated_at)
             .field("version", &self.version)
             .field("disabled", &self.disabled)
+            .field("previous_secret", &self.previous_secret.as_ref().map(|(_, until)| ("<redacted>", until)))
+            .field("failing_since", &self.failing_since)
             .finish()
     }
 }
@@ -218,7 +224,7 @@ pub fn parse_event_type(field: &str, value: &str, dialect: Dialect) -> Result<Ev
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -270,20 +276,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn debug_output_redacts_secrets() {
-        let w = Webhook {
+    /// A webhook for unit tests.
+    pub(crate) fn webhook() -> Webhook {
+        Webhook {
             id: 1,
             vendor_id: "ven_x".into(),
             event_type: EventType::NewOrder,
             url: "https://example.com/".into(),
             authentication: Some("Basic s3cr3t".into()),
-            secret: "whsec_s3cr3t".into(),
+            secret: "whsec_s3cr3tMfKQ9r8GKYqrTwjUPD8ILPZIo2".into(),
             created_at: 0,
             updated_at: 0,
             version: 1,
             disabled: None,
-        };
+            previous_secret: Some(("whsec_s3cr3tOld".into(), 5)),
+            failing_since: None,
+        }
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let w = webhook();
         let dbg = format!("{w:?}");
         assert!(!dbg.contains("s3cr3t"), "{dbg}");
     }

@@ -87,6 +87,46 @@ pub fn parse_publish(body: &[u8]) -> Result<PublishRequest, PublishError> {
     Ok(PublishRequest { id, vendor_id, event_type, payload: payload.to_owned() })
 }
 
+/// The payload of a test event (`POST /basic/webhooks/{id}/test`): the type's shape, with values
+/// that say it is a test.
+pub fn test_payload(event_type: EventType) -> Value {
+    use serde_json::json;
+    match event_type {
+        EventType::NewOrder | EventType::OrderCancellation => json!({
+            "orderNo": "TEST-0000",
+            "type": event_type.as_str(),
+            "items": [{
+                "skuNr": "TEST-SKU-1",
+                "itemName": "Test item: this is a test event",
+                "itemQuantity": 1,
+                "itemPrice": 1.0,
+                "itemTotal": 1.0
+            }]
+        }),
+        EventType::OrdersCreated | EventType::OrdersUpdated | EventType::OrdersCancelled => json!({
+            "orderId": 0,
+            "channel": "test",
+            "total": 1.0,
+            "currency": "MXN",
+            "comments": "This is a test event",
+            "items": [{"title": "Test item", "price": 1.0, "itemQuantity": 1, "total": 1.0, "sku": "TEST-SKU-1"}]
+        }),
+        EventType::BillsCreated => json!({
+            "orderId": 0,
+            "billingDate": "2000-01-01T00:00:00",
+            "message": "This is a test event",
+            "total": 1.0,
+            "customer": {"name": "Test", "businessName": "Test customer"}
+        }),
+        EventType::ProductsCreated | EventType::ProductsUpdated | EventType::ProductsDeleted => json!({
+            "productId": 0,
+            "sku": "TEST-SKU-1",
+            "price": 1.0,
+            "title": "Test product: this is a test event"
+        }),
+    }
+}
+
 /// Checks a payload against the schema of its event type; the error names the field by its
 /// path (`payload.items[0].itemQuantity`).
 pub fn validate_payload(event_type: EventType, payload: &Value) -> Result<(), FieldError> {
@@ -304,6 +344,13 @@ mod tests {
             field_of(publish("orders/updated", &order.replace("\"MXN\"", "null"))),
             "payload.currency"
         );
+    }
+
+    #[test]
+    fn test_payloads_are_valid_payloads_of_their_type() {
+        for t in EventType::ALL {
+            assert_eq!(validate_payload(t, &test_payload(t)), Ok(()), "{t}");
+        }
     }
 
     #[test]

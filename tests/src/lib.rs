@@ -1,5 +1,6 @@
 //! The test harness: the local stack's coordinates, clients for the API and the emulator,
 //! and fixtures. `make test` starts the stack and sets the environment read here.
+pub mod deliveries;
 pub mod receiver;
 
 use std::{env, path::PathBuf, time::Duration};

@@ -66,6 +66,8 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
             updated_at: 0,
             version: 1,
             disabled: None,
+            previous_secret: None,
+            failing_since: None,
         };
         store.insert_webhook(&w).await.unwrap();
         bodies.push(

@@ -114,9 +114,30 @@ async fn each_function_answers_its_sample_event() {
         serde_json::json!({"batchItemFailures": [{"itemIdentifier": "5f3a0c2e-1d2b-4e5f-8a9b-0c1d2e3f4a50"}]})
     );
 
+    // What vendors do when deliveries fail: the published sample event again, a test event
+    // (example.com is out of reach here: the answer says so), a new secret, enabling.
+    let (status, body) = invoke("redeliver-event", "events/redeliver-event.json");
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"webhookId": 1000, "eventId": "demo-order-1000-4612", "status": "queued"})
+    );
+    let (status, body) = invoke("test-webhook", "events/test-webhook.json");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((&body["webhookId"], &body["delivered"]), (&Value::from(1000), &Value::from(false)), "{body}");
+    assert!(body["eventId"].as_str().unwrap().starts_with("test_evt_"), "{body}");
+    let before = store.get_webhook(&demo.vendor_id, 1000).await.unwrap().unwrap().secret;
+    let (status, body) = invoke("rotate-secret", "events/rotate-secret.json");
+    assert_eq!(status, 200, "{body}");
+    let after = store.get_webhook(&demo.vendor_id, 1000).await.unwrap().unwrap();
+    assert_eq!(body["secret"].as_str(), Some(after.secret.as_str()));
+    assert_eq!(after.previous_secret.map(|(s, _)| s), Some(before));
+    let (status, body) = invoke("enable-webhook", "events/enable-webhook.json");
+    assert_eq!((status, &body["status"]), (200, &Value::from("active")), "{body}");
+
     // Leave the demo data as the stack made it, for whoever uses the stack next.
     for w in store.list_webhooks(&demo.vendor_id).await.unwrap() {
-        if w.url == "https://whatever.hostname.com/" {
+        if w.url == "https://whatever.hostname.com/" || w.id == devstack::DEMO_WEBHOOK_ID {
             store.delete_webhook(&w).await.unwrap();
         }
     }

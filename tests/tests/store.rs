@@ -20,11 +20,16 @@ fn webhook(vendor: &Vendor, id: u64, url: &str) -> shared::domain::Webhook {
         updated_at: now(),
         version: 1,
         disabled: None,
+        previous_secret: None,
+        failing_since: None,
     }
 }
 
 fn app(store: shared::store::DynamoStore) -> App {
-    App::new(Config { table_name: String::new(), allow_private_targets: true }, store)
+    App::new(
+        Config { table_name: String::new(), allow_private_targets: true, rotation_grace_secs: 60 },
+        store,
+    )
 }
 
 #[tokio::test]

@@ -6,14 +6,13 @@ use lambda_http::{
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
-use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 use super::{
     request::{self, MAX_REGISTRATION_BODY},
-    App, Operation,
+    rfc3339, rfc3339_nanos, App, Operation,
 };
 use crate::{
-    domain::{self, Dialect, Vendor, Webhook, WebhookSpec},
+    domain::{self, Dialect, FieldError, Vendor, Webhook, WebhookSpec},
     error::{json_response, ApiError},
     queue::DeliveryQueue,
     store::{AttemptLog, AttemptRecord, EventLog, TokenStore, VendorStore, WebhookStore},
@@ -38,9 +37,12 @@ struct WebhookView<'a> {
     disabled_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     disabled_reason: Option<&'a str>,
-    /// Only in the answer to the creation: the signing secret is shown once.
+    /// Only in the answers to the creation and a rotation: a signing secret is shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<&'a str>,
+    /// In the answer to a rotation: until when the former secret still signs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_expires_at: Option<String>,
 }
 
 impl<'a> WebhookView<'a> {
@@ -58,6 +60,7 @@ impl<'a> WebhookView<'a> {
             disabled_at: w.disabled.as_ref().map(|(at, _)| rfc3339(*at)),
             disabled_reason: w.disabled.as_ref().map(|(_, why)| why.as_str()),
             secret: None,
+            previous_secret_expires_at: None,
         }
     }
 }
@@ -192,6 +195,43 @@ pub(super) async fn serve<
                 &DeliveryPage { deliveries, next: next.as_deref().map(encode_cursor) },
             ))
         }
+        Operation::EnableWebhook => {
+            let id = request::webhook_id(param, "webhookId")?;
+            let webhook = app.enable_webhook(vendor, id).await?;
+            Ok(json_response(StatusCode::OK, &WebhookView::of(&webhook)))
+        }
+        Operation::RotateSecret => {
+            let id = request::webhook_id(param, "webhookId")?;
+            let webhook = app.rotate_secret(vendor, id, app.config.rotation_grace_secs).await?;
+            let mut view = WebhookView::of(&webhook);
+            view.secret = Some(&webhook.secret);
+            view.previous_secret_expires_at =
+                webhook.previous_secret.as_ref().map(|(_, until)| rfc3339(*until));
+            Ok(json_response(StatusCode::OK, &view))
+        }
+        Operation::RedeliverEvent => {
+            let id = request::webhook_id(param, "webhookId")?;
+            let body = request::json_object(req, MAX_REGISTRATION_BODY)?;
+            request::only_fields(&body, "", &["eventId"])?;
+            let event_id = request::required_str(&body, "", "eventId")?;
+            if event_id.is_empty() || event_id.len() > 256 {
+                return Err(FieldError::malformed("eventId", "eventId must be 1 to 256 characters").into());
+            }
+            app.redeliver(vendor, id, event_id).await?;
+            Ok(json_response(
+                StatusCode::ACCEPTED,
+                &serde_json::json!({"webhookId": id, "eventId": event_id, "status": "queued"}),
+            ))
+        }
+        Operation::TestWebhook => {
+            let id = request::webhook_id(param, "webhookId")?;
+            let sent = app.test_webhook(vendor, id).await?;
+            let mut view =
+                serde_json::to_value(DeliveryView::of(&sent)).map_err(|e| ApiError::internal(&e))?;
+            view["webhookId"] = id.into();
+            view["delivered"] = (sent.outcome == "delivered").into();
+            Ok(json_response(StatusCode::OK, &view))
+        }
         // Not routed to this dialect (see routes.rs).
         Operation::PublishEvent => Err(ApiError::not_found("route")),
     }
@@ -226,18 +266,6 @@ fn spec_from_body(body: &Map<String, Value>, policy: urls::TargetPolicy) -> Resu
         request::optional_str(body, "", "authentication")?,
     )?;
     Ok(WebhookSpec { event_type, url: url.into(), authentication })
-}
-
-fn rfc3339(unix: i64) -> String {
-    rfc3339_nanos(unix as i128 * 1_000_000_000)
-}
-
-/// RFC 3339 in UTC (`Z`), with fractions only where the time has them.
-fn rfc3339_nanos(nanos: i128) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::{
 };
 
 mod ecomnow;
+mod operate;
 mod publish;
 pub mod request;
 pub mod routes;
@@ -28,6 +29,8 @@ pub struct App<S = DynamoStore, Q = SqsQueue> {
     pub config: Config,
     pub store: S,
     pub queue: Option<Q>,
+    /// The HTTP client of test deliveries, built on the first one (only `test-webhook` sends).
+    deliverer: std::sync::OnceLock<crate::delivery::HttpDeliverer>,
 }
 
 impl App<DynamoStore> {
@@ -40,14 +43,14 @@ impl App<DynamoStore> {
         let queue = std::env::var("DELIVERIES_QUEUE_URL")
             .ok()
             .map(|url| SqsQueue::new(aws_sdk_sqs::Client::new(&aws), url));
-        Ok(Self { config, store, queue })
+        Ok(Self { config, store, queue, deliverer: Default::default() })
     }
 }
 
 impl<S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog, Q: DeliveryQueue> App<S, Q> {
     /// Builds an app over any store (tests use the emulator or an in-memory one).
     pub fn new(config: Config, store: S) -> Self {
-        Self { config, store, queue: None }
+        Self { config, store, queue: None, deliverer: Default::default() }
     }
 
     /// Serves one request for the function `op`; never fails, every error is a JSON answer.
@@ -153,6 +156,19 @@ pub async fn run_function(op: Operation) -> Result<(), lambda_http::Error> {
     .await
 }
 
+/// Unix seconds in RFC 3339, UTC (`Z`).
+pub fn rfc3339(unix: i64) -> String {
+    rfc3339_nanos(unix as i128 * 1_000_000_000)
+}
+
+/// RFC 3339 in UTC (`Z`), with fractions only where the time has them.
+pub fn rfc3339_nanos(nanos: i128) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
 /// The current time in unix seconds.
 pub fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
@@ -176,6 +192,8 @@ impl<S: WebhookStore, Q> App<S, Q> {
             updated_at: now,
             version: 1,
             disabled: None,
+            previous_secret: None,
+            failing_since: None,
         };
         for _ in 0..WRITE_ATTEMPTS {
             webhook.id = ids::webhook_id();
@@ -203,21 +221,30 @@ impl<S: WebhookStore, Q> App<S, Q> {
         id: u64,
         spec: WebhookSpec,
     ) -> Result<Webhook, ApiError> {
-        for _ in 0..WRITE_ATTEMPTS {
-            let current = self.find_webhook(vendor, id).await?;
-            let next = Webhook {
+        let w = self
+            .modify_webhook(vendor, id, |c| Webhook {
                 event_type: spec.event_type,
                 url: spec.url.clone(),
                 authentication: spec.authentication.clone(),
-                updated_at: now(),
-                version: current.version + 1,
-                ..current.clone()
-            };
+                ..c.clone()
+            })
+            .await?;
+        tracing::info!(webhook_id = id, "webhook updated");
+        Ok(w)
+    }
+
+    /// Applies `change` to the current webhook, retrying if another writer got there first.
+    pub(super) async fn modify_webhook(
+        &self,
+        vendor: &Vendor,
+        id: u64,
+        change: impl Fn(&Webhook) -> Webhook,
+    ) -> Result<Webhook, ApiError> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let current = self.find_webhook(vendor, id).await?;
+            let next = Webhook { updated_at: now(), version: current.version + 1, ..change(&current) };
             match self.store.replace_webhook(&current, &next).await {
-                Ok(()) => {
-                    tracing::info!(webhook_id = id, "webhook updated");
-                    return Ok(next);
-                }
+                Ok(()) => return Ok(next),
                 Err(StoreError::Conflict(Conflict::Concurrent)) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -11,7 +11,7 @@ use crate::{
     events::{self, PublishError, MAX_EVENT_BYTES},
     ids, metrics,
     queue::DeliveryQueue,
-    store::{AttemptLog, EventLog, EventStart, TokenStore, VendorStore, WebhookStore},
+    store::{AttemptLog, EventLog, EventStart, StoredEvent, TokenStore, VendorStore, WebhookStore},
 };
 
 /// How long a publisher's idempotency key is remembered.
@@ -87,6 +87,20 @@ where
         })
         .collect();
     let deliveries = bodies.len() as u32;
+    if deliveries > 0 {
+        // Kept for `POST /basic/webhooks/{id}/redeliver`. Delivering matters more than being able
+        // to deliver again: a failure here is logged, and the fan-out goes on.
+        let stored = StoredEvent {
+            event_id: event_id.clone(),
+            vendor_id: event.vendor_id.clone(),
+            event_type: event.event_type,
+            payload: event.payload.get().to_owned(),
+            published_at,
+        };
+        if let Err(e) = app.store.store_event(&stored).await {
+            tracing::error!(error = %crate::error::chain(&e), "cannot keep the event for redelivery");
+        }
+    }
     if let Err(e) = queue.send_all(bodies).await {
         tracing::error!(error = %crate::error::chain(&e), "fan-out failed");
         return Err(ApiError::new(

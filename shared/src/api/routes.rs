@@ -11,11 +11,15 @@ pub enum Operation {
     ListWebhooks,
     PublishEvent,
     ListDeliveries,
+    EnableWebhook,
+    RotateSecret,
+    RedeliverEvent,
+    TestWebhook,
 }
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 7] = [
+    pub const ALL: [Operation; 11] = [
         Operation::CreateWebhook,
         Operation::GetWebhook,
         Operation::UpdateWebhook,
@@ -23,6 +27,10 @@ impl Operation {
         Operation::ListWebhooks,
         Operation::PublishEvent,
         Operation::ListDeliveries,
+        Operation::EnableWebhook,
+        Operation::RotateSecret,
+        Operation::RedeliverEvent,
+        Operation::TestWebhook,
     ];
 
     /// The function's crate and binary name.
@@ -35,6 +43,10 @@ impl Operation {
             Operation::ListWebhooks => "list-webhooks",
             Operation::PublishEvent => "publish-event",
             Operation::ListDeliveries => "list-deliveries",
+            Operation::EnableWebhook => "enable-webhook",
+            Operation::RotateSecret => "rotate-secret",
+            Operation::RedeliverEvent => "redeliver-event",
+            Operation::TestWebhook => "test-webhook",
         }
     }
 }
@@ -65,6 +77,10 @@ pub const ROUTES: &[Route] = &[
     // A POST, as the Ventiapp document has it: their clients send it so.
     route("POST", "/api/webhooks/delete", Operation::DeleteWebhook, Dialect::Ventiapp),
     route("GET", "/basic/webhooks/{webhookId}/deliveries", Operation::ListDeliveries, Dialect::Ecomnow),
+    route("POST", "/basic/webhooks/{webhookId}/enable", Operation::EnableWebhook, Dialect::Ecomnow),
+    route("POST", "/basic/webhooks/{webhookId}/rotate-secret", Operation::RotateSecret, Dialect::Ecomnow),
+    route("POST", "/basic/webhooks/{webhookId}/redeliver", Operation::RedeliverEvent, Dialect::Ecomnow),
+    route("POST", "/basic/webhooks/{webhookId}/test", Operation::TestWebhook, Dialect::Ecomnow),
     route("POST", "/events", Operation::PublishEvent, Dialect::Platform),
 ];
 

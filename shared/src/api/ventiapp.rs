@@ -100,7 +100,11 @@ pub(super) async fn serve<
         Operation::GetWebhook
         | Operation::UpdateWebhook
         | Operation::PublishEvent
-        | Operation::ListDeliveries => Err(ApiError::not_found("route")),
+        | Operation::ListDeliveries
+        | Operation::EnableWebhook
+        | Operation::RotateSecret
+        | Operation::RedeliverEvent
+        | Operation::TestWebhook => Err(ApiError::not_found("route")),
     }
 }
 

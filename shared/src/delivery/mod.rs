@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::Sha256;
 
-use crate::domain::EventType;
+use crate::domain::{EventType, Webhook};
 
 mod http;
 pub use http::{DeliverySettings, HttpDeliverer};
@@ -51,6 +51,39 @@ pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<S
     Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
 }
 
+/// The `webhook-signature` header of a delivery: the webhook's secret's signature, and during a
+/// rotation's grace period the former secret's too, space-separated as Standard Webhooks has it,
+/// so that receivers can change secrets without missing a delivery.
+pub fn signature_header(
+    webhook: &Webhook,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, BadSecret> {
+    let current = sign(&webhook.secret, msg_id, timestamp, body)?;
+    match &webhook.previous_secret {
+        Some((old, until)) if *until > timestamp => {
+            Ok(format!("{current} {}", sign(old, msg_id, timestamp, body)?))
+        }
+        _ => Ok(current),
+    }
+}
+
+/// Parses a duration: a whole number with `s`, `m`, `h` or `d` (seconds when bare).
+pub fn parse_duration(d: &str) -> Result<Duration, String> {
+    let d = d.trim();
+    let (n, unit) = d.split_at(d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len()));
+    let n: u64 = n.parse().map_err(|_| format!("bad duration {d:?}"))?;
+    let unit_secs = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("bad unit in {d:?}: use s, m, h or d")),
+    };
+    n.checked_mul(unit_secs).map(Duration::from_secs).ok_or_else(|| format!("{d} is too long"))
+}
+
 /// The delays between attempts; one more attempt than delays, then the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrySchedule {
@@ -63,24 +96,17 @@ impl RetrySchedule {
         Self::parse("5s,5m,30m,2h,5h,10h,10h").expect("the standard schedule parses")
     }
 
-    /// Parses `5s,5m,2h`: numbers with `s`, `m` or `h`, at most 12 h each (SQS's visibility cap).
+    /// Parses `5s,5m,2h`: durations (see [`parse_duration`]), at most 12 h each (SQS's
+    /// visibility cap).
     pub fn parse(spec: &str) -> Result<Self, String> {
         let delays = spec
             .split(',')
             .map(|d| {
-                let d = d.trim();
-                let (n, unit) = d.split_at(d.find(|c: char| !c.is_ascii_digit()).unwrap_or(d.len()));
-                let n: u64 = n.parse().map_err(|_| format!("bad delay {d:?}"))?;
-                let secs = match unit {
-                    "s" | "" => n,
-                    "m" => n * 60,
-                    "h" => n * 3600,
-                    _ => return Err(format!("bad unit in {d:?}: use s, m or h")),
-                };
-                if secs > 12 * 3600 {
-                    return Err(format!("{d} is over SQS's 12 h visibility limit"));
+                let delay = parse_duration(d)?;
+                if delay > Duration::from_secs(12 * 3600) {
+                    return Err(format!("{} is over SQS's 12 h visibility limit", d.trim()));
                 }
-                Ok(Duration::from_secs(secs))
+                Ok(delay)
             })
             .collect::<Result<Vec<_>, _>>()?;
         if delays.is_empty() {
@@ -179,6 +205,34 @@ mod tests {
         assert_eq!(s.delay_after(1, Some(Duration::from_secs(25)), 1.0), Some(Duration::from_secs(10)));
         assert_eq!(s.delay_after(1, Some(Duration::from_secs(2)), 1.0), Some(Duration::from_secs(10)));
         assert_eq!(s.delay_after(2, None, 1.0), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn durations_parse_with_their_units() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration(" 5d "), Ok(Duration::from_secs(5 * 86400)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        for bad in ["", "d", "5w", "-1s", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rotated_out_secret_signs_beside_the_new_one_until_its_time() {
+        let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let mut w = crate::domain::tests::webhook();
+        w.previous_secret = Some((old.to_owned(), 1_000));
+        let header = signature_header(&w, "msg", 999, b"{}").unwrap();
+        let expected = format!(
+            "{} {}",
+            sign(&w.secret, "msg", 999, b"{}").unwrap(),
+            sign(old, "msg", 999, b"{}").unwrap()
+        );
+        assert_eq!(header, expected);
+        assert_eq!(
+            signature_header(&w, "msg", 1_000, b"{}").unwrap(),
+            sign(&w.secret, "msg", 1_000, b"{}").unwrap()
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! | `TOKEN#<sha256(tok)>`| `#`                              | bearer login: the token's vendor      |
 //! | `TOKENID#<tokenId>`  | `#`                              | revocation by id: the token's hash    |
 //! | `VENDOR#<vendorId>`  | `TOKEN#<tokenId>`                | a vendor's tokens, one query          |
-//! | `VENDOR#<vendorId>`  | `EVENT#<idempotency key>`        | a published event, for 24 h (TTL)     |
+//! | `VENDOR#<vendorId>`  | `EVENT#<idempotency key>`        | a publisher's key, for 24 h (TTL)     |
+//! | `VENDOR#<vendorId>`  | `EVT#<eventId>`                  | a published event, for 30 days (TTL)  |
 //! | `ATTEMPTS#<id>`      | `<at ms>#<eventId>#<attempt>`    | a delivery attempt, for 30 days (TTL) |
 //!
 //! Each guard is written in the same transaction as the item it guards, conditioned on not
@@ -26,8 +27,8 @@ use aws_sdk_dynamodb::{
 use sha2::{Digest, Sha256};
 
 use super::{
-    ApiToken, AttemptLog, AttemptRecord, Conflict, EventLog, EventStart, StoreError, TokenStore, VendorLogin,
-    VendorStore, WebhookStore,
+    ApiToken, AttemptLog, AttemptRecord, Conflict, EventLog, EventStart, StoreError, StoredEvent, TokenStore,
+    VendorLogin, VendorStore, WebhookStore,
 };
 use crate::domain::{EventType, Vendor, Webhook};
 
@@ -342,6 +343,37 @@ impl WebhookStore for DynamoStore {
 pub const ATTEMPT_TTL_SECS: i64 = 30 * 24 * 3600;
 
 impl EventLog for DynamoStore {
+    async fn store_event(&self, e: &StoredEvent) -> Result<(), StoreError> {
+        let item = Item::from([
+            ("pk".into(), s(vendor_pk(&e.vendor_id))),
+            ("sk".into(), s(format!("EVT#{}", e.event_id))),
+            ("eventId".into(), s(&e.event_id)),
+            ("eventType".into(), s(e.event_type.as_str())),
+            ("payload".into(), s(&e.payload)),
+            ("publishedAt".into(), n(e.published_at)),
+            ("expiresAt".into(), n(e.published_at + ATTEMPT_TTL_SECS)),
+        ]);
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_event(&self, vendor_id: &str, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        let Some(item) = self.get_item(vendor_pk(vendor_id), format!("EVT#{event_id}")).await? else {
+            return Ok(None);
+        };
+        let published_at = get_n(&item, "publishedAt")?;
+        if published_at + ATTEMPT_TTL_SECS < crate::api::now() {
+            return Ok(None); // expired; TTL deletes lazily
+        }
+        Ok(Some(StoredEvent {
+            event_id: get_s(&item, "eventId")?,
+            vendor_id: vendor_id.to_owned(),
+            event_type: get_event_type(&item, "eventType")?,
+            payload: get_s(&item, "payload")?,
+            published_at,
+        }))
+    }
+
     async fn begin_event(
         &self,
         vendor_id: &str,
@@ -512,6 +544,13 @@ fn webhook_item(w: &Webhook) -> Item {
         item.insert("disabledAt".into(), n(at));
         item.insert("disabledReason".into(), s(reason));
     }
+    if let Some((secret, until)) = &w.previous_secret {
+        item.insert("previousSecret".into(), s(secret));
+        item.insert("previousSecretUntil".into(), n(until));
+    }
+    if let Some(since) = w.failing_since {
+        item.insert("failingSince".into(), n(since));
+    }
     item
 }
 
@@ -524,12 +563,11 @@ fn endpoint_item(w: &Webhook) -> Item {
 }
 
 fn webhook_from(item: &Item) -> Result<Webhook, StoreError> {
-    let event_type = get_s(item, "eventType")?;
+    let event_type = get_event_type(item, "eventType")?;
     Ok(Webhook {
         id: get_n(item, "webhookId")?,
         vendor_id: get_s(item, "vendorId")?,
-        event_type: EventType::parse(&event_type)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown eventType {event_type:?}")))?,
+        event_type,
         url: get_s(item, "url")?,
         authentication: item.get("authentication").and_then(|v| v.as_s().ok()).cloned(),
         secret: get_s(item, "secret")?,
@@ -538,6 +576,14 @@ fn webhook_from(item: &Item) -> Result<Webhook, StoreError> {
         version: get_n(item, "version")?,
         disabled: match item.get("disabledAt") {
             Some(_) => Some((get_n(item, "disabledAt")?, get_s(item, "disabledReason")?)),
+            None => None,
+        },
+        previous_secret: match item.get("previousSecret") {
+            Some(_) => Some((get_s(item, "previousSecret")?, get_n(item, "previousSecretUntil")?)),
+            None => None,
+        },
+        failing_since: match item.get("failingSince") {
+            Some(_) => Some(get_n(item, "failingSince")?),
             None => None,
         },
     })
@@ -570,6 +616,11 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
+}
+
+fn get_event_type(item: &Item, key: &str) -> Result<EventType, StoreError> {
+    let t = get_s(item, key)?;
+    EventType::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("unknown {key} {t:?}")))
 }
 
 fn get_s(item: &Item, key: &str) -> Result<String, StoreError> {

@@ -1,7 +1,7 @@
 //! Storage ports, split the way the functions' permissions are, and their DynamoDB adapter.
 use std::future::Future;
 
-use crate::domain::{Vendor, Webhook};
+use crate::domain::{EventType, Vendor, Webhook};
 
 mod dynamo;
 pub use dynamo::DynamoStore;
@@ -139,8 +139,31 @@ pub enum EventStart {
     Done { event_id: String, deliveries: u32 },
 }
 
-/// Published events' idempotency keys, kept for a day.
+/// A published event as kept for redelivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub event_id: String,
+    pub vendor_id: String,
+    pub event_type: EventType,
+    /// The payload exactly as published.
+    pub payload: String,
+    /// Unix seconds.
+    pub published_at: i64,
+}
+
+/// Published events: their idempotency keys, kept for a day, and the events themselves, kept
+/// as long as the attempt log so that any delivery a vendor sees can be sent again.
 pub trait EventLog: Send + Sync {
+    /// Keeps a published event.
+    fn store_event(&self, event: &StoredEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A vendor's event by id, if it is still kept.
+    fn get_event(
+        &self,
+        vendor_id: &str,
+        event_id: &str,
+    ) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send;
+
     /// Records `key` for `vendor_id` unless a live record exists, which is returned instead.
     fn begin_event(
         &self,

@@ -1,0 +1,7 @@
+//! `enable-webhook`: starts deliveries to a disabled webhook again. All logic lives in `shared`.
+use shared::api::{run_function, Operation};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    run_function(Operation::EnableWebhook).await
+}

@@ -1,0 +1,7 @@
+//! `redeliver-event`: queues a kept event for one webhook again. All logic lives in `shared`.
+use shared::api::{run_function, Operation};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    run_function(Operation::RedeliverEvent).await
+}

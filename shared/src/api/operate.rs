@@ -1,0 +1,156 @@
+//! What vendors do when deliveries go wrong: enable a disabled webhook, rotate its signing
+//! secret, send a past event again, send a test event and see what the receiver answers.
+use lambda_http::http::StatusCode;
+use serde_json::value::RawValue;
+
+use super::{now, App};
+use crate::{
+    delivery::{self, Deliverer, DeliveryMessage, DeliveryRequest, DeliverySettings, HttpDeliverer, Outcome},
+    domain::{FieldError, Vendor, Webhook},
+    error::ApiError,
+    events, ids,
+    queue::DeliveryQueue,
+    store::{AttemptLog, AttemptRecord, EventLog, WebhookStore},
+};
+
+impl<S: WebhookStore, Q> App<S, Q> {
+    /// Starts deliveries to a disabled webhook again, with a clean failure record.
+    pub async fn enable_webhook(&self, vendor: &Vendor, id: u64) -> Result<Webhook, ApiError> {
+        let w = self
+            .modify_webhook(vendor, id, |w| Webhook { disabled: None, failing_since: None, ..w.clone() })
+            .await?;
+        tracing::info!(webhook_id = id, "webhook enabled");
+        Ok(w)
+    }
+
+    /// Gives a webhook a new signing secret; the former one keeps signing for `grace_secs`.
+    pub async fn rotate_secret(
+        &self,
+        vendor: &Vendor,
+        id: u64,
+        grace_secs: i64,
+    ) -> Result<Webhook, ApiError> {
+        let w = self
+            .modify_webhook(vendor, id, |w| Webhook {
+                secret: ids::signing_secret(),
+                previous_secret: Some((w.secret.clone(), now() + grace_secs)),
+                ..w.clone()
+            })
+            .await?;
+        tracing::info!(webhook_id = id, grace_secs, "signing secret rotated");
+        Ok(w)
+    }
+}
+
+impl<S: WebhookStore + EventLog, Q: DeliveryQueue> App<S, Q> {
+    /// Queues a kept event for one of the vendor's webhooks again, as a new delivery with its
+    /// own attempts and the event's own id (receivers deduplicate on `webhook-id`).
+    pub async fn redeliver(&self, vendor: &Vendor, id: u64, event_id: &str) -> Result<Webhook, ApiError> {
+        let webhook = self.find_webhook(vendor, id).await?;
+        let event = self.store.get_event(&vendor.vendor_id, event_id).await?.ok_or_else(|| {
+            ApiError::not_found("event (events are kept 30 days, and only those delivered to a webhook)")
+        })?;
+        if event.event_type != webhook.event_type {
+            return Err(FieldError::not_allowed(
+                "eventId",
+                format!(
+                    "the event is {}, and this webhook takes {}",
+                    event.event_type.as_str(),
+                    webhook.event_type.as_str()
+                ),
+            )
+            .into());
+        }
+        if webhook.disabled.is_some() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "webhook_disabled",
+                "the webhook is disabled: enable it (POST .../enable), then redeliver",
+            ));
+        }
+        let Some(queue) = &self.queue else {
+            tracing::error!("redeliver runs without DELIVERIES_QUEUE_URL");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error, please retry later",
+            ));
+        };
+        let payload = RawValue::from_string(event.payload).map_err(|e| ApiError::internal(&e))?;
+        let message = DeliveryMessage {
+            v: delivery::MESSAGE_VERSION,
+            event_id: event.event_id,
+            event_type: event.event_type,
+            vendor_id: event.vendor_id,
+            webhook_id: webhook.id,
+            published_at: event.published_at,
+            payload,
+        };
+        let body = serde_json::to_string(&message).map_err(|e| ApiError::internal(&e))?;
+        if let Err(e) = queue.send_all(vec![body]).await {
+            tracing::error!(error = %crate::error::chain(&e), "cannot queue the redelivery");
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the delivery could not be queued; please retry",
+            ));
+        }
+        tracing::info!(webhook_id = id, event_id, "redelivery queued");
+        Ok(webhook)
+    }
+}
+
+impl<S: WebhookStore + AttemptLog, Q> App<S, Q> {
+    /// Sends a signed test event of the webhook's type now, disabled or not, and answers what
+    /// the receiver did. The attempt goes in the delivery log like any other.
+    pub async fn test_webhook(&self, vendor: &Vendor, id: u64) -> Result<AttemptRecord, ApiError> {
+        let webhook = self.find_webhook(vendor, id).await?;
+        let deliverer = self.deliverer()?;
+        let event_id = format!("test_{}", ids::event_id());
+        let body = events::test_payload(webhook.event_type).to_string();
+        let timestamp = now();
+        let signature = delivery::signature_header(&webhook, &event_id, timestamp, body.as_bytes())
+            .map_err(|e| ApiError::internal(&e))?;
+        let attempt = deliverer
+            .deliver(&DeliveryRequest {
+                url: &webhook.url,
+                authentication: webhook.authentication.as_deref(),
+                event_id: &event_id,
+                timestamp,
+                signature: &signature,
+                body: body.as_bytes(),
+            })
+            .await;
+        let (status, outcome) = match &attempt.outcome {
+            Outcome::Delivered { status } => (Some(*status), "delivered"),
+            Outcome::Rejected { status, .. } => (Some(*status), "rejected"),
+            Outcome::Failed { class } => (None, *class),
+        };
+        let record = AttemptRecord {
+            webhook_id: id,
+            vendor_id: vendor.vendor_id.clone(),
+            event_id,
+            attempt: 1,
+            status,
+            outcome: outcome.to_owned(),
+            duration_ms: attempt.duration.as_millis() as u64,
+            at_ms: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
+            response_excerpt: attempt.response_excerpt,
+        };
+        if let Err(e) = self.store.record_attempt(&record).await {
+            tracing::error!(error = %crate::error::chain(&e), "cannot record the test attempt");
+        }
+        tracing::info!(webhook_id = id, outcome, status, "test event sent");
+        Ok(record)
+    }
+
+    /// The HTTP client, built once per container on first use.
+    fn deliverer(&self) -> Result<&HttpDeliverer, ApiError> {
+        if let Some(d) = self.deliverer.get() {
+            return Ok(d);
+        }
+        let settings = DeliverySettings::from_env().map_err(|e| ApiError::internal(&e))?;
+        let built = HttpDeliverer::new(&settings).map_err(|e| ApiError::internal(e.as_ref()))?;
+        Ok(self.deliverer.get_or_init(|| built))
+    }
+}
