@@ -1,6 +1,8 @@
 //! The dead-letter queue: what is parked there, putting it back, emptying it.
 //!
-//! Replay moves messages with a receive / send / delete loop, in that order: an interrupted
+//! Replaying everything uses SQS's message-move task where the service has it (AWS: SQS moves the
+//! messages itself, and an interrupted command leaves the task running); otherwise, and for a
+//! filtered or bounded replay, a receive / send / delete loop, in that order: an interrupted
 //! replay may deliver a message twice (receivers deduplicate by `webhook-id`), never lose one.
 use std::{
     collections::HashMap,
@@ -39,8 +41,9 @@ impl Filter {
     }
 }
 
-/// How long a message read by these commands stays hidden from other readers.
-const HOLD: i32 = 60;
+/// How long a message read by these commands stays hidden from other readers (and, after an
+/// interrupted replay, how long until the messages it held can be replayed again).
+const HOLD: i32 = 30;
 
 impl Queues {
     /// Receives up to ten parked messages, hidden for [`HOLD`] seconds.
@@ -139,6 +142,65 @@ impl Queues {
         self.release(&messages).await;
         eprintln!("{shown} parked deliveries shown ({} read)", messages.len());
         Ok(())
+    }
+
+    /// Moves every parked delivery back with a message-move task, waiting for it and showing its
+    /// progress. `Ok(None)` when the service has no such tasks (the local emulator).
+    pub async fn move_all(&self) -> Result<Option<usize>> {
+        let (source, destination) = (self.arn(&self.dead_letters).await?, self.arn(&self.deliveries).await?);
+        let started =
+            self.sqs.start_message_move_task().source_arn(&source).destination_arn(&destination).send().await;
+        if let Err(e) = started {
+            let why = shared::error::chain(&e);
+            eprintln!("no message-move task here ({why}): moving message by message");
+            return Ok(None);
+        }
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let tasks = self
+                .sqs
+                .list_message_move_tasks()
+                .source_arn(&source)
+                .max_results(1)
+                .send()
+                .await
+                .map_err(|e| anyhow!(shared::error::chain(&e)))
+                .context("reading the message-move task")?;
+            let Some(task) = tasks.results().first() else { continue };
+            let moved = task.approximate_number_of_messages_moved() as usize;
+            eprint!("\rreplayed {moved} of {}", task.approximate_number_of_messages_to_move().unwrap_or(0));
+            let _ = io::stderr().flush();
+            match task.status() {
+                Some("COMPLETED") => {
+                    eprintln!();
+                    return Ok(Some(moved));
+                }
+                Some("FAILED") | Some("CANCELLED") => {
+                    bail!(
+                        "the message-move task ended {:?}: {}",
+                        task.status(),
+                        task.failure_reason().unwrap_or("no reason given")
+                    )
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn arn(&self, url: &str) -> Result<String> {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| anyhow!(shared::error::chain(&e)))
+            .with_context(|| format!("reading the ARN of {url}"))?;
+        out.attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .cloned()
+            .with_context(|| format!("{url} has no ARN"))
     }
 
     /// Sends matching parked deliveries back to the deliveries queue, as new messages (a fresh

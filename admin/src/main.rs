@@ -211,7 +211,12 @@ async fn run_dlq(args: DlqArgs, aws: &aws_config::SdkConfig, store: &DynamoStore
             if queues.deliveries.is_empty() {
                 bail!("set DELIVERIES_QUEUE_URL or --queue-url");
             }
-            let n = queues.replay(&dlq::Filter { webhook, vendor }, max).await?;
+            let everything = webhook.is_none() && vendor.is_none() && max == usize::MAX;
+            let moved = if everything { queues.move_all().await? } else { None };
+            let n = match moved {
+                Some(n) => n,
+                None => queues.replay(&dlq::Filter { webhook, vendor }, max).await?,
+            };
             println!("{}", json!({ "replayed": n }));
             Ok(())
         }

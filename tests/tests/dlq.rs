@@ -91,3 +91,100 @@ async fn parked_deliveries_are_listed_and_replayed_once_the_receiver_is_back() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not purged"));
 }
+
+/// A queue pair of this test's own in the emulator: (deliveries URL, dead-letter URL).
+async fn own_queues(sqs: &aws_sdk_sqs::Client) -> (String, String) {
+    let name = tests::unique("replay");
+    let dlq = sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.unwrap();
+    let deliveries = sqs.create_queue().queue_name(name).send().await.unwrap();
+    (deliveries.queue_url.unwrap(), dlq.queue_url.unwrap())
+}
+
+/// Every message body in a queue, read until it shows nothing more (and deleted).
+async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    loop {
+        let out = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return bodies;
+        }
+        for m in messages {
+            bodies.push(m.body.unwrap());
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_replay_loses_nothing_and_the_next_one_finishes_it() {
+    let sqs = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    let (deliveries, dead_letters) = own_queues(&sqs).await;
+    let payload: Value = serde_json::from_str(&fixture("ecomnow/new-order.json")).unwrap();
+    let ids: Vec<String> = (0..150).map(|i| format!("evt_interrupted-{i:03}")).collect();
+    for chunk in ids.chunks(10) {
+        let mut batch = sqs.send_message_batch().queue_url(&dead_letters);
+        for (i, id) in chunk.iter().enumerate() {
+            let body = json!({"v": 1, "eventId": id, "eventType": "new_order", "vendorId": "ven_x",
+                "webhookId": 7, "publishedAt": 1, "payload": payload});
+            batch = batch.entries(
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body.to_string())
+                    .build()
+                    .unwrap(),
+            );
+        }
+        batch.send().await.unwrap();
+    }
+    let replay = || {
+        Command::new(target_bin("webhooks-admin"))
+            .args(["dlq", "--dlq-url", &dead_letters, "--queue-url", &deliveries, "replay"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // Killed (SIGKILL: no clean-up) as soon as it reports progress.
+    let mut child = replay();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    use std::io::Read;
+    while !String::from_utf8_lossy(&seen).contains("replayed 2") {
+        let n = stderr.read(&mut buf).unwrap();
+        assert!(n > 0, "replay ended before it was interrupted: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed, not finished");
+    let mut delivered = drain(&sqs, &deliveries).await;
+    assert!(delivered.len() < ids.len(), "interrupted part way: {} moved", delivered.len());
+
+    // What it held comes back after the hold; the next replay moves the rest.
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let out = replay().wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    delivered.extend(drain(&sqs, &deliveries).await);
+    assert!(drain(&sqs, &dead_letters).await.is_empty(), "the dead-letter queue is empty");
+    let mut got: Vec<String> = delivered
+        .iter()
+        .map(|b| serde_json::from_str::<Value>(b).unwrap()["eventId"].as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    let before = got.len();
+    got.dedup();
+    assert_eq!(got, ids, "every parked delivery is back, body intact");
+    assert!(before - got.len() <= 1, "at most the one in flight at the kill twice: {}", before - got.len());
+    for b in &delivered {
+        let m: shared::delivery::DeliveryMessage = serde_json::from_str(b).unwrap();
+        assert_eq!(m.payload.get(), payload.to_string());
+    }
+}
