@@ -45,6 +45,8 @@ if start_stack; then
     failures+=("cargo test")
     [ "$t_fail" -gt 0 ] || failed=$((failed + 1))
   fi
+  # The OpenAPI description against the running functions, as a vendor of its own.
+  check "schemathesis (openapi.yaml)" scripts/schemathesis.sh
   # Only the stack's logs (not the test runner's own output); no short pattern matches by chance.
   grep -E '^.{8,}$' "$SECRETS_FILE" > "$STACK_DIR/secret-patterns.txt"
   stack_logs=("$STACK_DIR/moto.log" "$STACK_DIR/watch.log" "$STACK_DIR/bridge.log")

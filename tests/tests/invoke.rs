@@ -143,3 +143,44 @@ async fn each_function_answers_its_sample_event() {
     }
     devstack::ensure_demo_webhook(&store, &demo).await.unwrap();
 }
+
+/// A body that is not UTF-8 reaches a function as API Gateway sends it, base64-encoded (the local
+/// `cargo lambda watch` gateway refuses such bodies itself, with a 500, before any function runs).
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_a_400_on_every_route_that_reads_one() {
+    use base64::{engine::general_purpose::STANDARD, Engine as _};
+    let store = store().await;
+    let demo = store.vendor_login("demo").await.unwrap().expect("the demo vendor").vendor;
+    let bodies: [&[u8]; 3] =
+        [b"\xff\xfe{}", b"{\"webhookType\": \"new_order\", \"url\": \"https://a.example/\xc3\"}", b"\x80"];
+    for (function, sample) in [
+        ("create-webhook", "events/create-webhook.json"),
+        ("update-webhook", "events/update-webhook.json"),
+        ("create-webhook", "events/ventiapp-create.json"),
+        ("delete-webhook", "events/ventiapp-delete.json"),
+        ("redeliver-event", "events/redeliver-event.json"),
+        ("publish-event", "events/publish-event.json"),
+    ] {
+        for body in bodies {
+            let mut event: Value =
+                serde_json::from_str(&std::fs::read_to_string(repo_root().join(sample)).unwrap()).unwrap();
+            event["body"] = STANDARD.encode(body).into();
+            event["isBase64Encoded"] = true.into();
+            let file = std::env::temp_dir().join(format!(
+                "not-utf8-{}-{}.json",
+                std::process::id(),
+                tests::unique("e")
+            ));
+            std::fs::write(&file, event.to_string()).unwrap();
+            let (status, answer) = invoke(function, file.to_str().unwrap());
+            std::fs::remove_file(&file).ok();
+            assert_eq!(
+                (status, &answer["error"]["code"]),
+                (400, &Value::from("invalid_json")),
+                "{sample}: {answer}"
+            );
+        }
+    }
+    let webhooks = store.list_webhooks(&demo.vendor_id).await.unwrap();
+    assert!(webhooks.iter().all(|w| !w.url.starts_with("https://a.example")), "nothing was created");
+}
