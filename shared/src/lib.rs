@@ -14,6 +14,8 @@ pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod json;
 pub mod metrics;

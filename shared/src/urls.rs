@@ -35,6 +35,13 @@ pub fn validate_target_url(field: &str, raw: &str, policy: TargetPolicy) -> Resu
     let url = Url::parse(raw).map_err(|e| {
         FieldError::malformed(field, format!("{field} must be an absolute https:// URL ({e})"))
     })?;
+    // Normalising can lengthen a URL (an international name becomes punycode, spaces %20).
+    if url.as_str().len() > MAX_URL_LEN {
+        return Err(FieldError::malformed(
+            field,
+            format!("{field} must be at most {MAX_URL_LEN} characters once normalised"),
+        ));
+    }
     match url.scheme() {
         "https" => {}
         "http" if policy.allow_http => {}

@@ -94,12 +94,13 @@ pub enum Resolved<'a> {
     NotFound,
 }
 
-/// Matches a request against [`ROUTES`].
+/// Matches a request against [`ROUTES`]. Methods are case-sensitive (RFC 9110, 9.1): `dELETE`
+/// is not `DELETE` (a fuzzer's finding, `fuzz/regressions/route_and_id/`), and gets a 405.
 pub fn resolve<'a>(method: &str, path: &'a str) -> Resolved<'a> {
     let mut allowed = Vec::new();
     for r in ROUTES {
         if let Some(param) = match_path(r.path, path) {
-            if r.method.eq_ignore_ascii_case(method) {
+            if r.method == method {
                 return Resolved::Route(r, param);
             }
             allowed.push(r.method);
@@ -143,10 +144,12 @@ mod tests {
             Resolved::Route(r, Some("42")) => assert_eq!(r.operation, Operation::GetWebhook),
             other => panic!("{other:?}"),
         }
-        match resolve("post", "/basic/webhooks") {
+        match resolve("POST", "/basic/webhooks") {
             Resolved::Route(r, None) => assert_eq!(r.operation, Operation::CreateWebhook),
             other => panic!("{other:?}"),
         }
+        // Methods are case-sensitive.
+        assert_eq!(resolve("post", "/basic/webhooks"), Resolved::MethodNotAllowed(vec!["GET", "POST"]));
     }
 
     #[test]
