@@ -1,0 +1,219 @@
+//! Dispatch against the ceiling: the same deliveries to the same receiver, first with a bare
+//! hyper client, then through the dispatch handler as Lambda calls it (SQS batches of ten).
+use std::{
+    sync::{atomic::Ordering, Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use shared::{
+    delivery::{DeliveryMessage, DeliverySettings, HttpDeliverer, RetrySchedule, MESSAGE_VERSION},
+    dispatch::Dispatcher,
+    domain::{EventType, Webhook},
+    store::{AttemptLog, WebhookStore},
+};
+
+use crate::doubles::{Counting, CountingQueue, Timed};
+
+/// What one measured run did.
+pub struct Run {
+    pub name: &'static str,
+    pub deliveries: usize,
+    pub wall: Duration,
+    pub cpu: Duration,
+    pub latencies: Vec<Duration>,
+    /// (store reads, store writes, queue calls), for the runs that go through dispatch.
+    pub requests: Option<(u64, u64, u64)>,
+    pub batches: usize,
+}
+
+impl Run {
+    pub fn per_second(&self) -> f64 {
+        self.deliveries as f64 / self.wall.as_secs_f64()
+    }
+    pub fn percentile(&self, p: f64) -> Duration {
+        let mut l = self.latencies.clone();
+        l.sort();
+        l.get(((l.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
+    }
+    pub fn cpu_per_delivery(&self) -> Duration {
+        self.cpu / self.deliveries.max(1) as u32
+    }
+}
+
+/// This process's user and system CPU time so far.
+pub fn cpu_time() -> Duration {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// A 1 KiB JSON order payload.
+pub fn payload() -> String {
+    let mut p = String::from(r#"{"orderNo":"1000-4612","type":"new_order","items":["#);
+    let item = r#"{"skuNr":"NHCBDFSJ&P20027-1","itemName":"NutraHemp CBD Balm","itemQuantity":1,"itemPrice":60.0,"itemTotal":60.0}"#;
+    while p.len() + item.len() + 3 < 1024 {
+        if !p.ends_with('[') {
+            p.push(',');
+        }
+        p.push_str(item);
+    }
+    p.push_str("]}");
+    while p.len() < 1024 {
+        p.insert(p.len() - 2, ' ');
+    }
+    p
+}
+
+/// The bare client: hyper-util's pooled HTTP/1.1 client (what reqwest is built on), the same
+/// POSTs with the same headers, `concurrency` at a time.
+pub async fn ceiling(port: u16, n: usize, concurrency: usize) -> Run {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let client = Arc::new(client);
+    let body = Bytes::from(payload());
+    let url: hyper::Uri = format!("http://127.0.0.1:{port}/hook").parse().unwrap();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let (cpu0, t0) = (cpu_time(), Instant::now());
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, body, url, next, latencies) =
+                (client.clone(), body.clone(), url.clone(), next.clone(), latencies.clone());
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    let started = Instant::now();
+                    let req = hyper::Request::post(url.clone())
+                        .header("content-type", "application/json")
+                        .header("webhook-id", "evt_bench")
+                        .header("webhook-timestamp", "1795510800")
+                        .header("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
+                        .body(Full::new(body.clone()))
+                        .unwrap();
+                    let resp = client.request(req).await.expect("the receiver answers");
+                    let _ = resp.into_body().collect().await;
+                    latencies.lock().unwrap().push(started.elapsed());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let (wall, cpu) = (t0.elapsed(), cpu_time() - cpu0);
+    let latencies = std::mem::take(&mut *latencies.lock().unwrap());
+    Run {
+        name: "a. bare hyper client (ceiling)",
+        deliveries: n,
+        wall,
+        cpu,
+        latencies,
+        requests: None,
+        batches: 0,
+    }
+}
+
+/// `webhooks` webhooks of one vendor, all at the receiver.
+pub fn webhooks(port: u16, count: usize, vendor: &str) -> Vec<Webhook> {
+    (0..count as u64)
+        .map(|i| Webhook {
+            id: 900_000_000 + i,
+            vendor_id: vendor.to_owned(),
+            event_type: EventType::NewOrder,
+            url: format!("http://127.0.0.1:{port}/hook/{i}"),
+            authentication: Some("Basic YmVuY2g6YmVuY2g=".into()),
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            created_at: 0,
+            updated_at: 0,
+            version: 1,
+            disabled: None,
+            previous_secret: None,
+            failing_since: None,
+        })
+        .collect()
+}
+
+/// The SQS batches of `n` deliveries over the webhooks, ten messages each, as the event source
+/// mapping hands them to dispatch.
+pub fn batches(hooks: &[Webhook], n: usize) -> Vec<SqsEvent> {
+    let payload = payload();
+    let records: Vec<SqsMessage> = (0..n)
+        .map(|i| {
+            let w = &hooks[i % hooks.len()];
+            let body = serde_json::to_string(&DeliveryMessage {
+                v: MESSAGE_VERSION,
+                event_id: format!("evt_bench{i:08}"),
+                event_type: EventType::NewOrder,
+                vendor_id: w.vendor_id.clone(),
+                webhook_id: w.id,
+                published_at: 1_795_510_800,
+                payload: serde_json::value::RawValue::from_string(payload.clone()).unwrap(),
+            })
+            .unwrap();
+            let mut m = SqsMessage::default();
+            m.message_id = Some(format!("m{i}"));
+            m.receipt_handle = Some(format!("r{i}"));
+            m.body = Some(body);
+            m.attributes.insert("ApproximateReceiveCount".into(), "1".into());
+            m
+        })
+        .collect();
+    records
+        .chunks(10)
+        .map(|c| {
+            let mut e = SqsEvent::default();
+            e.records = c.to_vec();
+            e
+        })
+        .collect()
+}
+
+/// The dispatch handler over `store`, `concurrency / 10` invocations at a time (each a batch of
+/// ten, delivered concurrently, as in Lambda).
+pub async fn through_dispatch<S: WebhookStore + AttemptLog + 'static>(
+    name: &'static str,
+    store: S,
+    events: Vec<SqsEvent>,
+    concurrency: usize,
+) -> Run {
+    let settings = DeliverySettings { allow_private_targets: true, ..DeliverySettings::default() };
+    let dispatcher = Arc::new(Dispatcher {
+        store: Counting::new(store),
+        queue: CountingQueue::default(),
+        deliverer: Timed { inner: HttpDeliverer::new(&settings).unwrap(), latencies: Mutex::new(Vec::new()) },
+        schedule: RetrySchedule::standard(),
+        auto_disable_after: Some(Duration::from_secs(5 * 86400)),
+    });
+    let n: usize = events.iter().map(|e| e.records.len()).sum();
+    let batches = events.len();
+    let events = Arc::new(Mutex::new(events));
+    let (cpu0, t0) = (cpu_time(), Instant::now());
+    let lambdas: Vec<_> = (0..(concurrency / 10).max(1))
+        .map(|_| {
+            let (dispatcher, events) = (dispatcher.clone(), events.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Some(event) = events.lock().unwrap().pop() else { return };
+                    let response = dispatcher.handle(&event).await.unwrap();
+                    assert!(response.batch_item_failures.is_empty(), "every delivery succeeds");
+                }
+            })
+        })
+        .collect();
+    for l in lambdas {
+        l.await.unwrap();
+    }
+    let (wall, cpu) = (t0.elapsed(), cpu_time() - cpu0);
+    let latencies = std::mem::take(&mut *dispatcher.deliverer.latencies.lock().unwrap());
+    let s = &dispatcher.store;
+    let requests = (
+        s.reads.load(Ordering::Relaxed),
+        s.writes.load(Ordering::Relaxed),
+        dispatcher.queue.calls.load(Ordering::Relaxed),
+    );
+    Run { name, deliveries: n, wall, cpu, latencies, requests: Some(requests), batches }
+}

@@ -1,0 +1,167 @@
+//! What the dispatch benchmark puts behind dispatch's ports: an in-memory store (DynamoDB's
+//! latency is not ours to measure), a counting wrapper for any store (the AWS requests a delivery
+//! costs), a queue that only counts, and a deliverer wrapper that times each HTTP attempt.
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use shared::{
+    delivery::{Attempt, Deliverer, DeliveryRequest},
+    domain::Webhook,
+    queue::{DeliveryQueue, QueueError},
+    store::{AttemptLog, AttemptRecord, StoreError, WebhookStore},
+};
+
+/// Webhooks in a map; attempts counted, not kept (10,000 records are not what we measure).
+#[derive(Default)]
+pub struct MemoryStore {
+    webhooks: Mutex<HashMap<u64, Webhook>>,
+    attempts: AtomicU64,
+}
+
+impl MemoryStore {
+    pub fn with(webhooks: &[Webhook]) -> Self {
+        Self {
+            webhooks: Mutex::new(webhooks.iter().map(|w| (w.id, w.clone())).collect()),
+            ..Default::default()
+        }
+    }
+}
+
+impl WebhookStore for MemoryStore {
+    async fn insert_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
+        self.webhooks.lock().unwrap().insert(w.id, w.clone());
+        Ok(())
+    }
+    async fn get_webhook(&self, vendor_id: &str, id: u64) -> Result<Option<Webhook>, StoreError> {
+        Ok(self.webhooks.lock().unwrap().get(&id).filter(|w| w.vendor_id == vendor_id).cloned())
+    }
+    async fn list_webhooks(&self, vendor_id: &str) -> Result<Vec<Webhook>, StoreError> {
+        Ok(self.webhooks.lock().unwrap().values().filter(|w| w.vendor_id == vendor_id).cloned().collect())
+    }
+    async fn replace_webhook(&self, _: &Webhook, next: &Webhook) -> Result<(), StoreError> {
+        self.webhooks.lock().unwrap().insert(next.id, next.clone());
+        Ok(())
+    }
+    async fn delete_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
+        self.webhooks.lock().unwrap().remove(&w.id);
+        Ok(())
+    }
+}
+
+impl AttemptLog for MemoryStore {
+    async fn record_attempt(&self, _: &AttemptRecord) -> Result<(), StoreError> {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+    async fn attempts_page(
+        &self,
+        _: u64,
+        _: i32,
+        _: Option<&str>,
+    ) -> Result<(Vec<AttemptRecord>, Option<String>), StoreError> {
+        Ok((Vec::new(), None))
+    }
+    async fn list_attempts(&self, _: u64, _: i32) -> Result<Vec<AttemptRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Counts the store requests dispatch makes: reads and writes, as DynamoDB bills them.
+pub struct Counting<S> {
+    pub inner: S,
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+}
+
+impl<S> Counting<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner, reads: AtomicU64::new(0), writes: AtomicU64::new(0) }
+    }
+    fn read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+    fn write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl<S: WebhookStore> WebhookStore for Counting<S> {
+    async fn insert_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
+        self.write();
+        self.inner.insert_webhook(w).await
+    }
+    async fn get_webhook(&self, vendor_id: &str, id: u64) -> Result<Option<Webhook>, StoreError> {
+        self.read();
+        self.inner.get_webhook(vendor_id, id).await
+    }
+    async fn list_webhooks(&self, vendor_id: &str) -> Result<Vec<Webhook>, StoreError> {
+        self.read();
+        self.inner.list_webhooks(vendor_id).await
+    }
+    async fn replace_webhook(&self, current: &Webhook, next: &Webhook) -> Result<(), StoreError> {
+        self.write();
+        self.inner.replace_webhook(current, next).await
+    }
+    async fn delete_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
+        self.write();
+        self.inner.delete_webhook(w).await
+    }
+}
+
+impl<S: AttemptLog> AttemptLog for Counting<S> {
+    async fn record_attempt(&self, r: &AttemptRecord) -> Result<(), StoreError> {
+        self.write();
+        self.inner.record_attempt(r).await
+    }
+    async fn attempts_page(
+        &self,
+        id: u64,
+        limit: i32,
+        after: Option<&str>,
+    ) -> Result<(Vec<AttemptRecord>, Option<String>), StoreError> {
+        self.read();
+        self.inner.attempts_page(id, limit, after).await
+    }
+    async fn list_attempts(&self, id: u64, limit: i32) -> Result<Vec<AttemptRecord>, StoreError> {
+        self.read();
+        self.inner.list_attempts(id, limit).await
+    }
+}
+
+/// The deliveries queue as dispatch uses it (only to delay retries): counted.
+#[derive(Default)]
+pub struct CountingQueue {
+    pub calls: AtomicU64,
+}
+
+impl DeliveryQueue for CountingQueue {
+    async fn send_all(&self, bodies: Vec<String>) -> Result<(), QueueError> {
+        self.calls.fetch_add(bodies.len().div_ceil(10) as u64, Ordering::Relaxed);
+        Ok(())
+    }
+    async fn retry_after(&self, _: &str, _: Duration) -> Result<(), QueueError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Times every attempt of the wrapped deliverer.
+pub struct Timed<D> {
+    pub inner: D,
+    pub latencies: Mutex<Vec<Duration>>,
+}
+
+impl<D: Deliverer> Deliverer for Timed<D> {
+    async fn deliver(&self, req: &DeliveryRequest<'_>) -> Attempt {
+        let started = Instant::now();
+        let attempt = self.inner.deliver(req).await;
+        self.latencies.lock().unwrap().push(started.elapsed());
+        attempt
+    }
+}

@@ -1,0 +1,242 @@
+//! `webhooks-bench`: the performance figures of the README, measured in one run each, as ratios
+//! against a baseline of the same run (these machines are noisy). `scripts/bench.sh` runs them
+//! all from a fresh clone; see the README's Performance section.
+mod cold;
+mod dispatch;
+mod doubles;
+mod receiver;
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "webhooks-bench", about = "Benchmarks of the webhook functions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Dispatch against the bare-client ceiling, to one local receiver (figures on stderr;
+    /// stdout carries dispatch's own metric lines, as in Lambda).
+    Dispatch {
+        #[arg(long, default_value_t = 10_000)]
+        deliveries: usize,
+        /// Requests in flight at once (dispatch: this many / 10 invocations of ten).
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        /// Distinct webhooks the deliveries go to.
+        #[arg(long, default_value_t = 100)]
+        webhooks: usize,
+        /// Also through the DynamoDB store on the emulator at $AWS_ENDPOINT_URL, table $TABLE_NAME.
+        #[arg(long)]
+        dynamo: bool,
+    },
+    /// Each function's release binary: exec to first poll, first invocation, peak memory.
+    ColdStart {
+        /// Where the release binaries are.
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Deliveries in the batch dispatch gets (to a local receiver, webhooks in $TABLE_NAME).
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
+    /// The receiver process the measurements send to (internal).
+    #[command(hide = true)]
+    Receiver,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Receiver => receiver::serve().await,
+        Command::Dispatch { deliveries, concurrency, webhooks, dynamo } => {
+            run_dispatch(deliveries, concurrency, webhooks, dynamo).await
+        }
+        Command::ColdStart { bin_dir, runs, batch } => run_cold_start(&bin_dir, runs, batch).await,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
+async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: bool) -> Result<()> {
+    let receiver = receiver::spawn().await?;
+    let hooks = dispatch::webhooks(receiver.port, webhooks, "ven_bench");
+    // Warm both paths (connections, allocator) before measuring.
+    dispatch::ceiling(receiver.port, 500, concurrency).await;
+    let memory = doubles::MemoryStore::with(&hooks);
+    dispatch::through_dispatch("warm-up", memory, dispatch::batches(&hooks, 500), concurrency).await;
+
+    let mut runs = vec![dispatch::ceiling(receiver.port, n, concurrency).await];
+    let memory = doubles::MemoryStore::with(&hooks);
+    runs.push(
+        dispatch::through_dispatch(
+            "b. dispatch, in-memory store",
+            memory,
+            dispatch::batches(&hooks, n),
+            concurrency,
+        )
+        .await,
+    );
+    if dynamo {
+        use shared::store::WebhookStore;
+        let table = std::env::var("TABLE_NAME").context("--dynamo needs TABLE_NAME")?;
+        let aws = aws_config::load_from_env().await;
+        let store = shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+        for w in &hooks {
+            if store.get_webhook(&w.vendor_id, w.id).await?.is_none() {
+                store.insert_webhook(w).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        }
+        runs.push(
+            dispatch::through_dispatch(
+                "c. dispatch, DynamoDB store on the emulator",
+                store,
+                dispatch::batches(&hooks, n),
+                concurrency,
+            )
+            .await,
+        );
+    }
+    let ceiling = runs[0].per_second();
+    eprintln!(
+        "{n} deliveries of 1 KiB, {concurrency} in flight, {webhooks} webhooks, one receiver on 127.0.0.1"
+    );
+    eprintln!("| run | deliveries/s | ratio to a | p50 ms | p99 ms | our CPU ms/delivery | store reads, writes / delivery |");
+    eprintln!("|---|---|---|---|---|---|---|");
+    for r in &runs {
+        let requests = r
+            .requests
+            .map(|(reads, writes, _)| {
+                format!("{:.2}, {:.2}", reads as f64 / n as f64, writes as f64 / n as f64)
+            })
+            .unwrap_or_else(|| "-".into());
+        eprintln!(
+            "| {} | {:.0} | {:.2} | {} | {} | {} | {} |",
+            r.name,
+            r.per_second(),
+            r.per_second() / ceiling,
+            ms(r.percentile(0.5)),
+            ms(r.percentile(0.99)),
+            ms(r.cpu_per_delivery()),
+            requests,
+        );
+    }
+    if let Some(b) = runs.get(1) {
+        let lambda_ms = b.wall.as_secs_f64() * 1000.0 / b.batches as f64 * (concurrency / 10).max(1) as f64;
+        eprintln!(
+            "dispatch: {} batches of 10, {:.1} ms of wall time per batch (Lambda bills this)",
+            b.batches, lambda_ms
+        );
+    }
+    Ok(())
+}
+
+/// The functions and, for each, an event that runs it without touching AWS: an HTTP function
+/// answers a method its route does not take (405) before any store call; dispatch gets a batch.
+const FUNCTIONS: &[(&str, &str)] = &[
+    ("create-webhook", "/basic/webhooks"),
+    ("get-webhook", "/basic/webhooks/1"),
+    ("update-webhook", "/basic/webhooks/1"),
+    ("delete-webhook", "/basic/webhooks/1"),
+    ("list-webhooks", "/basic/webhooks"),
+    ("list-deliveries", "/basic/webhooks/1/deliveries"),
+    ("enable-webhook", "/basic/webhooks/1/enable"),
+    ("rotate-secret", "/basic/webhooks/1/rotate-secret"),
+    ("redeliver-event", "/basic/webhooks/1/redeliver"),
+    ("test-webhook", "/basic/webhooks/1/test"),
+    ("publish-event", "/events"),
+    ("dispatch", ""),
+];
+
+fn http_event(path: &str) -> Bytes {
+    let event = serde_json::json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": {"accept": "application/json"},
+        "requestContext": {"accountId": "123456789012", "apiId": "bench", "domainName": "127.0.0.1",
+            "domainPrefix": "bench", "http": {"method": "PATCH", "path": path, "protocol": "HTTP/1.1",
+            "sourceIp": "127.0.0.1", "userAgent": "bench"}, "requestId": "bench", "routeKey": "$default",
+            "stage": "$default", "time": "24/Nov/2026:09:00:00 +0000", "timeEpoch": 1795510800000u64},
+        "isBase64Encoded": false
+    });
+    Bytes::from(event.to_string())
+}
+
+async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize) -> Result<()> {
+    let receiver = receiver::spawn().await?;
+    let mut env: Vec<(String, String)> = [
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "TABLE_NAME",
+        "DELIVERIES_QUEUE_URL",
+    ]
+    .iter()
+    .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+    .collect();
+    env.push(("ALLOW_PRIVATE_TARGETS".into(), "true".into()));
+    env.push(("RUST_LOG".into(), "info".into()));
+    // dispatch's batch: deliveries to webhooks stored in the table on the emulator.
+    let hooks = dispatch::webhooks(receiver.port, 10, "ven_bench_cold");
+    {
+        use shared::store::WebhookStore;
+        let aws = aws_config::load_from_env().await;
+        let table = std::env::var("TABLE_NAME").context("cold-start needs TABLE_NAME and the emulator")?;
+        let store = shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+        for w in &hooks {
+            if store.get_webhook(&w.vendor_id, w.id).await?.is_none() {
+                store.insert_webhook(w).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        }
+    }
+    let mut dispatch_batch = serde_json::to_value(
+        &dispatch::batches(&hooks, batch)[..].iter().flat_map(|e| e.records.clone()).collect::<Vec<_>>(),
+    )?;
+    let dispatch_event = Bytes::from(serde_json::json!({"Records": dispatch_batch.take()}).to_string());
+
+    eprintln!("median of {runs} starts; the first invocation: an HTTP function answers a 405 (no AWS call), dispatch delivers {batch} messages");
+    eprintln!("| function | bootstrap MB | exec to first poll ms | first invocation ms | peak RSS MB |");
+    eprintln!("|---|---|---|---|---|");
+    for (function, path) in FUNCTIONS {
+        let binary = bin_dir.join(function);
+        let size = std::fs::metadata(&binary)
+            .with_context(|| format!("{}: build it first", binary.display()))?
+            .len();
+        let event = if *function == "dispatch" { dispatch_event.clone() } else { http_event(path) };
+        let (mut starts, mut firsts, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (start, first, answer, peak) = cold::start_once(&binary, &env, &event).await?;
+            if *function == "dispatch" {
+                let failures: serde_json::Value = serde_json::from_slice(&answer)?;
+                anyhow::ensure!(
+                    failures["batchItemFailures"] == serde_json::json!([]),
+                    "dispatch failed: {failures}"
+                );
+            } else {
+                let a: serde_json::Value = serde_json::from_slice(&answer)?;
+                anyhow::ensure!(a["statusCode"] == 405, "{function}: {a}");
+            }
+            starts.push(start);
+            firsts.push(first);
+            peaks.push(peak);
+        }
+        peaks.sort();
+        eprintln!(
+            "| {function} | {:.2} | {} | {} | {:.1} |",
+            size as f64 / 1e6,
+            ms(cold::median(starts)),
+            ms(cold::median(firsts)),
+            peaks[peaks.len() / 2] as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
