@@ -1,7 +1,11 @@
 # The two commands of the README: `make dev` runs the stack, `make test` runs every check.
-.PHONY: dev test
+.PHONY: dev test bench
 dev:
 	./scripts/dev.sh
 
 test:
 	./scripts/test.sh
+
+# The Performance section of the README (not part of `make test`).
+bench:
+	./scripts/bench.sh

@@ -138,7 +138,7 @@ async fn main() -> Result<()> {
             Err(_) => load_local_stack_env()?,
         },
     };
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::aws::sdk_config().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
 
     match cli.command {

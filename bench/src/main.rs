@@ -89,7 +89,7 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
     if dynamo {
         use shared::store::WebhookStore;
         let table = std::env::var("TABLE_NAME").context("--dynamo needs TABLE_NAME")?;
-        let aws = aws_config::load_from_env().await;
+        let aws = shared::aws::sdk_config().await;
         let store = shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
         for w in &hooks {
             if store.get_webhook(&w.vendor_id, w.id).await?.is_none() {
@@ -189,7 +189,7 @@ async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize) ->
     let hooks = dispatch::webhooks(receiver.port, 10, "ven_bench_cold");
     {
         use shared::store::WebhookStore;
-        let aws = aws_config::load_from_env().await;
+        let aws = shared::aws::sdk_config().await;
         let table = std::env::var("TABLE_NAME").context("cold-start needs TABLE_NAME and the emulator")?;
         let store = shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
         for w in &hooks {
@@ -198,10 +198,8 @@ async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize) ->
             }
         }
     }
-    let mut dispatch_batch = serde_json::to_value(
-        &dispatch::batches(&hooks, batch)[..].iter().flat_map(|e| e.records.clone()).collect::<Vec<_>>(),
-    )?;
-    let dispatch_event = Bytes::from(serde_json::json!({"Records": dispatch_batch.take()}).to_string());
+    let records: Vec<_> = dispatch::batches(&hooks, batch).into_iter().flat_map(|e| e.records).collect();
+    let dispatch_event = Bytes::from(serde_json::json!({"Records": records}).to_string());
 
     eprintln!("median of {runs} starts; the first invocation: an HTTP function answers a 405 (no AWS call), dispatch delivers {batch} messages");
     eprintln!("| function | bootstrap MB | exec to first poll ms | first invocation ms | peak RSS MB |");

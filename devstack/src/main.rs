@@ -64,7 +64,7 @@ enum Command {
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Bridge { queue_url, watch_url, function, batch_size } => {
-            let aws = aws_config::load_from_env().await;
+            let aws = shared::aws::sdk_config().await;
             let sqs = aws_sdk_sqs::Client::new(&aws);
             let arn_name = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
             let arn = sqs
@@ -109,7 +109,7 @@ async fn main() -> Result<()> {
                 fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
             let parsed = devstack::parse_template(&text)?;
             let def = devstack::table_definition(&parsed)?;
-            let aws = aws_config::load_from_env().await;
+            let aws = shared::aws::sdk_config().await;
             let client = aws_sdk_dynamodb::Client::new(&aws);
             let created = devstack::ensure_table(&client, &table, &def).await?;
             println!("table {table}: {}", if created { "created" } else { "exists" });

@@ -62,7 +62,7 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
             }
         };
         let deliverer = HttpDeliverer::new(&DeliverySettings::from_env()?)?;
-        let aws = aws_config::load_from_env().await;
+        let aws = crate::aws::sdk_config().await;
         Ok(Self {
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url),

@@ -38,7 +38,7 @@ pub fn target_bin(name: &str) -> PathBuf {
 /// A DynamoDB client on the emulator.
 pub async fn dynamo() -> DynamoClient {
     stack_var("AWS_ENDPOINT_URL");
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::aws::sdk_config().await;
     DynamoClient::new(&aws)
 }
 

@@ -21,7 +21,7 @@ use tests::{
 async fn killing_dispatch_mid_batch_loses_nothing() {
     let store = store().await;
     let v = new_vendor(&store).await;
-    let sqs = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    let sqs = aws_sdk_sqs::Client::new(&shared::aws::sdk_config().await);
     let name = unique("crash");
     let dlq = sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.unwrap().queue_url.unwrap();
     let dlq_arn = sqs

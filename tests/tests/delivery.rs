@@ -177,7 +177,7 @@ async fn a_receiver_that_never_answers_2xx_parks_the_delivery_in_the_dlq_intact(
 
 /// Reads the DLQ until it finds the message of (event, webhook), deletes and returns it.
 async fn find_in_dlq(event_id: &str, webhook_id: u64, timeout: Duration) -> Option<DeliveryMessage> {
-    let sqs = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    let sqs = aws_sdk_sqs::Client::new(&shared::aws::sdk_config().await);
     let url = stack_var("DEAD_LETTER_QUEUE_URL");
     let deadline = std::time::Instant::now() + timeout;
     while std::time::Instant::now() < deadline {

@@ -123,7 +123,7 @@ async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn an_interrupted_replay_loses_nothing_and_the_next_one_finishes_it() {
-    let sqs = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    let sqs = aws_sdk_sqs::Client::new(&shared::aws::sdk_config().await);
     let (deliveries, dead_letters) = own_queues(&sqs).await;
     let payload: Value = serde_json::from_str(&fixture("ecomnow/new-order.json")).unwrap();
     let ids: Vec<String> = (0..150).map(|i| format!("evt_interrupted-{i:03}")).collect();

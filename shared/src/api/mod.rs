@@ -38,7 +38,7 @@ impl App<DynamoStore> {
     /// emulator locally).
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let config = Config::from_env()?;
-        let aws = aws_config::load_from_env().await;
+        let aws = crate::aws::sdk_config().await;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
         let queue = std::env::var("DELIVERIES_QUEUE_URL")
             .ok()
