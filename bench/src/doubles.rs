@@ -1,8 +1,7 @@
-//! What the dispatch benchmark puts behind dispatch's ports: an in-memory store (DynamoDB's
-//! latency is not ours to measure), a counting wrapper for any store (the AWS requests a delivery
+//! What the dispatch benchmark puts behind dispatch's ports besides the in-memory store
+//! (`shared::store::MemoryStore`): a counting wrapper for any store (the AWS requests a delivery
 //! costs), a queue that only counts, and a deliverer wrapper that times each HTTP attempt.
 use std::{
-    collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
         Mutex,
@@ -16,61 +15,6 @@ use shared::{
     queue::{DeliveryQueue, QueueError},
     store::{AttemptLog, AttemptRecord, StoreError, WebhookStore},
 };
-
-/// Webhooks in a map; attempts counted, not kept (10,000 records are not what we measure).
-#[derive(Default)]
-pub struct MemoryStore {
-    webhooks: Mutex<HashMap<u64, Webhook>>,
-    attempts: AtomicU64,
-}
-
-impl MemoryStore {
-    pub fn with(webhooks: &[Webhook]) -> Self {
-        Self {
-            webhooks: Mutex::new(webhooks.iter().map(|w| (w.id, w.clone())).collect()),
-            ..Default::default()
-        }
-    }
-}
-
-impl WebhookStore for MemoryStore {
-    async fn insert_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
-        self.webhooks.lock().unwrap().insert(w.id, w.clone());
-        Ok(())
-    }
-    async fn get_webhook(&self, vendor_id: &str, id: u64) -> Result<Option<Webhook>, StoreError> {
-        Ok(self.webhooks.lock().unwrap().get(&id).filter(|w| w.vendor_id == vendor_id).cloned())
-    }
-    async fn list_webhooks(&self, vendor_id: &str) -> Result<Vec<Webhook>, StoreError> {
-        Ok(self.webhooks.lock().unwrap().values().filter(|w| w.vendor_id == vendor_id).cloned().collect())
-    }
-    async fn replace_webhook(&self, _: &Webhook, next: &Webhook) -> Result<(), StoreError> {
-        self.webhooks.lock().unwrap().insert(next.id, next.clone());
-        Ok(())
-    }
-    async fn delete_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
-        self.webhooks.lock().unwrap().remove(&w.id);
-        Ok(())
-    }
-}
-
-impl AttemptLog for MemoryStore {
-    async fn record_attempt(&self, _: &AttemptRecord) -> Result<(), StoreError> {
-        self.attempts.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-    async fn attempts_page(
-        &self,
-        _: u64,
-        _: i32,
-        _: Option<&str>,
-    ) -> Result<(Vec<AttemptRecord>, Option<String>), StoreError> {
-        Ok((Vec::new(), None))
-    }
-    async fn list_attempts(&self, _: u64, _: i32) -> Result<Vec<AttemptRecord>, StoreError> {
-        Ok(Vec::new())
-    }
-}
 
 /// Counts the store requests dispatch makes: reads and writes, as DynamoDB bills them.
 pub struct Counting<S> {

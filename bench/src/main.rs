@@ -72,11 +72,11 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
     let hooks = dispatch::webhooks(receiver.port, webhooks, "ven_bench");
     // Warm both paths (connections, allocator) before measuring.
     dispatch::ceiling(receiver.port, 500, concurrency).await;
-    let memory = doubles::MemoryStore::with(&hooks);
+    let memory = shared::store::MemoryStore::with(&hooks);
     dispatch::through_dispatch("warm-up", memory, dispatch::batches(&hooks, 500), concurrency).await;
 
     let mut runs = vec![dispatch::ceiling(receiver.port, n, concurrency).await];
-    let memory = doubles::MemoryStore::with(&hooks);
+    let memory = shared::store::MemoryStore::with(&hooks);
     runs.push(
         dispatch::through_dispatch(
             "b. dispatch, in-memory store",
@@ -130,14 +130,59 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
             requests,
         );
     }
-    if let Some(b) = runs.get(1) {
-        let lambda_ms = b.wall.as_secs_f64() * 1000.0 / b.batches as f64 * (concurrency / 10).max(1) as f64;
-        eprintln!(
-            "dispatch: {} batches of 10, {:.1} ms of wall time per batch (Lambda bills this)",
-            b.batches, lambda_ms
-        );
+    // The Lambda time a batch bills: the slowest measured store (the emulator's when it ran).
+    let billed = runs
+        .last()
+        .filter(|r| r.batches > 0)
+        .map(|r| r.wall.as_secs_f64() * 1000.0 / r.batches as f64 * (concurrency / 10).max(1) as f64);
+    if let (Some(ms_per_batch), Some((reads, writes, _))) = (billed, runs.last().and_then(|r| r.requests)) {
+        eprintln!();
+        eprintln!("dispatch: {ms_per_batch:.1} ms per batch of 10 (Lambda bills this, at 128 MB)");
+        cost_table(reads as f64 / n as f64, writes as f64 / n as f64, ms_per_batch);
     }
     Ok(())
+}
+
+/// What a million deliveries cost at us-east-1 list prices (arm64 Lambda, on-demand DynamoDB,
+/// standard SQS, HTTP API), from the requests counted in this run, for an event going to one
+/// webhook (the worst case: nothing shared) and to ten.
+fn cost_table(dispatch_reads: f64, dispatch_writes: f64, ms_per_batch: f64) {
+    const SQS: f64 = 0.40; // per million requests (64 KiB each)
+    const RRU: f64 = 0.125; // per million read request units (an eventually consistent read of <= 4 KB is 0.5)
+    const WRU: f64 = 0.625; // per million write request units (a write of <= 1 KB is 1)
+    const LAMBDA_REQ: f64 = 0.20; // per million invocations
+    const LAMBDA_GBS: f64 = 0.000_013_333_4; // per GB-second, arm64
+    const HTTP_API: f64 = 1.00; // per million requests
+    let gb = 128.0 / 1024.0;
+    eprintln!("| per million deliveries, USD | fan-out 1 | fan-out 10 |");
+    eprintln!("|---|---|---|");
+    let mut totals = [0.0f64; 2];
+    let mut line = |what: &str, f: &dyn Fn(f64) -> f64| {
+        let v = [f(1.0), f(10.0)];
+        totals[0] += v[0];
+        totals[1] += v[1];
+        eprintln!("| {what} | {:.3} | {:.3} |", v[0], v[1]);
+    };
+    // Publishing, per event, shared by its deliveries: the API request, the function (about
+    // 10 ms), the vendor read, the webhooks query, the event kept for redelivery (1 KiB payload:
+    // 2 WRU), and one SendMessageBatch per ten deliveries.
+    line("POST /events: API Gateway + Lambda", &|f| {
+        (HTTP_API + LAMBDA_REQ + 10.0 / 1000.0 * gb * LAMBDA_GBS * 1e6) / f
+    });
+    line("POST /events: DynamoDB (vendor, webhooks, kept event)", &|f| {
+        (0.5 * RRU + 0.5 * RRU + 2.0 * WRU) / f
+    });
+    line("SQS SendMessageBatch", &|f| SQS * (f / 10.0).ceil() / f);
+    // Dispatch, per delivery: the event source mapping's receive and delete per batch of ten,
+    // one invocation per batch, its billed time, the store requests counted above.
+    line("SQS receive + delete (event source mapping)", &|_| SQS * 2.0 / 10.0);
+    line("dispatch Lambda (requests + GB-s)", &|_| {
+        (LAMBDA_REQ + ms_per_batch / 1000.0 * gb * LAMBDA_GBS * 1e6) / 10.0
+    });
+    line("dispatch DynamoDB (webhook read, attempt record)", &|_| {
+        dispatch_reads * 0.5 * RRU + dispatch_writes * WRU
+    });
+    eprintln!("| **total** | **{:.2}** | **{:.2}** |", totals[0], totals[1]);
 }
 
 /// The functions and, for each, an event that runs it without touching AWS: an HTTP function

@@ -1,9 +1,14 @@
 //! The dispatcher: an SQS batch in, each message delivered concurrently, the failures reported
 //! back so that SQS retries them alone, after the backoff their attempt calls for.
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use rand::Rng;
+use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::{
@@ -92,9 +97,10 @@ where
             }
         }
         let tally = Tally::default();
+        let lookups = Lookups::default();
         let dispositions = futures_util::future::join_all(event.records.iter().zip(&ids).map(|(record, id)| {
             let span = tracing::info_span!("message", message_id = %id, event_id = tracing::field::Empty, webhook_id = tracing::field::Empty);
-            self.process(record, &tally).instrument(span)
+            self.process(record, &tally, &lookups).instrument(span)
         }))
         .await;
         tally.record().emit();
@@ -107,7 +113,7 @@ where
         Ok(response)
     }
 
-    async fn process(&self, record: &SqsMessage, tally: &Tally) -> Disposition {
+    async fn process(&self, record: &SqsMessage, tally: &Tally, lookups: &Lookups) -> Disposition {
         let receive_count: u32 =
             record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
         let Some(body) = record.body.as_deref() else {
@@ -129,7 +135,19 @@ where
         span.record("event_id", message.event_id.as_str());
         span.record("webhook_id", message.webhook_id);
 
-        let webhook = match self.store.get_webhook(&message.vendor_id, message.webhook_id).await {
+        // One read per distinct webhook per batch: the batch's other messages for it wait for
+        // that read and share its answer.
+        let lookup = lookups
+            .cell(&message.vendor_id, message.webhook_id)
+            .get_or_init(|| async {
+                self.store
+                    .get_webhook(&message.vendor_id, message.webhook_id)
+                    .await
+                    .map_err(|e| crate::error::chain(&e))
+            })
+            .await
+            .clone();
+        let webhook = match lookup {
             Ok(Some(w)) => w,
             Ok(None) => {
                 tracing::info!("webhook deleted since the event was published: delivery dropped");
@@ -137,7 +155,7 @@ where
                 return Disposition::Done;
             }
             Err(e) => {
-                tracing::error!(error = %crate::error::chain(&e), "cannot read the webhook");
+                tracing::error!(error = %e, "cannot read the webhook");
                 return self.retry(record, receive_count, None).await;
             }
         };
@@ -323,6 +341,17 @@ where
     }
 }
 
+/// The webhook reads of one batch, shared by its messages.
+#[derive(Default)]
+struct Lookups(std::sync::Mutex<HashMap<(String, u64), Arc<OnceCell<Result<Option<Webhook>, String>>>>>);
+
+impl Lookups {
+    fn cell(&self, vendor_id: &str, webhook_id: u64) -> Arc<OnceCell<Result<Option<Webhook>, String>>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((vendor_id.to_owned(), webhook_id)).or_default().clone()
+    }
+}
+
 /// What a batch did, for its metrics line.
 #[derive(Default)]
 struct Tally(std::sync::Mutex<Counts>);
@@ -379,4 +408,71 @@ fn unix_seconds() -> i64 {
 
 fn unix_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::{
+        domain::EventType,
+        queue::QueueError,
+        store::{MemoryStore, WebhookStore},
+    };
+
+    struct Answers200;
+    impl Deliverer for Answers200 {
+        async fn deliver(&self, _: &DeliveryRequest<'_>) -> Attempt {
+            Attempt {
+                outcome: Outcome::Delivered { status: 200 },
+                duration: Duration::ZERO,
+                response_excerpt: String::new(),
+            }
+        }
+    }
+
+    struct NoQueue;
+    impl DeliveryQueue for NoQueue {
+        async fn send_all(&self, _: Vec<String>) -> Result<(), QueueError> {
+            Ok(())
+        }
+        async fn retry_after(&self, _: &str, _: Duration) -> Result<(), QueueError> {
+            Ok(())
+        }
+    }
+
+    fn message(i: usize, webhook_id: u64) -> SqsMessage {
+        let body = format!(
+            r#"{{"v":1,"eventId":"evt_{i}","eventType":"new_order","vendorId":"ven_x","webhookId":{webhook_id},"publishedAt":1,"payload":{{"orderNo":"1"}}}}"#
+        );
+        let mut m = SqsMessage::default();
+        m.message_id = Some(format!("m{i}"));
+        m.receipt_handle = Some(format!("r{i}"));
+        m.body = Some(body);
+        m
+    }
+
+    #[tokio::test]
+    async fn a_batch_reads_each_distinct_webhook_once() {
+        let mut w = crate::domain::tests::webhook();
+        w.previous_secret = None;
+        w.event_type = EventType::NewOrder;
+        let store = MemoryStore::default();
+        store.insert_webhook(&w).await.unwrap();
+        let dispatcher = Dispatcher {
+            store,
+            queue: NoQueue,
+            deliverer: Answers200,
+            schedule: RetrySchedule::standard(),
+            auto_disable_after: None,
+        };
+        let mut event = SqsEvent::default();
+        event.records = (0..9).map(|i| message(i, w.id)).collect();
+        event.records.push(message(9, 424242));
+        let answer = dispatcher.handle(&event).await.unwrap();
+        assert!(answer.batch_item_failures.is_empty(), "delivered, or dropped (the unknown webhook)");
+        assert_eq!(dispatcher.store.reads.load(Ordering::Relaxed), 2, "two distinct webhooks, two reads");
+        assert_eq!(dispatcher.store.attempts.load(Ordering::Relaxed), 9);
+    }
 }

@@ -4,7 +4,9 @@ use std::future::Future;
 use crate::domain::{EventType, Vendor, Webhook};
 
 mod dynamo;
+mod memory;
 pub use dynamo::DynamoStore;
+pub use memory::MemoryStore;
 
 /// A boxed cause from a storage backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
