@@ -1,5 +1,5 @@
 # The two commands of the README: `make dev` runs the stack, `make test` runs every check.
-.PHONY: dev test bench
+.PHONY: dev test bench soak
 dev:
 	./scripts/dev.sh
 
@@ -9,3 +9,7 @@ test:
 # The Performance section of the README (not part of `make test`).
 bench:
 	./scripts/bench.sh
+
+# The 10,000-event soak with faults (make test runs 1,000 of it).
+soak:
+	./scripts/soak.sh

@@ -98,7 +98,8 @@ start_stack() {
   mkdir -p "$STACK_DIR"
   {
     echo "TABLE_NAME=$TABLE_NAME"
-    echo "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
+    # The soak puts a TCP proxy between the functions and the emulator (FUNCTIONS_ENDPOINT_URL).
+    echo "AWS_ENDPOINT_URL=${FUNCTIONS_ENDPOINT_URL:-$AWS_ENDPOINT_URL}"
     echo "AWS_REGION=$AWS_REGION"
     echo "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"
     echo "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
@@ -112,7 +113,8 @@ start_stack() {
     if [ -n "${AUTO_DISABLE_AFTER:-}" ]; then echo "AUTO_DISABLE_AFTER=$AUTO_DISABLE_AFTER"; fi
   } > "$STACK_DIR/functions.env"
   start_bg watch bash -c "cd '$ROOT' && exec cargo lambda watch --invoke-address 127.0.0.1 \
-      --invoke-port '$API_PORT' --ignore-changes --env-file '$STACK_DIR/functions.env'"
+      --invoke-port '$API_PORT' --ignore-changes --env-file '$STACK_DIR/functions.env' \
+      --concurrency '${WATCH_CONCURRENCY:-1}'"
   wait_http "$WEBHOOKS_API_URL/" 120 watch
 
   # The first invocation of each function starts it; do that now, not in the user's first request.
@@ -131,8 +133,11 @@ start_stack() {
   curl -s -o /dev/null --max-time 180 -d '{"Records": []}' \
     "$WEBHOOKS_API_URL/2015-03-31/functions/dispatch/invocations" || true
 
-  log "starting the SQS-to-dispatch bridge"
-  start_bg bridge "$ROOT/target/debug/devstack" bridge --queue-url "$DELIVERIES_QUEUE_URL" --watch-url "$WEBHOOKS_API_URL"
+  # The soak runs dispatch and its bridge itself, to kill and restart dispatch (STACK_NO_BRIDGE).
+  if [ -z "${STACK_NO_BRIDGE:-}" ]; then
+    log "starting the SQS-to-dispatch bridge"
+    start_bg bridge "$ROOT/target/debug/devstack" bridge --queue-url "$DELIVERIES_QUEUE_URL" --watch-url "$WEBHOOKS_API_URL"
+  fi
 
   mkdir -p "$STACK_DIR"
   {

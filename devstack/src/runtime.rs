@@ -46,8 +46,19 @@ pub struct LocalLambda {
 }
 
 impl LocalLambda {
-    /// Serves the Runtime API and keeps `binary` running against it with `env`.
+    /// Serves the Runtime API and keeps `binary` running against it with `env`; the function's
+    /// output goes where this process's does.
     pub async fn start(function: &str, binary: PathBuf, env: Vec<(String, String)>) -> Result<Self> {
+        Self::start_logged(function, binary, env, None).await
+    }
+
+    /// Like [`LocalLambda::start`], the function's output appended to `log` if given.
+    pub async fn start_logged(
+        function: &str,
+        binary: PathBuf,
+        env: Vec<(String, String)>,
+        log: Option<PathBuf>,
+    ) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let inner = Arc::new(Inner::default());
@@ -77,6 +88,14 @@ impl LocalLambda {
                     .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
                     .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
                     .kill_on_drop(true);
+                if let Some(path) = &log {
+                    let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+                    if let Ok(file) = file {
+                        if let Ok(copy) = file.try_clone() {
+                            cmd.stdout(copy).stderr(file);
+                        }
+                    }
+                }
                 let Ok(mut child) = cmd.spawn() else { return };
                 supervised.starts.fetch_add(1, Ordering::SeqCst);
                 supervised.child_pid.store(child.id().unwrap_or(0), Ordering::SeqCst);

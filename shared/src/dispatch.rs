@@ -152,7 +152,7 @@ where
             Ok(None) => {
                 tracing::info!("webhook deleted since the event was published: delivery dropped");
                 tally.add(|t| t.dropped += 1);
-                return Disposition::Done;
+                return self.drop_recorded(record, &message, receive_count, "dropped_deleted").await;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the webhook");
@@ -162,12 +162,12 @@ where
         if let Some((_, reason)) = &webhook.disabled {
             tracing::info!(reason = %reason, "webhook disabled since the event was published: delivery dropped");
             tally.add(|t| t.dropped += 1);
-            return Disposition::Done;
+            return self.drop_recorded(record, &message, receive_count, "dropped_disabled").await;
         }
         if webhook.event_type != message.event_type {
             tracing::info!("webhook no longer takes this event type: delivery dropped");
             tally.add(|t| t.dropped += 1);
-            return Disposition::Done;
+            return self.drop_recorded(record, &message, receive_count, "dropped_type_changed").await;
         }
 
         let timestamp = unix_seconds();
@@ -296,7 +296,30 @@ where
         Disposition::Retry
     }
 
-    async fn log_attempt(&self, message: &DeliveryMessage, attempt: u32, a: &Attempt) {
+    /// Drops a delivery on purpose, once the attempt log says so and why: every (event, webhook)
+    /// pair ends somewhere a vendor or an operator can see. If the log cannot be written, the
+    /// message stays for a later attempt, which drops it again.
+    async fn drop_recorded(
+        &self,
+        record: &SqsMessage,
+        message: &DeliveryMessage,
+        attempt: u32,
+        outcome: &'static str,
+    ) -> Disposition {
+        let dropped = Attempt {
+            outcome: Outcome::Failed { class: outcome },
+            duration: Duration::ZERO,
+            response_excerpt: String::new(),
+        };
+        if self.log_attempt(message, attempt, &dropped).await {
+            Disposition::Done
+        } else {
+            self.retry(record, attempt, None).await
+        }
+    }
+
+    /// Appends the attempt to the log; false if it could not.
+    async fn log_attempt(&self, message: &DeliveryMessage, attempt: u32, a: &Attempt) -> bool {
         let (status, outcome) = match &a.outcome {
             Outcome::Delivered { status } => (Some(*status), "delivered".to_owned()),
             Outcome::Rejected { status, .. } => (Some(*status), "rejected".to_owned()),
@@ -313,8 +336,12 @@ where
             at_ms: unix_millis(),
             response_excerpt: a.response_excerpt.clone(),
         };
-        if let Err(e) = self.store.record_attempt(&record).await {
-            tracing::error!(error = %crate::error::chain(&e), "cannot record the attempt");
+        match self.store.record_attempt(&record).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %crate::error::chain(&e), "cannot record the attempt");
+                false
+            }
         }
     }
 
@@ -473,6 +500,6 @@ mod tests {
         let answer = dispatcher.handle(&event).await.unwrap();
         assert!(answer.batch_item_failures.is_empty(), "delivered, or dropped (the unknown webhook)");
         assert_eq!(dispatcher.store.reads.load(Ordering::Relaxed), 2, "two distinct webhooks, two reads");
-        assert_eq!(dispatcher.store.attempts.load(Ordering::Relaxed), 9);
+        assert_eq!(dispatcher.store.attempts.load(Ordering::Relaxed), 10, "nine delivered, one dropped");
     }
 }

@@ -23,6 +23,10 @@ pub enum Reply {
     Redirect(String),
     /// A status with `Retry-After: <seconds>`.
     RetryAfter(u16, u64),
+    /// `500` to this share of requests (0.0 to 1.0), chosen at random, `200` to the others.
+    Flaky(f64),
+    /// The status until the instant, `200` after it.
+    FailUntil(Instant, u16),
 }
 
 /// A request a receiver got.
@@ -32,6 +36,8 @@ pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
+    /// The status it answered.
+    pub status: u16,
 }
 
 impl Received {
@@ -90,7 +96,11 @@ impl Receiver {
         let shared = state.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    // Out of file descriptors, most likely (the soak): wait for some to close.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
                 let (state, tls) = (shared.clone(), tls.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req| answer(state.clone(), req));
@@ -142,18 +152,30 @@ async fn answer(
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let reply = {
         let mut s = state.lock().unwrap();
+        let then = s.then.clone();
+        let reply = match s.script.pop_front().unwrap_or(then) {
+            Reply::Flaky(share) => Reply::Status(if rand::random::<f64>() < share { 500 } else { 200 }),
+            Reply::FailUntil(until, code) => Reply::Status(if Instant::now() < until { code } else { 200 }),
+            other => other,
+        };
+        let status = match &reply {
+            Reply::Status(c) | Reply::Slow(_, c) | Reply::RetryAfter(c, _) => *c,
+            Reply::Redirect(_) => 302,
+            Reply::Flaky(_) | Reply::FailUntil(..) => unreachable!("resolved above"),
+        };
         s.got.push(Received {
             path: parts.uri.path().to_owned(),
             headers: parts.headers,
             body,
             at: Instant::now(),
+            status,
         });
-        let then = s.then.clone();
-        s.script.pop_front().unwrap_or(then)
+        reply
     };
     let mut response = Response::new(Full::new(Bytes::from_static(b"{\"received\": true}")));
     match reply {
         Reply::Status(code) => *response.status_mut() = code.try_into().unwrap(),
+        Reply::Flaky(_) | Reply::FailUntil(..) => unreachable!("resolved above"),
         Reply::Slow(wait, code) => {
             tokio::time::sleep(wait).await;
             *response.status_mut() = code.try_into().unwrap();
