@@ -117,11 +117,62 @@ pub async fn ceiling(port: u16, n: usize, concurrency: usize) -> Run {
     }
 }
 
-/// `webhooks` webhooks of one vendor, all at the receiver.
-pub fn webhooks(port: u16, count: usize, vendor: &str) -> Vec<Webhook> {
+/// dispatch's own sender (`HttpDeliverer`: reqwest, the address guard, the response cap) alone,
+/// the same requests: where the gap between a and b goes.
+pub async fn sender_alone(port: u16, n: usize, concurrency: usize) -> Run {
+    use shared::delivery::{Deliverer, DeliveryRequest};
+    let settings = DeliverySettings { allow_private_targets: true, ..DeliverySettings::default() };
+    let sender = Arc::new(HttpDeliverer::new(&settings).unwrap());
+    let body = Arc::new(payload().into_bytes());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let (cpu0, t0) = (cpu_time(), Instant::now());
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (sender, body, next, latencies) =
+                (sender.clone(), body.clone(), next.clone(), latencies.clone());
+            let url = format!("http://127.0.0.1:{port}/hook");
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    let started = Instant::now();
+                    let attempt = sender
+                        .deliver(&DeliveryRequest {
+                            url: &url,
+                            authentication: None,
+                            event_id: "evt_bench",
+                            timestamp: 1_795_510_800,
+                            signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+                            body: &body,
+                        })
+                        .await;
+                    assert!(matches!(attempt.outcome, shared::delivery::Outcome::Delivered { .. }));
+                    latencies.lock().unwrap().push(started.elapsed());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let (wall, cpu) = (t0.elapsed(), cpu_time() - cpu0);
+    let latencies = std::mem::take(&mut *latencies.lock().unwrap());
+    Run {
+        name: "a2. dispatch's sender alone (reqwest)",
+        deliveries: n,
+        wall,
+        cpu,
+        latencies,
+        requests: None,
+        batches: 0,
+    }
+}
+
+/// `webhooks` webhooks of one vendor, all at the receiver, ids from `first_id` (ids are unique
+/// table-wide).
+pub fn webhooks(port: u16, count: usize, vendor: &str, first_id: u64) -> Vec<Webhook> {
     (0..count as u64)
         .map(|i| Webhook {
-            id: 900_000_000 + i,
+            id: first_id + i,
             vendor_id: vendor.to_owned(),
             event_type: EventType::NewOrder,
             url: format!("http://127.0.0.1:{port}/hook/{i}"),

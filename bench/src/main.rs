@@ -69,13 +69,14 @@ fn ms(d: Duration) -> String {
 
 async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: bool) -> Result<()> {
     let receiver = receiver::spawn().await?;
-    let hooks = dispatch::webhooks(receiver.port, webhooks, "ven_bench");
+    let hooks = dispatch::webhooks(receiver.port, webhooks, "ven_bench", 900_000_000);
     // Warm both paths (connections, allocator) before measuring.
     dispatch::ceiling(receiver.port, 500, concurrency).await;
     let memory = shared::store::MemoryStore::with(&hooks);
     dispatch::through_dispatch("warm-up", memory, dispatch::batches(&hooks, 500), concurrency).await;
 
     let mut runs = vec![dispatch::ceiling(receiver.port, n, concurrency).await];
+    runs.push(dispatch::sender_alone(receiver.port, n, concurrency).await);
     let memory = shared::store::MemoryStore::with(&hooks);
     runs.push(
         dispatch::through_dispatch(
@@ -231,7 +232,7 @@ async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize) ->
     env.push(("ALLOW_PRIVATE_TARGETS".into(), "true".into()));
     env.push(("RUST_LOG".into(), "info".into()));
     // dispatch's batch: deliveries to webhooks stored in the table on the emulator.
-    let hooks = dispatch::webhooks(receiver.port, 10, "ven_bench_cold");
+    let hooks = dispatch::webhooks(receiver.port, 10, "ven_bench_cold", 800_000_000);
     {
         use shared::store::WebhookStore;
         let aws = shared::aws::sdk_config().await;
