@@ -68,7 +68,9 @@ stop_stack
 
 check "cargo clippy -D warnings" cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The soak, reduced: 1,000 events with every fault, on a stack of its own; every pair accounted for.
-check "soak, 1,000 events" scripts/soak.sh 1000
+# Ports and a folder of its own, so that `make soak` can run beside `make test`.
+check "soak, 1,000 events" env SOAK_MOTO_PORT=4621 SOAK_API_PORT=9141 SOAK_PROXY_PORT=4622 \
+  SOAK_STACK_DIR="$ROOT/.stack/test-soak" scripts/soak.sh 1000
 
 echo
 if [ "${#failures[@]}" -gt 0 ]; then log "failed: ${failures[*]}"; fi
