@@ -370,10 +370,13 @@ where
 
 /// The webhook reads of one batch, shared by its messages.
 #[derive(Default)]
-struct Lookups(std::sync::Mutex<HashMap<(String, u64), Arc<OnceCell<Result<Option<Webhook>, String>>>>>);
+struct Lookups(std::sync::Mutex<HashMap<(String, u64), Lookup>>);
+
+/// One webhook read: the first message to need it reads, the others wait for its answer.
+type Lookup = Arc<OnceCell<Result<Option<Webhook>, String>>>;
 
 impl Lookups {
-    fn cell(&self, vendor_id: &str, webhook_id: u64) -> Arc<OnceCell<Result<Option<Webhook>, String>>> {
+    fn cell(&self, vendor_id: &str, webhook_id: u64) -> Lookup {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.entry((vendor_id.to_owned(), webhook_id)).or_default().clone()
     }
