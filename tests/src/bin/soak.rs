@@ -38,6 +38,9 @@ const VENDORS: usize = 20;
 const WEBHOOKS_PER_VENDOR: usize = 5;
 const DISPATCHERS: usize = 4;
 
+/// An accepted event: (vendor index, type, when its publishing began, deliveries enqueued).
+type Published = (usize, EventType, Instant, u64);
+
 /// How a webhook's receiver behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Behaviour {
@@ -249,8 +252,7 @@ async fn main() -> Result<()> {
     eprintln!("soak: {} vendors, {} webhooks; publishing {events} events", vendors.len(), hooks.len());
 
     // Publishing, with the faults on the way.
-    let published: Arc<std::sync::Mutex<HashMap<String, (usize, EventType, Instant, u64)>>> =
-        Default::default();
+    let published: Arc<std::sync::Mutex<HashMap<String, Published>>> = Default::default();
     let next = Arc::new(AtomicUsize::new(0));
     let stop_faults = Arc::new(AtomicBool::new(false));
     let run = shared::ids::event_id()[4..12].to_owned();
