@@ -483,6 +483,68 @@ mod tests {
         m
     }
 
+    /// The memory store, but the attempt log is down.
+    struct LogDown(MemoryStore);
+    impl WebhookStore for LogDown {
+        async fn insert_webhook(&self, w: &Webhook) -> Result<(), crate::store::StoreError> {
+            self.0.insert_webhook(w).await
+        }
+        async fn get_webhook(&self, v: &str, id: u64) -> Result<Option<Webhook>, crate::store::StoreError> {
+            self.0.get_webhook(v, id).await
+        }
+        async fn list_webhooks(&self, v: &str) -> Result<Vec<Webhook>, crate::store::StoreError> {
+            self.0.list_webhooks(v).await
+        }
+        async fn replace_webhook(&self, c: &Webhook, n: &Webhook) -> Result<(), crate::store::StoreError> {
+            self.0.replace_webhook(c, n).await
+        }
+        async fn delete_webhook(&self, w: &Webhook) -> Result<(), crate::store::StoreError> {
+            self.0.delete_webhook(w).await
+        }
+    }
+    impl AttemptLog for LogDown {
+        async fn record_attempt(&self, _: &AttemptRecord) -> Result<(), crate::store::StoreError> {
+            Err(crate::store::StoreError::Backend("the emulator is away".into()))
+        }
+        async fn attempts_page(
+            &self,
+            _: u64,
+            _: i32,
+            _: Option<&str>,
+        ) -> Result<(Vec<AttemptRecord>, Option<String>), crate::store::StoreError> {
+            Ok((Vec::new(), None))
+        }
+        async fn list_attempts(
+            &self,
+            _: u64,
+            _: i32,
+        ) -> Result<Vec<AttemptRecord>, crate::store::StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Found by the soak: a drop must be recorded before the message is let go.
+    #[tokio::test]
+    async fn a_drop_that_cannot_be_recorded_keeps_its_message() {
+        let mut w = crate::domain::tests::webhook();
+        w.disabled = Some((1, "the receiver answered 410 Gone".into()));
+        let store = LogDown(MemoryStore::default());
+        store.insert_webhook(&w).await.unwrap();
+        let dispatcher = Dispatcher {
+            store,
+            queue: NoQueue,
+            deliverer: Answers200,
+            schedule: RetrySchedule::standard(),
+            auto_disable_after: None,
+        };
+        let mut event = SqsEvent::default();
+        event.records = vec![message(1, w.id), message(2, 424242)];
+        let answer = dispatcher.handle(&event).await.unwrap();
+        let retried: Vec<&str> =
+            answer.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(retried, ["m1", "m2"], "both drops (disabled, deleted) come back until recorded");
+    }
+
     #[tokio::test]
     async fn a_batch_reads_each_distinct_webhook_once() {
         let mut w = crate::domain::tests::webhook();
