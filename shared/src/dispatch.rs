@@ -247,7 +247,9 @@ where
     /// than `auto_disable_after`: its deliveries then stop, and the vendor sees why in `GET`.
     async fn note_failure(&self, webhook: Webhook) {
         let now = unix_seconds();
-        let window = self.auto_disable_after.map(|d| d.as_secs() as i64);
+        // With auto-disable off there is nothing to remember: no write per failure.
+        let Some(window) = self.auto_disable_after.map(|d| d.as_secs() as i64) else { return };
+        let window = Some(window);
         match (webhook.failing_since, window) {
             (Some(since), Some(window)) if now - since >= window => {
                 tracing::warn!(
