@@ -70,32 +70,24 @@ pub fn payload() -> String {
     p
 }
 
-/// The bare client: hyper-util's pooled HTTP/1.1 client (what reqwest is built on), the same
-/// POSTs with the same headers, `concurrency` at a time.
-pub async fn ceiling(port: u16, n: usize, concurrency: usize) -> Run {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let client = Arc::new(client);
-    let body = Bytes::from(payload());
-    let url: hyper::Uri = format!("http://127.0.0.1:{port}/hook").parse().unwrap();
+/// `n` requests made by `send`, `concurrency` at a time: each timed, and the whole run's wall
+/// and CPU time.
+async fn closed_loop<F, Fut>(name: &'static str, n: usize, concurrency: usize, send: F) -> Run
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let send = Arc::new(send);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
     let (cpu0, t0) = (cpu_time(), Instant::now());
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, body, url, next, latencies) =
-                (client.clone(), body.clone(), url.clone(), next.clone(), latencies.clone());
+            let (send, next, latencies) = (send.clone(), next.clone(), latencies.clone());
             tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < n {
                     let started = Instant::now();
-                    let req = hyper::Request::post(url.clone())
-                        .header("content-type", "application/json")
-                        .header("webhook-id", "evt_bench")
-                        .header("webhook-timestamp", "1795510800")
-                        .header("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
-                        .body(Full::new(body.clone()))
-                        .unwrap();
-                    let resp = client.request(req).await.expect("the receiver answers");
-                    let _ = resp.into_body().collect().await;
+                    send().await;
                     latencies.lock().unwrap().push(started.elapsed());
                 }
             })
@@ -106,65 +98,57 @@ pub async fn ceiling(port: u16, n: usize, concurrency: usize) -> Run {
     }
     let (wall, cpu) = (t0.elapsed(), cpu_time() - cpu0);
     let latencies = std::mem::take(&mut *latencies.lock().unwrap());
-    Run {
-        name: "a. bare hyper client (ceiling)",
-        deliveries: n,
-        wall,
-        cpu,
-        latencies,
-        requests: None,
-        batches: 0,
-    }
+    Run { name, deliveries: n, wall, cpu, latencies, requests: None, batches: 0 }
+}
+
+/// The bare client: hyper-util's pooled HTTP/1.1 client (what reqwest is built on), the same
+/// POSTs with the same headers, `concurrency` at a time.
+pub async fn ceiling(port: u16, n: usize, concurrency: usize) -> Run {
+    let client: Arc<Client<_, Full<Bytes>>> = Arc::new(Client::builder(TokioExecutor::new()).build_http());
+    let body = Bytes::from(payload());
+    let url: hyper::Uri = format!("http://127.0.0.1:{port}/hook").parse().unwrap();
+    closed_loop("a. bare hyper client (ceiling)", n, concurrency, move || {
+        let (client, body, url) = (client.clone(), body.clone(), url.clone());
+        async move {
+            let req = hyper::Request::post(url)
+                .header("content-type", "application/json")
+                .header("webhook-id", "evt_bench")
+                .header("webhook-timestamp", "1795510800")
+                .header("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
+                .body(Full::new(body))
+                .unwrap();
+            let resp = client.request(req).await.expect("the receiver answers");
+            let _ = resp.into_body().collect().await;
+        }
+    })
+    .await
 }
 
 /// dispatch's own sender (`HttpDeliverer`: reqwest, the address guard, the response cap) alone,
 /// the same requests: where the gap between a and b goes.
 pub async fn sender_alone(port: u16, n: usize, concurrency: usize) -> Run {
-    use shared::delivery::{Deliverer, DeliveryRequest};
+    use shared::delivery::{Deliverer, DeliveryRequest, Outcome};
     let settings = DeliverySettings { allow_private_targets: true, ..DeliverySettings::default() };
     let sender = Arc::new(HttpDeliverer::new(&settings).unwrap());
     let body = Arc::new(payload().into_bytes());
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
-    let (cpu0, t0) = (cpu_time(), Instant::now());
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (sender, body, next, latencies) =
-                (sender.clone(), body.clone(), next.clone(), latencies.clone());
-            let url = format!("http://127.0.0.1:{port}/hook");
-            tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < n {
-                    let started = Instant::now();
-                    let attempt = sender
-                        .deliver(&DeliveryRequest {
-                            url: &url,
-                            authentication: None,
-                            event_id: "evt_bench",
-                            timestamp: 1_795_510_800,
-                            signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
-                            body: &body,
-                        })
-                        .await;
-                    assert!(matches!(attempt.outcome, shared::delivery::Outcome::Delivered { .. }));
-                    latencies.lock().unwrap().push(started.elapsed());
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await.unwrap();
-    }
-    let (wall, cpu) = (t0.elapsed(), cpu_time() - cpu0);
-    let latencies = std::mem::take(&mut *latencies.lock().unwrap());
-    Run {
-        name: "a2. dispatch's sender alone (reqwest)",
-        deliveries: n,
-        wall,
-        cpu,
-        latencies,
-        requests: None,
-        batches: 0,
-    }
+    let url = Arc::new(format!("http://127.0.0.1:{port}/hook"));
+    closed_loop("a2. dispatch's sender alone (reqwest)", n, concurrency, move || {
+        let (sender, body, url) = (sender.clone(), body.clone(), url.clone());
+        async move {
+            let attempt = sender
+                .deliver(&DeliveryRequest {
+                    url: &url,
+                    authentication: None,
+                    event_id: "evt_bench",
+                    timestamp: 1_795_510_800,
+                    signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+                    body: &body,
+                })
+                .await;
+            assert!(matches!(attempt.outcome, Outcome::Delivered { .. }));
+        }
+    })
+    .await
 }
 
 /// `webhooks` webhooks of one vendor, all at the receiver, ids from `first_id` (ids are unique

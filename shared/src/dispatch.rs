@@ -249,9 +249,8 @@ where
         let now = unix_seconds();
         // With auto-disable off there is nothing to remember: no write per failure.
         let Some(window) = self.auto_disable_after.map(|d| d.as_secs() as i64) else { return };
-        let window = Some(window);
-        match (webhook.failing_since, window) {
-            (Some(since), Some(window)) if now - since >= window => {
+        match webhook.failing_since {
+            Some(since) if now - since >= window => {
                 tracing::warn!(
                     failing_since = since,
                     "deliveries have failed for too long: webhook disabled"
@@ -269,8 +268,8 @@ where
                 })
                 .await;
             }
-            (Some(_), _) => {}
-            (None, _) => {
+            Some(_) => {}
+            None => {
                 self.change_webhook(webhook, |w| {
                     w.failing_since.is_none().then(|| Webhook { failing_since: Some(now), ..w.clone() })
                 })
@@ -474,6 +473,17 @@ mod tests {
         }
     }
 
+    /// A dispatcher over `store` whose receivers all answer 200, without auto-disable.
+    fn dispatcher<S: WebhookStore + AttemptLog>(store: S) -> Dispatcher<S, NoQueue, Answers200> {
+        Dispatcher {
+            store,
+            queue: NoQueue,
+            deliverer: Answers200,
+            schedule: RetrySchedule::standard(),
+            auto_disable_after: None,
+        }
+    }
+
     fn message(i: usize, webhook_id: u64) -> SqsMessage {
         let body = format!(
             r#"{{"v":1,"eventId":"evt_{i}","eventType":"new_order","vendorId":"ven_x","webhookId":{webhook_id},"publishedAt":1,"payload":{{"orderNo":"1"}}}}"#
@@ -532,13 +542,7 @@ mod tests {
         w.disabled = Some((1, "the receiver answered 410 Gone".into()));
         let store = LogDown(MemoryStore::default());
         store.insert_webhook(&w).await.unwrap();
-        let dispatcher = Dispatcher {
-            store,
-            queue: NoQueue,
-            deliverer: Answers200,
-            schedule: RetrySchedule::standard(),
-            auto_disable_after: None,
-        };
+        let dispatcher = dispatcher(store);
         let mut event = SqsEvent::default();
         event.records = vec![message(1, w.id), message(2, 424242)];
         let answer = dispatcher.handle(&event).await.unwrap();
@@ -554,13 +558,7 @@ mod tests {
         w.event_type = EventType::NewOrder;
         let store = MemoryStore::default();
         store.insert_webhook(&w).await.unwrap();
-        let dispatcher = Dispatcher {
-            store,
-            queue: NoQueue,
-            deliverer: Answers200,
-            schedule: RetrySchedule::standard(),
-            auto_disable_after: None,
-        };
+        let dispatcher = dispatcher(store);
         let mut event = SqsEvent::default();
         event.records = (0..9).map(|i| message(i, w.id)).collect();
         event.records.push(message(9, 424242));
