@@ -10,9 +10,13 @@
 //! | `TOKEN#<sha256(tok)>`| `#`                              | bearer login: the token's vendor      |
 //! | `TOKENID#<tokenId>`  | `#`                              | revocation by id: the token's hash    |
 //! | `VENDOR#<vendorId>`  | `TOKEN#<tokenId>`                | a vendor's tokens, one query          |
-//! | `VENDOR#<vendorId>`  | `EVENT#<idempotency key>`        | a publisher's key, for 24 h (TTL)     |
-//! | `VENDOR#<vendorId>`  | `EVT#<eventId>`                  | a published event, for 30 days (TTL)  |
+//! | `KEY#<vendorId>#<idempotency key>` | `#`                | a publisher's key, for 24 h (TTL)     |
+//! | `EVT#<vendorId>#<eventId>` | `#`                        | a published event, for 30 days (TTL)  |
 //! | `ATTEMPTS#<id>`      | `<at ms>#<eventId>#<attempt>`    | a delivery attempt, for 30 days (TTL) |
+//!
+//! Events and idempotency keys have a partition each, not a place in their vendor's: a busy
+//! vendor's publishing would otherwise share one partition key's write limit, and every query for
+//! the vendor's webhooks would walk past its events.
 //!
 //! Each guard is written in the same transaction as the item it guards, conditioned on not
 //! existing, so concurrent writers can never share a username, an id or an endpoint.
@@ -369,8 +373,8 @@ pub const ATTEMPT_TTL_SECS: i64 = 30 * 24 * 3600;
 impl EventLog for DynamoStore {
     async fn store_event(&self, e: &StoredEvent) -> Result<(), StoreError> {
         let item = Item::from([
-            ("pk".into(), s(vendor_pk(&e.vendor_id))),
-            ("sk".into(), s(format!("EVT#{}", e.event_id))),
+            ("pk".into(), s(event_pk(&e.vendor_id, &e.event_id))),
+            ("sk".into(), s("#")),
             ("eventId".into(), s(&e.event_id)),
             ("eventType".into(), s(e.event_type.as_str())),
             ("payload".into(), s(&e.payload)),
@@ -382,7 +386,7 @@ impl EventLog for DynamoStore {
     }
 
     async fn get_event(&self, vendor_id: &str, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
-        let Some(item) = self.get_item(vendor_pk(vendor_id), format!("EVT#{event_id}")).await? else {
+        let Some(item) = self.get_item(event_pk(vendor_id, event_id), "#".into()).await? else {
             return Ok(None);
         };
         let published_at = get_n(&item, "publishedAt")?;
@@ -407,8 +411,8 @@ impl EventLog for DynamoStore {
         expires_at: i64,
     ) -> Result<EventStart, StoreError> {
         let item = Item::from([
-            ("pk".into(), s(vendor_pk(vendor_id))),
-            ("sk".into(), s(format!("EVENT#{key}"))),
+            ("pk".into(), s(key_pk(vendor_id, key))),
+            ("sk".into(), s("#")),
             ("eventId".into(), s(event_id)),
             ("state".into(), s("pending")),
             ("createdAt".into(), n(now)),
@@ -430,7 +434,7 @@ impl EventLog for DynamoStore {
             Err(e) => return Err(backend(e)),
         }
         let item = self
-            .get_item(vendor_pk(vendor_id), format!("EVENT#{key}"))
+            .get_item(key_pk(vendor_id, key), "#".into())
             .await?
             .ok_or_else(|| StoreError::Conflict(Conflict::Concurrent))?;
         let event_id = get_s(&item, "eventId")?;
@@ -444,8 +448,8 @@ impl EventLog for DynamoStore {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(vendor_pk(vendor_id)))
-            .key("sk", s(format!("EVENT#{key}")))
+            .key("pk", s(key_pk(vendor_id, key)))
+            .key("sk", s("#"))
             .update_expression("SET #state = :done, deliveries = :n")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":done", s("done"))
@@ -536,6 +540,16 @@ impl AttemptLog for DynamoStore {
 
 fn vendor_pk(vendor_id: &str) -> String {
     format!("VENDOR#{vendor_id}")
+}
+
+/// A publisher's idempotency key, in a partition of its own.
+fn key_pk(vendor_id: &str, key: &str) -> String {
+    format!("KEY#{vendor_id}#{key}")
+}
+
+/// A published event, in a partition of its own.
+fn event_pk(vendor_id: &str, event_id: &str) -> String {
+    format!("EVT#{vendor_id}#{event_id}")
 }
 
 fn webhook_sk(id: u64) -> String {
