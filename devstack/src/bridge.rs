@@ -23,6 +23,19 @@ pub struct Bridge {
 }
 
 impl Bridge {
+    /// A bridge from `queue_url` to the function at `invoke_url`, ten messages a batch, as the
+    /// template's event source mapping.
+    pub fn for_queue(sqs: Client, queue_url: String, invoke_url: String) -> Self {
+        Self {
+            sqs,
+            queue_url,
+            queue_arn: String::new(),
+            region: "us-east-1".into(),
+            invoke_url,
+            batch_size: 10,
+        }
+    }
+
     /// Polls forever.
     pub async fn run(&self) -> Result<()> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build()?;

@@ -99,14 +99,8 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
             .collect();
     let lambda =
         devstack::runtime::LocalLambda::start("dispatch", target_bin("dispatch"), env).await.unwrap();
-    let bridge = devstack::bridge::Bridge {
-        sqs: sqs.clone(),
-        queue_url: queue_url.clone(),
-        queue_arn: String::new(),
-        region: "us-east-1".into(),
-        invoke_url: lambda.invoke_url("dispatch"),
-        batch_size: 10,
-    };
+    let bridge =
+        devstack::bridge::Bridge::for_queue(sqs.clone(), queue_url.clone(), lambda.invoke_url("dispatch"));
     let bridge = tokio::spawn(async move { bridge.run().await });
 
     // Wait for the batch to be in flight, then kill the process in the middle of it.

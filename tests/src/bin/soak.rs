@@ -183,14 +183,11 @@ async fn main() -> Result<()> {
         let lambda =
             devstack::runtime::LocalLambda::start_logged("dispatch", binary, env.clone(), Some(log.clone()))
                 .await?;
-        let bridge = devstack::bridge::Bridge {
-            sqs: sqs.clone(),
-            queue_url: queue_url.clone(),
-            queue_arn: String::new(),
-            region: "us-east-1".into(),
-            invoke_url: lambda.invoke_url("dispatch"),
-            batch_size: 10,
-        };
+        let bridge = devstack::bridge::Bridge::for_queue(
+            sqs.clone(),
+            queue_url.clone(),
+            lambda.invoke_url("dispatch"),
+        );
         tokio::spawn(async move { bridge.run().await });
         lambdas.push(lambda);
     }
