@@ -166,3 +166,60 @@ async fn usernames_are_unique_even_under_concurrency() {
     assert_eq!(login.vendor.username, username);
     assert!(store.vendor_login(&unique("nobody")).await.unwrap().is_none());
 }
+
+/// From the 10,000-event soak: kept events and idempotency keys once sat in their vendor's
+/// partition, so every query for the vendor's webhooks walked past them (and a busy vendor's
+/// publishing shared one partition key). They are found by their own keys and are not in it.
+#[tokio::test]
+async fn published_events_stay_out_of_their_vendors_partition() {
+    use shared::store::{EventLog, EventStart, StoredEvent};
+    let store = store().await;
+    let v = new_vendor(&store).await;
+    let event_id = ids::event_id();
+    let key = unique("key");
+    let t = now();
+    assert!(matches!(
+        store.begin_event(&v.vendor.vendor_id, &key, &event_id, t, t + 3600).await.unwrap(),
+        EventStart::New
+    ));
+    store.finish_event(&v.vendor.vendor_id, &key, 1).await.unwrap();
+    let event = StoredEvent {
+        event_id: event_id.clone(),
+        vendor_id: v.vendor.vendor_id.clone(),
+        event_type: EventType::NewOrder,
+        payload: r#"{"orderId":1}"#.into(),
+        published_at: t,
+    };
+    store.store_event(&event).await.unwrap();
+    let spec = WebhookSpec {
+        event_type: EventType::NewOrder,
+        url: "https://a.example/h".into(),
+        authentication: None,
+    };
+    app(store.clone()).create_webhook(&v.vendor, spec).await.unwrap();
+
+    let got = store.get_event(&v.vendor.vendor_id, &event_id).await.unwrap().unwrap();
+    assert_eq!((got.payload.as_str(), got.event_type), (event.payload.as_str(), EventType::NewOrder));
+    match store.begin_event(&v.vendor.vendor_id, &key, "evt_other", t, t + 3600).await.unwrap() {
+        EventStart::Done { event_id: first, deliveries } => assert_eq!((first, deliveries), (event_id, 1)),
+        other => panic!("the key's first event was forgotten: {other:?}"),
+    }
+
+    let items = tests::dynamo()
+        .await
+        .query()
+        .table_name(tests::stack_var("TABLE_NAME"))
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("VENDOR#{}", v.vendor.vendor_id)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let sks: Vec<String> = items.items().iter().filter_map(|i| i.get("sk")?.as_s().ok().cloned()).collect();
+    assert!(
+        !sks.is_empty() && sks.iter().all(|sk| !sk.starts_with("EVT#") && !sk.starts_with("EVENT#")),
+        "{sks:?}"
+    );
+}
