@@ -13,7 +13,7 @@ use shared::{
     delivery::{DeliveryMessage, DeliverySettings, HttpDeliverer, RetrySchedule, MESSAGE_VERSION},
     dispatch::Dispatcher,
     domain::{EventType, Webhook},
-    store::{AttemptLog, WebhookStore},
+    store::{AttemptLog, NotifyStore, WebhookStore},
 };
 
 use crate::doubles::{Counting, CountingQueue, Timed};
@@ -209,7 +209,7 @@ pub fn batches(hooks: &[Webhook], n: usize) -> Vec<SqsEvent> {
 
 /// The dispatch handler over `store`, `concurrency / 10` invocations at a time (each a batch of
 /// ten, delivered concurrently, as in Lambda).
-pub async fn through_dispatch<S: WebhookStore + AttemptLog + 'static>(
+pub async fn through_dispatch<S: WebhookStore + AttemptLog + NotifyStore + 'static>(
     name: &'static str,
     store: S,
     events: Vec<SqsEvent>,
@@ -222,6 +222,8 @@ pub async fn through_dispatch<S: WebhookStore + AttemptLog + 'static>(
         deliverer: Timed { inner: HttpDeliverer::new(&settings).unwrap(), latencies: Mutex::new(Vec::new()) },
         schedule: RetrySchedule::standard(),
         auto_disable_after: Some(Duration::from_secs(5 * 86400)),
+        // Every receiver answers 2xx: no email would be sent.
+        mailer: None::<shared::mail::SesMailer>,
     });
     let n: usize = events.iter().map(|e| e.records.len()).sum();
     let batches = events.len();

@@ -12,8 +12,9 @@ use std::{
 use shared::{
     delivery::{Attempt, Deliverer, DeliveryRequest},
     domain::Webhook,
+    notify::Notifications,
     queue::{DeliveryQueue, QueueError},
-    store::{AttemptLog, AttemptRecord, StoreError, WebhookStore},
+    store::{AttemptLog, AttemptRecord, MailClaim, NotifyStore, StoreError, WebhookStore},
 };
 
 /// Counts the store requests dispatch makes: reads and writes, as DynamoDB bills them.
@@ -55,6 +56,51 @@ impl<S: WebhookStore> WebhookStore for Counting<S> {
     async fn delete_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
         self.write();
         self.inner.delete_webhook(w).await
+    }
+}
+
+impl<S: NotifyStore> NotifyStore for Counting<S> {
+    async fn get_notifications(&self, vendor_id: &str) -> Result<Option<Notifications>, StoreError> {
+        self.read();
+        self.inner.get_notifications(vendor_id).await
+    }
+    async fn put_notifications(&self, vendor_id: &str, n: &Notifications) -> Result<(), StoreError> {
+        self.write();
+        self.inner.put_notifications(vendor_id, n).await
+    }
+    async fn refuse_email(&self, vendor_id: &str, email: &str, at: i64, why: &str) -> Result<(), StoreError> {
+        self.write();
+        self.inner.refuse_email(vendor_id, email, at, why).await
+    }
+    async fn claim_mail(
+        &self,
+        key: &str,
+        token: &str,
+        now: i64,
+        lease: i64,
+    ) -> Result<MailClaim, StoreError> {
+        self.write();
+        self.inner.claim_mail(key, token, now, lease).await
+    }
+    async fn settle_mail(&self, key: &str, token: &str, sent: bool) -> Result<(), StoreError> {
+        self.write();
+        self.inner.settle_mail(key, token, sent).await
+    }
+    async fn open_alert(
+        &self,
+        id: u64,
+        kind: &str,
+        incident: Option<i64>,
+        now: i64,
+        interval: i64,
+    ) -> Result<bool, StoreError> {
+        self.read();
+        self.write();
+        self.inner.open_alert(id, kind, incident, now, interval).await
+    }
+    async fn cancel_alert(&self, id: u64, at: i64) -> Result<(), StoreError> {
+        self.write();
+        self.inner.cancel_alert(id, at).await
     }
 }
 

@@ -18,10 +18,18 @@ use crate::{
         RetrySchedule, MESSAGE_VERSION,
     },
     domain::Webhook,
+    mail::{MailError, Mailer, SesMailer},
     metrics,
+    notify::{self, Alert, OrderMailMessage, Topic},
     queue::{DeliveryQueue, SqsQueue},
-    store::{AttemptLog, AttemptRecord, Conflict, DynamoStore, StoreError, WebhookStore},
+    store::{
+        AttemptLog, AttemptRecord, Conflict, DynamoStore, MailClaim, NotifyStore, StoreError, WebhookStore,
+    },
 };
+
+/// How long a claim on an order email holds before another attempt may take it over: longer
+/// than an SES call may take (10 s at most, see `SesMailer::from_env`).
+const MAIL_LEASE_SECS: i64 = 30;
 
 /// A batch the dispatcher cannot answer for message by message.
 #[derive(Debug, thiserror::Error)]
@@ -38,18 +46,21 @@ enum Disposition {
 }
 
 /// Everything dispatch needs, built once per container.
-pub struct Dispatcher<S, Q, D> {
+pub struct Dispatcher<S, Q, D, M = SesMailer> {
     pub store: S,
     pub queue: Q,
     pub deliverer: D,
     pub schedule: RetrySchedule,
     /// A webhook whose every delivery has failed for this long is disabled (`None`: never).
     pub auto_disable_after: Option<Duration>,
+    /// Sends vendors' order and failure emails (`None`: emails are off).
+    pub mailer: Option<M>,
 }
 
-impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
+impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer, SesMailer> {
     /// Builds the deployed dispatcher: `TABLE_NAME`, `DELIVERIES_QUEUE_URL`, `RETRY_SCHEDULE`
-    /// (default: the standard schedule) and the delivery settings.
+    /// (default: the standard schedule), the delivery settings, and `EMAIL_SENDER` (emails are
+    /// off without it).
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::new("TABLE_NAME", "is not set"))?;
         let queue_url = std::env::var("DELIVERIES_QUEUE_URL")
@@ -74,15 +85,17 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
             deliverer,
             schedule,
             auto_disable_after,
+            mailer: SesMailer::from_env().await,
         })
     }
 }
 
-impl<S, Q, D> Dispatcher<S, Q, D>
+impl<S, Q, D, M> Dispatcher<S, Q, D, M>
 where
-    S: WebhookStore + AttemptLog,
+    S: WebhookStore + AttemptLog + NotifyStore,
     Q: DeliveryQueue,
     D: Deliverer,
+    M: Mailer,
 {
     /// Handles one SQS batch; the answer lists the messages to retry.
     pub async fn handle(&self, event: &SqsEvent) -> Result<SqsBatchResponse, MessageWithoutId> {
@@ -126,10 +139,13 @@ where
                 tracing::error!(version = m.v, "unknown message version: left for the dead-letter queue");
                 return Disposition::Retry;
             }
-            Err(e) => {
-                tracing::error!(error = %e, "undecodable message: left for the dead-letter queue");
-                return Disposition::Retry;
-            }
+            Err(e) => match serde_json::from_str::<OrderMailMessage>(body) {
+                Ok(mail) => return self.order_mail(record, receive_count, mail, tally).await,
+                Err(_) => {
+                    tracing::error!(error = %e, "undecodable message: left for the dead-letter queue");
+                    return Disposition::Retry;
+                }
+            },
         };
         let span = tracing::Span::current();
         span.record("event_id", message.event_id.as_str());
@@ -223,30 +239,177 @@ where
             Outcome::Rejected { status: 410, .. } => {
                 tracing::warn!("receiver answered 410 Gone: webhook disabled");
                 let at = unix_seconds();
-                self.change_webhook(webhook, |w| {
-                    let disabled = Some((at, "the receiver answered 410 Gone".to_owned()));
-                    w.disabled.is_none().then(|| Webhook { disabled, ..w.clone() })
-                })
-                .await;
+                let disabled = self
+                    .change_webhook(webhook, |w| {
+                        let disabled = Some((at, "the receiver answered 410 Gone".to_owned()));
+                        w.disabled.is_none().then(|| Webhook { disabled, ..w.clone() })
+                    })
+                    .await;
+                if let Some(w) = disabled {
+                    self.alert(&w, Alert::Disabled, &last_error(&attempt), receive_count, tally).await;
+                }
                 Disposition::Done
             }
             Outcome::Rejected { status, retry_after } => {
                 tracing::warn!(status, attempt = receive_count, "delivery rejected");
-                self.note_failure(webhook).await;
+                self.note_failure(webhook, &last_error(&attempt), receive_count, tally).await;
                 self.retry(record, receive_count, retry_after).await
             }
             Outcome::Failed { class } => {
                 tracing::warn!(class, attempt = receive_count, "delivery failed");
-                self.note_failure(webhook).await;
+                self.note_failure(webhook, &last_error(&attempt), receive_count, tally).await;
                 self.retry(record, receive_count, None).await
             }
         }
     }
 
+    /// Emails the vendor about an order event, once per order (see [`notify::order_mail_key`]):
+    /// a claim before sending keeps concurrent and repeated messages from sending it again.
+    async fn order_mail(
+        &self,
+        record: &SqsMessage,
+        attempt: u32,
+        m: OrderMailMessage,
+        tally: &Tally,
+    ) -> Disposition {
+        let span = tracing::Span::current();
+        span.record("event_id", m.event_id.as_str());
+        if m.v != MESSAGE_VERSION || m.mail != "order" {
+            tracing::error!(version = m.v, kind = %m.mail, "unknown email message: left for the dead-letter queue");
+            return Disposition::Retry;
+        }
+        let Some(mailer) = &self.mailer else {
+            tracing::info!("emails are off (no EMAIL_SENDER): order email not sent");
+            return Disposition::Done;
+        };
+        let settings = match self.store.get_notifications(&m.vendor_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %crate::error::chain(&e), "cannot read the vendor's notification settings");
+                return self.retry(record, attempt, None).await;
+            }
+        };
+        let to = Topic::of_event(m.event_type).and_then(|t| settings.as_ref()?.address_for(t));
+        let Some(to) = to else {
+            tracing::info!("the vendor no longer takes this email: not sent");
+            return Disposition::Done;
+        };
+        let payload = m.payload.get();
+        let (Some(order_no), Some(mail)) =
+            (notify::order_number(payload), notify::order_mail(to, m.event_type, payload))
+        else {
+            tracing::error!("the event is not an order: no email");
+            return Disposition::Done;
+        };
+        let key = notify::order_mail_key(&m.vendor_id, m.event_type, &order_no);
+        let token = format!("{:016x}", rand::random::<u64>());
+        match self.store.claim_mail(&key, &token, unix_seconds(), MAIL_LEASE_SECS).await {
+            Ok(MailClaim::Claimed) => {}
+            Ok(MailClaim::Settled) => {
+                tracing::info!("this order's email was sent already: not again");
+                return Disposition::Done;
+            }
+            Ok(MailClaim::Busy) => {
+                tracing::info!("another attempt is sending this order's email");
+                return self.retry(record, attempt, None).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %crate::error::chain(&e), "cannot claim the order email");
+                return self.retry(record, attempt, None).await;
+            }
+        }
+        let sent = mailer.send(&mail).await;
+        let settled =
+            self.store.settle_mail(&key, &token, !matches!(sent, Err(MailError::Unavailable(_)))).await;
+        if let Err(e) = settled {
+            // The claim lapses after its lease: at worst the email goes out once more.
+            tracing::error!(error = %crate::error::chain(&e), "cannot settle the order email's claim");
+        }
+        match sent {
+            Ok(id) => {
+                tracing::info!(ses_message_id = %id, event_type = %m.event_type, "order email sent");
+                tally.add(|t| t.mails_sent += 1);
+                Disposition::Done
+            }
+            Err(MailError::Refused(why)) => {
+                self.refused(&m.vendor_id, to, &why, tally).await;
+                Disposition::Done
+            }
+            Err(MailError::Unavailable(why)) => {
+                tracing::warn!(error = %why, "cannot send the order email now");
+                tally.add(|t| t.mails_failed += 1);
+                self.retry(record, attempt, None).await
+            }
+        }
+    }
+
+    /// Tells the vendor (if it asked to be told of failures) that a webhook is failing, gave a
+    /// delivery up, or was disabled: at most one email per webhook per hour, each kind once per
+    /// incident. Best effort: it never changes what becomes of the delivery.
+    async fn alert(&self, webhook: &Webhook, alert: Alert, last_error: &str, attempts: u32, tally: &Tally) {
+        let Some(mailer) = &self.mailer else { return };
+        let settings = match self.store.get_notifications(&webhook.vendor_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "cannot read the vendor's notification settings");
+                return;
+            }
+        };
+        let Some(to) = settings.as_ref().and_then(|s| s.address_for(Topic::Failures)) else { return };
+        let now = unix_seconds();
+        let interval = notify::ALERT_INTERVAL_SECS;
+        match self.store.open_alert(webhook.id, alert.as_str(), webhook.failing_since, now, interval).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(
+                    alert = alert.as_str(),
+                    "failure email held back: the vendor was told already"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "cannot record the failure email");
+                return;
+            }
+        }
+        let mail = notify::alert_mail(to, alert, webhook, last_error, attempts);
+        match mailer.send(&mail).await {
+            Ok(id) => {
+                tracing::info!(alert = alert.as_str(), ses_message_id = %id, "failure email sent");
+                tally.add(|t| t.mails_sent += 1);
+            }
+            Err(MailError::Refused(why)) => self.refused(&webhook.vendor_id, to, &why, tally).await,
+            Err(MailError::Unavailable(why)) => {
+                tracing::warn!(error = %why, "cannot send the failure email now");
+                tally.add(|t| t.mails_failed += 1);
+                if let Err(e) = self.store.cancel_alert(webhook.id, now).await {
+                    tracing::warn!(error = %crate::error::chain(&e), "cannot take the failure email back");
+                }
+            }
+        }
+    }
+
+    /// SES refused a vendor's address: recorded (the vendor sees it in its settings), and
+    /// nothing more is sent to it until the vendor sets an address again.
+    async fn refused(&self, vendor_id: &str, email: &str, why: &str, tally: &Tally) {
+        tracing::warn!(reason = %why, "SES refused the vendor's address: no more emails to it until it is set again");
+        tally.add(|t| t.mails_refused += 1);
+        if let Err(e) = self.store.refuse_email(vendor_id, email, unix_seconds(), why).await {
+            tracing::error!(error = %crate::error::chain(&e), "cannot record the refused address");
+        }
+    }
+
     /// Remembers since when a webhook's deliveries fail, and disables it once that is longer
     /// than `auto_disable_after`: its deliveries then stop, and the vendor sees why in `GET`.
-    async fn note_failure(&self, webhook: Webhook) {
+    /// The vendor is told after the [`notify::FAILING_ALERT_AFTER`]th failed attempt, after the
+    /// last, and when the webhook is disabled.
+    async fn note_failure(&self, webhook: Webhook, last_error: &str, attempt: u32, tally: &Tally) {
         let now = unix_seconds();
+        if attempt >= self.schedule.max_attempts() {
+            self.alert(&webhook, Alert::DeadLettered, last_error, attempt, tally).await;
+        } else if attempt == notify::FAILING_ALERT_AFTER {
+            self.alert(&webhook, Alert::Failing, last_error, attempt, tally).await;
+        }
         // With auto-disable off there is nothing to remember: no write per failure.
         let Some(window) = self.auto_disable_after.map(|d| d.as_secs() as i64) else { return };
         match webhook.failing_since {
@@ -255,18 +418,22 @@ where
                     failing_since = since,
                     "deliveries have failed for too long: webhook disabled"
                 );
-                self.change_webhook(webhook, |w| match w.failing_since {
-                    Some(since) if w.disabled.is_none() && now - since >= window => {
-                        let reason = format!(
-                            "every delivery has failed since {} ({} or longer)",
-                            crate::api::rfc3339(since),
-                            humanize(window)
-                        );
-                        Some(Webhook { disabled: Some((now, reason)), ..w.clone() })
-                    }
-                    _ => None,
-                })
-                .await;
+                let disabled = self
+                    .change_webhook(webhook, |w| match w.failing_since {
+                        Some(since) if w.disabled.is_none() && now - since >= window => {
+                            let reason = format!(
+                                "every delivery has failed since {} ({} or longer)",
+                                crate::api::rfc3339(since),
+                                humanize(window)
+                            );
+                            Some(Webhook { disabled: Some((now, reason)), ..w.clone() })
+                        }
+                        _ => None,
+                    })
+                    .await;
+                if let Some(w) = disabled {
+                    self.alert(&w, Alert::Disabled, last_error, attempt, tally).await;
+                }
             }
             Some(_) => {}
             None => {
@@ -347,25 +514,28 @@ where
     }
 
     /// Writes `change` of the webhook (`None`: nothing to change), re-reading it if another
-    /// writer got there first. Best effort: a failure here must not fail the delivery.
-    async fn change_webhook(&self, mut webhook: Webhook, change: impl Fn(&Webhook) -> Option<Webhook>) {
+    /// writer got there first; the webhook as written, if this call wrote it. Best effort: a
+    /// failure here must not fail the delivery.
+    async fn change_webhook(
+        &self,
+        mut webhook: Webhook,
+        change: impl Fn(&Webhook) -> Option<Webhook>,
+    ) -> Option<Webhook> {
         for _ in 0..3 {
-            let Some(next) = change(&webhook) else { return };
+            let next = change(&webhook)?;
             let next = Webhook { version: webhook.version + 1, ..next };
             match self.store.replace_webhook(&webhook, &next).await {
-                Ok(()) => return,
+                Ok(()) => return Some(next),
                 Err(StoreError::Conflict(Conflict::Concurrent)) => {
-                    match self.store.get_webhook(&webhook.vendor_id, webhook.id).await {
-                        Ok(Some(w)) => webhook = w,
-                        _ => return,
-                    }
+                    webhook = self.store.get_webhook(&webhook.vendor_id, webhook.id).await.ok()??;
                 }
                 Err(e) => {
                     tracing::error!(error = %crate::error::chain(&e), "cannot update the webhook");
-                    return;
+                    return None;
                 }
             }
         }
+        None
     }
 }
 
@@ -396,6 +566,9 @@ struct Counts {
     refused: u64,
     other: u64,
     dropped: u64,
+    mails_sent: u64,
+    mails_failed: u64,
+    mails_refused: u64,
     latency_ms: Vec<f64>,
 }
 
@@ -418,7 +591,33 @@ impl Tally {
             .count("FailedRefusedAddress", c.refused)
             .count("FailedOther", c.other)
             .count("Dropped", c.dropped)
+            .count("EmailsSent", c.mails_sent)
+            .count("EmailsFailed", c.mails_failed)
+            .count("EmailsRefused", c.mails_refused)
             .millis("AttemptLatency", c.latency_ms)
+    }
+}
+
+/// The last error of a delivery as a vendor reads it in an email: the status and the start of
+/// the answer, or why there was none.
+fn last_error(a: &Attempt) -> String {
+    match &a.outcome {
+        Outcome::Delivered { status } => format!("none (the endpoint answered {status})"),
+        Outcome::Rejected { status, .. } => {
+            let excerpt: String = a.response_excerpt.chars().take(200).collect();
+            let excerpt = excerpt.trim();
+            if excerpt.is_empty() {
+                format!("the endpoint answered HTTP {status}")
+            } else {
+                format!("the endpoint answered HTTP {status}: {excerpt}")
+            }
+        }
+        Outcome::Failed { class: "timeout" } => "no answer within the delivery timeout".to_owned(),
+        Outcome::Failed { class: "connect" } => "could not connect to the endpoint".to_owned(),
+        Outcome::Failed { class: "refused_address" } => {
+            "the URL resolves to an address deliveries may not go to (private or internal)".to_owned()
+        }
+        Outcome::Failed { class } => format!("the delivery failed ({class})"),
     }
 }
 
@@ -475,13 +674,157 @@ mod tests {
 
     /// A dispatcher over `store` whose receivers all answer 200, without auto-disable.
     fn dispatcher<S: WebhookStore + AttemptLog>(store: S) -> Dispatcher<S, NoQueue, Answers200> {
+        with_mailer(store, Answers200, None)
+    }
+
+    fn with_mailer<S, D, M>(store: S, deliverer: D, mailer: Option<M>) -> Dispatcher<S, NoQueue, D, M> {
         Dispatcher {
             store,
             queue: NoQueue,
-            deliverer: Answers200,
+            deliverer,
             schedule: RetrySchedule::standard(),
             auto_disable_after: None,
+            mailer,
         }
+    }
+
+    struct Answers500;
+    impl Deliverer for Answers500 {
+        async fn deliver(&self, _: &DeliveryRequest<'_>) -> Attempt {
+            Attempt {
+                outcome: Outcome::Rejected { status: 500, retry_after: None },
+                duration: Duration::ZERO,
+                response_excerpt: "upstream down".into(),
+            }
+        }
+    }
+
+    /// A mailer that keeps what it sends, or answers `fail` while it is set.
+    #[derive(Default)]
+    struct Outbox {
+        sent: std::sync::Mutex<Vec<notify::Mail>>,
+        fail: std::sync::Mutex<Option<MailError>>,
+    }
+    impl Mailer for &Outbox {
+        async fn send(&self, mail: &notify::Mail) -> Result<String, MailError> {
+            if let Some(e) = self.fail.lock().unwrap().clone() {
+                return Err(e);
+            }
+            self.sent.lock().unwrap().push(mail.clone());
+            Ok("ses-1".into())
+        }
+    }
+
+    fn order_message(i: usize, order_no: &str) -> SqsMessage {
+        let body = format!(
+            r#"{{"v":1,"mail":"order","eventId":"evt_{i}","eventType":"new_order","vendorId":"ven_x","publishedAt":1,"payload":{{"orderNo":"{order_no}","type":"new_order","items":[{{"skuNr":"S1","itemName":"Mug","itemQuantity":2,"itemPrice":30,"itemTotal":60}}]}}}}"#
+        );
+        let mut m = SqsMessage::default();
+        m.message_id = Some(format!("m{i}"));
+        m.receipt_handle = Some(format!("r{i}"));
+        m.body = Some(body);
+        m
+    }
+
+    fn opted_in(store: &MemoryStore, topics: &[Topic]) {
+        store.notifications.lock().unwrap().insert(
+            "ven_x".into(),
+            notify::Notifications {
+                email: Some("vendor@example.com".into()),
+                topics: topics.to_vec(),
+                ..Default::default()
+            },
+        );
+    }
+
+    async fn run<S, D, M>(d: &Dispatcher<S, NoQueue, D, M>, records: Vec<SqsMessage>) -> Vec<String>
+    where
+        S: WebhookStore + AttemptLog + NotifyStore,
+        D: Deliverer,
+        M: Mailer,
+    {
+        let mut event = SqsEvent::default();
+        event.records = records;
+        let answer = d.handle(&event).await.unwrap();
+        answer.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+    }
+
+    #[tokio::test]
+    async fn an_order_is_emailed_once_however_often_its_message_comes() {
+        let outbox = Outbox::default();
+        let store = MemoryStore::default();
+        opted_in(&store, &[Topic::NewOrder]);
+        let d = with_mailer(store, Answers200, Some(&outbox));
+        // The same order twice in one batch, again in a later one, and under another event id.
+        assert!(run(&d, vec![order_message(1, "1000-1"), order_message(1, "1000-1")]).await.is_empty());
+        assert!(run(&d, vec![order_message(1, "1000-1"), order_message(2, "1000-1")]).await.is_empty());
+        let sent = outbox.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(
+            (sent[0].to.as_str(), sent[0].subject.as_str()),
+            ("vendor@example.com", "New order 1000-1")
+        );
+        assert!(run(&d, vec![order_message(3, "1000-2")]).await.is_empty());
+        assert_eq!(outbox.sent.lock().unwrap().len(), 2, "another order, another email");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_emailed_to_a_vendor_who_did_not_opt_in() {
+        let outbox = Outbox::default();
+        let store = MemoryStore::default();
+        opted_in(&store, &[Topic::OrderCancellation, Topic::Failures]);
+        let d = with_mailer(store, Answers200, Some(&outbox));
+        assert!(run(&d, vec![order_message(1, "1000-1")]).await.is_empty());
+        assert!(outbox.sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_ses_retries_and_a_refused_address_is_recorded_and_not_retried() {
+        let outbox = Outbox::default();
+        let store = MemoryStore::default();
+        opted_in(&store, &[Topic::NewOrder]);
+        let d = with_mailer(store, Answers200, Some(&outbox));
+        *outbox.fail.lock().unwrap() = Some(MailError::Unavailable("throttled".into()));
+        assert_eq!(run(&d, vec![order_message(1, "1000-1")]).await, ["m1"], "comes back for another attempt");
+        *outbox.fail.lock().unwrap() = None;
+        assert!(run(&d, vec![order_message(1, "1000-1")]).await.is_empty());
+        assert_eq!(outbox.sent.lock().unwrap().len(), 1, "the claim was released, the retry sent it");
+
+        *outbox.fail.lock().unwrap() = Some(MailError::Refused("MessageRejected: not verified".into()));
+        assert!(run(&d, vec![order_message(2, "1000-2")]).await.is_empty(), "not retried");
+        let n = d.store.notifications.lock().unwrap().get("ven_x").cloned().unwrap();
+        assert_eq!(n.refused.map(|r| r.1).as_deref(), Some("MessageRejected: not verified"));
+        *outbox.fail.lock().unwrap() = None;
+        assert!(run(&d, vec![order_message(3, "1000-3")]).await.is_empty());
+        assert_eq!(outbox.sent.lock().unwrap().len(), 1, "nothing more to a refused address");
+    }
+
+    #[tokio::test]
+    async fn a_failure_storm_sends_one_email_per_webhook() {
+        let outbox = Outbox::default();
+        let store = MemoryStore::default();
+        opted_in(&store, &[Topic::Failures]);
+        let mut w = crate::domain::tests::webhook();
+        w.vendor_id = "ven_x".into();
+        w.event_type = EventType::NewOrder;
+        w.previous_secret = None;
+        store.insert_webhook(&w).await.unwrap();
+        let d = with_mailer(store, Answers500, Some(&outbox));
+        let at = |i: usize, attempt: u32| {
+            let mut m = message(i, w.id);
+            m.attributes.insert("ApproximateReceiveCount".into(), attempt.to_string());
+            m
+        };
+        // Attempts 1 to 3 tell nobody; the fourth of many deliveries tells the vendor once; the
+        // last attempts (the dead-letter queue) are held back within the hour.
+        assert_eq!(run(&d, (0..5).map(|i| at(i, 3)).collect()).await.len(), 5);
+        assert!(outbox.sent.lock().unwrap().is_empty());
+        run(&d, (0..5).map(|i| at(i, 4)).collect()).await;
+        run(&d, (0..5).map(|i| at(i, RetrySchedule::standard().max_attempts())).collect()).await;
+        let sent = outbox.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].subject, format!("Webhook {} is failing", w.id));
+        assert!(sent[0].text.contains("Last error: the endpoint answered HTTP 500: upstream down"));
     }
 
     fn message(i: usize, webhook_id: u64) -> SqsMessage {
@@ -512,6 +855,36 @@ mod tests {
         }
         async fn delete_webhook(&self, w: &Webhook) -> Result<(), crate::store::StoreError> {
             self.0.delete_webhook(w).await
+        }
+    }
+    impl NotifyStore for LogDown {
+        async fn get_notifications(&self, v: &str) -> Result<Option<notify::Notifications>, StoreError> {
+            self.0.get_notifications(v).await
+        }
+        async fn put_notifications(&self, v: &str, n: &notify::Notifications) -> Result<(), StoreError> {
+            self.0.put_notifications(v, n).await
+        }
+        async fn refuse_email(&self, v: &str, e: &str, at: i64, why: &str) -> Result<(), StoreError> {
+            self.0.refuse_email(v, e, at, why).await
+        }
+        async fn claim_mail(&self, k: &str, t: &str, now: i64, lease: i64) -> Result<MailClaim, StoreError> {
+            self.0.claim_mail(k, t, now, lease).await
+        }
+        async fn settle_mail(&self, k: &str, t: &str, sent: bool) -> Result<(), StoreError> {
+            self.0.settle_mail(k, t, sent).await
+        }
+        async fn open_alert(
+            &self,
+            id: u64,
+            kind: &str,
+            incident: Option<i64>,
+            now: i64,
+            interval: i64,
+        ) -> Result<bool, StoreError> {
+            self.0.open_alert(id, kind, incident, now, interval).await
+        }
+        async fn cancel_alert(&self, id: u64, at: i64) -> Result<(), StoreError> {
+            self.0.cancel_alert(id, at).await
         }
     }
     impl AttemptLog for LogDown {

@@ -5,6 +5,7 @@
 //! - [`auth`]: vendor credentials, password hashing.
 //! - [`store`]: the storage ports and their DynamoDB adapter.
 //! - [`api`]: the HTTP API: routes, dialects, and the one place errors become responses.
+//! - [`notify`] and [`mail`]: vendors' email notifications, and sending them through SES.
 
 pub mod api;
 pub mod auth;
@@ -19,7 +20,9 @@ pub mod events;
 pub mod fuzzing;
 pub mod ids;
 pub mod json;
+pub mod mail;
 pub mod metrics;
+pub mod notify;
 pub mod queue;
 pub mod store;
 pub mod telemetry;

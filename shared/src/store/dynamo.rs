@@ -13,6 +13,9 @@
 //! | `KEY#<vendorId>#<idempotency key>` | `#`                | a publisher's key, for 24 h (TTL)     |
 //! | `EVT#<vendorId>#<eventId>` | `#`                        | a published event, for 30 days (TTL)  |
 //! | `ATTEMPTS#<id>`      | `<at ms>#<eventId>#<attempt>`    | a delivery attempt, for 30 days (TTL) |
+//! | `VENDOR#<vendorId>`  | `NOTIFY`                         | email address, topics, refusal        |
+//! | `MAIL#<vendorId>#<type>#<sha256(orderNo)>` | `#`        | an order email's claim, then its record (30 days, TTL) |
+//! | `ALERT#<webhookId>`  | `#`                              | the last failure email: when, incident, kinds |
 //!
 //! Events and idempotency keys have a partition each, not a place in their vendor's: a busy
 //! vendor's publishing would otherwise share one partition key's write limit, and every query for
@@ -31,10 +34,13 @@ use aws_sdk_dynamodb::{
 use sha2::{Digest, Sha256};
 
 use super::{
-    ApiToken, AttemptLog, AttemptRecord, Conflict, EventLog, EventStart, StoreError, StoredEvent, TokenStore,
-    VendorLogin, VendorStore, WebhookStore,
+    ApiToken, AttemptLog, AttemptRecord, Conflict, EventLog, EventStart, MailClaim, NotifyStore, StoreError,
+    StoredEvent, TokenStore, VendorLogin, VendorStore, WebhookStore,
 };
-use crate::domain::{EventType, Vendor, Webhook};
+use crate::{
+    domain::{EventType, Vendor, Webhook},
+    notify::Notifications,
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -535,6 +541,230 @@ impl AttemptLog for DynamoStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((records, next))
+    }
+}
+
+/// How long a sent email's record keeps it from going out again.
+pub const MAIL_RECORD_TTL_SECS: i64 = 30 * 24 * 3600;
+
+impl NotifyStore for DynamoStore {
+    async fn get_notifications(&self, vendor_id: &str) -> Result<Option<Notifications>, StoreError> {
+        let Some(item) = self.get_item(vendor_pk(vendor_id), "NOTIFY".into()).await? else {
+            return Ok(None);
+        };
+        let email = item.get("email").and_then(|v| v.as_s().ok()).cloned();
+        let names: Vec<&str> = match item.get("topics") {
+            Some(AttributeValue::L(l)) => {
+                l.iter().filter_map(|v| v.as_s().ok().map(String::as_str)).collect()
+            }
+            _ => Vec::new(),
+        };
+        let topics =
+            crate::notify::parse_topics("topics", names).map_err(|e| StoreError::Corrupt(e.message))?;
+        let refused = match item.get("refusedAt") {
+            Some(_) => Some((get_n(&item, "refusedAt")?, get_s(&item, "refusedReason")?)),
+            None => None,
+        };
+        Ok(Some(Notifications { email, topics, refused, updated_at: get_n(&item, "updatedAt")? }))
+    }
+
+    async fn put_notifications(&self, vendor_id: &str, settings: &Notifications) -> Result<(), StoreError> {
+        let mut item = Item::from([
+            ("pk".into(), s(vendor_pk(vendor_id))),
+            ("sk".into(), s("NOTIFY")),
+            ("topics".into(), AttributeValue::L(settings.topics.iter().map(|t| s(t.as_str())).collect())),
+            ("updatedAt".into(), n(settings.updated_at)),
+        ]);
+        if let Some(email) = &settings.email {
+            item.insert("email".into(), s(email));
+        }
+        if let Some((at, reason)) = &settings.refused {
+            item.insert("refusedAt".into(), n(*at));
+            item.insert("refusedReason".into(), s(reason));
+        }
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn refuse_email(
+        &self,
+        vendor_id: &str,
+        email: &str,
+        at: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(vendor_pk(vendor_id)))
+            .key("sk", s("NOTIFY"))
+            .update_expression("SET refusedAt = :at, refusedReason = :why")
+            .condition_expression("email = :email")
+            .expression_attribute_values(":at", n(at))
+            .expression_attribute_values(":why", s(reason))
+            .expression_attribute_values(":email", s(email))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            // The vendor changed its address meanwhile: the new one has not been refused.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn claim_mail(
+        &self,
+        key: &str,
+        token: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<MailClaim, StoreError> {
+        let item = Item::from([
+            ("pk".into(), s(format!("MAIL#{key}"))),
+            ("sk".into(), s("#")),
+            ("state".into(), s("sending")),
+            ("token".into(), s(token)),
+            ("claimedAt".into(), n(now)),
+            ("expiresAt".into(), n(now + MAIL_RECORD_TTL_SECS)),
+        ]);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR expiresAt < :now OR (#state = :sending AND claimedAt < :stale)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":stale", n(now - lease_secs))
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(MailClaim::Claimed),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+            Err(e) => return Err(backend(e)),
+        }
+        let Some(item) = self.get_item(format!("MAIL#{key}"), "#".into()).await? else {
+            return Ok(MailClaim::Busy); // settled as unsent just now: the next attempt claims it
+        };
+        Ok(if get_s(&item, "state")? == "sent" { MailClaim::Settled } else { MailClaim::Busy })
+    }
+
+    async fn settle_mail(&self, key: &str, token: &str, sent: bool) -> Result<(), StoreError> {
+        // Conditional on our token: if another sender took the claim over, it settles it.
+        let (pk, sk) = (s(format!("MAIL#{key}")), s("#"));
+        if sent {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", pk)
+                .key("sk", sk)
+                .update_expression("SET #state = :sent")
+                .condition_expression("#token = :token")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_names("#token", "token")
+                .expression_attribute_values(":sent", s("sent"))
+                .expression_attribute_values(":token", s(token))
+                .send()
+                .await;
+            match r {
+                Ok(_) => Ok(()),
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+                Err(e) => Err(backend(e)),
+            }
+        } else {
+            let r = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", pk)
+                .key("sk", sk)
+                .condition_expression("#token = :token")
+                .expression_attribute_names("#token", "token")
+                .expression_attribute_values(":token", s(token))
+                .send()
+                .await;
+            match r {
+                Ok(_) => Ok(()),
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+                Err(e) => Err(backend(e)),
+            }
+        }
+    }
+
+    async fn open_alert(
+        &self,
+        webhook_id: u64,
+        kind: &str,
+        incident: Option<i64>,
+        now: i64,
+        interval_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let pk = format!("ALERT#{webhook_id}");
+        let previous = self.get_item(pk.clone(), "#".into()).await?;
+        let mut kinds = vec![kind.to_owned()];
+        let mut put = self.client.put_item().table_name(&self.table);
+        match &previous {
+            Some(item) => {
+                let sent_at: i64 = get_n(item, "sentAt")?;
+                if now - sent_at < interval_secs {
+                    return Ok(false);
+                }
+                let same_incident = incident.is_some() && get_n::<i64>(item, "incident").ok() == incident;
+                if same_incident {
+                    let told: Vec<String> = match item.get("kinds") {
+                        Some(AttributeValue::L(l)) => {
+                            l.iter().filter_map(|v| v.as_s().ok().cloned()).collect()
+                        }
+                        _ => Vec::new(),
+                    };
+                    if told.iter().any(|k| k == kind) {
+                        return Ok(false);
+                    }
+                    kinds.extend(told);
+                }
+                put = put
+                    .condition_expression("sentAt = :prev")
+                    .expression_attribute_values(":prev", n(sent_at));
+            }
+            None => put = put.condition_expression("attribute_not_exists(pk)"),
+        }
+        let item = Item::from([
+            ("pk".into(), s(pk)),
+            ("sk".into(), s("#")),
+            ("sentAt".into(), n(now)),
+            ("incident".into(), n(incident.unwrap_or(0))),
+            ("kinds".into(), AttributeValue::L(kinds.into_iter().map(s).collect())),
+            ("expiresAt".into(), n(now + MAIL_RECORD_TTL_SECS)),
+        ]);
+        match put.set_item(Some(item)).send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn cancel_alert(&self, webhook_id: u64, opened_at: i64) -> Result<(), StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("ALERT#{webhook_id}")))
+            .key("sk", s("#"))
+            .condition_expression("sentAt = :at")
+            .expression_attribute_values(":at", n(opened_at))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use std::{
     },
 };
 
-use super::{AttemptLog, AttemptRecord, StoreError, WebhookStore};
-use crate::domain::Webhook;
+use super::{AttemptLog, AttemptRecord, MailClaim, NotifyStore, StoreError, WebhookStore};
+use crate::{domain::Webhook, notify::Notifications};
 
 /// The webhook and attempt ports in memory: DynamoDB's latency is not ours to measure in a
 /// benchmark, nor needed in a unit test. Webhooks in a map; attempts counted, not kept; webhook
@@ -20,6 +20,12 @@ pub struct MemoryStore {
     pub attempts: AtomicU64,
     /// `get_webhook` calls.
     pub reads: AtomicU64,
+    /// Vendors' notification settings.
+    pub notifications: Mutex<HashMap<String, Notifications>>,
+    /// Email claims: key -> (token, claimed at, sent).
+    mails: Mutex<HashMap<String, (String, i64, bool)>>,
+    /// Failure alerts: webhook -> (sent at, incident, kinds).
+    alerts: Mutex<HashMap<u64, (i64, Option<i64>, Vec<String>)>>,
 }
 
 impl MemoryStore {
@@ -69,5 +75,88 @@ impl AttemptLog for MemoryStore {
     }
     async fn list_attempts(&self, _: u64, _: i32) -> Result<Vec<AttemptRecord>, StoreError> {
         Ok(Vec::new())
+    }
+}
+
+impl NotifyStore for MemoryStore {
+    async fn get_notifications(&self, vendor_id: &str) -> Result<Option<Notifications>, StoreError> {
+        Ok(self.notifications.lock().unwrap().get(vendor_id).cloned())
+    }
+    async fn put_notifications(&self, vendor_id: &str, n: &Notifications) -> Result<(), StoreError> {
+        self.notifications.lock().unwrap().insert(vendor_id.to_owned(), n.clone());
+        Ok(())
+    }
+    async fn refuse_email(
+        &self,
+        vendor_id: &str,
+        email: &str,
+        at: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(n) = self.notifications.lock().unwrap().get_mut(vendor_id) {
+            if n.email.as_deref() == Some(email) {
+                n.refused = Some((at, reason.to_owned()));
+            }
+        }
+        Ok(())
+    }
+    async fn claim_mail(
+        &self,
+        key: &str,
+        token: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<MailClaim, StoreError> {
+        let mut mails = self.mails.lock().unwrap();
+        match mails.get(key) {
+            Some((_, _, true)) => Ok(MailClaim::Settled),
+            Some((_, at, false)) if now - at <= lease_secs => Ok(MailClaim::Busy),
+            _ => {
+                mails.insert(key.to_owned(), (token.to_owned(), now, false));
+                Ok(MailClaim::Claimed)
+            }
+        }
+    }
+    async fn settle_mail(&self, key: &str, token: &str, sent: bool) -> Result<(), StoreError> {
+        let mut mails = self.mails.lock().unwrap();
+        if mails.get(key).is_some_and(|(t, _, _)| t == token) {
+            if sent {
+                mails.entry(key.to_owned()).and_modify(|m| m.2 = true);
+            } else {
+                mails.remove(key);
+            }
+        }
+        Ok(())
+    }
+    async fn open_alert(
+        &self,
+        webhook_id: u64,
+        kind: &str,
+        incident: Option<i64>,
+        now: i64,
+        interval_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let mut alerts = self.alerts.lock().unwrap();
+        let mut kinds = vec![kind.to_owned()];
+        if let Some((at, inc, told)) = alerts.get(&webhook_id) {
+            if now - at < interval_secs {
+                return Ok(false);
+            }
+            if incident.is_some() && *inc == incident {
+                if told.iter().any(|k| k == kind) {
+                    return Ok(false);
+                }
+                kinds.extend(told.iter().cloned());
+            }
+        }
+        alerts.insert(webhook_id, (now, incident, kinds));
+        Ok(true)
+    }
+    async fn cancel_alert(&self, webhook_id: u64, opened_at: i64) -> Result<(), StoreError> {
+        let mut alerts = self.alerts.lock().unwrap();
+        if alerts.get(&webhook_id).is_some_and(|a| a.0 == opened_at) {
+            alerts.remove(&webhook_id);
+        }
+        Ok(())
     }
 }

@@ -225,3 +225,77 @@ pub trait AttemptLog: Send + Sync {
         limit: i32,
     ) -> impl Future<Output = Result<Vec<AttemptRecord>, StoreError>> + Send;
 }
+
+/// What a claim on an email says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailClaim {
+    /// Ours: send it, then settle the claim.
+    Claimed,
+    /// Sent (or refused for good) already: nothing to do.
+    Settled,
+    /// Another sender holds a live claim: try again later.
+    Busy,
+}
+
+/// Vendors' notification settings, and what keeps emails from going out twice or in storms.
+pub trait NotifyStore: Send + Sync {
+    /// A vendor's settings; `None` if it never set any.
+    fn get_notifications(
+        &self,
+        vendor_id: &str,
+    ) -> impl Future<Output = Result<Option<crate::notify::Notifications>, StoreError>> + Send;
+
+    /// Replaces a vendor's settings.
+    fn put_notifications(
+        &self,
+        vendor_id: &str,
+        settings: &crate::notify::Notifications,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that SES refused `email`, unless the vendor has changed its address since.
+    fn refuse_email(
+        &self,
+        vendor_id: &str,
+        email: &str,
+        at: i64,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Claims the email `key` for `token`: granted if nobody did, or if the last claim is
+    /// unsettled and older than `lease_secs` (its sender died).
+    fn claim_mail(
+        &self,
+        key: &str,
+        token: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> impl Future<Output = Result<MailClaim, StoreError>> + Send;
+
+    /// Settles a claim held by `token`: `sent` keeps the email from ever going out again (for
+    /// 30 days); otherwise the claim is released for a later attempt.
+    fn settle_mail(
+        &self,
+        key: &str,
+        token: &str,
+        sent: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Opens a failure alert of `kind` about a webhook, at most one per webhook per
+    /// `interval_secs` and each kind once per incident (`incident`: when the failures began, if
+    /// known). True if the caller is to send it; it is then recorded as sent.
+    fn open_alert(
+        &self,
+        webhook_id: u64,
+        kind: &str,
+        incident: Option<i64>,
+        now: i64,
+        interval_secs: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Takes back an alert opened at `opened_at` that could not be sent.
+    fn cancel_alert(
+        &self,
+        webhook_id: u64,
+        opened_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

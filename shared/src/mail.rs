@@ -1,0 +1,112 @@
+//! Sending email: the port dispatch uses, and its Amazon SES (v2) adapter.
+use std::{future::Future, time::Duration};
+
+use aws_sdk_sesv2::{
+    config::timeout::TimeoutConfig,
+    error::{ProvideErrorMetadata, SdkError},
+    operation::send_email::SendEmailError,
+    types::{Body, Content, Destination, EmailContent, Message},
+    Client,
+};
+
+use crate::notify::Mail;
+
+/// Why an email was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    /// Refused for good (the address is invalid, unverified or suppressed, the message rejected):
+    /// sending it again would be refused again.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The service could not take it now (throttled, unreachable, paused): try again later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Sends one email; the answer is the provider's message id.
+pub trait Mailer: Send + Sync {
+    fn send(&self, mail: &Mail) -> impl Future<Output = Result<String, MailError>> + Send;
+}
+
+/// The SES implementation: simple content (SES builds the multipart/alternative message, text
+/// and HTML, UTF-8) from one verified sender address.
+#[derive(Clone, Debug)]
+pub struct SesMailer {
+    client: Client,
+    from: String,
+}
+
+impl SesMailer {
+    /// Wraps a client and the sender address (an SES identity, or an address of one).
+    pub fn new(client: Client, from: impl Into<String>) -> Self {
+        Self { client, from: from.into() }
+    }
+
+    /// The mailer of the environment: `EMAIL_SENDER` names the sender; unset or empty, emails
+    /// are off (`None`). Calls are bounded (5 s each), so that an email never holds a batch of
+    /// deliveries for long.
+    pub async fn from_env() -> Option<Self> {
+        let from = std::env::var("EMAIL_SENDER").ok().filter(|s| !s.trim().is_empty())?;
+        let aws = crate::aws::sdk_config().await;
+        let config = aws_sdk_sesv2::config::Builder::from(&aws)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(2))
+                    .operation_attempt_timeout(Duration::from_secs(5))
+                    .operation_timeout(Duration::from_secs(10))
+                    .build(),
+            )
+            .build();
+        Some(Self::new(Client::from_conf(config), from.trim()))
+    }
+}
+
+fn utf8(data: &str) -> Result<Content, MailError> {
+    Content::builder().data(data).charset("UTF-8").build().map_err(|e| MailError::Refused(e.to_string()))
+}
+
+impl Mailer for SesMailer {
+    async fn send(&self, mail: &Mail) -> Result<String, MailError> {
+        let content = EmailContent::builder()
+            .simple(
+                Message::builder()
+                    .subject(utf8(&mail.subject)?)
+                    .body(Body::builder().text(utf8(&mail.text)?).html(utf8(&mail.html)?).build())
+                    .build(),
+            )
+            .build();
+        let sent = self
+            .client
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(Destination::builder().to_addresses(&mail.to).build())
+            .content(content)
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok(out.message_id().unwrap_or_default().to_owned()),
+            Err(SdkError::ServiceError(e)) => Err(classify(e.err())),
+            Err(e) => Err(MailError::Unavailable(crate::error::chain(&e))),
+        }
+    }
+}
+
+/// Refusals that are about this message or its address are for good; the account's or the
+/// service's state (throttling, a paused or suspended account, an unverified sending domain)
+/// can change, so those are retried, within the queue's bounded attempts.
+fn classify(e: &SendEmailError) -> MailError {
+    let message = e.message().unwrap_or("no reason given").to_owned();
+    match e {
+        SendEmailError::MessageRejected(_) | SendEmailError::BadRequestException(_) => {
+            MailError::Refused(format!("{}: {message}", e.code().unwrap_or("MessageRejected")))
+        }
+        _ if matches!(
+            e.code(),
+            Some("MessageRejected" | "InvalidParameterValue" | "BadRequestException")
+        ) =>
+        {
+            MailError::Refused(format!("{}: {message}", e.code().unwrap_or_default()))
+        }
+        _ => MailError::Unavailable(format!("{}: {message}", e.code().unwrap_or("error"))),
+    }
+}
