@@ -10,6 +10,9 @@ API_PORT="${API_PORT:-9000}"
 TABLE_NAME="${TABLE_NAME:-webhooks}"
 DEMO_USERNAME="${DEMO_USERNAME:-demo}"
 DEMO_PASSWORD="${DEMO_PASSWORD:-demo-password}"
+# Vendors' emails come from here: an SES identity in the emulator, its outbox at
+# $AWS_ENDPOINT_URL/moto-api/data.json (scripts/outbox.py). EMAIL_SENDER= (empty) turns emails off.
+EMAIL_SENDER="${EMAIL_SENDER-notifications@webhooks.example}"
 STACK_PIDS=()
 
 log() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
@@ -38,7 +41,7 @@ export_stack_env() {
   export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
   export TABLE_NAME ALLOW_PRIVATE_TARGETS=true
   export WEBHOOKS_API_URL="http://127.0.0.1:$API_PORT"
-  export DEMO_USERNAME DEMO_PASSWORD
+  export DEMO_USERNAME DEMO_PASSWORD EMAIL_SENDER
 }
 
 # Starts a command in its own process group, logging to $STACK_DIR/<name>.log.
@@ -111,6 +114,7 @@ start_stack() {
     if [ -n "${EXTRA_CA_FILE:-}" ]; then echo "EXTRA_CA_FILE=$EXTRA_CA_FILE"; fi
     if [ -n "${ROTATION_GRACE_SECS:-}" ]; then echo "ROTATION_GRACE_SECS=$ROTATION_GRACE_SECS"; fi
     if [ -n "${AUTO_DISABLE_AFTER:-}" ]; then echo "AUTO_DISABLE_AFTER=$AUTO_DISABLE_AFTER"; fi
+    echo "EMAIL_SENDER=$EMAIL_SENDER"
   } > "$STACK_DIR/functions.env"
   start_bg watch bash -c "cd '$ROOT' && exec cargo lambda watch --invoke-address 127.0.0.1 \
       --invoke-port '$API_PORT' --ignore-changes --env-file '$STACK_DIR/functions.env' \
@@ -130,6 +134,8 @@ start_stack() {
   curl -s -o /dev/null --max-time 180 -X POST "$WEBHOOKS_API_URL/basic/webhooks/1/rotate-secret" || true
   curl -s -o /dev/null --max-time 180 -X POST "$WEBHOOKS_API_URL/basic/webhooks/1/redeliver" || true
   curl -s -o /dev/null --max-time 180 -X POST "$WEBHOOKS_API_URL/basic/webhooks/1/test" || true
+  curl -s -o /dev/null --max-time 180 "$WEBHOOKS_API_URL/basic/notifications" || true
+  curl -s -o /dev/null --max-time 180 -X PUT "$WEBHOOKS_API_URL/basic/notifications" || true
   curl -s -o /dev/null --max-time 180 -d '{"Records": []}' \
     "$WEBHOOKS_API_URL/2015-03-31/functions/dispatch/invocations" || true
 
@@ -149,6 +155,7 @@ start_stack() {
     echo "WEBHOOKS_API_URL=$WEBHOOKS_API_URL"
     echo "DELIVERIES_QUEUE_URL=$DELIVERIES_QUEUE_URL"
     echo "DEAD_LETTER_QUEUE_URL=$DEAD_LETTER_QUEUE_URL"
+    echo "EMAIL_SENDER=$EMAIL_SENDER"
   } > "$STACK_DIR/env"
 }
 

@@ -20,7 +20,8 @@ use shared::{
     auth,
     domain::Vendor,
     ids,
-    store::{ApiToken, Conflict, DynamoStore, StoreError, TokenStore, VendorStore},
+    notify::{self, Notifications, Topic},
+    store::{ApiToken, Conflict, DynamoStore, NotifyStore, StoreError, TokenStore, VendorStore},
 };
 
 #[derive(Parser)]
@@ -114,6 +115,28 @@ enum VendorCommand {
     Create(VendorCreate),
     /// Lists vendor accounts as JSON lines.
     List,
+    /// Sets a vendor's email address and the notifications it gets; prints the settings.
+    Update(VendorUpdate),
+    /// Prints a vendor's account and email settings.
+    Show {
+        /// The vendor: its id (ven_…) or username.
+        #[arg(long)]
+        vendor: String,
+    },
+}
+
+#[derive(Args)]
+struct VendorUpdate {
+    /// The vendor: its id (ven_…) or username.
+    #[arg(long)]
+    vendor: String,
+    /// The contact address ("" removes it, and every notification with it). Setting it, even to
+    /// the same address, clears a refusal by SES: the next email tries it again.
+    #[arg(long)]
+    email: Option<String>,
+    /// Comma-separated: new_order, order_cancellation, failures ("" for none).
+    #[arg(long)]
+    notify: Option<String>,
 }
 
 #[derive(Args)]
@@ -126,6 +149,12 @@ struct VendorCreate {
     /// Reads the password from standard input (one line).
     #[arg(long)]
     password_stdin: bool,
+    /// The vendor's contact address, for the email notifications it opts in to (--notify).
+    #[arg(long)]
+    email: Option<String>,
+    /// Comma-separated: new_order, order_cancellation, failures (none unless given).
+    #[arg(long, requires = "email")]
+    notify: Option<String>,
 }
 
 #[tokio::main]
@@ -151,8 +180,50 @@ async fn main() -> Result<()> {
                     line.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
+            // Checked before the account is made: a bad address creates nothing.
+            let settings = match &args.email {
+                Some(email) => Some(notification_settings(
+                    &Notifications::default(),
+                    Some(email),
+                    args.notify.as_deref(),
+                )?),
+                None => None,
+            };
             let vendor = create_vendor(&store, &args.username, &password).await?;
-            println!("{}", json!({ "vendorId": vendor.vendor_id, "username": vendor.username }));
+            let mut out = json!({ "vendorId": vendor.vendor_id, "username": vendor.username });
+            if let Some(settings) = settings {
+                store.put_notifications(&vendor.vendor_id, &settings).await.map_err(describe)?;
+                out["notifications"] = notifications_json(&settings);
+            }
+            println!("{out}");
+        }
+        Command::Vendor(VendorCommand::Update(args)) => {
+            let vendor = find_vendor(&store, &args.vendor).await?;
+            if args.email.is_none() && args.notify.is_none() {
+                bail!("nothing to change: give --email, --notify or both");
+            }
+            let current =
+                store.get_notifications(&vendor.vendor_id).await.map_err(describe)?.unwrap_or_default();
+            let settings = notification_settings(&current, args.email.as_deref(), args.notify.as_deref())?;
+            store.put_notifications(&vendor.vendor_id, &settings).await.map_err(describe)?;
+            println!(
+                "{}",
+                json!({ "vendorId": vendor.vendor_id, "notifications": notifications_json(&settings) })
+            );
+        }
+        Command::Vendor(VendorCommand::Show { vendor }) => {
+            let vendor = find_vendor(&store, &vendor).await?;
+            let settings =
+                store.get_notifications(&vendor.vendor_id).await.map_err(describe)?.unwrap_or_default();
+            println!(
+                "{}",
+                json!({
+                    "vendorId": vendor.vendor_id,
+                    "username": vendor.username,
+                    "createdAt": vendor.created_at,
+                    "notifications": notifications_json(&settings),
+                })
+            );
         }
         Command::Token(TokenCommand::Create { vendor, label }) => {
             let vendor = find_vendor(&store, &vendor).await?;
@@ -237,6 +308,44 @@ async fn create_vendor(store: &DynamoStore, username: &str, password: &str) -> R
         }
         Err(e) => Err(describe(e)),
     }
+}
+
+/// The settings after `--email` and `--notify` (each kept as it was when not given). An email
+/// given (even the same one) clears a refusal; "" removes the address and every notification.
+fn notification_settings(
+    current: &Notifications,
+    email: Option<&str>,
+    notify: Option<&str>,
+) -> Result<Notifications> {
+    let mut next = current.clone();
+    match email {
+        Some(e) if e.trim().is_empty() => {
+            next.email = None;
+            next.topics.clear();
+            next.refused = None;
+        }
+        Some(e) => {
+            next.email = Some(notify::validate_email("--email", e).map_err(|e| anyhow::anyhow!(e.message))?);
+            next.refused = None;
+        }
+        None => {}
+    }
+    if let Some(list) = notify {
+        let names = list.split(',').map(str::trim).filter(|n| !n.is_empty());
+        next.topics = notify::parse_topics("--notify", names).map_err(|e| anyhow::anyhow!(e.message))?;
+    }
+    notify::check_settings(next.email.as_deref(), &next.topics, "--notify")
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    next.updated_at = now();
+    Ok(next)
+}
+
+fn notifications_json(n: &Notifications) -> serde_json::Value {
+    json!({
+        "email": n.email,
+        "notify": n.topics.iter().map(|t: &Topic| t.as_str()).collect::<Vec<_>>(),
+        "refused": n.refused.as_ref().map(|(at, why)| json!({ "at": at, "reason": why })),
+    })
 }
 
 /// Finds a vendor by id (`ven_…`) or username.

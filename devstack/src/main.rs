@@ -45,6 +45,10 @@ enum Command {
         /// Makes a throwaway CA and a localhost certificate here (ca.pem, cert.pem, key.pem).
         #[arg(long)]
         tls_dir: Option<PathBuf>,
+        /// Makes this address an SES identity (the template's NotificationSender), so that the
+        /// emulator lets dispatch send vendors' emails from it.
+        #[arg(long, env = "EMAIL_SENDER")]
+        email_sender: Option<String>,
     },
     /// Feeds the deliveries queue to `dispatch` under `cargo lambda watch`, as Lambda would.
     Bridge {
@@ -101,6 +105,7 @@ async fn main() -> Result<()> {
             max_attempts,
             env_out,
             tls_dir,
+            email_sender,
         } => {
             if let Some(dir) = &tls_dir {
                 devstack::ensure_local_tls(dir)?;
@@ -130,6 +135,18 @@ async fn main() -> Result<()> {
                     _ => continue,
                 };
                 env.push_str(&format!("{key}={}\n", q.url));
+            }
+            if let Some(sender) = email_sender.filter(|s| !s.trim().is_empty()) {
+                let ses = aws_sdk_sesv2::Client::new(&aws);
+                let exists = ses.get_email_identity().email_identity(&sender).send().await.is_ok();
+                if !exists {
+                    ses.create_email_identity()
+                        .email_identity(&sender)
+                        .send()
+                        .await
+                        .map_err(|e| anyhow::anyhow!(shared::error::chain(&e)))?;
+                }
+                println!("email identity {sender}: {}", if exists { "exists" } else { "created" });
             }
             if let Some(path) = env_out {
                 fs::write(&path, env).with_context(|| format!("writing {}", path.display()))?;

@@ -10,6 +10,9 @@ pub struct Config {
     pub allow_private_targets: bool,
     /// `ROTATION_GRACE_SECS`: how long a rotated-out signing secret keeps signing (default a day).
     pub rotation_grace_secs: i64,
+    /// `EMAIL_SENDER`: the address vendors' emails come from; `None` (unset or empty) turns
+    /// emails off.
+    pub email_sender: Option<String>,
 }
 
 /// A setting that is missing or malformed.
@@ -38,7 +41,14 @@ impl Config {
                 ConfigError::new("ROTATION_GRACE_SECS", format!("expected seconds, got {v:?}"))
             })?,
         };
-        Ok(Self { table_name, allow_private_targets: flag("ALLOW_PRIVATE_TARGETS")?, rotation_grace_secs })
+        let email_sender =
+            env::var("EMAIL_SENDER").ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        Ok(Self {
+            table_name,
+            allow_private_targets: flag("ALLOW_PRIVATE_TARGETS")?,
+            rotation_grace_secs,
+            email_sender,
+        })
     }
 }
 

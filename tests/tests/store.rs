@@ -27,7 +27,12 @@ fn webhook(vendor: &Vendor, id: u64, url: &str) -> shared::domain::Webhook {
 
 fn app(store: shared::store::DynamoStore) -> App {
     App::new(
-        Config { table_name: String::new(), allow_private_targets: true, rotation_grace_secs: 60 },
+        Config {
+            table_name: String::new(),
+            allow_private_targets: true,
+            rotation_grace_secs: 60,
+            email_sender: None,
+        },
         store,
     )
 }

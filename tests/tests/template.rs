@@ -155,6 +155,8 @@ fn functions_get_only_the_table_actions_they_use() {
         ("rotate-secret", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
         ("redeliver-event", &["dynamodb:GetItem", "sqs:SendMessage"][..]),
         ("test-webhook", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
+        ("get-notifications", &["dynamodb:GetItem"][..]),
+        ("update-notifications", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
         ("create-webhook", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
         ("update-webhook", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"][..]),
         ("delete-webhook", &["dynamodb:GetItem", "dynamodb:DeleteItem"][..]),
@@ -173,10 +175,13 @@ fn functions_get_only_the_table_actions_they_use() {
             &[
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
                 "sqs:ReceiveMessage",
                 "sqs:DeleteMessage",
                 "sqs:GetQueueAttributes",
                 "sqs:ChangeMessageVisibility",
+                "ses:SendEmail",
             ][..],
         ),
     ]);
@@ -218,4 +223,44 @@ fn the_queues_keep_nothing_from_being_lost() {
     assert!(alarms.iter().any(|(_, a)| a["MetricName"] == "ApproximateNumberOfMessagesVisible"));
     let publish = &t["Resources"]["PublishEventFunction"]["Properties"]["Events"]["Publish"]["Properties"];
     assert_eq!(publish["Auth"]["Authorizer"], "AWS_IAM", "publishing is for the platform only");
+}
+
+#[test]
+fn emails_come_from_one_sender_identity_and_are_off_without_one() {
+    let t = template();
+    let sender = &t["Parameters"]["NotificationSender"];
+    assert_eq!(sender["Default"].as_str(), Some(""), "emails are off unless a sender is given");
+    let identities = devstack::resources_of_type(&t, "AWS::SES::EmailIdentity");
+    assert_eq!(identities.len(), 1);
+    let (id, props) = &identities[0];
+    assert_eq!(t["Resources"][id.as_str()]["Condition"].as_str(), Some("EmailsOn"));
+    assert!(format!("{:?}", props["EmailIdentity"]).contains("NotificationSender"));
+
+    // Only dispatch sends, only SendEmail, only from that identity and address.
+    for (id, props) in devstack::resources_of_type(&t, "AWS::Serverless::Function") {
+        let statements: Vec<&Value> = props["Policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["Statement"].as_sequence().unwrap())
+            .filter(|s| {
+                s["Action"].as_sequence().unwrap().iter().any(|a| a.as_str().unwrap().starts_with("ses:"))
+            })
+            .collect();
+        let binary = t["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let env = &props["Environment"]["Variables"]["EMAIL_SENDER"];
+        if binary == "dispatch" {
+            assert_eq!(statements.len(), 1);
+            let resource = format!("{:?}", statements[0]["Resource"]);
+            assert!(resource.contains(":identity/${NotificationSender}"), "{resource}");
+            assert!(!resource.contains('*'), "{resource}");
+            let from = &statements[0]["Condition"]["StringEquals"]["ses:FromAddress"];
+            assert!(format!("{from:?}").contains("NotificationSender"));
+        } else {
+            assert!(statements.is_empty(), "{binary} may not send email");
+        }
+        if binary == "dispatch" || binary == "publish-event" {
+            assert!(format!("{env:?}").contains("NotificationSender"), "{binary} needs EMAIL_SENDER");
+        }
+    }
 }

@@ -14,8 +14,9 @@ use super::{
 use crate::{
     domain::{self, Dialect, FieldError, Vendor, Webhook, WebhookSpec},
     error::{json_response, ApiError},
+    notify::{self, Notifications},
     queue::DeliveryQueue,
-    store::{AttemptLog, AttemptRecord, EventLog, TokenStore, VendorStore, WebhookStore},
+    store::{AttemptLog, AttemptRecord, EventLog, NotifyStore, TokenStore, VendorStore, WebhookStore},
     urls,
 };
 
@@ -122,7 +123,7 @@ struct WebhookList<'a> {
 
 /// Serves an eComNow route for an authenticated vendor.
 pub(super) async fn serve<
-    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog,
+    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog + NotifyStore,
     Q: DeliveryQueue,
 >(
     app: &App<S, Q>,
@@ -232,15 +233,97 @@ pub(super) async fn serve<
             view["delivered"] = (sent.outcome == "delivered").into();
             Ok(json_response(StatusCode::OK, &view))
         }
+        Operation::GetNotifications => {
+            let settings = app.store.get_notifications(&vendor.vendor_id).await?.unwrap_or_default();
+            Ok(json_response(StatusCode::OK, &NotificationsView::of(vendor, &settings)))
+        }
+        Operation::UpdateNotifications => {
+            let body = request::json_object(req, MAX_REGISTRATION_BODY)?;
+            let settings = notifications_from_body(&body)?;
+            app.store.put_notifications(&vendor.vendor_id, &settings).await?;
+            tracing::info!(
+                topics = settings.topics.len(),
+                has_email = settings.email.is_some(),
+                "notification settings changed"
+            );
+            Ok(json_response(StatusCode::OK, &NotificationsView::of(vendor, &settings)))
+        }
         // Not routed to this dialect (see routes.rs).
         Operation::PublishEvent => Err(ApiError::not_found("route")),
     }
 }
 
+/// A vendor's notification settings as eComNow shows them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NotificationsView<'a> {
+    vendor_id: &'a str,
+    email: Option<&'a str>,
+    notify: Vec<&'static str>,
+    /// `none` (no address), `active`, or `refused` (SES refused the address: nothing is sent to
+    /// it until it is set again).
+    email_status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<String>,
+}
+
+impl<'a> NotificationsView<'a> {
+    fn of(vendor: &'a Vendor, n: &'a Notifications) -> Self {
+        Self {
+            vendor_id: &vendor.vendor_id,
+            email: n.email.as_deref(),
+            notify: n.topics.iter().map(|t| t.as_str()).collect(),
+            email_status: match (&n.email, &n.refused) {
+                (None, _) => "none",
+                (Some(_), None) => "active",
+                (Some(_), Some(_)) => "refused",
+            },
+            refused_at: n.refused.as_ref().map(|(at, _)| rfc3339(*at)),
+            refused_reason: n.refused.as_ref().map(|(_, why)| why.as_str()),
+            updated_at: (n.updated_at > 0).then(|| rfc3339(n.updated_at)),
+        }
+    }
+}
+
+/// Parses `PUT /basic/notifications`: `{"email": string or null, "notify": [topic, …]}`. Setting
+/// an address (even the same one) clears a refusal: the next email tries it again.
+fn notifications_from_body(body: &Map<String, Value>) -> Result<Notifications, ApiError> {
+    request::only_fields(body, "", &["email", "notify"])?;
+    if !body.contains_key("email") {
+        return Err(domain::FieldError::malformed("email", "email is required (null for none)").into());
+    }
+    let email =
+        request::optional_str(body, "", "email")?.map(|e| notify::validate_email("email", e)).transpose()?;
+    let names = match body.get("notify") {
+        Some(Value::Array(items)) if items.len() <= 16 => items
+            .iter()
+            .map(|v| {
+                v.as_str().ok_or_else(|| domain::FieldError::malformed("notify", "notify must hold strings"))
+            })
+            .collect::<Result<Vec<&str>, _>>()?,
+        Some(Value::Array(_)) => {
+            return Err(domain::FieldError::malformed("notify", "notify holds at most 16 names").into())
+        }
+        Some(_) => {
+            return Err(domain::FieldError::malformed("notify", "notify must be an array of names").into())
+        }
+        None => {
+            return Err(domain::FieldError::malformed("notify", "notify is required ([] for none)").into())
+        }
+    };
+    let topics = notify::parse_topics("notify", names)?;
+    notify::check_settings(email.as_deref(), &topics, "notify")?;
+    Ok(Notifications { email, topics, refused: None, updated_at: super::now() })
+}
+
 /// Parses the body of `POST` and `PUT`: `{"authentication"?, "webhookType", "url"}`.
 fn parse_spec<S, Q>(app: &App<S, Q>, req: &Request) -> Result<WebhookSpec, ApiError>
 where
-    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog,
+    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog + NotifyStore,
     Q: DeliveryQueue,
 {
     let body = request::json_object(req, MAX_REGISTRATION_BODY)?;

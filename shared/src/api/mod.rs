@@ -10,7 +10,10 @@ use crate::{
     error::ApiError,
     ids,
     queue::{DeliveryQueue, SqsQueue},
-    store::{AttemptLog, Conflict, DynamoStore, EventLog, StoreError, TokenStore, VendorStore, WebhookStore},
+    store::{
+        AttemptLog, Conflict, DynamoStore, EventLog, NotifyStore, StoreError, TokenStore, VendorStore,
+        WebhookStore,
+    },
     urls::TargetPolicy,
 };
 
@@ -47,7 +50,9 @@ impl App<DynamoStore> {
     }
 }
 
-impl<S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog, Q: DeliveryQueue> App<S, Q> {
+impl<S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog + NotifyStore, Q: DeliveryQueue>
+    App<S, Q>
+{
     /// Builds an app over any store (tests use the emulator or an in-memory one).
     pub fn new(config: Config, store: S) -> Self {
         Self { config, store, queue: None, deliverer: Default::default() }

@@ -10,8 +10,11 @@ use crate::{
     error::{json_response, ApiError},
     events::{self, PublishError, MAX_EVENT_BYTES},
     ids, metrics,
+    notify::{OrderMailMessage, Topic},
     queue::DeliveryQueue,
-    store::{AttemptLog, EventLog, EventStart, StoredEvent, TokenStore, VendorStore, WebhookStore},
+    store::{
+        AttemptLog, EventLog, EventStart, NotifyStore, StoredEvent, TokenStore, VendorStore, WebhookStore,
+    },
 };
 
 /// How long a publisher's idempotency key is remembered.
@@ -27,7 +30,7 @@ struct Accepted<'a> {
 /// Serves `POST /events`.
 pub(super) async fn serve<S, Q>(app: &App<S, Q>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog,
+    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog + NotifyStore,
     Q: DeliveryQueue,
 {
     let Some(queue) = &app.queue else {
@@ -87,6 +90,26 @@ where
         })
         .collect();
     let deliveries = bodies.len() as u32;
+    let mut bodies = bodies;
+    // An order email, if the vendor asked for one: a message of its own beside the deliveries, so
+    // that sending it never holds them up; dispatch sends it once per order.
+    if let Some(topic) = Topic::of_event(event.event_type).filter(|_| app.config.email_sender.is_some()) {
+        let settings = app.store.get_notifications(&event.vendor_id).await?;
+        if settings.as_ref().and_then(|s| s.address_for(topic)).is_some() {
+            bodies.push(
+                serde_json::to_string(&OrderMailMessage {
+                    v: MESSAGE_VERSION,
+                    mail: "order".into(),
+                    event_id: event_id.clone(),
+                    event_type: event.event_type,
+                    vendor_id: event.vendor_id.clone(),
+                    published_at,
+                    payload: event.payload.clone(),
+                })
+                .expect("an email message serialises"),
+            );
+        }
+    }
     if deliveries > 0 {
         // Kept for `POST /basic/webhooks/{id}/redeliver`. Delivering matters more than being able
         // to deliver again: a failure here is logged, and the fan-out goes on.

@@ -15,11 +15,13 @@ pub enum Operation {
     RotateSecret,
     RedeliverEvent,
     TestWebhook,
+    GetNotifications,
+    UpdateNotifications,
 }
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 11] = [
+    pub const ALL: [Operation; 13] = [
         Operation::CreateWebhook,
         Operation::GetWebhook,
         Operation::UpdateWebhook,
@@ -31,6 +33,8 @@ impl Operation {
         Operation::RotateSecret,
         Operation::RedeliverEvent,
         Operation::TestWebhook,
+        Operation::GetNotifications,
+        Operation::UpdateNotifications,
     ];
 
     /// The function's crate and binary name.
@@ -47,6 +51,8 @@ impl Operation {
             Operation::RotateSecret => "rotate-secret",
             Operation::RedeliverEvent => "redeliver-event",
             Operation::TestWebhook => "test-webhook",
+            Operation::GetNotifications => "get-notifications",
+            Operation::UpdateNotifications => "update-notifications",
         }
     }
 }
@@ -81,6 +87,8 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/basic/webhooks/{webhookId}/rotate-secret", Operation::RotateSecret, Dialect::Ecomnow),
     route("POST", "/basic/webhooks/{webhookId}/redeliver", Operation::RedeliverEvent, Dialect::Ecomnow),
     route("POST", "/basic/webhooks/{webhookId}/test", Operation::TestWebhook, Dialect::Ecomnow),
+    route("GET", "/basic/notifications", Operation::GetNotifications, Dialect::Ecomnow),
+    route("PUT", "/basic/notifications", Operation::UpdateNotifications, Dialect::Ecomnow),
     route("POST", "/events", Operation::PublishEvent, Dialect::Platform),
 ];
 

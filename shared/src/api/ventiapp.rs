@@ -13,7 +13,7 @@ use crate::{
     domain::{self, Dialect, Vendor, Webhook, WebhookSpec},
     error::{json_response, ApiError},
     queue::DeliveryQueue,
-    store::{AttemptLog, EventLog, TokenStore, VendorStore, WebhookStore},
+    store::{AttemptLog, EventLog, NotifyStore, TokenStore, VendorStore, WebhookStore},
     urls,
 };
 
@@ -62,7 +62,7 @@ struct List<'a> {
 
 /// Serves a Ventiapp route for an authenticated vendor.
 pub(super) async fn serve<
-    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog,
+    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog + NotifyStore,
     Q: DeliveryQueue,
 >(
     app: &App<S, Q>,
@@ -104,7 +104,9 @@ pub(super) async fn serve<
         | Operation::EnableWebhook
         | Operation::RotateSecret
         | Operation::RedeliverEvent
-        | Operation::TestWebhook => Err(ApiError::not_found("route")),
+        | Operation::TestWebhook
+        | Operation::GetNotifications
+        | Operation::UpdateNotifications => Err(ApiError::not_found("route")),
     }
 }
 
