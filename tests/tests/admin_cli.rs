@@ -155,3 +155,68 @@ async fn tokens_are_issued_listed_without_their_value_and_revoked() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("no vendor"), "{}", text(&out.stderr));
 }
+
+#[tokio::test]
+async fn vendor_email_and_notifications_are_set_checked_and_shown() {
+    let username = unique("mail");
+    let email = format!("{username}@vendors.example");
+    // A bad address creates nothing.
+    let out = admin(
+        &[
+            "vendor",
+            "create",
+            "--username",
+            &username,
+            "--password",
+            "a-long-enough-password",
+            "--email",
+            "nope",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("not a valid email address"), "{}", text(&out.stderr));
+    assert!(!text(&admin(&["vendor", "list"], None).stdout).contains(&username), "no account was made");
+
+    let out = admin(
+        &[
+            "vendor",
+            "create",
+            "--username",
+            &username,
+            "--password",
+            "a-long-enough-password",
+            "--email",
+            &email,
+            "--notify",
+            "new_order",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["notifications"]["email"], email.as_str());
+    assert_eq!(created["notifications"]["notify"], serde_json::json!(["new_order"]));
+
+    let out =
+        admin(&["vendor", "update", "--vendor", &username, "--notify", "failures,order_cancellation"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for bad in [&["--email", "a@b"][..], &["--notify", "new_order,spam"][..], &[][..]] {
+        let mut args = vec!["vendor", "update", "--vendor", &username];
+        args.extend_from_slice(bad);
+        let out = admin(&args, None);
+        assert!(!out.status.success(), "{bad:?} accepted");
+    }
+    let out = admin(&["vendor", "show", "--vendor", &username], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["notifications"]["email"], email.as_str(), "the refused changes changed nothing");
+    assert_eq!(shown["notifications"]["notify"], serde_json::json!(["order_cancellation", "failures"]));
+
+    // Removing the address removes the notifications with it.
+    let out = admin(&["vendor", "update", "--vendor", &username, "--email", ""], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let updated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(updated["notifications"]["email"], Value::Null);
+    assert_eq!(updated["notifications"]["notify"], serde_json::json!([]));
+}

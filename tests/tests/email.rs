@@ -272,3 +272,25 @@ async fn failure_emails_are_one_per_webhook_per_hour_and_each_kind_once_per_inci
     store.cancel_alert(webhook, t0 + 20000).await.unwrap();
     assert!(open("disabled", None, t0 + 20001).await);
 }
+
+#[tokio::test]
+async fn an_email_claim_lets_one_sender_through_and_a_dead_ones_lapses() {
+    use shared::store::MailClaim::{Busy, Claimed, Settled};
+    let store = store().await;
+    let key = notify::order_mail_key(&unique("ven"), EventType::NewOrder, "1000-1");
+    let t0 = 1_700_000_000;
+    assert_eq!(store.claim_mail(&key, "a", t0, 30).await.unwrap(), Claimed);
+    assert_eq!(store.claim_mail(&key, "b", t0 + 1, 30).await.unwrap(), Busy, "a is sending");
+    // a died without settling: after the lease, b takes over; a's late settle changes nothing.
+    assert_eq!(store.claim_mail(&key, "b", t0 + 31, 30).await.unwrap(), Claimed);
+    store.settle_mail(&key, "a", false).await.unwrap();
+    assert_eq!(store.claim_mail(&key, "c", t0 + 32, 30).await.unwrap(), Busy, "still b's");
+    store.settle_mail(&key, "b", true).await.unwrap();
+    assert_eq!(store.claim_mail(&key, "c", t0 + 10_000, 30).await.unwrap(), Settled, "sent: never again");
+
+    // A send that failed releases the claim at once.
+    let key = notify::order_mail_key(&unique("ven"), EventType::NewOrder, "1000-2");
+    assert_eq!(store.claim_mail(&key, "a", t0, 30).await.unwrap(), Claimed);
+    store.settle_mail(&key, "a", false).await.unwrap();
+    assert_eq!(store.claim_mail(&key, "b", t0 + 1, 30).await.unwrap(), Claimed);
+}

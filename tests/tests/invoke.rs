@@ -2,7 +2,7 @@
 use std::process::Command;
 
 use serde_json::Value;
-use shared::store::{VendorStore, WebhookStore};
+use shared::store::{NotifyStore, VendorStore, WebhookStore};
 use tests::{repo_root, stack_var, store};
 
 /// Invokes a function with a sample event; returns its answer as JSON.
@@ -134,6 +134,12 @@ async fn each_function_answers_its_sample_event() {
     assert_eq!(after.previous_secret.map(|(s, _)| s), Some(before));
     let (status, body) = invoke("enable-webhook", "events/enable-webhook.json");
     assert_eq!((status, &body["status"]), (200, &Value::from("active")), "{body}");
+    let (status, body) = invoke("update-notifications", "events/update-notifications.json");
+    assert_eq!((status, &body["email"]), (200, &Value::from("demo@vendors.example")), "{body}");
+    let (status, body) = invoke("get-notifications", "events/get-notifications.json");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["notify"], serde_json::json!(["new_order", "order_cancellation", "failures"]), "{body}");
+    store.put_notifications(&demo.vendor_id, &Default::default()).await.unwrap();
 
     // Leave the demo data as the stack made it, for whoever uses the stack next.
     for w in store.list_webhooks(&demo.vendor_id).await.unwrap() {
@@ -160,6 +166,7 @@ async fn a_body_that_is_not_utf8_is_a_400_on_every_route_that_reads_one() {
         ("delete-webhook", "events/ventiapp-delete.json"),
         ("redeliver-event", "events/redeliver-event.json"),
         ("publish-event", "events/publish-event.json"),
+        ("update-notifications", "events/update-notifications.json"),
     ] {
         for body in bodies {
             let mut event: Value =
