@@ -24,9 +24,12 @@ pub struct MemoryStore {
     pub notifications: Mutex<HashMap<String, Notifications>>,
     /// Email claims: key -> (token, claimed at, sent).
     mails: Mutex<HashMap<String, (String, i64, bool)>>,
-    /// Failure alerts: webhook -> (sent at, incident, kinds).
-    alerts: Mutex<HashMap<u64, (i64, Option<i64>, Vec<String>)>>,
+    /// Failure alerts by webhook.
+    alerts: Mutex<HashMap<u64, AlertRecord>>,
 }
+
+/// The last failure email about a webhook: when, the incident, the kinds told of in it.
+type AlertRecord = (i64, Option<i64>, Vec<String>);
 
 impl MemoryStore {
     /// A store holding these webhooks.
