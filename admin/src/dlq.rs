@@ -17,6 +17,7 @@ use aws_sdk_sqs::{
 };
 use shared::{
     delivery::DeliveryMessage,
+    notify::OrderMailMessage,
     store::{AttemptLog, DynamoStore},
 };
 
@@ -38,6 +39,18 @@ impl Filter {
     fn matches(&self, m: &DeliveryMessage) -> bool {
         self.webhook.is_none_or(|w| w == m.webhook_id)
             && self.vendor.as_deref().is_none_or(|v| v == m.vendor_id)
+    }
+
+    /// A parked order email goes with its vendor's deliveries, not with any one webhook's.
+    fn matches_email(&self, m: &OrderMailMessage) -> bool {
+        self.webhook.is_none() && self.vendor.as_deref().is_none_or(|v| v == m.vendor_id)
+    }
+
+    fn matches_message(&self, m: &Message) -> bool {
+        match decode(m) {
+            Some(d) => self.matches(&d),
+            None => decode_email(m).is_some_and(|e| self.matches_email(&e)),
+        }
     }
 }
 
@@ -108,6 +121,22 @@ impl Queues {
         let mut shown = 0;
         for m in &messages {
             let Some(d) = decode(m) else {
+                if let Some(e) = decode_email(m) {
+                    if filter.matches_email(&e) {
+                        println!(
+                            "{:<28} {:>17} {:<26} {:<18} {:>8}  {:<24} {:>8}",
+                            truncate(&e.event_id, 28),
+                            "(order email)",
+                            truncate(&e.vendor_id, 26),
+                            e.event_type.as_str(),
+                            "-",
+                            "the mail service failed",
+                            "-",
+                        );
+                        shown += 1;
+                    }
+                    continue;
+                }
                 println!(
                     "{:<28} (not a delivery message: {} bytes)",
                     m.message_id().unwrap_or("?"),
@@ -218,7 +247,7 @@ impl Queues {
                 break;
             }
             for m in fresh {
-                let matches = decode(&m).is_some_and(|d| filter.matches(&d));
+                let matches = filter.matches_message(&m);
                 if !matches || replayed >= max {
                     skipped.insert(m.message_id().unwrap_or_default().to_owned(), m);
                     continue;
@@ -276,6 +305,10 @@ impl Queues {
 }
 
 fn decode(m: &Message) -> Option<DeliveryMessage> {
+    serde_json::from_str(m.body()?).ok()
+}
+
+fn decode_email(m: &Message) -> Option<OrderMailMessage> {
     serde_json::from_str(m.body()?).ok()
 }
 
