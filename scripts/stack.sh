@@ -11,7 +11,7 @@ TABLE_NAME="${TABLE_NAME:-webhooks}"
 DEMO_USERNAME="${DEMO_USERNAME:-demo}"
 DEMO_PASSWORD="${DEMO_PASSWORD:-demo-password}"
 # Vendors' emails come from here: an SES identity in the emulator, its outbox at
-# $AWS_ENDPOINT_URL/moto-api/data.json (scripts/outbox.py). EMAIL_SENDER= (empty) turns emails off.
+# $AWS_ENDPOINT_URL/moto-api/ses/outbox.json (scripts/outbox.py prints it). EMAIL_SENDER= (empty) turns emails off.
 EMAIL_SENDER="${EMAIL_SENDER-notifications@webhooks.example}"
 STACK_PIDS=()
 

@@ -1,6 +1,6 @@
 //! Email notifications end to end: settings through `PUT /basic/notifications`, events through
 //! `POST /events`, and what the emulator's SES sent, read back from its outbox
-//! (`/moto-api/data.json`). The test stack's sender is `$EMAIL_SENDER`; it retries a second apart
+//! (`/moto-api/ses/outbox.json`, scripts/moto_server.py). The test stack's sender is `$EMAIL_SENDER`; it retries a second apart
 //! (eight attempts) and disables webhooks after 30 s of failures.
 use std::time::{Duration, Instant};
 
@@ -29,9 +29,8 @@ struct Sent {
 
 /// Every email sent to `to` so far.
 async fn outbox(to: &str) -> Vec<Sent> {
-    let url = format!("{}/moto-api/data.json", stack_var("AWS_ENDPOINT_URL"));
-    let data: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-    let messages = data["ses"]["Message"].as_array().cloned().unwrap_or_default();
+    let url = format!("{}/moto-api/ses/outbox.json", stack_var("AWS_ENDPOINT_URL"));
+    let messages: Vec<Value> = reqwest::get(url).await.unwrap().json().await.unwrap();
     messages
         .iter()
         .filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|d| d == to)))
