@@ -160,39 +160,19 @@ async fn tokens_are_issued_listed_without_their_value_and_revoked() {
 async fn vendor_email_and_notifications_are_set_checked_and_shown() {
     let username = unique("mail");
     let email = format!("{username}@vendors.example");
+    let create = |extra: &[&str]| {
+        let mut args =
+            vec!["vendor", "create", "--username", &username, "--password", "a-long-enough-password"];
+        args.extend_from_slice(extra);
+        admin(&args, None)
+    };
     // A bad address creates nothing.
-    let out = admin(
-        &[
-            "vendor",
-            "create",
-            "--username",
-            &username,
-            "--password",
-            "a-long-enough-password",
-            "--email",
-            "nope",
-        ],
-        None,
-    );
+    let out = create(&["--email", "nope"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("not a valid email address"), "{}", text(&out.stderr));
     assert!(!text(&admin(&["vendor", "list"], None).stdout).contains(&username), "no account was made");
 
-    let out = admin(
-        &[
-            "vendor",
-            "create",
-            "--username",
-            &username,
-            "--password",
-            "a-long-enough-password",
-            "--email",
-            &email,
-            "--notify",
-            "new_order",
-        ],
-        None,
-    );
+    let out = create(&["--email", &email, "--notify", "new_order"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(created["notifications"]["email"], email.as_str());

@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
-    error::SdkError,
+    error::{ProvideErrorMetadata, SdkError},
     operation::transact_write_items::TransactWriteItemsError,
     types::{AttributeValue, Delete, Put, TransactWriteItem},
     Client,
@@ -606,12 +606,8 @@ impl NotifyStore for DynamoStore {
             .expression_attribute_values(":email", s(email))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(()),
-            // The vendor changed its address meanwhile: the new one has not been refused.
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
-            Err(e) => Err(backend(e)),
-        }
+        // Not written if the vendor changed its address meanwhile: the new one was not refused.
+        conditional(sent).map(|_| ())
     }
 
     async fn claim_mail(
@@ -643,10 +639,8 @@ impl NotifyStore for DynamoStore {
             .expression_attribute_values(":stale", n(now - lease_secs))
             .send()
             .await;
-        match put {
-            Ok(_) => return Ok(MailClaim::Claimed),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
-            Err(e) => return Err(backend(e)),
+        if conditional(put)? {
+            return Ok(MailClaim::Claimed);
         }
         let Some(item) = self.get_item(format!("MAIL#{key}"), "#".into()).await? else {
             return Ok(MailClaim::Busy); // settled as unsent just now: the next attempt claims it
@@ -672,11 +666,7 @@ impl NotifyStore for DynamoStore {
                 .expression_attribute_values(":token", s(token))
                 .send()
                 .await;
-            match r {
-                Ok(_) => Ok(()),
-                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
-                Err(e) => Err(backend(e)),
-            }
+            conditional(r).map(|_| ())
         } else {
             let r = self
                 .client
@@ -689,11 +679,7 @@ impl NotifyStore for DynamoStore {
                 .expression_attribute_values(":token", s(token))
                 .send()
                 .await;
-            match r {
-                Ok(_) => Ok(()),
-                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
-                Err(e) => Err(backend(e)),
-            }
+            conditional(r).map(|_| ())
         }
     }
 
@@ -742,11 +728,7 @@ impl NotifyStore for DynamoStore {
             ("kinds".into(), AttributeValue::L(kinds.into_iter().map(s).collect())),
             ("expiresAt".into(), n(now + MAIL_RECORD_TTL_SECS)),
         ]);
-        match put.set_item(Some(item)).send().await {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
-            Err(e) => Err(backend(e)),
-        }
+        conditional(put.set_item(Some(item)).send().await)
     }
 
     async fn cancel_alert(&self, webhook_id: u64, opened_at: i64) -> Result<(), StoreError> {
@@ -760,11 +742,7 @@ impl NotifyStore for DynamoStore {
             .expression_attribute_values(":at", n(opened_at))
             .send()
             .await;
-        match deleted {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
-            Err(e) => Err(backend(e)),
-        }
+        conditional(deleted).map(|_| ())
     }
 }
 
@@ -903,6 +881,21 @@ fn get_n<T: std::str::FromStr>(item: &Item, key: &str) -> Result<T, StoreError> 
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| StoreError::Corrupt(format!("missing number attribute {key}")))
+}
+
+/// A conditional write's outcome: `Ok(true)` written, `Ok(false)` its condition did not hold.
+fn conditional<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e)) if e.err().code() == Some("ConditionalCheckFailedException") => {
+            Ok(false)
+        }
+        Err(e) => Err(backend(e)),
+    }
 }
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
