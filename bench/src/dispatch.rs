@@ -12,7 +12,7 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use shared::{
     delivery::{DeliveryMessage, DeliverySettings, HttpDeliverer, RetrySchedule, MESSAGE_VERSION},
     dispatch::Dispatcher,
-    domain::{EventType, Webhook},
+    domain::{EventType, Webhook, WebhookSpec},
     store::{AttemptLog, NotifyStore, WebhookStore},
 };
 
@@ -155,19 +155,13 @@ pub async fn sender_alone(port: u16, n: usize, concurrency: usize) -> Run {
 /// table-wide).
 pub fn webhooks(port: u16, count: usize, vendor: &str, first_id: u64) -> Vec<Webhook> {
     (0..count as u64)
-        .map(|i| Webhook {
-            id: first_id + i,
-            vendor_id: vendor.to_owned(),
-            event_type: EventType::NewOrder,
-            url: format!("http://127.0.0.1:{port}/hook/{i}"),
-            authentication: Some("Basic YmVuY2g6YmVuY2g=".into()),
-            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-            created_at: 0,
-            updated_at: 0,
-            version: 1,
-            disabled: None,
-            previous_secret: None,
-            failing_since: None,
+        .map(|i| {
+            let spec = WebhookSpec {
+                event_type: EventType::NewOrder,
+                url: format!("http://127.0.0.1:{port}/hook/{i}"),
+                authentication: Some("Basic YmVuY2g6YmVuY2g=".into()),
+            };
+            Webhook::new(first_id + i, vendor, spec, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(), 0)
         })
         .collect()
 }

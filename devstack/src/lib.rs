@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::{
 use serde_yaml::Value;
 use shared::{
     api::now,
-    domain::{EventType, Vendor, Webhook},
+    domain::{EventType, Vendor, Webhook, WebhookSpec},
     ids,
     store::{ApiToken, Conflict, DynamoStore, StoreError, TokenStore, WebhookStore},
 };
@@ -46,20 +46,12 @@ pub async fn ensure_demo_token(store: &DynamoStore, demo: &Vendor) -> Result<boo
 
 /// Creates the demo webhook if it is not there; true if it was created.
 pub async fn ensure_demo_webhook(store: &DynamoStore, demo: &Vendor) -> Result<bool> {
-    let webhook = Webhook {
-        id: DEMO_WEBHOOK_ID,
-        vendor_id: demo.vendor_id.clone(),
+    let spec = WebhookSpec {
         event_type: EventType::NewOrder,
         url: "https://example.com/webhooks/demo".into(),
         authentication: None,
-        secret: ids::signing_secret(),
-        created_at: now(),
-        updated_at: now(),
-        version: 1,
-        disabled: None,
-        previous_secret: None,
-        failing_since: None,
     };
+    let webhook = Webhook::new(DEMO_WEBHOOK_ID, &demo.vendor_id, spec, ids::signing_secret(), now());
     match store.insert_webhook(&webhook).await {
         Ok(()) => Ok(true),
         Err(StoreError::Conflict(Conflict::IdTaken | Conflict::DuplicateEndpoint)) => Ok(false),

@@ -144,6 +144,26 @@ impl fmt::Debug for Webhook {
     }
 }
 
+impl Webhook {
+    /// A webhook as registration makes it: active, never failed, version 1, created `now`.
+    pub fn new(id: u64, vendor_id: impl Into<String>, spec: WebhookSpec, secret: String, now: i64) -> Self {
+        Self {
+            id,
+            vendor_id: vendor_id.into(),
+            event_type: spec.event_type,
+            url: spec.url,
+            authentication: spec.authentication,
+            secret,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            disabled: None,
+            previous_secret: None,
+            failing_since: None,
+        }
+    }
+}
+
 /// What a vendor asks for when registering or updating a webhook, once validated.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSpec {

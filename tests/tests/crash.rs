@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::{
     delivery::{DeliveryMessage, MESSAGE_VERSION},
-    domain::EventType,
+    domain::{EventType, Webhook, WebhookSpec},
     queue::{DeliveryQueue, SqsQueue},
     store::WebhookStore,
 };
@@ -55,20 +55,18 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
     for i in 0..5 {
         let r =
             Receiver::start(vec![Reply::Slow(Duration::from_millis(1500), 200)], Reply::Status(200)).await;
-        let w = shared::domain::Webhook {
-            id: shared::ids::webhook_id(),
-            vendor_id: v.vendor.vendor_id.clone(),
+        let spec = WebhookSpec {
             event_type: EventType::NewOrder,
             url: format!("{}?n={i}", r.url),
             authentication: None,
-            secret: shared::ids::signing_secret(),
-            created_at: 0,
-            updated_at: 0,
-            version: 1,
-            disabled: None,
-            previous_secret: None,
-            failing_since: None,
         };
+        let w = Webhook::new(
+            shared::ids::webhook_id(),
+            &v.vendor.vendor_id,
+            spec,
+            shared::ids::signing_secret(),
+            0,
+        );
         store.insert_webhook(&w).await.unwrap();
         bodies.push(
             serde_json::to_string(&DeliveryMessage {

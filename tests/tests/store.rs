@@ -9,20 +9,12 @@ use shared::{
 use tests::{new_vendor, store, unique};
 
 fn webhook(vendor: &Vendor, id: u64, url: &str) -> shared::domain::Webhook {
-    shared::domain::Webhook {
-        id,
-        vendor_id: vendor.vendor_id.clone(),
+    let spec = shared::domain::WebhookSpec {
         event_type: EventType::NewOrder,
         url: url.into(),
         authentication: Some("Basic abc".into()),
-        secret: ids::signing_secret(),
-        created_at: now(),
-        updated_at: now(),
-        version: 1,
-        disabled: None,
-        previous_secret: None,
-        failing_since: None,
-    }
+    };
+    shared::domain::Webhook::new(id, &vendor.vendor_id, spec, ids::signing_secret(), now())
 }
 
 fn app(store: shared::store::DynamoStore) -> App {

@@ -186,20 +186,7 @@ impl<S: WebhookStore, Q> App<S, Q> {
     /// Registers a webhook with a fresh id and signing secret.
     pub async fn create_webhook(&self, vendor: &Vendor, spec: WebhookSpec) -> Result<Webhook, ApiError> {
         let now = now();
-        let mut webhook = Webhook {
-            id: 0,
-            vendor_id: vendor.vendor_id.clone(),
-            event_type: spec.event_type,
-            url: spec.url,
-            authentication: spec.authentication,
-            secret: ids::signing_secret(),
-            created_at: now,
-            updated_at: now,
-            version: 1,
-            disabled: None,
-            previous_secret: None,
-            failing_since: None,
-        };
+        let mut webhook = Webhook::new(0, &vendor.vendor_id, spec, ids::signing_secret(), now);
         for _ in 0..WRITE_ATTEMPTS {
             webhook.id = ids::webhook_id();
             match self.store.insert_webhook(&webhook).await {
