@@ -296,7 +296,7 @@ where
         };
         let payload = m.payload.get();
         let (Some(order_no), Some(mail)) =
-            (notify::order_number(payload), notify::order_mail(to, m.event_type, payload))
+            (notify::order_number(payload), notify::order_mail(&m.vendor_id, to, m.event_type, payload))
         else {
             tracing::error!("the event is not an order: no email");
             return Disposition::Done;

@@ -14,6 +14,7 @@ pub mod config;
 pub mod delivery;
 pub mod dispatch;
 pub mod domain;
+pub mod email_events;
 pub mod error;
 pub mod events;
 #[doc(hidden)]

@@ -5,7 +5,7 @@ use aws_sdk_sesv2::{
     config::timeout::TimeoutConfig,
     error::{ProvideErrorMetadata, SdkError},
     operation::send_email::SendEmailError,
-    types::{Body, Content, Destination, EmailContent, Message},
+    types::{Body, Content, Destination, EmailContent, Message, MessageTag},
     Client,
 };
 
@@ -34,16 +34,23 @@ pub trait Mailer: Send + Sync {
 pub struct SesMailer {
     client: Client,
     from: String,
+    /// The configuration set whose event destination reports bounces and complaints.
+    configuration_set: Option<String>,
 }
 
 impl SesMailer {
     /// Wraps a client and the sender address (an SES identity, or an address of one).
     pub fn new(client: Client, from: impl Into<String>) -> Self {
-        Self { client, from: from.into() }
+        Self { client, from: from.into(), configuration_set: None }
+    }
+
+    /// Sends through `name`: SES then reports bounces and complaints to its event destination.
+    pub fn with_configuration_set(self, name: Option<String>) -> Self {
+        Self { configuration_set: name.filter(|n| !n.trim().is_empty()), ..self }
     }
 
     /// The mailer of the environment: `EMAIL_SENDER` names the sender; unset or empty, emails
-    /// are off (`None`). Calls are bounded (5 s each), so that an email never holds a batch of
+    /// are off (`None`). `EMAIL_CONFIGURATION_SET`, if set, is sent through (bounces, complaints). Calls are bounded (5 s each), so that an email never holds a batch of
     /// deliveries for long.
     pub async fn from_env() -> Option<Self> {
         let from = std::env::var("EMAIL_SENDER").ok().filter(|s| !s.trim().is_empty())?;
@@ -57,7 +64,8 @@ impl SesMailer {
                     .build(),
             )
             .build();
-        Some(Self::new(Client::from_conf(config), from.trim()))
+        let configuration_set = std::env::var("EMAIL_CONFIGURATION_SET").ok();
+        Some(Self::new(Client::from_conf(config), from.trim()).with_configuration_set(configuration_set))
     }
 }
 
@@ -81,6 +89,14 @@ impl Mailer for SesMailer {
             .from_email_address(&self.from)
             .destination(Destination::builder().to_addresses(&mail.to).build())
             .content(content)
+            .set_configuration_set_name(self.configuration_set.clone())
+            .email_tags(
+                MessageTag::builder()
+                    .name(crate::email_events::VENDOR_TAG)
+                    .value(&mail.vendor_id)
+                    .build()
+                    .map_err(|e| MailError::Refused(e.to_string()))?,
+            )
             .send()
             .await;
         match sent {

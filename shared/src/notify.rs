@@ -148,6 +148,8 @@ pub fn check_settings(email: Option<&str>, topics: &[Topic], topics_field: &str)
 /// One email, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mail {
+    /// The vendor it is for: tagged on the email, so that a later bounce finds its vendor.
+    pub vendor_id: String,
     pub to: String,
     pub subject: String,
     pub text: String,
@@ -190,7 +192,7 @@ pub fn order_number(payload: &str) -> Option<String> {
 /// The email for an order event (`new_order`, `order_cancellation`), from its payload as
 /// published (validated then: `orderNo`, `items[]` of `skuNr`, `itemName`, `itemQuantity`,
 /// `itemPrice`, `itemTotal`). `None` for other types or a payload that is not an order.
-pub fn order_mail(to: &str, event_type: EventType, payload: &str) -> Option<Mail> {
+pub fn order_mail(vendor_id: &str, to: &str, event_type: EventType, payload: &str) -> Option<Mail> {
     let v: Value = serde_json::from_str(payload).ok()?;
     let order_no = v.get("orderNo")?.as_str()?;
     let items = v.get("items")?.as_array()?;
@@ -269,7 +271,7 @@ pub fn order_mail(to: &str, event_type: EventType, payload: &str) -> Option<Mail
          Change that with PUT /basic/notifications.</p></body></html>",
         event_type.as_str()
     );
-    Some(Mail { to: to.to_owned(), subject, text, html })
+    Some(Mail { vendor_id: vendor_id.to_owned(), to: to.to_owned(), subject, text, html })
 }
 
 /// Why a vendor is told about one of its webhooks.
@@ -348,7 +350,7 @@ pub fn alert_mail(to: &str, alert: Alert, webhook: &Webhook, last_error: &str, a
         escape(last_error),
         escape(&todo)
     );
-    Mail { to: to.to_owned(), subject, text, html }
+    Mail { vendor_id: webhook.vendor_id.clone(), to: to.to_owned(), subject, text, html }
 }
 
 /// HTML-escapes text for element content and quoted attributes.
@@ -450,7 +452,8 @@ mod tests {
 
     #[test]
     fn an_order_email_lists_the_order_and_its_items_in_text_and_html() {
-        let m = order_mail("v@example.com", EventType::NewOrder, ORDER).unwrap();
+        let m = order_mail("ven_1", "v@example.com", EventType::NewOrder, ORDER).unwrap();
+        assert_eq!(m.vendor_id, "ven_1");
         assert_eq!(m.subject, "New order 1000-4612");
         assert_eq!(m.to, "v@example.com");
         assert!(m.text.contains("- Mug <large> & co (SKU SKU-1): 2 x 30.00 = 60.00"), "{}", m.text);
@@ -460,10 +463,10 @@ mod tests {
         assert!(m.html.contains("<b>64.50</b>"));
         assert!(!m.html.contains("<large>"));
 
-        let c = order_mail("v@example.com", EventType::OrderCancellation, ORDER).unwrap();
+        let c = order_mail("ven_1", "v@example.com", EventType::OrderCancellation, ORDER).unwrap();
         assert_eq!(c.subject, "Order 1000-4612 cancelled");
-        assert!(order_mail("v@example.com", EventType::OrdersCreated, ORDER).is_none());
-        assert!(order_mail("v@example.com", EventType::NewOrder, "{}").is_none());
+        assert!(order_mail("ven_1", "v@example.com", EventType::OrdersCreated, ORDER).is_none());
+        assert!(order_mail("ven_1", "v@example.com", EventType::NewOrder, "{}").is_none());
     }
 
     #[test]

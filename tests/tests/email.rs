@@ -208,9 +208,13 @@ async fn ses_refusing_an_address_is_a_refusal_not_an_outage() {
     // The emulator refuses any sender that is not a verified identity, as SES does.
     let aws = shared::aws::sdk_config().await;
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&aws), "nobody@unverified.example");
-    let mail =
-        notify::order_mail("v@vendors.example", EventType::NewOrder, &payload("ecomnow/new-order.json"))
-            .unwrap();
+    let mail = notify::order_mail(
+        "ven_x",
+        "v@vendors.example",
+        EventType::NewOrder,
+        &payload("ecomnow/new-order.json"),
+    )
+    .unwrap();
     match mailer.send(&mail).await {
         Err(MailError::Refused(why)) => assert!(why.contains("MessageRejected"), "{why}"),
         other => panic!("expected a refusal, got {other:?}"),
@@ -292,4 +296,40 @@ async fn an_email_claim_lets_one_sender_through_and_a_dead_ones_lapses() {
     assert_eq!(store.claim_mail(&key, "a", t0, 30).await.unwrap(), Claimed);
     store.settle_mail(&key, "a", false).await.unwrap();
     assert_eq!(store.claim_mail(&key, "b", t0 + 1, 30).await.unwrap(), Claimed);
+}
+
+#[tokio::test]
+async fn a_bounce_or_complaint_reported_later_refuses_the_address_it_was_sent_to() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let (old, new) = (address(), address());
+    assert_eq!(set_notifications(&api, &v, json!({"email": new, "notify": ["new_order"]})).await.status, 200);
+    let sns = |ses: Value| -> aws_lambda_events::sns::SnsEvent {
+        let mut event: Value = serde_json::from_str(
+            &std::fs::read_to_string(tests::repo_root().join("events/email-bounce.json")).unwrap(),
+        )
+        .unwrap();
+        event["Records"][0]["Sns"]["Message"] = ses.to_string().into();
+        serde_json::from_value(event).unwrap()
+    };
+    let vendor = &v.vendor.vendor_id;
+    // A bounce of the address the vendor had before: the new one is not refused for it.
+    let bounce = |to: &str| {
+        json!({"eventType": "Bounce", "bounce": {"bounceType": "Permanent", "bounceSubType": "General",
+            "bouncedRecipients": [{"emailAddress": to}]}, "mail": {"tags": {"vendor": [vendor]}}})
+    };
+    assert_eq!(shared::email_events::handle(&store, &sns(bounce(&old)), 1_700_000_000).await.unwrap(), 1);
+    let shown = api.vendor(&v, Method::GET, "/basic/notifications", None).await.json();
+    assert_eq!(shown["emailStatus"], "active", "{shown}");
+
+    let complaint = json!({"eventType": "Complaint", "complaint": {"complainedRecipients": [{"emailAddress": new}],
+        "complaintFeedbackType": "abuse"}, "mail": {"tags": {"vendor": [vendor]}}});
+    assert_eq!(shared::email_events::handle(&store, &sns(complaint), 1_700_000_000).await.unwrap(), 1);
+    let shown = api.vendor(&v, Method::GET, "/basic/notifications", None).await.json();
+    assert_eq!(shown["emailStatus"], "refused", "{shown}");
+    assert_eq!(shown["refusedReason"], "the recipient reported an email as unwanted (abuse)");
+    // A transient bounce (a full mailbox) refuses nothing.
+    let mut transient = bounce(&new);
+    transient["bounce"]["bounceType"] = "Transient".into();
+    assert_eq!(shared::email_events::handle(&store, &sns(transient), 1_700_000_000).await.unwrap(), 0);
 }

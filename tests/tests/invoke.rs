@@ -139,6 +139,12 @@ async fn each_function_answers_its_sample_event() {
     let (status, body) = invoke("get-notifications", "events/get-notifications.json");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["notify"], serde_json::json!(["new_order", "order_cancellation", "failures"]), "{body}");
+    // SES reports that address bounced: it is refused from now on.
+    let answer = invoke_raw("email-events", "events/email-bounce.json");
+    assert_eq!(answer, serde_json::json!({"refused": 1}));
+    let (status, body) = invoke("get-notifications", "events/get-notifications.json");
+    assert_eq!((status, &body["emailStatus"]), (200, &Value::from("refused")), "{body}");
+    assert!(body["refusedReason"].as_str().unwrap().contains("550 5.1.1 user unknown"), "{body}");
     store.put_notifications(&demo.vendor_id, &Default::default()).await.unwrap();
 
     // Leave the demo data as the stack made it, for whoever uses the stack next.

@@ -157,6 +157,7 @@ fn functions_get_only_the_table_actions_they_use() {
         ("test-webhook", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
         ("get-notifications", &["dynamodb:GetItem"][..]),
         ("update-notifications", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
+        ("email-events", &["dynamodb:UpdateItem"][..]),
         ("create-webhook", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
         ("update-webhook", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"][..]),
         ("delete-webhook", &["dynamodb:GetItem", "dynamodb:DeleteItem"][..]),
@@ -253,6 +254,7 @@ fn emails_come_from_one_sender_identity_and_are_off_without_one() {
             assert_eq!(statements.len(), 1);
             let resource = format!("{:?}", statements[0]["Resource"]);
             assert!(resource.contains(":identity/${NotificationSender}"), "{resource}");
+            assert!(resource.contains(":configuration-set/${AWS::StackName}-emails"), "{resource}");
             assert!(!resource.contains('*'), "{resource}");
             let from = &statements[0]["Condition"]["StringEquals"]["ses:FromAddress"];
             assert!(format!("{from:?}").contains("NotificationSender"));
@@ -263,4 +265,48 @@ fn emails_come_from_one_sender_identity_and_are_off_without_one() {
             assert!(format!("{env:?}").contains("NotificationSender"), "{binary} needs EMAIL_SENDER");
         }
     }
+}
+
+#[test]
+fn bounces_and_complaints_reach_the_function_that_refuses_addresses() {
+    let t = template();
+    let sets = devstack::resources_of_type(&t, "AWS::SES::ConfigurationSet");
+    assert_eq!(sets.len(), 1);
+    assert!(
+        format!("{:?}", sets[0].1["Name"]).contains("${AWS::StackName}-emails"),
+        "dispatch's policy names it so"
+    );
+    let destinations = devstack::resources_of_type(&t, "AWS::SES::ConfigurationSetEventDestination");
+    assert_eq!(destinations.len(), 1);
+    let destination = &destinations[0].1["EventDestination"];
+    let types: Vec<&str> = destination["MatchingEventTypes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["bounce", "complaint"]);
+    let topic = format!("{:?}", destination["SnsDestination"]["TopicARN"]);
+    assert!(topic.contains("EmailEventsTopic"), "{topic}");
+
+    let function = &t["Resources"]["EmailEventsFunction"];
+    assert_eq!(function["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("email-events"));
+    assert_eq!(function["Condition"].as_str(), Some("EmailsOn"));
+    let event = &function["Properties"]["Events"]["SesEvents"];
+    assert_eq!(event["Type"].as_str(), Some("SNS"));
+    assert!(format!("{:?}", event["Properties"]["Topic"]).contains("EmailEventsTopic"));
+    for id in ["EmailConfigurationSet", "EmailEventsTopic", "EmailEventsTopicPolicy", "EmailEventDestination"]
+    {
+        assert_eq!(
+            t["Resources"][id]["Condition"].as_str(),
+            Some("EmailsOn"),
+            "{id}: nothing of email without a sender"
+        );
+    }
+    let env = format!(
+        "{:?}",
+        t["Resources"]["DispatchFunction"]["Properties"]["Environment"]["Variables"]
+            ["EMAIL_CONFIGURATION_SET"]
+    );
+    assert!(env.contains("EmailConfigurationSet"), "{env}");
 }
