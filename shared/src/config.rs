@@ -41,15 +41,19 @@ impl Config {
                 ConfigError::new("ROTATION_GRACE_SECS", format!("expected seconds, got {v:?}"))
             })?,
         };
-        let email_sender =
-            env::var("EMAIL_SENDER").ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         Ok(Self {
             table_name,
             allow_private_targets: flag("ALLOW_PRIVATE_TARGETS")?,
             rotation_grace_secs,
-            email_sender,
+            email_sender: email_sender(),
         })
     }
+}
+
+/// `EMAIL_SENDER`, trimmed: the address vendors' emails come from; `None` (unset or empty) when
+/// emails are off.
+pub fn email_sender() -> Option<String> {
+    env::var("EMAIL_SENDER").ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 /// Reads a boolean flag; unset means false, anything but a clear yes or no is an error.

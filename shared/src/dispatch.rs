@@ -246,18 +246,18 @@ where
                     })
                     .await;
                 if let Some(w) = disabled {
-                    self.alert(&w, Alert::Disabled, &last_error(&attempt), receive_count, tally).await;
+                    self.alert(&w, Alert::Disabled, &attempt, receive_count, tally).await;
                 }
                 Disposition::Done
             }
             Outcome::Rejected { status, retry_after } => {
                 tracing::warn!(status, attempt = receive_count, "delivery rejected");
-                self.note_failure(webhook, &last_error(&attempt), receive_count, tally).await;
+                self.note_failure(webhook, &attempt, receive_count, tally).await;
                 self.retry(record, receive_count, retry_after).await
             }
             Outcome::Failed { class } => {
                 tracing::warn!(class, attempt = receive_count, "delivery failed");
-                self.note_failure(webhook, &last_error(&attempt), receive_count, tally).await;
+                self.note_failure(webhook, &attempt, receive_count, tally).await;
                 self.retry(record, receive_count, None).await
             }
         }
@@ -295,9 +295,7 @@ where
             return Disposition::Done;
         };
         let payload = m.payload.get();
-        let (Some(order_no), Some(mail)) =
-            (notify::order_number(payload), notify::order_mail(&m.vendor_id, to, m.event_type, payload))
-        else {
+        let Some((order_no, mail)) = notify::order_mail(&m.vendor_id, to, m.event_type, payload) else {
             tracing::error!("the event is not an order: no email");
             return Disposition::Done;
         };
@@ -346,7 +344,7 @@ where
     /// Tells the vendor (if it asked to be told of failures) that a webhook is failing, gave a
     /// delivery up, or was disabled: at most one email per webhook per hour, each kind once per
     /// incident. Best effort: it never changes what becomes of the delivery.
-    async fn alert(&self, webhook: &Webhook, alert: Alert, last_error: &str, attempts: u32, tally: &Tally) {
+    async fn alert(&self, webhook: &Webhook, alert: Alert, last: &Attempt, attempts: u32, tally: &Tally) {
         let Some(mailer) = &self.mailer else { return };
         let settings = match self.store.get_notifications(&webhook.vendor_id).await {
             Ok(s) => s,
@@ -372,7 +370,7 @@ where
                 return;
             }
         }
-        let mail = notify::alert_mail(to, alert, webhook, last_error, attempts);
+        let mail = notify::alert_mail(to, alert, webhook, &last_error(last), attempts);
         match mailer.send(&mail).await {
             Ok(id) => {
                 tracing::info!(alert = alert.as_str(), ses_message_id = %id, "failure email sent");
@@ -403,12 +401,12 @@ where
     /// than `auto_disable_after`: its deliveries then stop, and the vendor sees why in `GET`.
     /// The vendor is told after the [`notify::FAILING_ALERT_AFTER`]th failed attempt, after the
     /// last, and when the webhook is disabled.
-    async fn note_failure(&self, webhook: Webhook, last_error: &str, attempt: u32, tally: &Tally) {
+    async fn note_failure(&self, webhook: Webhook, last: &Attempt, attempt: u32, tally: &Tally) {
         let now = unix_seconds();
         if attempt >= self.schedule.max_attempts() {
-            self.alert(&webhook, Alert::DeadLettered, last_error, attempt, tally).await;
+            self.alert(&webhook, Alert::DeadLettered, last, attempt, tally).await;
         } else if attempt == notify::FAILING_ALERT_AFTER {
-            self.alert(&webhook, Alert::Failing, last_error, attempt, tally).await;
+            self.alert(&webhook, Alert::Failing, last, attempt, tally).await;
         }
         // With auto-disable off there is nothing to remember: no write per failure.
         let Some(window) = self.auto_disable_after.map(|d| d.as_secs() as i64) else { return };
@@ -432,7 +430,7 @@ where
                     })
                     .await;
                 if let Some(w) = disabled {
-                    self.alert(&w, Alert::Disabled, last_error, attempt, tally).await;
+                    self.alert(&w, Alert::Disabled, last, attempt, tally).await;
                 }
             }
             Some(_) => {}

@@ -50,10 +50,11 @@ impl SesMailer {
     }
 
     /// The mailer of the environment: `EMAIL_SENDER` names the sender; unset or empty, emails
-    /// are off (`None`). `EMAIL_CONFIGURATION_SET`, if set, is sent through (bounces, complaints). Calls are bounded (5 s each), so that an email never holds a batch of
+    /// are off (`None`). `EMAIL_CONFIGURATION_SET`, if set, is sent through (bounces,
+    /// complaints). Calls are bounded (5 s each), so that an email never holds a batch of
     /// deliveries for long.
     pub async fn from_env() -> Option<Self> {
-        let from = std::env::var("EMAIL_SENDER").ok().filter(|s| !s.trim().is_empty())?;
+        let from = crate::config::email_sender()?;
         let aws = crate::aws::sdk_config().await;
         let config = aws_sdk_sesv2::config::Builder::from(&aws)
             .timeout_config(
@@ -65,7 +66,7 @@ impl SesMailer {
             )
             .build();
         let configuration_set = std::env::var("EMAIL_CONFIGURATION_SET").ok();
-        Some(Self::new(Client::from_conf(config), from.trim()).with_configuration_set(configuration_set))
+        Some(Self::new(Client::from_conf(config), from).with_configuration_set(configuration_set))
     }
 }
 

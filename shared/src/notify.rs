@@ -183,16 +183,11 @@ pub fn order_mail_key(vendor_id: &str, event_type: EventType, order_no: &str) ->
     format!("{vendor_id}#{}#{hex}", event_type.as_str())
 }
 
-/// The order number of an order event's payload.
-pub fn order_number(payload: &str) -> Option<String> {
-    let v: Value = serde_json::from_str(payload).ok()?;
-    v.get("orderNo")?.as_str().map(str::to_owned)
-}
-
-/// The email for an order event (`new_order`, `order_cancellation`), from its payload as
-/// published (validated then: `orderNo`, `items[]` of `skuNr`, `itemName`, `itemQuantity`,
-/// `itemPrice`, `itemTotal`). `None` for other types or a payload that is not an order.
-pub fn order_mail(vendor_id: &str, to: &str, event_type: EventType, payload: &str) -> Option<Mail> {
+/// The order number and the email for an order event (`new_order`, `order_cancellation`), from
+/// its payload as published (validated then: `orderNo`, `items[]` of `skuNr`, `itemName`,
+/// `itemQuantity`, `itemPrice`, `itemTotal`). `None` for other types or a payload that is not an
+/// order.
+pub fn order_mail(vendor_id: &str, to: &str, event_type: EventType, payload: &str) -> Option<(String, Mail)> {
     let v: Value = serde_json::from_str(payload).ok()?;
     let order_no = v.get("orderNo")?.as_str()?;
     let items = v.get("items")?.as_array()?;
@@ -271,7 +266,8 @@ pub fn order_mail(vendor_id: &str, to: &str, event_type: EventType, payload: &st
          Change that with PUT /basic/notifications.</p></body></html>",
         event_type.as_str()
     );
-    Some(Mail { vendor_id: vendor_id.to_owned(), to: to.to_owned(), subject, text, html })
+    let mail = Mail { vendor_id: vendor_id.to_owned(), to: to.to_owned(), subject, text, html };
+    Some((order_no.to_owned(), mail))
 }
 
 /// Why a vendor is told about one of its webhooks.
@@ -290,6 +286,41 @@ pub const FAILING_ALERT_AFTER: u32 = 4;
 
 /// The shortest time between two failure emails about one webhook.
 pub const ALERT_INTERVAL_SECS: i64 = 3600;
+
+/// The last failure email about a webhook, as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRecord {
+    /// Unix seconds.
+    pub sent_at: i64,
+    /// When the incident it was about began, if known.
+    pub incident: Option<i64>,
+    /// The kinds ([`Alert::as_str`]) told of in that incident.
+    pub kinds: Vec<String>,
+}
+
+/// Whether an alert of `kind` may go out now after `previous`, and if so the record it leaves:
+/// not within `interval_secs` of the last one, and each kind once per known incident.
+pub fn next_alert(
+    previous: Option<&AlertRecord>,
+    kind: &str,
+    incident: Option<i64>,
+    now: i64,
+    interval_secs: i64,
+) -> Option<AlertRecord> {
+    let mut kinds = vec![kind.to_owned()];
+    if let Some(p) = previous {
+        if now - p.sent_at < interval_secs {
+            return None;
+        }
+        if incident.is_some() && p.incident == incident {
+            if p.kinds.iter().any(|k| k == kind) {
+                return None;
+            }
+            kinds.extend(p.kinds.iter().cloned());
+        }
+    }
+    Some(AlertRecord { sent_at: now, incident, kinds })
+}
 
 impl Alert {
     pub fn as_str(self) -> &'static str {
@@ -452,7 +483,8 @@ mod tests {
 
     #[test]
     fn an_order_email_lists_the_order_and_its_items_in_text_and_html() {
-        let m = order_mail("ven_1", "v@example.com", EventType::NewOrder, ORDER).unwrap();
+        let (order_no, m) = order_mail("ven_1", "v@example.com", EventType::NewOrder, ORDER).unwrap();
+        assert_eq!(order_no, "1000-4612");
         assert_eq!(m.vendor_id, "ven_1");
         assert_eq!(m.subject, "New order 1000-4612");
         assert_eq!(m.to, "v@example.com");
@@ -463,7 +495,7 @@ mod tests {
         assert!(m.html.contains("<b>64.50</b>"));
         assert!(!m.html.contains("<large>"));
 
-        let c = order_mail("ven_1", "v@example.com", EventType::OrderCancellation, ORDER).unwrap();
+        let (_, c) = order_mail("ven_1", "v@example.com", EventType::OrderCancellation, ORDER).unwrap();
         assert_eq!(c.subject, "Order 1000-4612 cancelled");
         assert!(order_mail("ven_1", "v@example.com", EventType::OrdersCreated, ORDER).is_none());
         assert!(order_mail("ven_1", "v@example.com", EventType::NewOrder, "{}").is_none());
@@ -476,7 +508,6 @@ mod tests {
         assert_ne!(a, order_mail_key("ven_1", EventType::OrderCancellation, "1000-4612"));
         assert_ne!(a, order_mail_key("ven_2", EventType::NewOrder, "1000-4612"));
         assert!(order_mail_key("ven_1", EventType::NewOrder, &"9".repeat(10_000)).len() < 120);
-        assert_eq!(order_number(ORDER).as_deref(), Some("1000-4612"));
     }
 
     #[test]

@@ -214,7 +214,8 @@ async fn ses_refusing_an_address_is_a_refusal_not_an_outage() {
         EventType::NewOrder,
         &payload("ecomnow/new-order.json"),
     )
-    .unwrap();
+    .unwrap()
+    .1;
     match mailer.send(&mail).await {
         Err(MailError::Refused(why)) => assert!(why.contains("MessageRejected"), "{why}"),
         other => panic!("expected a refusal, got {other:?}"),

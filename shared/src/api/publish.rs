@@ -73,7 +73,7 @@ where
 
     let published_at = now();
     let webhooks = app.store.list_webhooks(&event.vendor_id).await?;
-    let bodies: Vec<String> = webhooks
+    let mut bodies: Vec<String> = webhooks
         .iter()
         .filter(|w| w.event_type == event.event_type && w.disabled.is_none())
         .map(|w| {
@@ -90,7 +90,6 @@ where
         })
         .collect();
     let deliveries = bodies.len() as u32;
-    let mut bodies = bodies;
     // An order email, if the vendor asked for one: a message of its own beside the deliveries, so
     // that sending it never holds them up; dispatch sends it once per order.
     if let Some(topic) = Topic::of_event(event.event_type).filter(|_| app.config.email_sender.is_some()) {

@@ -39,7 +39,7 @@ use super::{
 };
 use crate::{
     domain::{EventType, Vendor, Webhook},
-    notify::Notifications,
+    notify::{AlertRecord, Notifications},
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -692,42 +692,40 @@ impl NotifyStore for DynamoStore {
         interval_secs: i64,
     ) -> Result<bool, StoreError> {
         let pk = format!("ALERT#{webhook_id}");
-        let previous = self.get_item(pk.clone(), "#".into()).await?;
-        let mut kinds = vec![kind.to_owned()];
-        let mut put = self.client.put_item().table_name(&self.table);
-        match &previous {
-            Some(item) => {
-                let sent_at: i64 = get_n(item, "sentAt")?;
-                if now - sent_at < interval_secs {
-                    return Ok(false);
-                }
-                let same_incident = incident.is_some() && get_n::<i64>(item, "incident").ok() == incident;
-                if same_incident {
-                    let told: Vec<String> = match item.get("kinds") {
-                        Some(AttributeValue::L(l)) => {
-                            l.iter().filter_map(|v| v.as_s().ok().cloned()).collect()
-                        }
-                        _ => Vec::new(),
-                    };
-                    if told.iter().any(|k| k == kind) {
-                        return Ok(false);
-                    }
-                    kinds.extend(told);
-                }
-                put = put
-                    .condition_expression("sentAt = :prev")
-                    .expression_attribute_values(":prev", n(sent_at));
-            }
-            None => put = put.condition_expression("attribute_not_exists(pk)"),
-        }
+        let previous = match self.get_item(pk.clone(), "#".into()).await? {
+            Some(item) => Some(AlertRecord {
+                sent_at: get_n(&item, "sentAt")?,
+                // Stored as 0 when unknown.
+                incident: get_n::<i64>(&item, "incident").ok().filter(|i| *i != 0),
+                kinds: match item.get("kinds") {
+                    Some(AttributeValue::L(l)) => l.iter().filter_map(|v| v.as_s().ok().cloned()).collect(),
+                    _ => Vec::new(),
+                },
+            }),
+            None => None,
+        };
+        let Some(next) = crate::notify::next_alert(previous.as_ref(), kind, incident, now, interval_secs)
+        else {
+            return Ok(false);
+        };
+        // Written only over what was read: of two senders at once, one wins.
+        let put = match &previous {
+            Some(p) => self
+                .client
+                .put_item()
+                .condition_expression("sentAt = :prev")
+                .expression_attribute_values(":prev", n(p.sent_at)),
+            None => self.client.put_item().condition_expression("attribute_not_exists(pk)"),
+        };
         let item = Item::from([
             ("pk".into(), s(pk)),
             ("sk".into(), s("#")),
-            ("sentAt".into(), n(now)),
-            ("incident".into(), n(incident.unwrap_or(0))),
-            ("kinds".into(), AttributeValue::L(kinds.into_iter().map(s).collect())),
+            ("sentAt".into(), n(next.sent_at)),
+            ("incident".into(), n(next.incident.unwrap_or(0))),
+            ("kinds".into(), AttributeValue::L(next.kinds.into_iter().map(s).collect())),
             ("expiresAt".into(), n(now + MAIL_RECORD_TTL_SECS)),
         ]);
+        let put = put.table_name(&self.table);
         conditional(put.set_item(Some(item)).send().await)
     }
 

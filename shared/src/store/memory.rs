@@ -8,7 +8,10 @@ use std::{
 };
 
 use super::{AttemptLog, AttemptRecord, MailClaim, NotifyStore, StoreError, WebhookStore};
-use crate::{domain::Webhook, notify::Notifications};
+use crate::{
+    domain::Webhook,
+    notify::{AlertRecord, Notifications},
+};
 
 /// The webhook and attempt ports in memory: DynamoDB's latency is not ours to measure in a
 /// benchmark, nor needed in a unit test. Webhooks in a map; attempts counted, not kept; webhook
@@ -27,9 +30,6 @@ pub struct MemoryStore {
     /// Failure alerts by webhook.
     alerts: Mutex<HashMap<u64, AlertRecord>>,
 }
-
-/// The last failure email about a webhook: when, the incident, the kinds told of in it.
-type AlertRecord = (i64, Option<i64>, Vec<String>);
 
 impl MemoryStore {
     /// A store holding these webhooks.
@@ -140,24 +140,17 @@ impl NotifyStore for MemoryStore {
         interval_secs: i64,
     ) -> Result<bool, StoreError> {
         let mut alerts = self.alerts.lock().unwrap();
-        let mut kinds = vec![kind.to_owned()];
-        if let Some((at, inc, told)) = alerts.get(&webhook_id) {
-            if now - at < interval_secs {
-                return Ok(false);
+        match crate::notify::next_alert(alerts.get(&webhook_id), kind, incident, now, interval_secs) {
+            Some(next) => {
+                alerts.insert(webhook_id, next);
+                Ok(true)
             }
-            if incident.is_some() && *inc == incident {
-                if told.iter().any(|k| k == kind) {
-                    return Ok(false);
-                }
-                kinds.extend(told.iter().cloned());
-            }
+            None => Ok(false),
         }
-        alerts.insert(webhook_id, (now, incident, kinds));
-        Ok(true)
     }
     async fn cancel_alert(&self, webhook_id: u64, opened_at: i64) -> Result<(), StoreError> {
         let mut alerts = self.alerts.lock().unwrap();
-        if alerts.get(&webhook_id).is_some_and(|a| a.0 == opened_at) {
+        if alerts.get(&webhook_id).is_some_and(|a| a.sent_at == opened_at) {
             alerts.remove(&webhook_id);
         }
         Ok(())
