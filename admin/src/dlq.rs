@@ -7,7 +7,7 @@
 use std::{
     collections::HashMap,
     io::{self, Write},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -117,7 +117,7 @@ impl Queues {
             "{:<28} {:>17} {:<26} {:<18} {:>8}  {:<24} {:>8}",
             "EVENT", "WEBHOOK", "VENDOR", "TYPE", "ATTEMPTS", "LAST ERROR", "AGE"
         );
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+        let now = shared::clock::now_ms();
         let mut shown = 0;
         for m in &messages {
             let Some(d) = decode(m) else {

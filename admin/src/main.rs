@@ -16,8 +16,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use shared::{
-    api::now,
     auth,
+    clock::now,
     domain::Vendor,
     ids,
     notify::{self, Notifications, Topic},

@@ -135,7 +135,7 @@ impl DeliveryQueue for CountingQueue {
         self.calls.fetch_add(bodies.len().div_ceil(10) as u64, Ordering::Relaxed);
         Ok(())
     }
-    async fn retry_after(&self, _: &str, _: Duration) -> Result<(), QueueError> {
+    async fn delay(&self, _: &str, _: Duration) -> Result<(), QueueError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::{
 };
 use serde_yaml::Value;
 use shared::{
-    api::now,
+    clock::now,
     domain::{EventType, Vendor, Webhook, WebhookSpec},
     ids,
     store::{ApiToken, Conflict, DynamoStore, StoreError, TokenStore, WebhookStore},

@@ -4,8 +4,8 @@ use std::{fs, path::PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use shared::{
-    api::now,
     auth,
+    clock::now,
     domain::Vendor,
     store::{Conflict, DynamoStore, StoreError, VendorStore},
 };

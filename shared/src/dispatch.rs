@@ -1,10 +1,6 @@
 //! The dispatcher: an SQS batch in, each message delivered concurrently, the failures reported
 //! back so that SQS retries them alone, after the backoff their attempt calls for.
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use rand::Rng;
@@ -12,10 +8,11 @@ use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::{
+    clock,
     config::ConfigError,
     delivery::{
-        self, Attempt, Deliverer, DeliveryMessage, DeliveryRequest, DeliverySettings, HttpDeliverer, Outcome,
-        RetrySchedule, MESSAGE_VERSION,
+        self, Attempt, Deliverer, DeliveryMessage, DeliveryRequest, DeliverySettings, Failure, HttpDeliverer,
+        Outcome, RetrySchedule, MESSAGE_VERSION,
     },
     domain::Webhook,
     mail::{MailError, Mailer, SesMailer},
@@ -168,7 +165,7 @@ where
             Ok(None) => {
                 tracing::info!("webhook deleted since the event was published: delivery dropped");
                 tally.add(|t| t.dropped += 1);
-                return self.drop_recorded(record, &message, receive_count, "dropped_deleted").await;
+                return self.drop_recorded(record, &message, receive_count, DropReason::Deleted).await;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the webhook");
@@ -178,15 +175,15 @@ where
         if let Some((_, reason)) = &webhook.disabled {
             tracing::info!(reason = %reason, "webhook disabled since the event was published: delivery dropped");
             tally.add(|t| t.dropped += 1);
-            return self.drop_recorded(record, &message, receive_count, "dropped_disabled").await;
+            return self.drop_recorded(record, &message, receive_count, DropReason::Disabled).await;
         }
         if webhook.event_type != message.event_type {
             tracing::info!("webhook no longer takes this event type: delivery dropped");
             tally.add(|t| t.dropped += 1);
-            return self.drop_recorded(record, &message, receive_count, "dropped_type_changed").await;
+            return self.drop_recorded(record, &message, receive_count, DropReason::TypeChanged).await;
         }
 
-        let timestamp = unix_seconds();
+        let timestamp = clock::now();
         let body = message.payload.get().as_bytes();
         let signature = match delivery::signature_header(&webhook, &message.event_id, timestamp, body) {
             Ok(s) => s,
@@ -213,9 +210,9 @@ where
             match &attempt.outcome {
                 Outcome::Delivered { .. } => t.delivered += 1,
                 Outcome::Rejected { .. } => t.rejected += 1,
-                Outcome::Failed { class: "timeout" } => t.timeout += 1,
-                Outcome::Failed { class: "connect" } => t.connect += 1,
-                Outcome::Failed { class: "refused_address" } => t.refused += 1,
+                Outcome::Failed { class: Failure::Timeout } => t.timeout += 1,
+                Outcome::Failed { class: Failure::Connect } => t.connect += 1,
+                Outcome::Failed { class: Failure::RefusedAddress } => t.refused += 1,
                 Outcome::Failed { .. } => t.other += 1,
             }
         });
@@ -238,7 +235,7 @@ where
             }
             Outcome::Rejected { status: 410, .. } => {
                 tracing::warn!("receiver answered 410 Gone: webhook disabled");
-                let at = unix_seconds();
+                let at = clock::now();
                 let disabled = self
                     .change_webhook(webhook, |w| {
                         let disabled = Some((at, "the receiver answered 410 Gone".to_owned()));
@@ -256,7 +253,7 @@ where
                 self.retry(record, receive_count, retry_after).await
             }
             Outcome::Failed { class } => {
-                tracing::warn!(class, attempt = receive_count, "delivery failed");
+                tracing::warn!(class = class.as_str(), attempt = receive_count, "delivery failed");
                 self.note_failure(webhook, &attempt, receive_count, tally).await;
                 self.retry(record, receive_count, None).await
             }
@@ -301,7 +298,7 @@ where
         };
         let key = notify::order_mail_key(&m.vendor_id, m.event_type, &order_no);
         let token = format!("{:016x}", rand::random::<u64>());
-        match self.store.claim_mail(&key, &token, unix_seconds(), MAIL_LEASE_SECS).await {
+        match self.store.claim_mail(&key, &token, clock::now(), MAIL_LEASE_SECS).await {
             Ok(MailClaim::Claimed) => {}
             Ok(MailClaim::Settled) => {
                 tracing::info!("this order's email was sent already: not again");
@@ -354,7 +351,7 @@ where
             }
         };
         let Some(to) = settings.as_ref().and_then(|s| s.address_for(Topic::Failures)) else { return };
-        let now = unix_seconds();
+        let now = clock::now();
         let interval = notify::ALERT_INTERVAL_SECS;
         match self.store.open_alert(webhook.id, alert.as_str(), webhook.failing_since, now, interval).await {
             Ok(true) => {}
@@ -392,7 +389,7 @@ where
     async fn refused(&self, vendor_id: &str, email: &str, why: &str, tally: &Tally) {
         tracing::warn!(reason = %why, "SES refused the vendor's address: no more emails to it until it is set again");
         tally.add(|t| t.mails_refused += 1);
-        if let Err(e) = self.store.refuse_email(vendor_id, email, unix_seconds(), why).await {
+        if let Err(e) = self.store.refuse_email(vendor_id, email, clock::now(), why).await {
             tracing::error!(error = %crate::error::chain(&e), "cannot record the refused address");
         }
     }
@@ -402,7 +399,7 @@ where
     /// The vendor is told after the [`notify::FAILING_ALERT_AFTER`]th failed attempt, after the
     /// last, and when the webhook is disabled.
     async fn note_failure(&self, webhook: Webhook, last: &Attempt, attempt: u32, tally: &Tally) {
-        let now = unix_seconds();
+        let now = clock::now();
         if attempt >= self.schedule.max_attempts() {
             self.alert(&webhook, Alert::DeadLettered, last, attempt, tally).await;
         } else if attempt == notify::FAILING_ALERT_AFTER {
@@ -421,7 +418,7 @@ where
                         Some(since) if w.disabled.is_none() && now - since >= window => {
                             let reason = format!(
                                 "every delivery has failed since {} ({} or longer)",
-                                crate::api::rfc3339(since),
+                                clock::rfc3339(since),
                                 humanize(window)
                             );
                             Some(Webhook { disabled: Some((now, reason)), ..w.clone() })
@@ -449,7 +446,7 @@ where
         let jitter = rand::thread_rng().gen_range(0.8..1.2);
         let delay = self.schedule.delay_after(attempt, retry_after, jitter).unwrap_or(Duration::ZERO);
         if let Some(receipt) = record.receipt_handle.as_deref() {
-            if let Err(e) = self.queue.retry_after(receipt, delay).await {
+            if let Err(e) = self.queue.delay(receipt, delay).await {
                 // The queue's own visibility timeout applies instead; nothing is lost.
                 tracing::warn!(error = %crate::error::chain(&e), "cannot set the retry delay");
             }
@@ -470,14 +467,16 @@ where
         record: &SqsMessage,
         message: &DeliveryMessage,
         attempt: u32,
-        outcome: &'static str,
+        reason: DropReason,
     ) -> Disposition {
-        let dropped = Attempt {
-            outcome: Outcome::Failed { class: outcome },
-            duration: Duration::ZERO,
+        let dropped = AttemptRecord {
+            status: None,
+            outcome: reason.as_str().to_owned(),
+            duration_ms: 0,
             response_excerpt: String::new(),
+            ..attempt_record(message, attempt)
         };
-        if self.log_attempt(message, attempt, &dropped).await {
+        if self.write_attempt(&dropped).await {
             Disposition::Done
         } else {
             self.retry(record, attempt, None).await
@@ -486,23 +485,19 @@ where
 
     /// Appends the attempt to the log; false if it could not.
     async fn log_attempt(&self, message: &DeliveryMessage, attempt: u32, a: &Attempt) -> bool {
-        let (status, outcome) = match &a.outcome {
-            Outcome::Delivered { status } => (Some(*status), "delivered".to_owned()),
-            Outcome::Rejected { status, .. } => (Some(*status), "rejected".to_owned()),
-            Outcome::Failed { class } => (None, (*class).to_owned()),
-        };
         let record = AttemptRecord {
-            webhook_id: message.webhook_id,
-            vendor_id: message.vendor_id.clone(),
-            event_id: message.event_id.clone(),
-            attempt,
-            status,
-            outcome,
+            status: a.outcome.status(),
+            outcome: a.outcome.label().to_owned(),
             duration_ms: a.duration.as_millis() as u64,
-            at_ms: unix_millis(),
             response_excerpt: a.response_excerpt.clone(),
+            ..attempt_record(message, attempt)
         };
-        match self.store.record_attempt(&record).await {
+        self.write_attempt(&record).await
+    }
+
+    /// Writes an attempt record; false if it could not.
+    async fn write_attempt(&self, record: &AttemptRecord) -> bool {
+        match self.store.record_attempt(record).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %crate::error::chain(&e), "cannot record the attempt");
@@ -596,6 +591,42 @@ impl Tally {
     }
 }
 
+/// Why a delivery was let go without an attempt (the attempt log's outcome says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DropReason {
+    /// The webhook was deleted after the event was published.
+    Deleted,
+    /// The webhook was disabled after the event was published.
+    Disabled,
+    /// The webhook now takes another event type.
+    TypeChanged,
+}
+
+impl DropReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Deleted => "dropped_deleted",
+            DropReason::Disabled => "dropped_disabled",
+            DropReason::TypeChanged => "dropped_type_changed",
+        }
+    }
+}
+
+/// An attempt record of a delivery, now, for the caller to fill in how it went.
+fn attempt_record(message: &DeliveryMessage, attempt: u32) -> AttemptRecord {
+    AttemptRecord {
+        webhook_id: message.webhook_id,
+        vendor_id: message.vendor_id.clone(),
+        event_id: message.event_id.clone(),
+        attempt,
+        status: None,
+        outcome: String::new(),
+        duration_ms: 0,
+        at_ms: clock::now_ms(),
+        response_excerpt: String::new(),
+    }
+}
+
 /// The last error of a delivery as a vendor reads it in an email: the status and the start of
 /// the answer, or why there was none.
 fn last_error(a: &Attempt) -> String {
@@ -610,12 +641,12 @@ fn last_error(a: &Attempt) -> String {
                 format!("the endpoint answered HTTP {status}: {excerpt}")
             }
         }
-        Outcome::Failed { class: "timeout" } => "no answer within the delivery timeout".to_owned(),
-        Outcome::Failed { class: "connect" } => "could not connect to the endpoint".to_owned(),
-        Outcome::Failed { class: "refused_address" } => {
+        Outcome::Failed { class: Failure::Timeout } => "no answer within the delivery timeout".to_owned(),
+        Outcome::Failed { class: Failure::Connect } => "could not connect to the endpoint".to_owned(),
+        Outcome::Failed { class: Failure::RefusedAddress } => {
             "the URL resolves to an address deliveries may not go to (private or internal)".to_owned()
         }
-        Outcome::Failed { class } => format!("the delivery failed ({class})"),
+        Outcome::Failed { class } => format!("the delivery failed ({})", class.as_str()),
     }
 }
 
@@ -628,14 +659,6 @@ fn humanize(secs: i64) -> String {
         s => (s, "second"),
     };
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
-}
-
-fn unix_seconds() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-fn unix_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -665,7 +688,7 @@ mod tests {
         async fn send_all(&self, _: Vec<String>) -> Result<(), QueueError> {
             Ok(())
         }
-        async fn retry_after(&self, _: &str, _: Duration) -> Result<(), QueueError> {
+        async fn delay(&self, _: &str, _: Duration) -> Result<(), QueueError> {
             Ok(())
         }
     }

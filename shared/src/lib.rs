@@ -10,8 +10,10 @@
 pub mod api;
 pub mod auth;
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod digest;
 pub mod dispatch;
 pub mod domain;
 pub mod email_events;

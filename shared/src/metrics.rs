@@ -1,6 +1,5 @@
 //! CloudWatch metrics as Embedded Metric Format lines on stdout: Lambda ships stdout to
 //! CloudWatch Logs, which extracts the metrics; no API call, no extra latency.
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
@@ -35,8 +34,7 @@ impl Record {
 
     /// The EMF JSON line.
     pub fn to_line(&self) -> String {
-        let timestamp =
-            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let timestamp = crate::clock::now_ms();
         let definitions: Vec<Value> =
             self.metrics.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit})).collect();
         let mut root = Map::new();

@@ -177,10 +177,7 @@ pub struct OrderMailMessage {
 /// that neither a retried message nor an order published twice (even under two event ids) mails
 /// the vendor twice.
 pub fn order_mail_key(vendor_id: &str, event_type: EventType, order_no: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(order_no.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{vendor_id}#{}#{hex}", event_type.as_str())
+    format!("{vendor_id}#{}#{}", event_type.as_str(), crate::digest::sha256_hex(order_no))
 }
 
 /// The order number and the email for an order event (`new_order`, `order_cancellation`), from

@@ -19,8 +19,9 @@ pub trait DeliveryQueue: Send + Sync {
     /// Enqueues every body, or fails; entries the queue refuses are retried first.
     fn send_all(&self, bodies: Vec<String>) -> impl Future<Output = Result<(), QueueError>> + Send;
 
-    /// Hides a received message for `delay`: the wait before its next attempt.
-    fn retry_after(
+    /// Delays a received message's next receive by `delay` (its visibility timeout): the wait
+    /// before its next attempt.
+    fn delay(
         &self,
         receipt_handle: &str,
         delay: Duration,
@@ -98,7 +99,7 @@ impl DeliveryQueue for SqsQueue {
         Ok(())
     }
 
-    async fn retry_after(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
+    async fn delay(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
         self.client
             .change_message_visibility()
             .queue_url(&self.url)

@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::Client as DynamoClient;
 use reqwest::{header::HeaderMap, Method, StatusCode};
 use serde_json::Value;
 use shared::{
-    api::now,
     auth,
+    clock::now,
     domain::Vendor,
     ids,
     store::{ApiToken, DynamoStore, TokenStore, VendorStore},

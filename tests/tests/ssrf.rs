@@ -3,7 +3,7 @@
 //! addresses dropped. Real receivers on loopback, the real sender.
 use std::time::Duration;
 
-use shared::delivery::{Deliverer, DeliveryRequest, DeliverySettings, HttpDeliverer, Outcome};
+use shared::delivery::{Deliverer, DeliveryRequest, DeliverySettings, Failure, HttpDeliverer, Outcome};
 use tests::receiver::Receiver;
 
 fn request(url: &str) -> DeliveryRequest<'_> {
@@ -36,7 +36,7 @@ async fn internal_targets_are_refused_without_a_connection() {
         "http://10.0.0.1/".to_owned(),
     ] {
         let attempt = guarded.deliver(&request(&url)).await;
-        assert_eq!(attempt.outcome, Outcome::Failed { class: "refused_address" }, "{url}");
+        assert_eq!(attempt.outcome, Outcome::Failed { class: Failure::RefusedAddress }, "{url}");
         assert!(attempt.duration < Duration::from_secs(1), "{url}: refused at once");
     }
     assert!(receiver.received().is_empty(), "nothing reached the receiver");

@@ -1,6 +1,7 @@
 //! The DynamoDB store against the emulator: conditional writes, concurrency, scoping.
 use shared::{
-    api::{now, App},
+    api::App,
+    clock::now,
     config::Config,
     domain::{EventType, Vendor, WebhookSpec},
     ids,

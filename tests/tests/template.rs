@@ -3,7 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::Value;
-use shared::api::{routes::fallback_for, ROUTES};
+use shared::{
+    api::{routes::fallback_for, Operation, ROUTES},
+    domain::Dialect,
+};
 use tests::repo_root;
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -97,6 +100,63 @@ fn the_template_the_local_router_and_the_code_route_alike() {
             "the local router routes {method} {path}, which the code does not know"
         );
     }
+}
+
+/// The route table is the source of truth; every other place that names a route is checked
+/// against every field of it: the dialect (by path, and the template's authoriser: IAM for the
+/// platform, none for vendors, who authenticate in the function), the function that serves it
+/// (whose `main` wires that operation's handler and no other), and `openapi.yaml`.
+#[test]
+fn every_field_of_every_route_agrees_with_the_template_the_mains_and_openapi() {
+    let t = template();
+    for route in ROUTES {
+        let by_path = if route.path.starts_with("/basic/") {
+            Dialect::Ecomnow
+        } else if route.path.starts_with("/api/") {
+            Dialect::Ventiapp
+        } else {
+            Dialect::Platform
+        };
+        assert_eq!(route.dialect, by_path, "{} {}", route.method, route.path);
+    }
+    for (id, props) in devstack::resources_of_type(&t, "AWS::Serverless::Function") {
+        for (name, event) in props["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let path = event["Properties"]["Path"].as_str().unwrap();
+            let authorizer = event["Properties"]["Auth"]["Authorizer"].as_str();
+            let platform = ROUTES.iter().any(|r| r.path == path && r.dialect == Dialect::Platform);
+            assert_eq!(authorizer, platform.then_some("AWS_IAM"), "{id} {name:?}: {path}");
+        }
+    }
+    for op in Operation::ALL {
+        let name = op.function_name();
+        let main =
+            std::fs::read_to_string(repo_root().join(format!("functions/{name}/src/main.rs"))).unwrap();
+        let handler = name.replace('-', "_");
+        assert!(
+            main.contains(&format!("Operation::{op:?}, {handler}::handle)")),
+            "functions/{name}/src/main.rs must run Operation::{op:?} with handlers::{handler}"
+        );
+        let code: String = main.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+        let handlers = code.matches("handlers::").count();
+        assert_eq!(handlers, 1, "functions/{name}/src/main.rs wires one handler");
+    }
+    let openapi: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(repo_root().join("openapi.yaml")).unwrap()).unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, item) in openapi["paths"].as_mapping().unwrap() {
+        for (method, _) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap().to_ascii_uppercase();
+            if METHODS.contains(&method.as_str()) {
+                documented.insert((method, path.as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    let routed: BTreeSet<(String, String)> =
+        ROUTES.iter().map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
+    assert_eq!(documented, routed, "openapi.yaml documents every route and no other");
 }
 
 #[test]

@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     let store = &store;
     run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {
-        let refused = shared::email_events::handle(store, &event.payload, shared::api::now()).await?;
+        let refused = shared::email_events::handle(store, &event.payload, shared::clock::now()).await?;
         Ok::<_, Error>(serde_json::json!({ "refused": refused }))
     }))
     .await

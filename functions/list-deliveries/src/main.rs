@@ -1,7 +1,10 @@
-//! `list-deliveries`: a webhook's delivery attempts, newest first. All logic lives in `shared`.
-use shared::api::{run_function, Operation};
+//! `list-deliveries`: a webhook's delivery attempts, newest first.
+//! Wiring only: the handler is `shared::api::handlers::list_deliveries`.
+use shared::api::{self, handlers::list_deliveries, App, Operation};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    run_function(Operation::ListDeliveries).await
+    shared::telemetry::init();
+    let app = App::from_env().await?;
+    api::run(app, Operation::ListDeliveries, list_deliveries::handle).await
 }

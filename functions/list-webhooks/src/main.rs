@@ -1,7 +1,10 @@
-//! `list-webhooks`: lists a vendor's webhooks. All logic lives in `shared`.
-use shared::api::{run_function, Operation};
+//! `list-webhooks`: lists a vendor's webhooks.
+//! Wiring only: the handler is `shared::api::handlers::list_webhooks`.
+use shared::api::{self, handlers::list_webhooks, App, Operation};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    run_function(Operation::ListWebhooks).await
+    shared::telemetry::init();
+    let app = App::from_env().await?;
+    api::run(app, Operation::ListWebhooks, list_webhooks::handle).await
 }

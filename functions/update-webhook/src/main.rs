@@ -1,7 +1,10 @@
-//! `update-webhook`: replaces a webhook's type, URL and authentication. All logic lives in `shared`.
-use shared::api::{run_function, Operation};
+//! `update-webhook`: replaces a webhook's type, URL and authentication.
+//! Wiring only: the handler is `shared::api::handlers::update_webhook`.
+use shared::api::{self, handlers::update_webhook, App, Operation};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    run_function(Operation::UpdateWebhook).await
+    shared::telemetry::init();
+    let app = App::from_env().await?;
+    api::run(app, Operation::UpdateWebhook, update_webhook::handle).await
 }

@@ -2,28 +2,25 @@
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use lambda_http::{
     http::{header, HeaderValue, StatusCode},
-    Body, Request, RequestExt, Response,
+    Body, Response,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{
-    request::{self, MAX_REGISTRATION_BODY},
-    rfc3339, rfc3339_nanos, App, Operation,
-};
+use super::request;
 use crate::{
-    domain::{self, Dialect, FieldError, Vendor, Webhook, WebhookSpec},
+    clock::{now, rfc3339, rfc3339_ms},
+    domain::{self, Dialect, Vendor, Webhook, WebhookSpec},
     error::{json_response, ApiError},
     notify::{self, Notifications},
-    queue::DeliveryQueue,
-    store::{AttemptLog, AttemptRecord, EventLog, NotifyStore, TokenStore, VendorStore, WebhookStore},
+    store::AttemptRecord,
     urls,
 };
 
 /// A webhook as eComNow shows it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct WebhookView<'a> {
+pub(super) struct WebhookView<'a> {
     webhook_id: u64,
     vendor_id: &'a str,
     webhook_type: &'static str,
@@ -40,14 +37,14 @@ struct WebhookView<'a> {
     disabled_reason: Option<&'a str>,
     /// Only in the answers to the creation and a rotation: a signing secret is shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<&'a str>,
+    pub(super) secret: Option<&'a str>,
     /// In the answer to a rotation: until when the former secret still signs.
     #[serde(skip_serializing_if = "Option::is_none")]
-    previous_secret_expires_at: Option<String>,
+    pub(super) previous_secret_expires_at: Option<String>,
 }
 
 impl<'a> WebhookView<'a> {
-    fn of(w: &'a Webhook) -> Self {
+    pub(super) fn of(w: &'a Webhook) -> Self {
         Self {
             webhook_id: w.id,
             vendor_id: &w.vendor_id,
@@ -69,7 +66,7 @@ impl<'a> WebhookView<'a> {
 /// One delivery attempt, as the vendor sees it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct DeliveryView<'a> {
+pub(super) struct DeliveryView<'a> {
     event_id: &'a str,
     attempt: u32,
     /// `delivered`, `rejected` (a non-2xx answer), or why there was no answer.
@@ -82,14 +79,14 @@ struct DeliveryView<'a> {
 }
 
 impl<'a> DeliveryView<'a> {
-    fn of(a: &'a AttemptRecord) -> Self {
+    pub(super) fn of(a: &'a AttemptRecord) -> Self {
         Self {
             event_id: &a.event_id,
             attempt: a.attempt,
             outcome: &a.outcome,
             status: a.status,
             duration_ms: a.duration_ms,
-            at: rfc3339_nanos(a.at_ms as i128 * 1_000_000),
+            at: rfc3339_ms(a.at_ms),
             response: &a.response_excerpt,
         }
     }
@@ -97,18 +94,18 @@ impl<'a> DeliveryView<'a> {
 
 /// A page of attempts, newest first, and the cursor of the next page.
 #[derive(Serialize)]
-struct DeliveryPage<'a> {
-    deliveries: Vec<DeliveryView<'a>>,
-    next: Option<String>,
+pub(super) struct DeliveryPage<'a> {
+    pub(super) deliveries: Vec<DeliveryView<'a>>,
+    pub(super) next: Option<String>,
 }
 
 /// Page cursors are opaque to clients: the store's sort key, base64url.
-fn encode_cursor(sk: &str) -> String {
+pub(super) fn encode_cursor(sk: &str) -> String {
     URL_SAFE_NO_PAD.encode(sk)
 }
 
 /// Reads a cursor back; anything that is not one of ours is refused.
-fn decode_cursor(c: &str) -> Option<String> {
+pub(super) fn decode_cursor(c: &str) -> Option<String> {
     let sk = String::from_utf8(URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
     let ok = sk.len() <= 300
         && sk.split('#').next().is_some_and(|t| t.len() == 13 && t.bytes().all(|b| b.is_ascii_digit()));
@@ -121,142 +118,27 @@ struct WebhookList<'a> {
     webhooks: Vec<WebhookView<'a>>,
 }
 
-/// Serves an eComNow route for an authenticated vendor.
-pub(super) async fn serve<
-    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog + NotifyStore,
-    Q: DeliveryQueue,
->(
-    app: &App<S, Q>,
-    op: Operation,
-    vendor: &Vendor,
-    param: Option<&str>,
-    req: &Request,
-) -> Result<Response<Body>, ApiError> {
-    match op {
-        Operation::ListWebhooks => {
-            let webhooks = app.store.list_webhooks(&vendor.vendor_id).await?;
-            let webhooks = webhooks.iter().map(WebhookView::of).collect();
-            Ok(json_response(StatusCode::OK, &WebhookList { webhooks }))
-        }
-        Operation::CreateWebhook => {
-            let spec = parse_spec(app, req)?;
-            urls::check_resolved_host("url", &spec.url, app.target_policy(Dialect::Ecomnow)).await?;
-            let webhook = app.create_webhook(vendor, spec).await?;
-            let mut view = WebhookView::of(&webhook);
-            view.secret = Some(&webhook.secret);
-            let mut response = json_response(StatusCode::CREATED, &view);
-            if let Ok(location) = HeaderValue::from_str(&format!("/basic/webhooks/{}", webhook.id)) {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            Ok(response)
-        }
-        Operation::GetWebhook => {
-            let id = request::webhook_id(param, "webhookId")?;
-            let webhook = app.find_webhook(vendor, id).await?;
-            Ok(json_response(StatusCode::OK, &WebhookView::of(&webhook)))
-        }
-        Operation::UpdateWebhook => {
-            let id = request::webhook_id(param, "webhookId")?;
-            let spec = parse_spec(app, req)?;
-            urls::check_resolved_host("url", &spec.url, app.target_policy(Dialect::Ecomnow)).await?;
-            let webhook = app.update_webhook(vendor, id, spec).await?;
-            Ok(json_response(StatusCode::OK, &WebhookView::of(&webhook)))
-        }
-        Operation::DeleteWebhook => {
-            let id = request::webhook_id(param, "webhookId")?;
-            let webhook = app.delete_webhook(vendor, id).await?;
-            Ok(json_response(StatusCode::OK, &WebhookView::of(&webhook)))
-        }
-        Operation::ListDeliveries => {
-            let id = request::webhook_id(param, "webhookId")?;
-            app.find_webhook(vendor, id).await?;
-            let query = req.query_string_parameters();
-            let limit = match query.first("limit") {
-                None => 20,
-                Some(l) => l.parse::<i32>().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| {
-                    let mut e =
-                        ApiError::bad_request("invalid_field", "limit must be an integer from 1 to 100");
-                    e.field = Some("limit".into());
-                    e
-                })?,
-            };
-            let after = match query.first("after") {
-                None => None,
-                Some(c) => Some(decode_cursor(c).ok_or_else(|| {
-                    let mut e =
-                        ApiError::bad_request("invalid_field", "after must be a cursor from a previous page");
-                    e.field = Some("after".into());
-                    e
-                })?),
-            };
-            let (attempts, next) = app.store.attempts_page(id, limit, after.as_deref()).await?;
-            let deliveries: Vec<DeliveryView> = attempts.iter().map(DeliveryView::of).collect();
-            Ok(json_response(
-                StatusCode::OK,
-                &DeliveryPage { deliveries, next: next.as_deref().map(encode_cursor) },
-            ))
-        }
-        Operation::EnableWebhook => {
-            let id = request::webhook_id(param, "webhookId")?;
-            let webhook = app.enable_webhook(vendor, id).await?;
-            Ok(json_response(StatusCode::OK, &WebhookView::of(&webhook)))
-        }
-        Operation::RotateSecret => {
-            let id = request::webhook_id(param, "webhookId")?;
-            let webhook = app.rotate_secret(vendor, id, app.config.rotation_grace_secs).await?;
-            let mut view = WebhookView::of(&webhook);
-            view.secret = Some(&webhook.secret);
-            view.previous_secret_expires_at =
-                webhook.previous_secret.as_ref().map(|(_, until)| rfc3339(*until));
-            Ok(json_response(StatusCode::OK, &view))
-        }
-        Operation::RedeliverEvent => {
-            let id = request::webhook_id(param, "webhookId")?;
-            let body = request::json_object(req, MAX_REGISTRATION_BODY)?;
-            request::only_fields(&body, "", &["eventId"])?;
-            let event_id = request::required_str(&body, "", "eventId")?;
-            if event_id.is_empty() || event_id.len() > 256 {
-                return Err(FieldError::malformed("eventId", "eventId must be 1 to 256 characters").into());
-            }
-            app.redeliver(vendor, id, event_id).await?;
-            Ok(json_response(
-                StatusCode::ACCEPTED,
-                &serde_json::json!({"webhookId": id, "eventId": event_id, "status": "queued"}),
-            ))
-        }
-        Operation::TestWebhook => {
-            let id = request::webhook_id(param, "webhookId")?;
-            let sent = app.test_webhook(vendor, id).await?;
-            let mut view =
-                serde_json::to_value(DeliveryView::of(&sent)).map_err(|e| ApiError::internal(&e))?;
-            view["webhookId"] = id.into();
-            view["delivered"] = (sent.outcome == "delivered").into();
-            Ok(json_response(StatusCode::OK, &view))
-        }
-        Operation::GetNotifications => {
-            let settings = app.store.get_notifications(&vendor.vendor_id).await?.unwrap_or_default();
-            Ok(json_response(StatusCode::OK, &NotificationsView::of(vendor, &settings)))
-        }
-        Operation::UpdateNotifications => {
-            let body = request::json_object(req, MAX_REGISTRATION_BODY)?;
-            let settings = notifications_from_body(&body)?;
-            app.store.put_notifications(&vendor.vendor_id, &settings).await?;
-            tracing::info!(
-                topics = settings.topics.len(),
-                has_email = settings.email.is_some(),
-                "notification settings changed"
-            );
-            Ok(json_response(StatusCode::OK, &NotificationsView::of(vendor, &settings)))
-        }
-        // Not routed to this dialect (see routes.rs).
-        Operation::PublishEvent => Err(ApiError::not_found("route")),
+/// The answer to the list.
+pub(super) fn list(webhooks: &[Webhook]) -> Response<Body> {
+    json_response(StatusCode::OK, &WebhookList { webhooks: webhooks.iter().map(WebhookView::of).collect() })
+}
+
+/// The answer to a creation: `201`, the webhook with its secret (shown this once), and where
+/// it lives.
+pub(super) fn created(webhook: &Webhook) -> Response<Body> {
+    let mut view = WebhookView::of(webhook);
+    view.secret = Some(&webhook.secret);
+    let mut response = json_response(StatusCode::CREATED, &view);
+    if let Ok(location) = HeaderValue::from_str(&format!("/basic/webhooks/{}", webhook.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
     }
+    response
 }
 
 /// A vendor's notification settings as eComNow shows them.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct NotificationsView<'a> {
+pub(super) struct NotificationsView<'a> {
     vendor_id: &'a str,
     email: Option<&'a str>,
     notify: Vec<&'static str>,
@@ -272,7 +154,7 @@ struct NotificationsView<'a> {
 }
 
 impl<'a> NotificationsView<'a> {
-    fn of(vendor: &'a Vendor, n: &'a Notifications) -> Self {
+    pub(super) fn of(vendor: &'a Vendor, n: &'a Notifications) -> Self {
         Self {
             vendor_id: &vendor.vendor_id,
             email: n.email.as_deref(),
@@ -291,7 +173,7 @@ impl<'a> NotificationsView<'a> {
 
 /// Parses `PUT /basic/notifications`: `{"email": string or null, "notify": [topic, …]}`. Setting
 /// an address (even the same one) clears a refusal: the next email tries it again.
-fn notifications_from_body(body: &Map<String, Value>) -> Result<Notifications, ApiError> {
+pub(super) fn notifications_from_body(body: &Map<String, Value>) -> Result<Notifications, ApiError> {
     request::only_fields(body, "", &["email", "notify"])?;
     if !body.contains_key("email") {
         return Err(domain::FieldError::malformed("email", "email is required (null for none)").into());
@@ -317,20 +199,14 @@ fn notifications_from_body(body: &Map<String, Value>) -> Result<Notifications, A
     };
     let topics = notify::parse_topics("notify", names)?;
     notify::check_settings(email.as_deref(), &topics, "notify")?;
-    Ok(Notifications { email, topics, refused: None, updated_at: super::now() })
+    Ok(Notifications { email, topics, refused: None, updated_at: now() })
 }
 
 /// Parses the body of `POST` and `PUT`: `{"authentication"?, "webhookType", "url"}`.
-fn parse_spec<S, Q>(app: &App<S, Q>, req: &Request) -> Result<WebhookSpec, ApiError>
-where
-    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog + NotifyStore,
-    Q: DeliveryQueue,
-{
-    let body = request::json_object(req, MAX_REGISTRATION_BODY)?;
-    spec_from_body(&body, app.target_policy(Dialect::Ecomnow))
-}
-
-fn spec_from_body(body: &Map<String, Value>, policy: urls::TargetPolicy) -> Result<WebhookSpec, ApiError> {
+pub(super) fn spec_from_body(
+    body: &Map<String, Value>,
+    policy: urls::TargetPolicy,
+) -> Result<WebhookSpec, ApiError> {
     request::only_fields(body, "", &["authentication", "webhookType", "url", "method"])?;
     // The document speaks of a "webhook method"; POST is the only one deliveries use.
     if let Some(method) = request::optional_str(body, "", "method")? {
@@ -413,10 +289,5 @@ mod tests {
     fn local_policy_accepts_a_loopback_http_receiver() {
         let spec = spec_from_body(&body(json!({"webhookType": "order_cancellation", "url": "http://127.0.0.1:8080/in", "authentication": null})), LOCAL).unwrap();
         assert_eq!(spec.authentication, None);
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339(1_583_343_384), "2020-03-04T17:36:24Z");
     }
 }

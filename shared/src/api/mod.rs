@@ -1,29 +1,25 @@
-//! The HTTP API: one entry point per function, routing, authentication, and the dialects.
-use lambda_http::{Body, Request, RequestExt, Response};
-use time::OffsetDateTime;
-use tracing::Instrument;
-
+//! The HTTP API: what every function holds ([`App`]), the operations' handlers, the middleware
+//! around them, the route table and the two dialects' shapes.
 use crate::{
-    auth,
+    clock::now,
     config::Config,
     domain::{Dialect, Vendor, Webhook, WebhookSpec},
     error::ApiError,
     ids,
-    queue::{DeliveryQueue, SqsQueue},
-    store::{
-        AttemptLog, Conflict, DynamoStore, EventLog, NotifyStore, StoreError, TokenStore, VendorStore,
-        WebhookStore,
-    },
+    queue::SqsQueue,
+    store::{Conflict, DynamoStore, StoreError, WebhookStore},
     urls::TargetPolicy,
 };
 
 mod ecomnow;
+pub mod handlers;
+pub mod middleware;
 mod operate;
-mod publish;
 pub mod request;
 pub mod routes;
 mod ventiapp;
 
+pub use middleware::{run, Call};
 pub use routes::{Operation, Route, ROUTES};
 
 /// What every function holds for its lifetime: settings, the store and (for publishing) the
@@ -36,110 +32,37 @@ pub struct App<S = DynamoStore, Q = SqsQueue> {
     deliverer: std::sync::OnceLock<crate::delivery::HttpDeliverer>,
 }
 
+type StartError = Box<dyn std::error::Error + Send + Sync>;
+
 impl App<DynamoStore> {
-    /// Reads the settings and builds the AWS clients (`AWS_ENDPOINT_URL` points them at an
+    /// Reads the settings and builds the store's client (`AWS_ENDPOINT_URL` points it at an
     /// emulator locally).
-    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn from_env() -> Result<Self, StartError> {
+        Ok(Self::from_parts(Config::from_env()?, &crate::aws::sdk_config().await))
+    }
+
+    /// [`App::from_env`] with the deliveries queue of `DELIVERIES_QUEUE_URL`, which must be set:
+    /// for the functions that queue deliveries.
+    pub async fn from_env_with_queue() -> Result<Self, StartError> {
         let config = Config::from_env()?;
+        let url = std::env::var("DELIVERIES_QUEUE_URL")
+            .map_err(|_| crate::config::ConfigError::new("DELIVERIES_QUEUE_URL", "is not set"))?;
         let aws = crate::aws::sdk_config().await;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name);
-        let queue = std::env::var("DELIVERIES_QUEUE_URL")
-            .ok()
-            .map(|url| SqsQueue::new(aws_sdk_sqs::Client::new(&aws), url));
-        Ok(Self { config, store, queue, deliverer: Default::default() })
+        let mut app = Self::from_parts(config, &aws);
+        app.queue = Some(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), url));
+        Ok(app)
+    }
+
+    fn from_parts(config: Config, aws: &aws_config::SdkConfig) -> Self {
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
+        Self { config, store, queue: None, deliverer: Default::default() }
     }
 }
 
-impl<S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog + NotifyStore, Q: DeliveryQueue>
-    App<S, Q>
-{
+impl<S, Q> App<S, Q> {
     /// Builds an app over any store (tests use the emulator or an in-memory one).
     pub fn new(config: Config, store: S) -> Self {
         Self { config, store, queue: None, deliverer: Default::default() }
-    }
-
-    /// Serves one request for the function `op`; never fails, every error is a JSON answer.
-    pub async fn handle(&self, op: Operation, req: Request) -> Response<Body> {
-        let request_id = req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
-        let span = tracing::info_span!(
-            "request",
-            function = op.function_name(),
-            method = %req.method(),
-            path = %req.uri().path(),
-            request_id = %request_id,
-            vendor = tracing::field::Empty,
-        );
-        async move {
-            let response = self.dispatch(op, &req).await.unwrap_or_else(ApiError::into_response);
-            tracing::info!(status = response.status().as_u16(), "answered");
-            response
-        }
-        .instrument(span)
-        .await
-    }
-
-    async fn dispatch(&self, op: Operation, req: &Request) -> Result<Response<Body>, ApiError> {
-        let path = req.uri().path().to_owned();
-        let (route, param) = match routes::resolve(req.method().as_str(), &path) {
-            routes::Resolved::Route(route, param) => (route, param),
-            routes::Resolved::MethodNotAllowed(allow) => return Err(ApiError::method_not_allowed(&allow)),
-            routes::Resolved::NotFound => return Err(ApiError::not_found("route")),
-        };
-        if route.operation != op {
-            // The template routed this request to the wrong function: a deployment bug.
-            tracing::error!(
-                expected = route.operation.function_name(),
-                "request routed to the wrong function"
-            );
-            return Err(ApiError::new(
-                lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error, please retry later",
-            ));
-        }
-        match route.dialect {
-            Dialect::Ecomnow => {
-                let vendor = self.authenticate_basic(req).await?;
-                tracing::Span::current().record("vendor", vendor.vendor_id.as_str());
-                ecomnow::serve(self, op, &vendor, param, req).await
-            }
-            Dialect::Platform => publish::serve(self, req).await,
-            Dialect::Ventiapp => {
-                let vendor = self.authenticate_bearer(req).await?;
-                tracing::Span::current().record("vendor", vendor.vendor_id.as_str());
-                ventiapp::serve(self, op, &vendor, req).await
-            }
-        }
-    }
-
-    /// eComNow authentication: `Username`/`Password` headers or HTTP Basic.
-    async fn authenticate_basic(&self, req: &Request) -> Result<Vendor, ApiError> {
-        const CHALLENGE: &str = "Basic realm=\"webhooks\", charset=\"UTF-8\"";
-        let creds = auth::credentials_from_headers(req.headers()).ok_or(ApiError::unauthorized(CHALLENGE))?;
-        let login = match auth::normalize_username(&creds.username) {
-            Ok(username) => self.store.vendor_login(&username).await?,
-            Err(_) => None,
-        };
-        match login {
-            Some(login) if auth::verify_password(&creds.password, &login.password_hash) => Ok(login.vendor),
-            Some(_) => Err(ApiError::unauthorized(CHALLENGE)),
-            None => {
-                auth::verify_against_dummy(&creds.password);
-                Err(ApiError::unauthorized(CHALLENGE))
-            }
-        }
-    }
-
-    /// Ventiapp authentication: `Authorization: Bearer <token>`, looked up by its SHA-256 and
-    /// compared in constant time.
-    async fn authenticate_bearer(&self, req: &Request) -> Result<Vendor, ApiError> {
-        const CHALLENGE: &str = "Bearer realm=\"webhooks\"";
-        let token = auth::bearer_token(req.headers()).ok_or(ApiError::unauthorized(CHALLENGE))?;
-        let hash = auth::token_hash(token);
-        match self.store.token_by_hash(&hash).await? {
-            Some((record, stored)) if auth::hashes_match(&hash, &stored) => Ok(record.vendor),
-            _ => Err(ApiError::unauthorized(CHALLENGE)),
-        }
     }
 
     /// The target policy for a dialect: Ventiapp requires https always, as its document says.
@@ -147,36 +70,6 @@ impl<S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog + Notify
         let local = self.config.allow_private_targets;
         TargetPolicy { allow_private: local, allow_http: local && dialect == Dialect::Ecomnow }
     }
-}
-
-/// The whole life of an API function: logging, settings and clients built once, then requests
-/// served until the runtime stops. Each function's `main` is this with its operation.
-pub async fn run_function(op: Operation) -> Result<(), lambda_http::Error> {
-    crate::telemetry::init();
-    let app = App::from_env().await?;
-    let app = &app;
-    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
-        Ok::<_, lambda_http::Error>(app.handle(op, req).await)
-    }))
-    .await
-}
-
-/// Unix seconds in RFC 3339, UTC (`Z`).
-pub fn rfc3339(unix: i64) -> String {
-    rfc3339_nanos(unix as i128 * 1_000_000_000)
-}
-
-/// RFC 3339 in UTC (`Z`), with fractions only where the time has them.
-pub fn rfc3339_nanos(nanos: i128) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
-}
-
-/// The current time in unix seconds.
-pub fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// How many times a write is retried after losing a race (id collision, concurrent update).

@@ -3,9 +3,10 @@
 use lambda_http::http::StatusCode;
 use serde_json::value::RawValue;
 
-use super::{now, App};
+use super::App;
+use crate::clock::now;
 use crate::{
-    delivery::{self, Deliverer, DeliveryMessage, DeliveryRequest, DeliverySettings, HttpDeliverer, Outcome},
+    delivery::{self, Deliverer, DeliveryMessage, DeliveryRequest, DeliverySettings, HttpDeliverer},
     domain::{FieldError, Vendor, Webhook},
     error::ApiError,
     events, ids,
@@ -121,11 +122,7 @@ impl<S: WebhookStore + AttemptLog, Q> App<S, Q> {
                 body: body.as_bytes(),
             })
             .await;
-        let (status, outcome) = match &attempt.outcome {
-            Outcome::Delivered { status } => (Some(*status), "delivered"),
-            Outcome::Rejected { status, .. } => (Some(*status), "rejected"),
-            Outcome::Failed { class } => (None, *class),
-        };
+        let (status, outcome) = (attempt.outcome.status(), attempt.outcome.label());
         let record = AttemptRecord {
             webhook_id: id,
             vendor_id: vendor.vendor_id.clone(),
@@ -134,7 +131,7 @@ impl<S: WebhookStore + AttemptLog, Q> App<S, Q> {
             status,
             outcome: outcome.to_owned(),
             duration_ms: attempt.duration.as_millis() as u64,
-            at_ms: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
+            at_ms: crate::clock::now_ms(),
             response_excerpt: attempt.response_excerpt,
         };
         if let Err(e) = self.store.record_attempt(&record).await {

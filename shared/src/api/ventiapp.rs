@@ -1,19 +1,14 @@
 //! The Ventiapp dialect: `/api/webhooks/{list,create,delete}`, bearer tokens, and the shapes
 //! of the Ventiapp document (`id`, `address`, `topic`, `created_at`, `api_version`).
-use lambda_http::{http::StatusCode, Body, Request, Response};
+use lambda_http::{http::StatusCode, Body, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use time::{macros::format_description, OffsetDateTime};
 
-use super::{
-    request::{self, MAX_REGISTRATION_BODY},
-    App, Operation,
-};
+use super::request;
 use crate::{
-    domain::{self, Dialect, Vendor, Webhook, WebhookSpec},
+    domain::{self, Dialect, Webhook, WebhookSpec},
     error::{json_response, ApiError},
-    queue::DeliveryQueue,
-    store::{AttemptLog, EventLog, NotifyStore, TokenStore, VendorStore, WebhookStore},
     urls,
 };
 
@@ -60,58 +55,32 @@ struct List<'a> {
     webhooks: Vec<WebhookView<'a>>,
 }
 
-/// Serves a Ventiapp route for an authenticated vendor.
-pub(super) async fn serve<
-    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog + NotifyStore,
-    Q: DeliveryQueue,
->(
-    app: &App<S, Q>,
-    op: Operation,
-    vendor: &Vendor,
-    req: &Request,
-) -> Result<Response<Body>, ApiError> {
-    match op {
-        Operation::ListWebhooks => {
-            // The document lists "the active webhooks".
-            let webhooks = app.store.list_webhooks(&vendor.vendor_id).await?;
-            let webhooks = webhooks.iter().filter(|w| w.disabled.is_none()).map(WebhookView::of).collect();
-            Ok(json_response(StatusCode::OK, &List { webhooks }))
-        }
-        Operation::CreateWebhook => {
-            let body = request::json_object(req, MAX_REGISTRATION_BODY)?;
-            let spec = spec_from_body(&body, app.target_policy(Dialect::Ventiapp))?;
-            urls::check_resolved_host("webhook.address", &spec.url, app.target_policy(Dialect::Ventiapp))
-                .await?;
-            let webhook = app.create_webhook(vendor, spec).await?;
-            let mut view = WebhookView::of(&webhook);
-            view.message = Some("Webhook created");
-            view.secret = Some(&webhook.secret);
-            Ok(json_response(StatusCode::CREATED, &One { webhook: view }))
-        }
-        Operation::DeleteWebhook => {
-            let body = request::json_object(req, MAX_REGISTRATION_BODY)?;
-            let id = id_from_body(&body)?;
-            let webhook = app.delete_webhook(vendor, id).await?;
-            let mut view = WebhookView::of(&webhook);
-            view.message = Some("Webhook deleted");
-            Ok(json_response(StatusCode::OK, &One { webhook: view }))
-        }
-        // Not routed to this dialect (see routes.rs); answered as the router would.
-        Operation::GetWebhook
-        | Operation::UpdateWebhook
-        | Operation::PublishEvent
-        | Operation::ListDeliveries
-        | Operation::EnableWebhook
-        | Operation::RotateSecret
-        | Operation::RedeliverEvent
-        | Operation::TestWebhook
-        | Operation::GetNotifications
-        | Operation::UpdateNotifications => Err(ApiError::not_found("route")),
-    }
+/// The answer to the list: the document lists "the active webhooks".
+pub(super) fn list(webhooks: &[Webhook]) -> Response<Body> {
+    let webhooks = webhooks.iter().filter(|w| w.disabled.is_none()).map(WebhookView::of).collect();
+    json_response(StatusCode::OK, &List { webhooks })
+}
+
+/// The answer to a creation: `201`, the webhook with its secret (shown this once).
+pub(super) fn created(webhook: &Webhook) -> Response<Body> {
+    let mut view = WebhookView::of(webhook);
+    view.message = Some("Webhook created");
+    view.secret = Some(&webhook.secret);
+    json_response(StatusCode::CREATED, &One { webhook: view })
+}
+
+/// The answer to a deletion: what the webhook was.
+pub(super) fn deleted(webhook: &Webhook) -> Response<Body> {
+    let mut view = WebhookView::of(webhook);
+    view.message = Some("Webhook deleted");
+    json_response(StatusCode::OK, &One { webhook: view })
 }
 
 /// `{"webhook": {"topic", "address"}}`.
-fn spec_from_body(body: &Map<String, Value>, policy: urls::TargetPolicy) -> Result<WebhookSpec, ApiError> {
+pub(super) fn spec_from_body(
+    body: &Map<String, Value>,
+    policy: urls::TargetPolicy,
+) -> Result<WebhookSpec, ApiError> {
     request::only_fields(body, "", &["webhook"])?;
     let webhook = request::required_object(body, "", "webhook")?;
     request::only_fields(webhook, "webhook.", &["topic", "address"])?;
@@ -129,7 +98,7 @@ fn spec_from_body(body: &Map<String, Value>, policy: urls::TargetPolicy) -> Resu
 }
 
 /// `{"webhook": {"id": N}}`; the other fields of a webhook, sent back as they were, are ignored.
-fn id_from_body(body: &Map<String, Value>) -> Result<u64, ApiError> {
+pub(super) fn id_from_body(body: &Map<String, Value>) -> Result<u64, ApiError> {
     request::only_fields(body, "", &["webhook"])?;
     let webhook = request::required_object(body, "", "webhook")?;
     request::only_fields(webhook, "webhook.", &["id", "address", "topic", "created_at", "api_version"])?;

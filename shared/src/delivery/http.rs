@@ -18,7 +18,7 @@ use reqwest::{
 };
 use url::{Host, Url};
 
-use super::{Attempt, Deliverer, DeliveryRequest, Outcome};
+use super::{Attempt, Deliverer, DeliveryRequest, Failure, Outcome};
 use crate::{config::ConfigError, urls::is_forbidden_ip};
 
 /// How deliveries are made; every value has an environment variable.
@@ -151,7 +151,7 @@ impl Deliverer for HttpDeliverer {
                 _ => None,
             });
             if literal.is_some_and(is_forbidden_ip) {
-                return failed("refused_address", started);
+                return failed(Failure::RefusedAddress, started);
             }
         }
         let mut request = self
@@ -168,7 +168,7 @@ impl Deliverer for HttpDeliverer {
                     v.set_sensitive(true);
                     request = request.header(AUTHORIZATION, v);
                 }
-                Err(_) => return failed("bad_authentication", started),
+                Err(_) => return failed(Failure::BadAuthentication, started),
             }
         }
         let mut response = match request.send().await {
@@ -208,7 +208,7 @@ impl Deliverer for HttpDeliverer {
     }
 }
 
-fn failed(class: &'static str, started: Instant) -> Attempt {
+fn failed(class: Failure, started: Instant) -> Attempt {
     Attempt {
         outcome: Outcome::Failed { class },
         duration: started.elapsed(),
@@ -216,23 +216,23 @@ fn failed(class: &'static str, started: Instant) -> Attempt {
     }
 }
 
-fn error_class(e: &reqwest::Error) -> &'static str {
+fn error_class(e: &reqwest::Error) -> Failure {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if s.is::<RefusedAddress>() {
-            return "refused_address";
+            return Failure::RefusedAddress;
         }
         source = s.source();
     }
     if e.is_timeout() {
-        "timeout"
+        Failure::Timeout
     } else if e.is_connect() {
-        "connect"
+        Failure::Connect
     } else if e.is_redirect() {
-        "redirect"
+        Failure::Redirect
     } else if e.is_body() || e.is_decode() {
-        "response"
+        Failure::Response
     } else {
-        "network"
+        Failure::Network
     }
 }

@@ -141,8 +141,62 @@ pub enum Outcome {
     Delivered { status: u16 },
     /// Any other status (a 3xx included: redirects are not followed).
     Rejected { status: u16, retry_after: Option<Duration> },
-    /// No HTTP answer: the class says why (`timeout`, `connect`, `tls`, `refused_address`, …).
-    Failed { class: &'static str },
+    /// No HTTP answer: the class says why.
+    Failed { class: Failure },
+}
+
+impl Outcome {
+    /// The receiver's status, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Outcome::Delivered { status } | Outcome::Rejected { status, .. } => Some(*status),
+            Outcome::Failed { .. } => None,
+        }
+    }
+
+    /// How the attempt log and the API name it: `delivered`, `rejected`, or the failure's class.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered { .. } => "delivered",
+            Outcome::Rejected { .. } => "rejected",
+            Outcome::Failed { class } => class.as_str(),
+        }
+    }
+}
+
+/// Why an attempt got no HTTP answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No answer within the delivery timeout.
+    Timeout,
+    /// No connection (refused, unreachable, TLS handshake failed).
+    Connect,
+    /// The URL resolved to an address deliveries may not go to.
+    RefusedAddress,
+    /// A redirect the client would not follow.
+    Redirect,
+    /// The answer broke off or could not be read.
+    Response,
+    /// The stored `authentication` value cannot be sent as a header (registration refuses
+    /// such values; this guards older records).
+    BadAuthentication,
+    /// Anything else on the way.
+    Network,
+}
+
+impl Failure {
+    /// The name the attempt log, the API and the metrics use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Timeout => "timeout",
+            Failure::Connect => "connect",
+            Failure::RefusedAddress => "refused_address",
+            Failure::Redirect => "redirect",
+            Failure::Response => "response",
+            Failure::BadAuthentication => "bad_authentication",
+            Failure::Network => "network",
+        }
+    }
 }
 
 /// What one attempt did, for the log and the retry decision.

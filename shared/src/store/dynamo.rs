@@ -31,7 +31,6 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, Delete, Put, TransactWriteItem},
     Client,
 };
-use sha2::{Digest, Sha256};
 
 use super::{
     ApiToken, AttemptLog, AttemptRecord, Conflict, EventLog, EventStart, MailClaim, NotifyStore, StoreError,
@@ -273,11 +272,11 @@ impl TokenStore for DynamoStore {
         }
     }
 
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<(ApiToken, String)>, StoreError> {
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
         let Some(item) = self.get_item(format!("TOKEN#{hash}"), "#".into()).await? else {
             return Ok(None);
         };
-        Ok(Some((token_from(&item)?, get_s(&item, "tokenHash")?)))
+        Ok(Some(token_from(&item)?))
     }
 
     async fn list_tokens(&self, vendor_id: &str) -> Result<Vec<ApiToken>, StoreError> {
@@ -396,7 +395,7 @@ impl EventLog for DynamoStore {
             return Ok(None);
         };
         let published_at = get_n(&item, "publishedAt")?;
-        if published_at + ATTEMPT_TTL_SECS < crate::api::now() {
+        if published_at + ATTEMPT_TTL_SECS < crate::clock::now() {
             return Ok(None); // expired; TTL deletes lazily
         }
         Ok(Some(StoredEvent {
@@ -763,9 +762,7 @@ fn webhook_sk(id: u64) -> String {
 }
 
 fn endpoint_sk(w: &Webhook) -> String {
-    let digest = Sha256::digest(w.url.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("ENDPOINT#{}#{hex}", w.event_type.as_str())
+    format!("ENDPOINT#{}#{}", w.event_type.as_str(), crate::digest::sha256_hex(&w.url))
 }
 
 fn webhook_item(w: &Webhook) -> Item {

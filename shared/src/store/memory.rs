@@ -1,4 +1,4 @@
-//! The store in memory, for benchmarks and unit tests.
+//! The store in memory, for benchmarks and unit tests, keeping the DynamoDB adapter's contract.
 use std::{
     collections::HashMap,
     sync::{
@@ -7,9 +7,12 @@ use std::{
     },
 };
 
-use super::{AttemptLog, AttemptRecord, MailClaim, NotifyStore, StoreError, WebhookStore};
+use super::{
+    ApiToken, AttemptLog, AttemptRecord, Conflict, MailClaim, NotifyStore, StoreError, TokenStore,
+    VendorLogin, VendorStore, WebhookStore,
+};
 use crate::{
-    domain::Webhook,
+    domain::{Vendor, Webhook},
     notify::{AlertRecord, Notifications},
 };
 
@@ -29,6 +32,10 @@ pub struct MemoryStore {
     mails: Mutex<HashMap<String, (String, i64, bool)>>,
     /// Failure alerts by webhook.
     alerts: Mutex<HashMap<u64, AlertRecord>>,
+    /// Vendor accounts by username, with their password hashes.
+    vendors: Mutex<HashMap<String, (Vendor, String)>>,
+    /// Bearer tokens by hash.
+    tokens: Mutex<HashMap<String, ApiToken>>,
 }
 
 impl MemoryStore {
@@ -41,9 +48,35 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Adds a vendor account that signs in with `password_hash` (argon2id PHC).
+    pub fn add_vendor(&self, vendor: Vendor, password_hash: &str) {
+        self.vendors.lock().unwrap().insert(vendor.username.clone(), (vendor, password_hash.to_owned()));
+    }
+
+    /// Adds a bearer token (stored by its hash) for a vendor.
+    pub fn add_token(&self, token: ApiToken, hash: &str) {
+        self.tokens.lock().unwrap().insert(hash.to_owned(), token);
+    }
+}
+
+/// The endpoint a webhook takes: one webhook per vendor, type and URL, as in DynamoDB.
+fn same_endpoint(a: &Webhook, b: &Webhook) -> bool {
+    a.vendor_id == b.vendor_id && a.event_type == b.event_type && a.url == b.url
+}
+
+/// The same contract as the DynamoDB adapter: ids and endpoints unique, and a replace or delete
+/// applies only to the version it was read at.
 impl WebhookStore for MemoryStore {
     async fn insert_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
-        self.webhooks.lock().unwrap().insert(w.id, w.clone());
+        let mut webhooks = self.webhooks.lock().unwrap();
+        if webhooks.contains_key(&w.id) {
+            return Err(StoreError::Conflict(Conflict::IdTaken));
+        }
+        if webhooks.values().any(|o| same_endpoint(o, w)) {
+            return Err(StoreError::Conflict(Conflict::DuplicateEndpoint));
+        }
+        webhooks.insert(w.id, w.clone());
         Ok(())
     }
     async fn get_webhook(&self, vendor_id: &str, id: u64) -> Result<Option<Webhook>, StoreError> {
@@ -51,15 +84,84 @@ impl WebhookStore for MemoryStore {
         Ok(self.webhooks.lock().unwrap().get(&id).filter(|w| w.vendor_id == vendor_id).cloned())
     }
     async fn list_webhooks(&self, vendor_id: &str) -> Result<Vec<Webhook>, StoreError> {
-        Ok(self.webhooks.lock().unwrap().values().filter(|w| w.vendor_id == vendor_id).cloned().collect())
+        let mut list: Vec<Webhook> =
+            self.webhooks.lock().unwrap().values().filter(|w| w.vendor_id == vendor_id).cloned().collect();
+        list.sort_by_key(|w| w.id);
+        Ok(list)
     }
-    async fn replace_webhook(&self, _: &Webhook, next: &Webhook) -> Result<(), StoreError> {
-        self.webhooks.lock().unwrap().insert(next.id, next.clone());
+    async fn replace_webhook(&self, current: &Webhook, next: &Webhook) -> Result<(), StoreError> {
+        let mut webhooks = self.webhooks.lock().unwrap();
+        if webhooks.get(&current.id).map(|w| w.version) != Some(current.version) {
+            return Err(StoreError::Conflict(Conflict::Concurrent));
+        }
+        if webhooks.values().any(|o| o.id != next.id && same_endpoint(o, next)) {
+            return Err(StoreError::Conflict(Conflict::DuplicateEndpoint));
+        }
+        webhooks.insert(next.id, next.clone());
         Ok(())
     }
-    async fn delete_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
-        self.webhooks.lock().unwrap().remove(&w.id);
+    async fn delete_webhook(&self, current: &Webhook) -> Result<(), StoreError> {
+        let mut webhooks = self.webhooks.lock().unwrap();
+        if webhooks.get(&current.id).map(|w| w.version) != Some(current.version) {
+            return Err(StoreError::Conflict(Conflict::Concurrent));
+        }
+        webhooks.remove(&current.id);
         Ok(())
+    }
+}
+
+impl VendorStore for MemoryStore {
+    async fn create_vendor(&self, vendor: &Vendor, password_hash: &str) -> Result<(), StoreError> {
+        let mut vendors = self.vendors.lock().unwrap();
+        if vendors.contains_key(&vendor.username) {
+            return Err(StoreError::Conflict(Conflict::UsernameTaken));
+        }
+        vendors.insert(vendor.username.clone(), (vendor.clone(), password_hash.to_owned()));
+        Ok(())
+    }
+    async fn vendor_login(&self, username: &str) -> Result<Option<VendorLogin>, StoreError> {
+        Ok(self
+            .vendors
+            .lock()
+            .unwrap()
+            .get(username)
+            .map(|(vendor, hash)| VendorLogin { vendor: vendor.clone(), password_hash: hash.clone() }))
+    }
+    async fn list_vendors(&self) -> Result<Vec<Vendor>, StoreError> {
+        let mut list: Vec<Vendor> = self.vendors.lock().unwrap().values().map(|(v, _)| v.clone()).collect();
+        list.sort_by(|a, b| (a.created_at, &a.vendor_id).cmp(&(b.created_at, &b.vendor_id)));
+        Ok(list)
+    }
+    async fn vendor_by_id(&self, vendor_id: &str) -> Result<Option<Vendor>, StoreError> {
+        Ok(self.vendors.lock().unwrap().values().map(|(v, _)| v).find(|v| v.vendor_id == vendor_id).cloned())
+    }
+}
+
+impl TokenStore for MemoryStore {
+    async fn create_token(&self, token: &ApiToken, hash: &str) -> Result<(), StoreError> {
+        self.add_token(token.clone(), hash);
+        Ok(())
+    }
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        Ok(self.tokens.lock().unwrap().get(hash).cloned())
+    }
+    async fn list_tokens(&self, vendor_id: &str) -> Result<Vec<ApiToken>, StoreError> {
+        let mut list: Vec<ApiToken> = self
+            .tokens
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|t| t.vendor.vendor_id == vendor_id)
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| (a.created_at, &a.token_id).cmp(&(b.created_at, &b.token_id)));
+        Ok(list)
+    }
+    async fn revoke_token(&self, token_id: &str) -> Result<bool, StoreError> {
+        let mut tokens = self.tokens.lock().unwrap();
+        let before = tokens.len();
+        tokens.retain(|_, t| t.token_id != token_id);
+        Ok(tokens.len() < before)
     }
 }
 
@@ -154,5 +256,43 @@ impl NotifyStore for MemoryStore {
             alerts.remove(&webhook_id);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EventType, WebhookSpec};
+
+    fn webhook(id: u64, url: &str) -> Webhook {
+        let spec = WebhookSpec { event_type: EventType::NewOrder, url: url.into(), authentication: None };
+        Webhook::new(id, "ven_a", spec, "whsec_x".into(), 1)
+    }
+
+    #[tokio::test]
+    async fn writes_keep_the_dynamodb_adapters_contract() {
+        let store = MemoryStore::default();
+        store.insert_webhook(&webhook(1, "https://a.example/")).await.unwrap();
+        let taken = store.insert_webhook(&webhook(1, "https://b.example/")).await;
+        assert!(matches!(taken, Err(StoreError::Conflict(Conflict::IdTaken))));
+        let duplicate = store.insert_webhook(&webhook(2, "https://a.example/")).await;
+        assert!(matches!(duplicate, Err(StoreError::Conflict(Conflict::DuplicateEndpoint))));
+
+        let read = store.get_webhook("ven_a", 1).await.unwrap().unwrap();
+        let next = Webhook { version: 2, url: "https://c.example/".into(), ..read.clone() };
+        store.replace_webhook(&read, &next).await.unwrap();
+        // A writer that read version 1 lost the race: neither its replace nor its delete applies.
+        let stale = Webhook { version: 2, ..read.clone() };
+        assert!(matches!(
+            store.replace_webhook(&read, &stale).await,
+            Err(StoreError::Conflict(Conflict::Concurrent))
+        ));
+        assert!(matches!(store.delete_webhook(&read).await, Err(StoreError::Conflict(Conflict::Concurrent))));
+        store.insert_webhook(&webhook(2, "https://a.example/")).await.unwrap();
+        let onto_other = Webhook { version: 3, url: "https://a.example/".into(), ..next.clone() };
+        let r = store.replace_webhook(&next, &onto_other).await;
+        assert!(matches!(r, Err(StoreError::Conflict(Conflict::DuplicateEndpoint))));
+        store.delete_webhook(&next).await.unwrap();
+        assert_eq!(store.list_webhooks("ven_a").await.unwrap().len(), 1);
     }
 }

@@ -87,12 +87,9 @@ pub trait TokenStore: Send + Sync {
         hash: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The token whose SHA-256 is `hash`, with the hash as stored, read consistently so that a
-    /// revoked token stops working at once.
-    fn token_by_hash(
-        &self,
-        hash: &str,
-    ) -> impl Future<Output = Result<Option<(ApiToken, String)>, StoreError>> + Send;
+    /// The token whose SHA-256 is `hash`, read consistently so that a revoked token stops
+    /// working at once.
+    fn token_by_hash(&self, hash: &str) -> impl Future<Output = Result<Option<ApiToken>, StoreError>> + Send;
 
     /// A vendor's tokens, oldest first.
     fn list_tokens(&self, vendor_id: &str) -> impl Future<Output = Result<Vec<ApiToken>, StoreError>> + Send;

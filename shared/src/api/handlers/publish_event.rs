@@ -1,10 +1,11 @@
-//! `POST /events`: the platform publishes an event; one delivery is enqueued per matching
+//! `publish-event`: the platform publishes an event; one delivery is enqueued per matching
 //! active webhook of the vendor.
-use lambda_http::{http::StatusCode, Body, Request, Response};
+use lambda_http::{http::StatusCode, Body, Response};
 use serde::Serialize;
 
-use super::{now, request, App};
 use crate::{
+    api::{request, App, Call},
+    clock::now,
     delivery::{DeliveryMessage, MESSAGE_VERSION},
     domain::FieldError,
     error::{json_response, ApiError},
@@ -12,9 +13,7 @@ use crate::{
     ids, metrics,
     notify::{OrderMailMessage, Topic},
     queue::DeliveryQueue,
-    store::{
-        AttemptLog, EventLog, EventStart, NotifyStore, StoredEvent, TokenStore, VendorStore, WebhookStore,
-    },
+    store::{EventLog, EventStart, NotifyStore, StoredEvent, VendorStore, WebhookStore},
 };
 
 /// How long a publisher's idempotency key is remembered.
@@ -27,26 +26,23 @@ struct Accepted<'a> {
     deliveries: u32,
 }
 
-/// Serves `POST /events`.
-pub(super) async fn serve<S, Q>(app: &App<S, Q>, req: &Request) -> Result<Response<Body>, ApiError>
+/// `POST /events`.
+pub async fn handle<S, Q>(app: &App<S, Q>, call: Call) -> Result<Response<Body>, ApiError>
 where
-    S: VendorStore + WebhookStore + TokenStore + EventLog + AttemptLog + NotifyStore,
+    S: VendorStore + WebhookStore + EventLog + NotifyStore,
     Q: DeliveryQueue,
 {
     let Some(queue) = &app.queue else {
         tracing::error!("publish-event runs without DELIVERIES_QUEUE_URL");
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error, please retry later",
-        ));
+        return Err(ApiError::internal_error());
     };
-    let event = events::parse_publish(request::json_bytes(req, MAX_EVENT_BYTES)?).map_err(|e| match e {
-        PublishError::Json(m) => {
-            ApiError::bad_request("invalid_json", format!("request body is not valid: {m}"))
-        }
-        PublishError::Field(f) => f.into(),
-    })?;
+    let event =
+        events::parse_publish(request::json_bytes(&call.request, MAX_EVENT_BYTES)?).map_err(|e| match e {
+            PublishError::Json(m) => {
+                ApiError::bad_request("invalid_json", format!("request body is not valid: {m}"))
+            }
+            PublishError::Field(f) => f.into(),
+        })?;
     if app.store.vendor_by_id(&event.vendor_id).await?.is_none() {
         return Err(FieldError::not_allowed("vendorId", "vendorId names no vendor").into());
     }

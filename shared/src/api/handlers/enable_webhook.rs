@@ -1,0 +1,14 @@
+//! `enable-webhook`: starts deliveries to a disabled webhook again.
+use lambda_http::{http::StatusCode, Body, Response};
+
+use crate::{
+    api::{ecomnow::WebhookView, App, Call},
+    error::{json_response, ApiError},
+    store::WebhookStore,
+};
+
+/// `POST /basic/webhooks/{webhookId}/enable`.
+pub async fn handle<S: WebhookStore, Q>(app: &App<S, Q>, call: Call) -> Result<Response<Body>, ApiError> {
+    let webhook = app.enable_webhook(call.vendor()?, call.webhook_id()?).await?;
+    Ok(json_response(StatusCode::OK, &WebhookView::of(&webhook)))
+}

@@ -1,0 +1,290 @@
+//! What every HTTP function does around its one operation: a span per request, the routes (a
+//! path's other methods answer 405 with `Allow`), authentication by the route's dialect, and
+//! errors turned into JSON answers. Each function's `main` hands [`run`] its own handler, so
+//! the binary holds that operation's code and no other's.
+use std::future::Future;
+
+use lambda_http::{http::StatusCode, Body, Request, RequestExt, Response};
+use tracing::Instrument;
+
+use super::{
+    request,
+    routes::{self, Operation},
+    App,
+};
+use crate::{
+    auth,
+    domain::{Dialect, Vendor},
+    error::ApiError,
+    store::{TokenStore, VendorStore},
+};
+
+/// A request as its operation's handler receives it: routed, and its caller authenticated.
+pub struct Call {
+    /// The dialect of the route the request came in on.
+    pub dialect: Dialect,
+    /// The authenticated vendor; `None` on the platform's route.
+    vendor: Option<Vendor>,
+    /// The value of the route's `{param}` segment, if it has one.
+    param: Option<String>,
+    /// The request itself.
+    pub request: Request,
+}
+
+impl Call {
+    /// The vendor who sent the request (every vendor route has one).
+    pub fn vendor(&self) -> Result<&Vendor, ApiError> {
+        self.vendor.as_ref().ok_or_else(|| {
+            tracing::error!("a vendor operation was routed from the platform's route");
+            ApiError::internal_error()
+        })
+    }
+
+    /// The `{webhookId}` of the path, checked.
+    pub fn webhook_id(&self) -> Result<u64, ApiError> {
+        request::webhook_id(self.param.as_deref(), "webhookId")
+    }
+}
+
+/// The whole life of an API function: logging, then requests served by `handler` until the
+/// runtime stops. `app` lives as long as the process, as Lambda keeps it.
+pub async fn run<S, Q, H, F>(app: App<S, Q>, op: Operation, handler: H) -> Result<(), lambda_http::Error>
+where
+    S: VendorStore + TokenStore + 'static,
+    Q: Send + Sync + 'static,
+    H: Fn(&'static App<S, Q>, Call) -> F + Sync,
+    F: Future<Output = Result<Response<Body>, ApiError>> + Send,
+{
+    let app: &'static App<S, Q> = Box::leak(Box::new(app));
+    let handler = &handler;
+    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
+        Ok::<_, lambda_http::Error>(serve(app, op, handler, req).await)
+    }))
+    .await
+}
+
+/// Serves one request for the function of `op`; never fails, every error is a JSON answer.
+pub async fn serve<S, Q, H, F>(
+    app: &'static App<S, Q>,
+    op: Operation,
+    handler: &H,
+    req: Request,
+) -> Response<Body>
+where
+    S: VendorStore + TokenStore,
+    H: Fn(&'static App<S, Q>, Call) -> F,
+    F: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let request_id = req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+    let span = tracing::info_span!(
+        "request",
+        function = op.function_name(),
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %request_id,
+        vendor = tracing::field::Empty,
+    );
+    async move {
+        let response = match route(app, op, req).await {
+            Ok(call) => handler(app, call).await,
+            Err(e) => Err(e),
+        };
+        let response = response.unwrap_or_else(ApiError::into_response);
+        tracing::info!(status = response.status().as_u16(), "answered");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// Finds the request's route and authenticates its caller as the route's dialect says.
+async fn route<S: VendorStore + TokenStore, Q>(
+    app: &App<S, Q>,
+    op: Operation,
+    req: Request,
+) -> Result<Call, ApiError> {
+    let (route, param) = match routes::resolve(req.method().as_str(), req.uri().path()) {
+        routes::Resolved::Route(route, param) => (route, param.map(str::to_owned)),
+        routes::Resolved::MethodNotAllowed(allow) => return Err(ApiError::method_not_allowed(&allow)),
+        routes::Resolved::NotFound => return Err(ApiError::not_found("route")),
+    };
+    if route.operation != op {
+        // The template routed this request to the wrong function: a deployment bug.
+        tracing::error!(expected = route.operation.function_name(), "request routed to the wrong function");
+        return Err(ApiError::internal_error());
+    }
+    let vendor = match route.dialect {
+        Dialect::Ecomnow => Some(authenticate_basic(&app.store, &req).await?),
+        Dialect::Ventiapp => Some(authenticate_bearer(&app.store, &req).await?),
+        Dialect::Platform => None,
+    };
+    if let Some(v) = &vendor {
+        tracing::Span::current().record("vendor", v.vendor_id.as_str());
+    }
+    Ok(Call { dialect: route.dialect, vendor, param, request: req })
+}
+
+/// eComNow authentication: `Username`/`Password` headers or HTTP Basic.
+async fn authenticate_basic(store: &impl VendorStore, req: &Request) -> Result<Vendor, ApiError> {
+    const CHALLENGE: &str = "Basic realm=\"webhooks\", charset=\"UTF-8\"";
+    let creds = auth::credentials_from_headers(req.headers()).ok_or(ApiError::unauthorized(CHALLENGE))?;
+    let login = match auth::normalize_username(&creds.username) {
+        Ok(username) => store.vendor_login(&username).await?,
+        Err(_) => None,
+    };
+    match login {
+        Some(login) if auth::verify_password(&creds.password, &login.password_hash) => Ok(login.vendor),
+        Some(_) => Err(ApiError::unauthorized(CHALLENGE)),
+        None => {
+            auth::verify_against_dummy(&creds.password);
+            Err(ApiError::unauthorized(CHALLENGE))
+        }
+    }
+}
+
+/// Ventiapp authentication: `Authorization: Bearer <token>`, found by its SHA-256. The lookup
+/// is by the digest, so a match is the token itself: nothing else is left to compare.
+async fn authenticate_bearer(store: &impl TokenStore, req: &Request) -> Result<Vendor, ApiError> {
+    const CHALLENGE: &str = "Bearer realm=\"webhooks\"";
+    let token = auth::bearer_token(req.headers()).ok_or(ApiError::unauthorized(CHALLENGE))?;
+    match store.token_by_hash(&auth::token_hash(token)).await? {
+        Some(record) => Ok(record.vendor),
+        None => Err(ApiError::unauthorized(CHALLENGE)),
+    }
+}
+
+impl ApiError {
+    /// `500` with nothing of the cause (which the caller logs).
+    pub fn internal_error() -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error, please retry later")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::http::{self, header};
+
+    use super::*;
+    use crate::{
+        api::handlers::{create_webhook, get_webhook, list_webhooks},
+        config::Config,
+        store::{ApiToken, MemoryStore},
+    };
+
+    const PASSWORD: &str = "correct horse battery staple";
+
+    fn app() -> &'static App<MemoryStore> {
+        let store = MemoryStore::default();
+        let vendor = Vendor { vendor_id: "ven_a".into(), username: "acme".into(), created_at: 1 };
+        store.add_vendor(vendor.clone(), &auth::hash_password(PASSWORD).unwrap());
+        let token = ApiToken { token_id: "tok_1".into(), vendor, label: None, created_at: 1 };
+        store.add_token(token, &auth::token_hash("vwt_0123456789abcdef0123"));
+        let config = Config {
+            table_name: "t".into(),
+            allow_private_targets: true,
+            rotation_grace_secs: 60,
+            email_sender: None,
+        };
+        Box::leak(Box::new(App::new(config, store)))
+    }
+
+    fn request(method: &str, path: &str, auth: Option<(&str, &str)>, body: &str) -> Request {
+        let mut b = http::Request::builder().method(method).uri(path);
+        if let Some((name, value)) = auth {
+            b = b.header(name, value);
+        }
+        b.header(header::CONTENT_TYPE, "application/json").body(Body::from(body)).unwrap()
+    }
+
+    async fn json(r: Response<Body>) -> (u16, serde_json::Value) {
+        let status = r.status().as_u16();
+        (status, serde_json::from_slice(r.body().as_ref()).unwrap_or_default())
+    }
+
+    fn basic() -> Option<(&'static str, &'static str)> {
+        Some(("authorization", "Basic YWNtZTpjb3JyZWN0IGhvcnNlIGJhdHRlcnkgc3RhcGxl"))
+    }
+
+    #[tokio::test]
+    async fn other_methods_of_the_functions_paths_answer_405_with_allow() {
+        let app = app();
+        let r = serve(
+            app,
+            Operation::GetWebhook,
+            &get_webhook::handle,
+            request("PATCH", "/basic/webhooks/1", basic(), ""),
+        )
+        .await;
+        assert_eq!(r.headers()[header::ALLOW], "GET, PUT, DELETE");
+        assert_eq!(json(r).await.1["error"]["code"], "method_not_allowed");
+    }
+
+    #[tokio::test]
+    async fn a_request_for_another_operation_is_a_500_not_served() {
+        let app = app();
+        let r = serve(
+            app,
+            Operation::GetWebhook,
+            &get_webhook::handle,
+            request("GET", "/basic/webhooks", basic(), ""),
+        )
+        .await;
+        let (status, body) = json(r).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (500, Some("internal")));
+    }
+
+    #[tokio::test]
+    async fn vendor_routes_need_their_dialects_credentials() {
+        let app = app();
+        for (path, auth) in [
+            ("/basic/webhooks", None),
+            ("/basic/webhooks", Some(("authorization", "Basic YWNtZTp3cm9uZw=="))),
+            ("/api/webhooks/list", Some(("authorization", "Bearer vwt_0123456789abcdef0124"))),
+            // Each dialect its own scheme: a token is no eComNow credential.
+            ("/basic/webhooks", Some(("authorization", "Bearer vwt_0123456789abcdef0123"))),
+        ] {
+            let r =
+                serve(app, Operation::ListWebhooks, &list_webhooks::handle, request("GET", path, auth, ""))
+                    .await;
+            assert_eq!(r.status(), 401, "{path} {auth:?}");
+            assert!(r.headers().contains_key(header::WWW_AUTHENTICATE));
+        }
+    }
+
+    #[tokio::test]
+    async fn both_dialects_reach_one_handler_as_their_vendor() {
+        let app = app();
+        let create = |path, auth, body| request("POST", path, auth, body);
+        let r = serve(
+            app,
+            Operation::CreateWebhook,
+            &create_webhook::handle,
+            create("/basic/webhooks", basic(), r#"{"webhookType":"new_order","url":"http://127.0.0.1:9/a"}"#),
+        )
+        .await;
+        let (status, body) = json(r).await;
+        assert_eq!((status, body["vendorId"].as_str()), (201, Some("ven_a")), "{body}");
+        let bearer = Some(("authorization", "Bearer vwt_0123456789abcdef0123"));
+        let r = serve(
+            app,
+            Operation::CreateWebhook,
+            &create_webhook::handle,
+            create(
+                "/api/webhooks/create",
+                bearer,
+                r#"{"webhook":{"topic":"bills/created","address":"https://127.0.0.1:9/b"}}"#,
+            ),
+        )
+        .await;
+        let (status, body) = json(r).await;
+        assert_eq!((status, body["webhook"]["message"].as_str()), (201, Some("Webhook created")), "{body}");
+        let r = serve(
+            app,
+            Operation::ListWebhooks,
+            &list_webhooks::handle,
+            request("GET", "/basic/webhooks", basic(), ""),
+        )
+        .await;
+        assert_eq!(json(r).await.1["webhooks"].as_array().map(Vec::len), Some(2));
+    }
+}
