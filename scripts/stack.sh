@@ -109,6 +109,7 @@ start_stack() {
     echo "ALLOW_PRIVATE_TARGETS=true"
     echo "RUST_LOG=${FUNCTIONS_RUST_LOG:-info}"
     echo "DELIVERIES_QUEUE_URL=$DELIVERIES_QUEUE_URL"
+    echo "EMAILS_QUEUE_URL=$EMAILS_QUEUE_URL"
     if [ -n "${RETRY_SCHEDULE:-}" ]; then echo "RETRY_SCHEDULE=$RETRY_SCHEDULE"; fi
     if [ -n "${DELIVERY_TIMEOUT_MS:-}" ]; then echo "DELIVERY_TIMEOUT_MS=$DELIVERY_TIMEOUT_MS"; fi
     if [ -n "${EXTRA_CA_FILE:-}" ]; then echo "EXTRA_CA_FILE=$EXTRA_CA_FILE"; fi
@@ -138,12 +139,17 @@ start_stack() {
   curl -s -o /dev/null --max-time 180 -X PUT "$WEBHOOKS_API_URL/basic/notifications" || true
   curl -s -o /dev/null --max-time 180 -d '{"Records": []}' \
     "$WEBHOOKS_API_URL/2015-03-31/functions/dispatch/invocations" || true
+  curl -s -o /dev/null --max-time 180 -d '{"Records": []}' \
+    "$WEBHOOKS_API_URL/2015-03-31/functions/send-email/invocations" || true
 
   # The soak runs dispatch and its bridge itself, to kill and restart dispatch (STACK_NO_BRIDGE).
   if [ -z "${STACK_NO_BRIDGE:-}" ]; then
     log "starting the SQS-to-dispatch bridge"
     start_bg bridge "$ROOT/target/debug/devstack" bridge --queue-url "$DELIVERIES_QUEUE_URL" --watch-url "$WEBHOOKS_API_URL"
   fi
+  log "starting the SQS-to-send-email bridge"
+  start_bg email-bridge "$ROOT/target/debug/devstack" bridge --queue-url "$EMAILS_QUEUE_URL" \
+    --watch-url "$WEBHOOKS_API_URL" --function send-email
 
   mkdir -p "$STACK_DIR"
   {
@@ -155,6 +161,8 @@ start_stack() {
     echo "WEBHOOKS_API_URL=$WEBHOOKS_API_URL"
     echo "DELIVERIES_QUEUE_URL=$DELIVERIES_QUEUE_URL"
     echo "DEAD_LETTER_QUEUE_URL=$DEAD_LETTER_QUEUE_URL"
+    echo "EMAILS_QUEUE_URL=$EMAILS_QUEUE_URL"
+    echo "EMAILS_DEAD_LETTER_QUEUE_URL=$EMAILS_DEAD_LETTER_QUEUE_URL"
     echo "EMAIL_SENDER=$EMAIL_SENDER"
   } > "$STACK_DIR/env"
 }

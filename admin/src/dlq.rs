@@ -17,15 +17,19 @@ use aws_sdk_sqs::{
 };
 use shared::{
     delivery::DeliveryMessage,
-    notify::OrderMailMessage,
+    emails::EmailMessage,
     store::{AttemptLog, DynamoStore},
 };
 
-/// The two queues, from the flags or the environment.
+/// A dead-letter queue and the queue its messages go back to, from the flags or the
+/// environment: the deliveries', or (`--emails`) the emails'.
 pub struct Queues {
     pub sqs: Client,
+    /// Where replayed messages go.
     pub deliveries: String,
     pub dead_letters: String,
+    /// The emails' queues: their messages are emails, not deliveries.
+    pub emails: bool,
 }
 
 /// Which parked deliveries a command acts on.
@@ -41,9 +45,14 @@ impl Filter {
             && self.vendor.as_deref().is_none_or(|v| v == m.vendor_id)
     }
 
-    /// A parked order email goes with its vendor's deliveries, not with any one webhook's.
-    fn matches_email(&self, m: &OrderMailMessage) -> bool {
-        self.webhook.is_none() && self.vendor.as_deref().is_none_or(|v| v == m.vendor_id)
+    /// A failure email matches its webhook; an order email goes with its vendor, not with any
+    /// one webhook.
+    fn matches_email(&self, m: &EmailMessage) -> bool {
+        let webhook = match m {
+            EmailMessage::Alert(a) => self.webhook.is_none_or(|w| w == a.webhook_id),
+            EmailMessage::Order(_) => self.webhook.is_none(),
+        };
+        webhook && self.vendor.as_deref().is_none_or(|v| v == m.vendor_id())
     }
 
     fn matches_message(&self, m: &Message) -> bool {
@@ -123,15 +132,27 @@ impl Queues {
             let Some(d) = decode(m) else {
                 if let Some(e) = decode_email(m) {
                     if filter.matches_email(&e) {
+                        let (event, what, kind) = match &e {
+                            EmailMessage::Order(o) => {
+                                (o.event_id.clone(), "(order email)".to_owned(), o.event_type.as_str())
+                            }
+                            EmailMessage::Alert(a) => {
+                                ("-".to_owned(), format!("{} (email)", a.webhook_id), a.alert.as_str())
+                            }
+                        };
+                        let sent: i64 = attribute(m, MessageSystemAttributeName::SentTimestamp)
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(now);
                         println!(
                             "{:<28} {:>17} {:<26} {:<18} {:>8}  {:<24} {:>8}",
-                            truncate(&e.event_id, 28),
-                            "(order email)",
-                            truncate(&e.vendor_id, 26),
-                            e.event_type.as_str(),
-                            "-",
+                            truncate(&event, 28),
+                            truncate(&what, 17),
+                            truncate(e.vendor_id(), 26),
+                            kind,
+                            attribute(m, MessageSystemAttributeName::ApproximateReceiveCount)
+                                .unwrap_or_else(|| "-".into()),
                             "the mail service failed",
-                            "-",
+                            age(Duration::from_millis((now - sent).max(0) as u64)),
                         );
                         shown += 1;
                     }
@@ -169,7 +190,8 @@ impl Queues {
             shown += 1;
         }
         self.release(&messages).await;
-        eprintln!("{shown} parked deliveries shown ({} read)", messages.len());
+        let what = if self.emails { "emails" } else { "deliveries" };
+        eprintln!("{shown} parked {what} shown ({} read)", messages.len());
         Ok(())
     }
 
@@ -260,7 +282,7 @@ impl Queues {
                     .send()
                     .await
                     .map_err(|e| anyhow!(shared::error::chain(&e)))
-                    .context("sending to the deliveries queue")?;
+                    .context("sending back to its queue")?;
                 self.sqs
                     .delete_message()
                     .queue_url(&self.dead_letters)
@@ -284,7 +306,8 @@ impl Queues {
     pub async fn purge(&self, yes: bool) -> Result<()> {
         let name = self.dead_letters.rsplit('/').next().unwrap_or_default().to_owned();
         if !yes {
-            eprint!("This deletes every delivery in {name} for good. Type the queue's name to go on: ");
+            let what = if self.emails { "email" } else { "delivery" };
+            eprint!("This deletes every {what} in {name} for good. Type the queue's name to go on: ");
             io::stderr().flush()?;
             let mut typed = String::new();
             io::stdin().read_line(&mut typed)?;
@@ -308,7 +331,7 @@ fn decode(m: &Message) -> Option<DeliveryMessage> {
     serde_json::from_str(m.body()?).ok()
 }
 
-fn decode_email(m: &Message) -> Option<OrderMailMessage> {
+fn decode_email(m: &Message) -> Option<EmailMessage> {
     serde_json::from_str(m.body()?).ok()
 }
 

@@ -42,7 +42,8 @@ enum Command {
     /// Bearer tokens of the Ventiapp dialect.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// The dead-letter queue: deliveries that never got a 2xx.
+    /// The dead-letter queues: deliveries that never got a 2xx, and (`--emails`) vendors'
+    /// emails the mail service never took.
     Dlq(DlqArgs),
 }
 
@@ -54,6 +55,10 @@ struct DlqArgs {
     /// The deliveries queue's URL (default: $DELIVERIES_QUEUE_URL).
     #[arg(long, env = "DELIVERIES_QUEUE_URL", global = true)]
     queue_url: Option<String>,
+    /// Acts on the emails' dead-letter queue ($EMAILS_DEAD_LETTER_QUEUE_URL), replaying to the
+    /// emails queue ($EMAILS_QUEUE_URL).
+    #[arg(long, global = true)]
+    emails: bool,
     #[command(subcommand)]
     command: DlqCommand,
 }
@@ -266,13 +271,20 @@ async fn main() -> Result<()> {
 /// The `dlq` commands. The queue URLs may come from the local stack's env file, read after the
 /// flags were parsed, hence the second look at the environment.
 async fn run_dlq(args: DlqArgs, aws: &aws_config::SdkConfig, store: &DynamoStore) -> Result<()> {
+    let (dlq_var, queue_var) = if args.emails {
+        ("EMAILS_DEAD_LETTER_QUEUE_URL", "EMAILS_QUEUE_URL")
+    } else {
+        ("DEAD_LETTER_QUEUE_URL", "DELIVERIES_QUEUE_URL")
+    };
+    // With --emails the deliveries' variables (which clap read) are not the queues meant.
+    let (dlq_flag, queue_flag) = if args.emails { (None, None) } else { (args.dlq_url, args.queue_url) };
     let queues = dlq::Queues {
         sqs: aws_sdk_sqs::Client::new(aws),
-        dead_letters: args
-            .dlq_url
-            .or_else(|| env::var("DEAD_LETTER_QUEUE_URL").ok())
-            .context("set DEAD_LETTER_QUEUE_URL or --dlq-url")?,
-        deliveries: args.queue_url.or_else(|| env::var("DELIVERIES_QUEUE_URL").ok()).unwrap_or_default(),
+        dead_letters: dlq_flag
+            .or_else(|| env::var(dlq_var).ok())
+            .with_context(|| format!("set {dlq_var} or --dlq-url"))?,
+        deliveries: queue_flag.or_else(|| env::var(queue_var).ok()).unwrap_or_default(),
+        emails: args.emails,
     };
     match args.command {
         DlqCommand::List { webhook, vendor, max } => {
@@ -280,7 +292,7 @@ async fn run_dlq(args: DlqArgs, aws: &aws_config::SdkConfig, store: &DynamoStore
         }
         DlqCommand::Replay { webhook, vendor, max } => {
             if queues.deliveries.is_empty() {
-                bail!("set DELIVERIES_QUEUE_URL or --queue-url");
+                bail!("set {queue_var} or --queue-url");
             }
             let everything = webhook.is_none() && vendor.is_none() && max == usize::MAX;
             let moved = if everything { queues.move_all().await? } else { None };

@@ -216,8 +216,8 @@ pub async fn through_dispatch<S: WebhookStore + AttemptLog + NotifyStore + 'stat
         deliverer: Timed { inner: HttpDeliverer::new(&settings).unwrap(), latencies: Mutex::new(Vec::new()) },
         schedule: RetrySchedule::standard(),
         auto_disable_after: Some(Duration::from_secs(5 * 86400)),
-        // Every receiver answers 2xx: no email would be sent.
-        mailer: None::<shared::mail::SesMailer>,
+        // Every receiver answers 2xx: no failure email would be asked for.
+        emails: None,
     });
     let n: usize = events.iter().map(|e| e.records.len()).sum();
     let batches = events.len();

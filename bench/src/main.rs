@@ -199,6 +199,8 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("rotate-secret", "/basic/webhooks/1/rotate-secret"),
     ("redeliver-event", "/basic/webhooks/1/redeliver"),
     ("test-webhook", "/basic/webhooks/1/test"),
+    ("get-notifications", "/basic/notifications"),
+    ("update-notifications", "/basic/notifications"),
     ("publish-event", "/events"),
     ("dispatch", ""),
 ];

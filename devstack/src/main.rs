@@ -50,7 +50,8 @@ enum Command {
         #[arg(long, env = "EMAIL_SENDER")]
         email_sender: Option<String>,
     },
-    /// Feeds the deliveries queue to `dispatch` under `cargo lambda watch`, as Lambda would.
+    /// Feeds a queue (the deliveries queue by default) to its function (`dispatch` by default)
+    /// under `cargo lambda watch`, as Lambda's event source mapping would.
     Bridge {
         #[arg(long, env = "DELIVERIES_QUEUE_URL")]
         queue_url: String,
@@ -132,6 +133,8 @@ async fn main() -> Result<()> {
                 let key = match logical_id.as_str() {
                     "DeliveriesQueue" => "DELIVERIES_QUEUE_URL",
                     "DeadLetterQueue" => "DEAD_LETTER_QUEUE_URL",
+                    "EmailsQueue" => "EMAILS_QUEUE_URL",
+                    "EmailsDeadLetterQueue" => "EMAILS_DEAD_LETTER_QUEUE_URL",
                     _ => continue,
                 };
                 env.push_str(&format!("{key}={}\n", q.url));

@@ -56,6 +56,18 @@ pub fn email_sender() -> Option<String> {
     env::var("EMAIL_SENDER").ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
+/// `EMAILS_QUEUE_URL`, where vendors' emails are asked for: required when emails are on
+/// (`EMAIL_SENDER` set), `None` when they are off.
+pub fn emails_queue_url() -> Result<Option<String>, ConfigError> {
+    if email_sender().is_none() {
+        return Ok(None);
+    }
+    match env::var("EMAILS_QUEUE_URL") {
+        Ok(url) if !url.trim().is_empty() => Ok(Some(url)),
+        _ => Err(ConfigError::new("EMAILS_QUEUE_URL", "must be set when EMAIL_SENDER is")),
+    }
+}
+
 /// Reads a boolean flag; unset means false, anything but a clear yes or no is an error.
 pub fn flag(name: &'static str) -> Result<bool, ConfigError> {
     match env::var(name) {

@@ -17,6 +17,7 @@ pub mod digest;
 pub mod dispatch;
 pub mod domain;
 pub mod email_events;
+pub mod emails;
 pub mod error;
 pub mod events;
 #[doc(hidden)]
@@ -27,6 +28,7 @@ pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub mod queue;
+pub mod sqs_batch;
 pub mod store;
 pub mod telemetry;
 pub mod urls;

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{value::RawValue, Value};
+use serde_json::Value;
 
 use crate::domain::{EventType, FieldError, Webhook};
 
@@ -156,23 +156,6 @@ pub struct Mail {
     pub html: String,
 }
 
-/// The queue message asking dispatch to email a vendor about an order event: published beside
-/// the event's deliveries, so that the email never holds them up.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OrderMailMessage {
-    /// Always [`crate::delivery::MESSAGE_VERSION`] for now.
-    pub v: u32,
-    /// Always `order`: what tells this message from a delivery.
-    pub mail: String,
-    pub event_id: String,
-    pub event_type: EventType,
-    pub vendor_id: String,
-    /// Unix seconds.
-    pub published_at: i64,
-    pub payload: Box<RawValue>,
-}
-
 /// The key an order email is sent once under: the vendor, the kind and the order number, so
 /// that neither a retried message nor an order published twice (even under two event ids) mails
 /// the vendor twice.
@@ -268,7 +251,8 @@ pub fn order_mail(vendor_id: &str, to: &str, event_type: EventType, payload: &st
 }
 
 /// Why a vendor is told about one of its webhooks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Alert {
     /// A delivery has failed its first attempts ([`FAILING_ALERT_AFTER`]).
     Failing,

@@ -113,6 +113,13 @@ async fn each_function_answers_its_sample_event() {
         batch,
         serde_json::json!({"batchItemFailures": [{"itemIdentifier": "5f3a0c2e-1d2b-4e5f-8a9b-0c1d2e3f4a50"}]})
     );
+    // The emails queue's sample: the demo vendor asked for no email, so the order and failure
+    // emails are let go; the message of an unknown version is kept for the dead-letter queue.
+    let batch = invoke_raw("send-email", "events/send-email-batch.json");
+    assert_eq!(
+        batch,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "6a4b2d3f-2e3c-4f60-9bac-1d2e3f4a5b62"}]})
+    );
 
     // What vendors do when deliveries fail: the published sample event again, a test event
     // (example.com is out of reach here: the answer says so), a new secret, enabling.

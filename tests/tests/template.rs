@@ -242,6 +242,19 @@ fn functions_get_only_the_table_actions_they_use() {
                 "sqs:DeleteMessage",
                 "sqs:GetQueueAttributes",
                 "sqs:ChangeMessageVisibility",
+                "sqs:SendMessage",
+            ][..],
+        ),
+        (
+            "send-email",
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
                 "ses:SendEmail",
             ][..],
         ),
@@ -284,6 +297,19 @@ fn the_queues_keep_nothing_from_being_lost() {
     assert!(alarms.iter().any(|(_, a)| a["MetricName"] == "ApproximateNumberOfMessagesVisible"));
     let publish = &t["Resources"]["PublishEventFunction"]["Properties"]["Events"]["Publish"]["Properties"];
     assert_eq!(publish["Auth"]["Authorizer"], "AWS_IAM", "publishing is for the platform only");
+
+    // Emails: their own queue, redriven to their own dead-letter queue, which an alarm watches.
+    let emails = queues.iter().find(|q| q.logical_id == "EmailsQueue").unwrap();
+    assert_eq!(emails.redrive.as_ref().map(|r| r.0.as_str()), Some("EmailsDeadLetterQueue"));
+    let sender = &t["Resources"]["SendEmailFunction"]["Properties"];
+    assert!(emails.visibility_timeout.unwrap() >= 6 * sender["Timeout"].as_i64().unwrap());
+    assert_eq!(
+        sender["Events"]["Emails"]["Properties"]["FunctionResponseTypes"][0],
+        "ReportBatchItemFailures"
+    );
+    let parked = queues.iter().find(|q| q.logical_id == "EmailsDeadLetterQueue").unwrap();
+    assert_eq!(parked.retention, Some(14 * 24 * 3600));
+    assert!(alarms.iter().any(|(_, a)| format!("{:?}", a["Dimensions"]).contains("EmailsDeadLetterQueue")));
 }
 
 #[test]
@@ -297,7 +323,7 @@ fn emails_come_from_one_sender_identity_and_are_off_without_one() {
     assert_eq!(t["Resources"][id.as_str()]["Condition"].as_str(), Some("EmailsOn"));
     assert!(format!("{:?}", props["EmailIdentity"]).contains("NotificationSender"));
 
-    // Only dispatch sends, only SendEmail, only from that identity and address.
+    // Only send-email sends, only SendEmail, only from that identity and address.
     for (id, props) in devstack::resources_of_type(&t, "AWS::Serverless::Function") {
         let statements: Vec<&Value> = props["Policies"]
             .as_sequence()
@@ -310,7 +336,7 @@ fn emails_come_from_one_sender_identity_and_are_off_without_one() {
             .collect();
         let binary = t["Resources"][id.as_str()]["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
         let env = &props["Environment"]["Variables"]["EMAIL_SENDER"];
-        if binary == "dispatch" {
+        if binary == "send-email" {
             assert_eq!(statements.len(), 1);
             let resource = format!("{:?}", statements[0]["Resource"]);
             assert!(resource.contains(":identity/${NotificationSender}"), "{resource}");
@@ -321,8 +347,15 @@ fn emails_come_from_one_sender_identity_and_are_off_without_one() {
         } else {
             assert!(statements.is_empty(), "{binary} may not send email");
         }
-        if binary == "dispatch" || binary == "publish-event" {
+        if ["dispatch", "publish-event", "send-email"].contains(&binary) {
             assert!(format!("{env:?}").contains("NotificationSender"), "{binary} needs EMAIL_SENDER");
+        }
+        if binary == "dispatch" || binary == "publish-event" {
+            let queue = &props["Environment"]["Variables"]["EMAILS_QUEUE_URL"];
+            assert!(
+                format!("{queue:?}").contains("EmailsQueue"),
+                "{binary} asks for emails on the emails queue"
+            );
         }
     }
 }
@@ -365,7 +398,7 @@ fn bounces_and_complaints_reach_the_function_that_refuses_addresses() {
     }
     let env = format!(
         "{:?}",
-        t["Resources"]["DispatchFunction"]["Properties"]["Environment"]["Variables"]
+        t["Resources"]["SendEmailFunction"]["Properties"]["Environment"]["Variables"]
             ["EMAIL_CONFIGURATION_SET"]
     );
     assert!(env.contains("EmailConfigurationSet"), "{env}");

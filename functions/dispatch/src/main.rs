@@ -1,5 +1,6 @@
 //! `dispatch`: consumes the deliveries queue (with `ReportBatchItemFailures`) and POSTs each
-//! delivery to its webhook; all logic lives in `shared::dispatch`.
+//! delivery to its webhook; all logic lives in `shared::dispatch`. It delivers webhooks and
+//! nothing else: vendors' emails go through the emails queue to `send-email`.
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use shared::dispatch::Dispatcher;

@@ -23,11 +23,13 @@ pub use middleware::{run, Call};
 pub use routes::{Operation, Route, ROUTES};
 
 /// What every function holds for its lifetime: settings, the store and (for publishing) the
-/// deliveries queue, built once at start-up.
+/// deliveries and emails queues, built once at start-up.
 pub struct App<S = DynamoStore, Q = SqsQueue> {
     pub config: Config,
     pub store: S,
     pub queue: Option<Q>,
+    /// Where order emails are asked for (for publishing, with emails on).
+    pub emails: Option<Q>,
     /// The HTTP client of test deliveries, built on the first one (only `test-webhook` sends).
     deliverer: std::sync::OnceLock<crate::delivery::HttpDeliverer>,
 }
@@ -41,28 +43,32 @@ impl App<DynamoStore> {
         Ok(Self::from_parts(Config::from_env()?, &crate::aws::sdk_config().await))
     }
 
-    /// [`App::from_env`] with the deliveries queue of `DELIVERIES_QUEUE_URL`, which must be set:
-    /// for the functions that queue deliveries.
+    /// [`App::from_env`] with the deliveries queue of `DELIVERIES_QUEUE_URL`, which must be set,
+    /// and with emails on the emails queue of `EMAILS_QUEUE_URL`: for the functions that queue
+    /// deliveries.
     pub async fn from_env_with_queue() -> Result<Self, StartError> {
         let config = Config::from_env()?;
         let url = std::env::var("DELIVERIES_QUEUE_URL")
             .map_err(|_| crate::config::ConfigError::new("DELIVERIES_QUEUE_URL", "is not set"))?;
+        let emails = crate::config::emails_queue_url()?;
         let aws = crate::aws::sdk_config().await;
         let mut app = Self::from_parts(config, &aws);
-        app.queue = Some(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), url));
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        app.emails = emails.map(|url| SqsQueue::new(sqs.clone(), url));
+        app.queue = Some(SqsQueue::new(sqs, url));
         Ok(app)
     }
 
     fn from_parts(config: Config, aws: &aws_config::SdkConfig) -> Self {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
-        Self { config, store, queue: None, deliverer: Default::default() }
+        Self { config, store, queue: None, emails: None, deliverer: Default::default() }
     }
 }
 
 impl<S, Q> App<S, Q> {
     /// Builds an app over any store (tests use the emulator or an in-memory one).
     pub fn new(config: Config, store: S) -> Self {
-        Self { config, store, queue: None, deliverer: Default::default() }
+        Self { config, store, queue: None, emails: None, deliverer: Default::default() }
     }
 
     /// The target policy for a dialect: Ventiapp requires https always, as its document says.

@@ -8,10 +8,11 @@ use crate::{
     clock::now,
     delivery::{DeliveryMessage, MESSAGE_VERSION},
     domain::FieldError,
+    emails::EmailMessage,
     error::{json_response, ApiError},
     events::{self, PublishError, MAX_EVENT_BYTES},
     ids, metrics,
-    notify::{OrderMailMessage, Topic},
+    notify::Topic,
     queue::DeliveryQueue,
     store::{EventLog, EventStart, NotifyStore, StoredEvent, VendorStore, WebhookStore},
 };
@@ -69,7 +70,7 @@ where
 
     let published_at = now();
     let webhooks = app.store.list_webhooks(&event.vendor_id).await?;
-    let mut bodies: Vec<String> = webhooks
+    let bodies: Vec<String> = webhooks
         .iter()
         .filter(|w| w.event_type == event.event_type && w.disabled.is_none())
         .map(|w| {
@@ -86,23 +87,20 @@ where
         })
         .collect();
     let deliveries = bodies.len() as u32;
-    // An order email, if the vendor asked for one: a message of its own beside the deliveries, so
-    // that sending it never holds them up; dispatch sends it once per order.
-    if let Some(topic) = Topic::of_event(event.event_type).filter(|_| app.config.email_sender.is_some()) {
+    // An order email, if the vendor asked for one: a message on the emails queue, so that sending
+    // it never holds the deliveries up; send-email sends it once per order.
+    let mut email = None;
+    if let (Some(topic), Some(emails)) = (Topic::of_event(event.event_type), &app.emails) {
         let settings = app.store.get_notifications(&event.vendor_id).await?;
         if settings.as_ref().and_then(|s| s.address_for(topic)).is_some() {
-            bodies.push(
-                serde_json::to_string(&OrderMailMessage {
-                    v: MESSAGE_VERSION,
-                    mail: "order".into(),
-                    event_id: event_id.clone(),
-                    event_type: event.event_type,
-                    vendor_id: event.vendor_id.clone(),
-                    published_at,
-                    payload: event.payload.clone(),
-                })
-                .expect("an email message serialises"),
+            let message = EmailMessage::order(
+                &event_id,
+                event.event_type,
+                &event.vendor_id,
+                published_at,
+                event.payload.clone(),
             );
+            email = Some((emails, message.to_body()));
         }
     }
     if deliveries > 0 {
@@ -119,7 +117,14 @@ where
             tracing::error!(error = %crate::error::chain(&e), "cannot keep the event for redelivery");
         }
     }
-    if let Err(e) = queue.send_all(bodies).await {
+    let queued = match email {
+        Some((emails, body)) => match queue.send_all(bodies).await {
+            Ok(()) => emails.send_all(vec![body]).await,
+            Err(e) => Err(e),
+        },
+        None => queue.send_all(bodies).await,
+    };
+    if let Err(e) = queued {
         tracing::error!(error = %crate::error::chain(&e), "fan-out failed");
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

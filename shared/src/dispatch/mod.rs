@@ -1,0 +1,618 @@
+//! The dispatcher: an SQS batch in, each message delivered concurrently, the failures reported
+//! back so that SQS retries them alone, after the backoff their attempt calls for.
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use rand::Rng;
+use tokio::sync::OnceCell;
+use tracing::Instrument;
+
+use crate::{
+    clock,
+    config::ConfigError,
+    delivery::{
+        self, Attempt, Deliverer, DeliveryMessage, DeliveryRequest, DeliverySettings, Failure, HttpDeliverer,
+        Outcome, RetrySchedule, MESSAGE_VERSION,
+    },
+    domain::Webhook,
+    metrics,
+    notify::Alert,
+    queue::{DeliveryQueue, SqsQueue},
+    sqs_batch::{self, run_batch, Disposition, MessageWithoutId},
+    store::{AttemptLog, AttemptRecord, DynamoStore, NotifyStore, WebhookStore},
+};
+
+mod health;
+
+/// Everything dispatch needs, built once per container.
+pub struct Dispatcher<S, Q, D> {
+    pub store: S,
+    pub queue: Q,
+    pub deliverer: D,
+    pub schedule: RetrySchedule,
+    /// A webhook whose every delivery has failed for this long is disabled (`None`: never).
+    pub auto_disable_after: Option<Duration>,
+    /// Where failure emails are asked for (`None`: emails are off).
+    pub emails: Option<Q>,
+}
+
+impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
+    /// Builds the deployed dispatcher: `TABLE_NAME`, `DELIVERIES_QUEUE_URL`, `RETRY_SCHEDULE`
+    /// (default: the standard schedule), the delivery settings, and with `EMAIL_SENDER` (emails
+    /// are off without it) `EMAILS_QUEUE_URL`.
+    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::new("TABLE_NAME", "is not set"))?;
+        let queue_url = std::env::var("DELIVERIES_QUEUE_URL")
+            .map_err(|_| ConfigError::new("DELIVERIES_QUEUE_URL", "is not set"))?;
+        let schedule = match std::env::var("RETRY_SCHEDULE") {
+            Ok(spec) => RetrySchedule::parse(&spec).map_err(|e| ConfigError::new("RETRY_SCHEDULE", e))?,
+            Err(_) => RetrySchedule::standard(),
+        };
+        // `AUTO_DISABLE_AFTER`: 5 days unless set; `off` never disables.
+        let auto_disable_after = match std::env::var("AUTO_DISABLE_AFTER").as_deref() {
+            Err(_) => Some(Duration::from_secs(5 * 86400)),
+            Ok("off") => None,
+            Ok(spec) => {
+                Some(delivery::parse_duration(spec).map_err(|e| ConfigError::new("AUTO_DISABLE_AFTER", e))?)
+            }
+        };
+        let deliverer = HttpDeliverer::new(&DeliverySettings::from_env()?)?;
+        let aws = crate::aws::sdk_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        Ok(Self {
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
+            queue: SqsQueue::new(sqs.clone(), queue_url),
+            deliverer,
+            schedule,
+            auto_disable_after,
+            emails: crate::config::emails_queue_url()?.map(|url| SqsQueue::new(sqs, url)),
+        })
+    }
+}
+
+impl<S, Q, D> Dispatcher<S, Q, D>
+where
+    S: WebhookStore + AttemptLog + NotifyStore,
+    Q: DeliveryQueue,
+    D: Deliverer,
+{
+    /// Handles one SQS batch; the answer lists the messages to retry.
+    pub async fn handle(&self, event: &SqsEvent) -> Result<SqsBatchResponse, MessageWithoutId> {
+        let tally = Tally::default();
+        let lookups = Lookups::default();
+        let answer = run_batch(event, |record, message: DeliveryMessage| {
+            let span = tracing::info_span!("delivery", event_id = %message.event_id, webhook_id = message.webhook_id);
+            self.process(record, message, &tally, &lookups).instrument(span)
+        })
+        .await;
+        tally.record().emit();
+        answer
+    }
+
+    async fn process(
+        &self,
+        record: &SqsMessage,
+        message: DeliveryMessage,
+        tally: &Tally,
+        lookups: &Lookups,
+    ) -> Disposition {
+        let receive_count = sqs_batch::receive_count(record);
+        if message.v != MESSAGE_VERSION {
+            tracing::error!(version = message.v, "unknown message version: left for the dead-letter queue");
+            return Disposition::Retry;
+        }
+
+        // One read per distinct webhook per batch: the batch's other messages for it wait for
+        // that read and share its answer.
+        let lookup = lookups
+            .cell(&message.vendor_id, message.webhook_id)
+            .get_or_init(|| async {
+                self.store
+                    .get_webhook(&message.vendor_id, message.webhook_id)
+                    .await
+                    .map_err(|e| crate::error::chain(&e))
+            })
+            .await
+            .clone();
+        let webhook = match lookup {
+            Ok(Some(w)) => w,
+            Ok(None) => {
+                tracing::info!("webhook deleted since the event was published: delivery dropped");
+                tally.add(|t| t.dropped += 1);
+                return self.drop_recorded(record, &message, receive_count, DropReason::Deleted).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the webhook");
+                return self.retry(record, receive_count, None).await;
+            }
+        };
+        if let Some((_, reason)) = &webhook.disabled {
+            tracing::info!(reason = %reason, "webhook disabled since the event was published: delivery dropped");
+            tally.add(|t| t.dropped += 1);
+            return self.drop_recorded(record, &message, receive_count, DropReason::Disabled).await;
+        }
+        if webhook.event_type != message.event_type {
+            tracing::info!("webhook no longer takes this event type: delivery dropped");
+            tally.add(|t| t.dropped += 1);
+            return self.drop_recorded(record, &message, receive_count, DropReason::TypeChanged).await;
+        }
+
+        let timestamp = clock::now();
+        let body = message.payload.get().as_bytes();
+        let signature = match delivery::signature_header(&webhook, &message.event_id, timestamp, body) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign");
+                return self.retry(record, receive_count, None).await;
+            }
+        };
+        let attempt = self
+            .deliverer
+            .deliver(&DeliveryRequest {
+                url: &webhook.url,
+                authentication: webhook.authentication.as_deref(),
+                event_id: &message.event_id,
+                timestamp,
+                signature: &signature,
+                body,
+            })
+            .await;
+        self.log_attempt(&message, receive_count, &attempt).await;
+        let ms = attempt.duration.as_secs_f64() * 1000.0;
+        tally.add(|t| {
+            t.latency_ms.push(ms);
+            match &attempt.outcome {
+                Outcome::Delivered { .. } => t.delivered += 1,
+                Outcome::Rejected { .. } => t.rejected += 1,
+                Outcome::Failed { class: Failure::Timeout } => t.timeout += 1,
+                Outcome::Failed { class: Failure::Connect } => t.connect += 1,
+                Outcome::Failed { class: Failure::RefusedAddress } => t.refused += 1,
+                Outcome::Failed { .. } => t.other += 1,
+            }
+        });
+
+        match attempt.outcome {
+            Outcome::Delivered { status } => {
+                tracing::info!(
+                    status,
+                    attempt = receive_count,
+                    duration_ms = attempt.duration.as_millis() as u64,
+                    "delivered"
+                );
+                if webhook.failing_since.is_some() {
+                    self.change_webhook(webhook, |w| {
+                        w.failing_since.map(|_| Webhook { failing_since: None, ..w.clone() })
+                    })
+                    .await;
+                }
+                Disposition::Done
+            }
+            Outcome::Rejected { status: 410, .. } => {
+                tracing::warn!("receiver answered 410 Gone: webhook disabled");
+                let at = clock::now();
+                let disabled = self
+                    .change_webhook(webhook, |w| {
+                        let disabled = Some((at, "the receiver answered 410 Gone".to_owned()));
+                        w.disabled.is_none().then(|| Webhook { disabled, ..w.clone() })
+                    })
+                    .await;
+                if let Some(w) = disabled {
+                    self.alert(&w, Alert::Disabled, &attempt, receive_count).await;
+                }
+                Disposition::Done
+            }
+            Outcome::Rejected { status, retry_after } => {
+                tracing::warn!(status, attempt = receive_count, "delivery rejected");
+                self.note_failure(webhook, &attempt, receive_count).await;
+                self.retry(record, receive_count, retry_after).await
+            }
+            Outcome::Failed { class } => {
+                tracing::warn!(class = class.as_str(), attempt = receive_count, "delivery failed");
+                self.note_failure(webhook, &attempt, receive_count).await;
+                self.retry(record, receive_count, None).await
+            }
+        }
+    }
+
+    /// Hides the message for the backoff of its attempt (or not at all after the last, so that
+    /// SQS moves it to the dead-letter queue on its next receive) and reports it failed.
+    async fn retry(&self, record: &SqsMessage, attempt: u32, retry_after: Option<Duration>) -> Disposition {
+        let jitter = rand::thread_rng().gen_range(0.8..1.2);
+        let delay = self.schedule.delay_after(attempt, retry_after, jitter).unwrap_or(Duration::ZERO);
+        if let Some(receipt) = record.receipt_handle.as_deref() {
+            if let Err(e) = self.queue.delay(receipt, delay).await {
+                // The queue's own visibility timeout applies instead; nothing is lost.
+                tracing::warn!(error = %crate::error::chain(&e), "cannot set the retry delay");
+            }
+        }
+        tracing::info!(
+            next_in_s = delay.as_secs(),
+            last = attempt >= self.schedule.max_attempts(),
+            "will retry"
+        );
+        Disposition::Retry
+    }
+
+    /// Drops a delivery on purpose, once the attempt log says so and why: every (event, webhook)
+    /// pair ends somewhere a vendor or an operator can see. If the log cannot be written, the
+    /// message stays for a later attempt, which drops it again.
+    async fn drop_recorded(
+        &self,
+        record: &SqsMessage,
+        message: &DeliveryMessage,
+        attempt: u32,
+        reason: DropReason,
+    ) -> Disposition {
+        let dropped = AttemptRecord {
+            status: None,
+            outcome: reason.as_str().to_owned(),
+            duration_ms: 0,
+            response_excerpt: String::new(),
+            ..attempt_record(message, attempt)
+        };
+        if self.write_attempt(&dropped).await {
+            Disposition::Done
+        } else {
+            self.retry(record, attempt, None).await
+        }
+    }
+
+    /// Appends the attempt to the log; false if it could not.
+    async fn log_attempt(&self, message: &DeliveryMessage, attempt: u32, a: &Attempt) -> bool {
+        let record = AttemptRecord {
+            status: a.outcome.status(),
+            outcome: a.outcome.label().to_owned(),
+            duration_ms: a.duration.as_millis() as u64,
+            response_excerpt: a.response_excerpt.clone(),
+            ..attempt_record(message, attempt)
+        };
+        self.write_attempt(&record).await
+    }
+
+    /// Writes an attempt record; false if it could not.
+    async fn write_attempt(&self, record: &AttemptRecord) -> bool {
+        match self.store.record_attempt(record).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %crate::error::chain(&e), "cannot record the attempt");
+                false
+            }
+        }
+    }
+}
+
+/// The webhook reads of one batch, shared by its messages.
+#[derive(Default)]
+struct Lookups(std::sync::Mutex<HashMap<(String, u64), Lookup>>);
+
+/// One webhook read: the first message to need it reads, the others wait for its answer.
+type Lookup = Arc<OnceCell<Result<Option<Webhook>, String>>>;
+
+impl Lookups {
+    fn cell(&self, vendor_id: &str, webhook_id: u64) -> Lookup {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((vendor_id.to_owned(), webhook_id)).or_default().clone()
+    }
+}
+
+/// What a batch did, for its metrics line.
+#[derive(Default)]
+struct Tally(std::sync::Mutex<Counts>);
+
+#[derive(Default)]
+struct Counts {
+    delivered: u64,
+    rejected: u64,
+    timeout: u64,
+    connect: u64,
+    refused: u64,
+    other: u64,
+    dropped: u64,
+    latency_ms: Vec<f64>,
+}
+
+impl Tally {
+    fn add(&self, f: impl FnOnce(&mut Counts)) {
+        if let Ok(mut c) = self.0.lock() {
+            f(&mut c);
+        }
+    }
+
+    /// Delivered, failed (all, then by class), dropped, and each attempt's latency.
+    fn record(&self) -> metrics::Record {
+        let c = self.0.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
+        metrics::Record::new("dispatch")
+            .count("Delivered", c.delivered)
+            .count("Failed", c.rejected + c.timeout + c.connect + c.refused + c.other)
+            .count("FailedRejected", c.rejected)
+            .count("FailedTimeout", c.timeout)
+            .count("FailedConnect", c.connect)
+            .count("FailedRefusedAddress", c.refused)
+            .count("FailedOther", c.other)
+            .count("Dropped", c.dropped)
+            .millis("AttemptLatency", c.latency_ms)
+    }
+}
+
+/// Why a delivery was let go without an attempt (the attempt log's outcome says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DropReason {
+    /// The webhook was deleted after the event was published.
+    Deleted,
+    /// The webhook was disabled after the event was published.
+    Disabled,
+    /// The webhook now takes another event type.
+    TypeChanged,
+}
+
+impl DropReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Deleted => "dropped_deleted",
+            DropReason::Disabled => "dropped_disabled",
+            DropReason::TypeChanged => "dropped_type_changed",
+        }
+    }
+}
+
+/// An attempt record of a delivery, now, for the caller to fill in how it went.
+fn attempt_record(message: &DeliveryMessage, attempt: u32) -> AttemptRecord {
+    AttemptRecord {
+        webhook_id: message.webhook_id,
+        vendor_id: message.vendor_id.clone(),
+        event_id: message.event_id.clone(),
+        attempt,
+        status: None,
+        outcome: String::new(),
+        duration_ms: 0,
+        at_ms: clock::now_ms(),
+        response_excerpt: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::{
+        domain::EventType,
+        notify,
+        queue::QueueError,
+        store::{MailClaim, MemoryStore, StoreError, WebhookStore},
+    };
+
+    struct Answers200;
+    impl Deliverer for Answers200 {
+        async fn deliver(&self, _: &DeliveryRequest<'_>) -> Attempt {
+            Attempt {
+                outcome: Outcome::Delivered { status: 200 },
+                duration: Duration::ZERO,
+                response_excerpt: String::new(),
+            }
+        }
+    }
+
+    /// A queue that keeps what is sent to it.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<String>>);
+    impl DeliveryQueue for &Recorder {
+        async fn send_all(&self, bodies: Vec<String>) -> Result<(), QueueError> {
+            self.0.lock().unwrap().extend(bodies);
+            Ok(())
+        }
+        async fn delay(&self, _: &str, _: Duration) -> Result<(), QueueError> {
+            Ok(())
+        }
+    }
+
+    static NO_EMAILS: Recorder = Recorder(std::sync::Mutex::new(Vec::new()));
+
+    /// A dispatcher over `store` whose receivers all answer 200, without auto-disable.
+    fn dispatcher<S: WebhookStore + AttemptLog>(store: S) -> Dispatcher<S, &'static Recorder, Answers200> {
+        with_emails(store, Answers200, None)
+    }
+
+    fn with_emails<S, D>(store: S, deliverer: D, emails: Option<&Recorder>) -> Dispatcher<S, &Recorder, D> {
+        Dispatcher {
+            store,
+            queue: &NO_EMAILS,
+            deliverer,
+            schedule: RetrySchedule::standard(),
+            auto_disable_after: None,
+            emails,
+        }
+    }
+
+    struct Answers500;
+    impl Deliverer for Answers500 {
+        async fn deliver(&self, _: &DeliveryRequest<'_>) -> Attempt {
+            Attempt {
+                outcome: Outcome::Rejected { status: 500, retry_after: None },
+                duration: Duration::ZERO,
+                response_excerpt: "upstream down".into(),
+            }
+        }
+    }
+
+    async fn run<S, Q, D>(d: &Dispatcher<S, Q, D>, records: Vec<SqsMessage>) -> Vec<String>
+    where
+        S: WebhookStore + AttemptLog + NotifyStore,
+        Q: DeliveryQueue,
+        D: Deliverer,
+    {
+        let mut event = SqsEvent::default();
+        event.records = records;
+        let answer = d.handle(&event).await.unwrap();
+        answer.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+    }
+
+    #[tokio::test]
+    async fn a_failure_storm_asks_for_one_email_per_webhook() {
+        let emails = Recorder::default();
+        let store = MemoryStore::default();
+        store.notifications.lock().unwrap().insert(
+            "ven_x".into(),
+            crate::notify::Notifications {
+                email: Some("vendor@example.com".into()),
+                topics: vec![crate::notify::Topic::Failures],
+                ..Default::default()
+            },
+        );
+        let mut w = crate::domain::tests::webhook();
+        w.vendor_id = "ven_x".into();
+        w.event_type = EventType::NewOrder;
+        w.previous_secret = None;
+        store.insert_webhook(&w).await.unwrap();
+        let d = with_emails(store, Answers500, Some(&emails));
+        let at = |i: usize, attempt: u32| {
+            let mut m = message(i, w.id);
+            m.attributes.insert("ApproximateReceiveCount".into(), attempt.to_string());
+            m
+        };
+        // Attempts 1 to 3 tell nobody; the fourth of many deliveries tells the vendor once; the
+        // last attempts (the dead-letter queue) are held back within the hour.
+        assert_eq!(run(&d, (0..5).map(|i| at(i, 3)).collect()).await.len(), 5);
+        assert!(emails.0.lock().unwrap().is_empty());
+        run(&d, (0..5).map(|i| at(i, 4)).collect()).await;
+        run(&d, (0..5).map(|i| at(i, RetrySchedule::standard().max_attempts())).collect()).await;
+        let queued = emails.0.lock().unwrap().clone();
+        assert_eq!(queued.len(), 1, "{queued:?}");
+        match serde_json::from_str::<crate::emails::EmailMessage>(&queued[0]).unwrap() {
+            crate::emails::EmailMessage::Alert(a) => {
+                assert_eq!((a.webhook_id, a.alert, a.attempts), (w.id, Alert::Failing, 4));
+                assert_eq!(a.last_error, "the endpoint answered HTTP 500: upstream down");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_vendor_who_did_not_ask_is_not_told() {
+        let emails = Recorder::default();
+        let mut w = crate::domain::tests::webhook();
+        w.event_type = EventType::NewOrder;
+        w.previous_secret = None;
+        let store = MemoryStore::default();
+        store.insert_webhook(&w).await.unwrap();
+        let d = with_emails(store, Answers500, Some(&emails));
+        let mut m = message(1, w.id);
+        m.attributes.insert("ApproximateReceiveCount".into(), "4".into());
+        assert_eq!(run(&d, vec![m]).await, ["m1"]);
+        assert!(emails.0.lock().unwrap().is_empty());
+    }
+
+    fn message(i: usize, webhook_id: u64) -> SqsMessage {
+        let body = format!(
+            r#"{{"v":1,"eventId":"evt_{i}","eventType":"new_order","vendorId":"ven_x","webhookId":{webhook_id},"publishedAt":1,"payload":{{"orderNo":"1"}}}}"#
+        );
+        let mut m = SqsMessage::default();
+        m.message_id = Some(format!("m{i}"));
+        m.receipt_handle = Some(format!("r{i}"));
+        m.body = Some(body);
+        m
+    }
+
+    /// The memory store, but the attempt log is down.
+    struct LogDown(MemoryStore);
+    impl WebhookStore for LogDown {
+        async fn insert_webhook(&self, w: &Webhook) -> Result<(), crate::store::StoreError> {
+            self.0.insert_webhook(w).await
+        }
+        async fn get_webhook(&self, v: &str, id: u64) -> Result<Option<Webhook>, crate::store::StoreError> {
+            self.0.get_webhook(v, id).await
+        }
+        async fn list_webhooks(&self, v: &str) -> Result<Vec<Webhook>, crate::store::StoreError> {
+            self.0.list_webhooks(v).await
+        }
+        async fn replace_webhook(&self, c: &Webhook, n: &Webhook) -> Result<(), crate::store::StoreError> {
+            self.0.replace_webhook(c, n).await
+        }
+        async fn delete_webhook(&self, w: &Webhook) -> Result<(), crate::store::StoreError> {
+            self.0.delete_webhook(w).await
+        }
+    }
+    impl NotifyStore for LogDown {
+        async fn get_notifications(&self, v: &str) -> Result<Option<notify::Notifications>, StoreError> {
+            self.0.get_notifications(v).await
+        }
+        async fn put_notifications(&self, v: &str, n: &notify::Notifications) -> Result<(), StoreError> {
+            self.0.put_notifications(v, n).await
+        }
+        async fn refuse_email(&self, v: &str, e: &str, at: i64, why: &str) -> Result<(), StoreError> {
+            self.0.refuse_email(v, e, at, why).await
+        }
+        async fn claim_mail(&self, k: &str, t: &str, now: i64, lease: i64) -> Result<MailClaim, StoreError> {
+            self.0.claim_mail(k, t, now, lease).await
+        }
+        async fn settle_mail(&self, k: &str, t: &str, sent: bool) -> Result<(), StoreError> {
+            self.0.settle_mail(k, t, sent).await
+        }
+        async fn open_alert(
+            &self,
+            id: u64,
+            kind: &str,
+            incident: Option<i64>,
+            now: i64,
+            interval: i64,
+        ) -> Result<bool, StoreError> {
+            self.0.open_alert(id, kind, incident, now, interval).await
+        }
+        async fn cancel_alert(&self, id: u64, at: i64) -> Result<(), StoreError> {
+            self.0.cancel_alert(id, at).await
+        }
+    }
+    impl AttemptLog for LogDown {
+        async fn record_attempt(&self, _: &AttemptRecord) -> Result<(), crate::store::StoreError> {
+            Err(crate::store::StoreError::Backend("the emulator is away".into()))
+        }
+        async fn attempts_page(
+            &self,
+            _: u64,
+            _: i32,
+            _: Option<&str>,
+        ) -> Result<(Vec<AttemptRecord>, Option<String>), crate::store::StoreError> {
+            Ok((Vec::new(), None))
+        }
+        async fn list_attempts(
+            &self,
+            _: u64,
+            _: i32,
+        ) -> Result<Vec<AttemptRecord>, crate::store::StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Found by the soak: a drop must be recorded before the message is let go.
+    #[tokio::test]
+    async fn a_drop_that_cannot_be_recorded_keeps_its_message() {
+        let mut w = crate::domain::tests::webhook();
+        w.disabled = Some((1, "the receiver answered 410 Gone".into()));
+        let store = LogDown(MemoryStore::default());
+        store.insert_webhook(&w).await.unwrap();
+        let dispatcher = dispatcher(store);
+        let mut event = SqsEvent::default();
+        event.records = vec![message(1, w.id), message(2, 424242)];
+        let answer = dispatcher.handle(&event).await.unwrap();
+        let retried: Vec<&str> =
+            answer.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(retried, ["m1", "m2"], "both drops (disabled, deleted) come back until recorded");
+    }
+
+    #[tokio::test]
+    async fn a_batch_reads_each_distinct_webhook_once() {
+        let mut w = crate::domain::tests::webhook();
+        w.previous_secret = None;
+        w.event_type = EventType::NewOrder;
+        let store = MemoryStore::default();
+        store.insert_webhook(&w).await.unwrap();
+        let dispatcher = dispatcher(store);
+        let mut event = SqsEvent::default();
+        event.records = (0..9).map(|i| message(i, w.id)).collect();
+        event.records.push(message(9, 424242));
+        let answer = dispatcher.handle(&event).await.unwrap();
+        assert!(answer.batch_item_failures.is_empty(), "delivered, or dropped (the unknown webhook)");
+        assert_eq!(dispatcher.store.reads.load(Ordering::Relaxed), 2, "two distinct webhooks, two reads");
+        assert_eq!(dispatcher.store.attempts.load(Ordering::Relaxed), 10, "nine delivered, one dropped");
+    }
+}
