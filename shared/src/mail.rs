@@ -55,7 +55,7 @@ impl SesMailer {
     /// deliveries for long.
     pub async fn from_env() -> Option<Self> {
         let from = crate::config::email_sender()?;
-        let aws = crate::aws::sdk_config().await;
+        let aws = crate::aws::lambda_sdk_config();
         let config = aws_sdk_sesv2::config::Builder::from(&aws)
             .timeout_config(
                 TimeoutConfig::builder()

@@ -8,7 +8,7 @@ use shared::{config::ConfigError, store::DynamoStore};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::new("TABLE_NAME", "is not set"))?;
-    let aws = shared::aws::sdk_config().await;
+    let aws = shared::aws::lambda_sdk_config();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     let store = &store;
     run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {

@@ -40,7 +40,7 @@ impl App<DynamoStore> {
     /// Reads the settings and builds the store's client (`AWS_ENDPOINT_URL` points it at an
     /// emulator locally).
     pub async fn from_env() -> Result<Self, StartError> {
-        Ok(Self::from_parts(Config::from_env()?, &crate::aws::sdk_config().await))
+        Ok(Self::from_parts(Config::from_env()?, &crate::aws::lambda_sdk_config()))
     }
 
     /// [`App::from_env`] with the deliveries queue of `DELIVERIES_QUEUE_URL`, which must be set,
@@ -51,7 +51,7 @@ impl App<DynamoStore> {
         let url = std::env::var("DELIVERIES_QUEUE_URL")
             .map_err(|_| crate::config::ConfigError::new("DELIVERIES_QUEUE_URL", "is not set"))?;
         let emails = crate::config::emails_queue_url()?;
-        let aws = crate::aws::sdk_config().await;
+        let aws = crate::aws::lambda_sdk_config();
         let mut app = Self::from_parts(config, &aws);
         let sqs = aws_sdk_sqs::Client::new(&aws);
         app.emails = emails.map(|url| SqsQueue::new(sqs.clone(), url));

@@ -57,7 +57,7 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
             }
         };
         let deliverer = HttpDeliverer::new(&DeliverySettings::from_env()?)?;
-        let aws = crate::aws::sdk_config().await;
+        let aws = crate::aws::lambda_sdk_config();
         let sqs = aws_sdk_sqs::Client::new(&aws);
         Ok(Self {
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),

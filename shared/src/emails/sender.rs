@@ -28,7 +28,7 @@ impl EmailSender<DynamoStore, SesMailer> {
     /// Builds the deployed sender: `TABLE_NAME`, `EMAIL_SENDER` and `EMAIL_CONFIGURATION_SET`.
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let config = crate::config::Config::from_env()?;
-        let aws = crate::aws::sdk_config().await;
+        let aws = crate::aws::lambda_sdk_config();
         Ok(Self {
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
             mailer: SesMailer::from_env().await,
