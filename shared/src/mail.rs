@@ -49,14 +49,13 @@ impl SesMailer {
         Self { configuration_set: name.filter(|n| !n.trim().is_empty()), ..self }
     }
 
-    /// The mailer of the environment: `EMAIL_SENDER` names the sender; unset or empty, emails
-    /// are off (`None`). `EMAIL_CONFIGURATION_SET`, if set, is sent through (bounces,
-    /// complaints). Calls are bounded (5 s each), so that an email never holds a batch of
-    /// deliveries for long.
-    pub async fn from_env() -> Option<Self> {
-        let from = crate::config::email_sender()?;
+    /// The mailer of the settings: `EMAIL_SENDER` names the sender; unset or empty, emails are
+    /// off (`None`). `EMAIL_CONFIGURATION_SET`, if set, is sent through (bounces, complaints).
+    /// Calls are bounded (5 s each), so that an email never holds a batch for long.
+    pub fn from_config(config: &crate::config::Config) -> Option<Self> {
+        let from = config.email_sender.clone()?;
         let aws = crate::aws::lambda_sdk_config();
-        let config = aws_sdk_sesv2::config::Builder::from(&aws)
+        let sdk = aws_sdk_sesv2::config::Builder::from(&aws)
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(2))
@@ -65,8 +64,8 @@ impl SesMailer {
                     .build(),
             )
             .build();
-        let configuration_set = std::env::var("EMAIL_CONFIGURATION_SET").ok();
-        Some(Self::new(Client::from_conf(config), from).with_configuration_set(configuration_set))
+        let client = Client::from_conf(sdk);
+        Some(Self::new(client, from).with_configuration_set(config.email_configuration_set.clone()))
     }
 }
 

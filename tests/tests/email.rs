@@ -334,3 +334,46 @@ async fn a_bounce_or_complaint_reported_later_refuses_the_address_it_was_sent_to
     transient["bounce"]["bounceType"] = "Transient".into();
     assert_eq!(shared::email_events::handle(&store, &sns(transient), 1_700_000_000).await.unwrap(), 0);
 }
+
+/// An email SES never took waits in the emails' dead-letter queue; the operator sees it with
+/// `webhooks-admin dlq --emails list` and puts it back with `replay`, and it goes out.
+#[tokio::test]
+async fn a_parked_email_is_listed_and_replayed_by_the_operator() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let to = address();
+    let a = set_notifications(&api, &v, json!({"email": to, "notify": ["new_order"]})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let event_id = unique("evt_parked");
+    let order = payload("ecomnow/new-order.json").replace("1000-4612", "1000-7001");
+    let raw = serde_json::value::RawValue::from_string(order).unwrap();
+    let message =
+        shared::emails::EmailMessage::order(&event_id, EventType::NewOrder, &v.vendor.vendor_id, 1, raw);
+    let sqs = aws_sdk_sqs::Client::new(&shared::aws::sdk_config().await);
+    sqs.send_message()
+        .queue_url(stack_var("EMAILS_DEAD_LETTER_QUEUE_URL"))
+        .message_body(message.to_body())
+        .send()
+        .await
+        .unwrap();
+
+    let admin = |args: &[&str]| {
+        let out =
+            std::process::Command::new(tests::target_bin("webhooks-admin")).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listing = admin(&["dlq", "--emails", "list", "--vendor", &v.vendor.vendor_id]);
+    assert!(listing.contains(&event_id) && listing.contains("(order email)"), "{listing}");
+    // The deliveries' dead-letter queue is another queue: the email is not there.
+    let deliveries = admin(&["dlq", "list", "--vendor", &v.vendor.vendor_id]);
+    assert!(!deliveries.contains(&event_id), "{deliveries}");
+
+    let replayed = admin(&["dlq", "--emails", "replay", "--vendor", &v.vendor.vendor_id]);
+    assert_eq!(serde_json::from_str::<Value>(&replayed).unwrap(), json!({"replayed": 1}));
+    let sent = wait_for_mail(&to, 1).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].subject, "New order 1000-7001");
+    let listing = admin(&["dlq", "--emails", "list", "--vendor", &v.vendor.vendor_id]);
+    assert!(!listing.contains(&event_id), "{listing}");
+}

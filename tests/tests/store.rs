@@ -19,15 +19,7 @@ fn webhook(vendor: &Vendor, id: u64, url: &str) -> shared::domain::Webhook {
 }
 
 fn app(store: shared::store::DynamoStore) -> App {
-    App::new(
-        Config {
-            table_name: String::new(),
-            allow_private_targets: true,
-            rotation_grace_secs: 60,
-            email_sender: None,
-        },
-        store,
-    )
+    App::new(Config { allow_private_targets: true, rotation_grace_secs: 60, ..Config::for_table("") }, store)
 }
 
 #[tokio::test]

@@ -48,9 +48,8 @@ impl App<DynamoStore> {
     /// deliveries.
     pub async fn from_env_with_queue() -> Result<Self, StartError> {
         let config = Config::from_env()?;
-        let url = std::env::var("DELIVERIES_QUEUE_URL")
-            .map_err(|_| crate::config::ConfigError::new("DELIVERIES_QUEUE_URL", "is not set"))?;
-        let emails = crate::config::emails_queue_url()?;
+        let url = config.require_deliveries_queue()?.to_owned();
+        let emails = config.emails_queue_url.clone();
         let aws = crate::aws::lambda_sdk_config();
         let mut app = Self::from_parts(config, &aws);
         let sqs = aws_sdk_sqs::Client::new(&aws);

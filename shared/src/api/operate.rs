@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 use super::App;
 use crate::clock::now;
 use crate::{
-    delivery::{self, Deliverer, DeliveryMessage, DeliveryRequest, DeliverySettings, HttpDeliverer},
+    delivery::{self, Deliverer, DeliveryMessage, DeliveryRequest, HttpDeliverer},
     domain::{FieldError, Vendor, Webhook},
     error::ApiError,
     events, ids,
@@ -146,8 +146,7 @@ impl<S: WebhookStore + AttemptLog, Q> App<S, Q> {
         if let Some(d) = self.deliverer.get() {
             return Ok(d);
         }
-        let settings = DeliverySettings::from_env().map_err(|e| ApiError::internal(&e))?;
-        let built = HttpDeliverer::new(&settings).map_err(|e| ApiError::internal(e.as_ref()))?;
+        let built = HttpDeliverer::new(&self.config.delivery).map_err(|e| ApiError::internal(e.as_ref()))?;
         Ok(self.deliverer.get_or_init(|| built))
     }
 }

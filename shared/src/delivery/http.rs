@@ -19,7 +19,7 @@ use reqwest::{
 use url::{Host, Url};
 
 use super::{Attempt, Deliverer, DeliveryRequest, Failure, Outcome};
-use crate::{config::ConfigError, urls::is_forbidden_ip};
+use crate::urls::is_forbidden_ip;
 
 /// How deliveries are made; every value has an environment variable.
 #[derive(Debug, Clone)]
@@ -45,34 +45,6 @@ impl Default for DeliverySettings {
             extra_ca_file: None,
             allow_private_targets: false,
         }
-    }
-}
-
-impl DeliverySettings {
-    /// Reads the settings, defaults where unset.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let d = Self::default();
-        let ms = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
-            match env::var(name) {
-                Err(_) => Ok(default),
-                Ok(v) => v
-                    .parse::<u64>()
-                    .map(Duration::from_millis)
-                    .map_err(|_| ConfigError::new(name, format!("expected milliseconds, got {v:?}"))),
-            }
-        };
-        Ok(Self {
-            connect_timeout: ms("DELIVERY_CONNECT_TIMEOUT_MS", d.connect_timeout)?,
-            timeout: ms("DELIVERY_TIMEOUT_MS", d.timeout)?,
-            max_response_bytes: match env::var("DELIVERY_MAX_RESPONSE_BYTES") {
-                Err(_) => d.max_response_bytes,
-                Ok(v) => v.parse().map_err(|_| {
-                    ConfigError::new("DELIVERY_MAX_RESPONSE_BYTES", format!("expected bytes, got {v:?}"))
-                })?,
-            },
-            extra_ca_file: env::var_os("EXTRA_CA_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
-            allow_private_targets: crate::config::flag("ALLOW_PRIVATE_TARGETS")?,
-        })
     }
 }
 

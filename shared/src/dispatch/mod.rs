@@ -9,10 +9,10 @@ use tracing::Instrument;
 
 use crate::{
     clock,
-    config::ConfigError,
+    config::Config,
     delivery::{
-        self, Attempt, Deliverer, DeliveryMessage, DeliveryRequest, DeliverySettings, Failure, HttpDeliverer,
-        Outcome, RetrySchedule, MESSAGE_VERSION,
+        self, Attempt, Deliverer, DeliveryMessage, DeliveryRequest, Failure, HttpDeliverer, Outcome,
+        RetrySchedule, MESSAGE_VERSION,
     },
     domain::Webhook,
     metrics,
@@ -41,31 +41,17 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
     /// (default: the standard schedule), the delivery settings, and with `EMAIL_SENDER` (emails
     /// are off without it) `EMAILS_QUEUE_URL`.
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::new("TABLE_NAME", "is not set"))?;
-        let queue_url = std::env::var("DELIVERIES_QUEUE_URL")
-            .map_err(|_| ConfigError::new("DELIVERIES_QUEUE_URL", "is not set"))?;
-        let schedule = match std::env::var("RETRY_SCHEDULE") {
-            Ok(spec) => RetrySchedule::parse(&spec).map_err(|e| ConfigError::new("RETRY_SCHEDULE", e))?,
-            Err(_) => RetrySchedule::standard(),
-        };
-        // `AUTO_DISABLE_AFTER`: 5 days unless set; `off` never disables.
-        let auto_disable_after = match std::env::var("AUTO_DISABLE_AFTER").as_deref() {
-            Err(_) => Some(Duration::from_secs(5 * 86400)),
-            Ok("off") => None,
-            Ok(spec) => {
-                Some(delivery::parse_duration(spec).map_err(|e| ConfigError::new("AUTO_DISABLE_AFTER", e))?)
-            }
-        };
-        let deliverer = HttpDeliverer::new(&DeliverySettings::from_env()?)?;
+        let config = Config::from_env()?;
+        let deliverer = HttpDeliverer::new(&config.delivery)?;
         let aws = crate::aws::lambda_sdk_config();
         let sqs = aws_sdk_sqs::Client::new(&aws);
         Ok(Self {
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
-            queue: SqsQueue::new(sqs.clone(), queue_url),
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name),
+            queue: SqsQueue::new(sqs.clone(), config.require_deliveries_queue()?),
             deliverer,
-            schedule,
-            auto_disable_after,
-            emails: crate::config::emails_queue_url()?.map(|url| SqsQueue::new(sqs, url)),
+            schedule: config.retry_schedule,
+            auto_disable_after: config.auto_disable_after,
+            emails: config.emails_queue_url.map(|url| SqsQueue::new(sqs, url)),
         })
     }
 }
@@ -371,248 +357,4 @@ fn attempt_record(message: &DeliveryMessage, attempt: u32) -> AttemptRecord {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::Ordering;
-
-    use super::*;
-    use crate::{
-        domain::EventType,
-        notify,
-        queue::QueueError,
-        store::{MailClaim, MemoryStore, StoreError, WebhookStore},
-    };
-
-    struct Answers200;
-    impl Deliverer for Answers200 {
-        async fn deliver(&self, _: &DeliveryRequest<'_>) -> Attempt {
-            Attempt {
-                outcome: Outcome::Delivered { status: 200 },
-                duration: Duration::ZERO,
-                response_excerpt: String::new(),
-            }
-        }
-    }
-
-    /// A queue that keeps what is sent to it.
-    #[derive(Default)]
-    struct Recorder(std::sync::Mutex<Vec<String>>);
-    impl DeliveryQueue for &Recorder {
-        async fn send_all(&self, bodies: Vec<String>) -> Result<(), QueueError> {
-            self.0.lock().unwrap().extend(bodies);
-            Ok(())
-        }
-        async fn delay(&self, _: &str, _: Duration) -> Result<(), QueueError> {
-            Ok(())
-        }
-    }
-
-    static NO_EMAILS: Recorder = Recorder(std::sync::Mutex::new(Vec::new()));
-
-    /// A dispatcher over `store` whose receivers all answer 200, without auto-disable.
-    fn dispatcher<S: WebhookStore + AttemptLog>(store: S) -> Dispatcher<S, &'static Recorder, Answers200> {
-        with_emails(store, Answers200, None)
-    }
-
-    fn with_emails<S, D>(store: S, deliverer: D, emails: Option<&Recorder>) -> Dispatcher<S, &Recorder, D> {
-        Dispatcher {
-            store,
-            queue: &NO_EMAILS,
-            deliverer,
-            schedule: RetrySchedule::standard(),
-            auto_disable_after: None,
-            emails,
-        }
-    }
-
-    struct Answers500;
-    impl Deliverer for Answers500 {
-        async fn deliver(&self, _: &DeliveryRequest<'_>) -> Attempt {
-            Attempt {
-                outcome: Outcome::Rejected { status: 500, retry_after: None },
-                duration: Duration::ZERO,
-                response_excerpt: "upstream down".into(),
-            }
-        }
-    }
-
-    async fn run<S, Q, D>(d: &Dispatcher<S, Q, D>, records: Vec<SqsMessage>) -> Vec<String>
-    where
-        S: WebhookStore + AttemptLog + NotifyStore,
-        Q: DeliveryQueue,
-        D: Deliverer,
-    {
-        let mut event = SqsEvent::default();
-        event.records = records;
-        let answer = d.handle(&event).await.unwrap();
-        answer.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
-    }
-
-    #[tokio::test]
-    async fn a_failure_storm_asks_for_one_email_per_webhook() {
-        let emails = Recorder::default();
-        let store = MemoryStore::default();
-        store.notifications.lock().unwrap().insert(
-            "ven_x".into(),
-            crate::notify::Notifications {
-                email: Some("vendor@example.com".into()),
-                topics: vec![crate::notify::Topic::Failures],
-                ..Default::default()
-            },
-        );
-        let mut w = crate::domain::tests::webhook();
-        w.vendor_id = "ven_x".into();
-        w.event_type = EventType::NewOrder;
-        w.previous_secret = None;
-        store.insert_webhook(&w).await.unwrap();
-        let d = with_emails(store, Answers500, Some(&emails));
-        let at = |i: usize, attempt: u32| {
-            let mut m = message(i, w.id);
-            m.attributes.insert("ApproximateReceiveCount".into(), attempt.to_string());
-            m
-        };
-        // Attempts 1 to 3 tell nobody; the fourth of many deliveries tells the vendor once; the
-        // last attempts (the dead-letter queue) are held back within the hour.
-        assert_eq!(run(&d, (0..5).map(|i| at(i, 3)).collect()).await.len(), 5);
-        assert!(emails.0.lock().unwrap().is_empty());
-        run(&d, (0..5).map(|i| at(i, 4)).collect()).await;
-        run(&d, (0..5).map(|i| at(i, RetrySchedule::standard().max_attempts())).collect()).await;
-        let queued = emails.0.lock().unwrap().clone();
-        assert_eq!(queued.len(), 1, "{queued:?}");
-        match serde_json::from_str::<crate::emails::EmailMessage>(&queued[0]).unwrap() {
-            crate::emails::EmailMessage::Alert(a) => {
-                assert_eq!((a.webhook_id, a.alert, a.attempts), (w.id, Alert::Failing, 4));
-                assert_eq!(a.last_error, "the endpoint answered HTTP 500: upstream down");
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_vendor_who_did_not_ask_is_not_told() {
-        let emails = Recorder::default();
-        let mut w = crate::domain::tests::webhook();
-        w.event_type = EventType::NewOrder;
-        w.previous_secret = None;
-        let store = MemoryStore::default();
-        store.insert_webhook(&w).await.unwrap();
-        let d = with_emails(store, Answers500, Some(&emails));
-        let mut m = message(1, w.id);
-        m.attributes.insert("ApproximateReceiveCount".into(), "4".into());
-        assert_eq!(run(&d, vec![m]).await, ["m1"]);
-        assert!(emails.0.lock().unwrap().is_empty());
-    }
-
-    fn message(i: usize, webhook_id: u64) -> SqsMessage {
-        let body = format!(
-            r#"{{"v":1,"eventId":"evt_{i}","eventType":"new_order","vendorId":"ven_x","webhookId":{webhook_id},"publishedAt":1,"payload":{{"orderNo":"1"}}}}"#
-        );
-        let mut m = SqsMessage::default();
-        m.message_id = Some(format!("m{i}"));
-        m.receipt_handle = Some(format!("r{i}"));
-        m.body = Some(body);
-        m
-    }
-
-    /// The memory store, but the attempt log is down.
-    struct LogDown(MemoryStore);
-    impl WebhookStore for LogDown {
-        async fn insert_webhook(&self, w: &Webhook) -> Result<(), crate::store::StoreError> {
-            self.0.insert_webhook(w).await
-        }
-        async fn get_webhook(&self, v: &str, id: u64) -> Result<Option<Webhook>, crate::store::StoreError> {
-            self.0.get_webhook(v, id).await
-        }
-        async fn list_webhooks(&self, v: &str) -> Result<Vec<Webhook>, crate::store::StoreError> {
-            self.0.list_webhooks(v).await
-        }
-        async fn replace_webhook(&self, c: &Webhook, n: &Webhook) -> Result<(), crate::store::StoreError> {
-            self.0.replace_webhook(c, n).await
-        }
-        async fn delete_webhook(&self, w: &Webhook) -> Result<(), crate::store::StoreError> {
-            self.0.delete_webhook(w).await
-        }
-    }
-    impl NotifyStore for LogDown {
-        async fn get_notifications(&self, v: &str) -> Result<Option<notify::Notifications>, StoreError> {
-            self.0.get_notifications(v).await
-        }
-        async fn put_notifications(&self, v: &str, n: &notify::Notifications) -> Result<(), StoreError> {
-            self.0.put_notifications(v, n).await
-        }
-        async fn refuse_email(&self, v: &str, e: &str, at: i64, why: &str) -> Result<(), StoreError> {
-            self.0.refuse_email(v, e, at, why).await
-        }
-        async fn claim_mail(&self, k: &str, t: &str, now: i64, lease: i64) -> Result<MailClaim, StoreError> {
-            self.0.claim_mail(k, t, now, lease).await
-        }
-        async fn settle_mail(&self, k: &str, t: &str, sent: bool) -> Result<(), StoreError> {
-            self.0.settle_mail(k, t, sent).await
-        }
-        async fn open_alert(
-            &self,
-            id: u64,
-            kind: &str,
-            incident: Option<i64>,
-            now: i64,
-            interval: i64,
-        ) -> Result<bool, StoreError> {
-            self.0.open_alert(id, kind, incident, now, interval).await
-        }
-        async fn cancel_alert(&self, id: u64, at: i64) -> Result<(), StoreError> {
-            self.0.cancel_alert(id, at).await
-        }
-    }
-    impl AttemptLog for LogDown {
-        async fn record_attempt(&self, _: &AttemptRecord) -> Result<(), crate::store::StoreError> {
-            Err(crate::store::StoreError::Backend("the emulator is away".into()))
-        }
-        async fn attempts_page(
-            &self,
-            _: u64,
-            _: i32,
-            _: Option<&str>,
-        ) -> Result<(Vec<AttemptRecord>, Option<String>), crate::store::StoreError> {
-            Ok((Vec::new(), None))
-        }
-        async fn list_attempts(
-            &self,
-            _: u64,
-            _: i32,
-        ) -> Result<Vec<AttemptRecord>, crate::store::StoreError> {
-            Ok(Vec::new())
-        }
-    }
-
-    /// Found by the soak: a drop must be recorded before the message is let go.
-    #[tokio::test]
-    async fn a_drop_that_cannot_be_recorded_keeps_its_message() {
-        let mut w = crate::domain::tests::webhook();
-        w.disabled = Some((1, "the receiver answered 410 Gone".into()));
-        let store = LogDown(MemoryStore::default());
-        store.insert_webhook(&w).await.unwrap();
-        let dispatcher = dispatcher(store);
-        let mut event = SqsEvent::default();
-        event.records = vec![message(1, w.id), message(2, 424242)];
-        let answer = dispatcher.handle(&event).await.unwrap();
-        let retried: Vec<&str> =
-            answer.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-        assert_eq!(retried, ["m1", "m2"], "both drops (disabled, deleted) come back until recorded");
-    }
-
-    #[tokio::test]
-    async fn a_batch_reads_each_distinct_webhook_once() {
-        let mut w = crate::domain::tests::webhook();
-        w.previous_secret = None;
-        w.event_type = EventType::NewOrder;
-        let store = MemoryStore::default();
-        store.insert_webhook(&w).await.unwrap();
-        let dispatcher = dispatcher(store);
-        let mut event = SqsEvent::default();
-        event.records = (0..9).map(|i| message(i, w.id)).collect();
-        event.records.push(message(9, 424242));
-        let answer = dispatcher.handle(&event).await.unwrap();
-        assert!(answer.batch_item_failures.is_empty(), "delivered, or dropped (the unknown webhook)");
-        assert_eq!(dispatcher.store.reads.load(Ordering::Relaxed), 2, "two distinct webhooks, two reads");
-        assert_eq!(dispatcher.store.attempts.load(Ordering::Relaxed), 10, "nine delivered, one dropped");
-    }
-}
+mod tests;

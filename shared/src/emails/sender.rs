@@ -30,8 +30,8 @@ impl EmailSender<DynamoStore, SesMailer> {
         let config = crate::config::Config::from_env()?;
         let aws = crate::aws::lambda_sdk_config();
         Ok(Self {
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
-            mailer: SesMailer::from_env().await,
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name),
+            mailer: SesMailer::from_config(&config),
         })
     }
 }
