@@ -50,6 +50,10 @@ pub struct DynamoStore {
     table: String,
 }
 
+/// A write of a transaction, with the conflict its condition failing means (`None`: it has no
+/// condition). Conflicts are decoded by these names, never by an item's position.
+type Write = (TransactWriteItem, Option<Conflict>);
+
 impl DynamoStore {
     /// Wraps a client and the table name.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -93,8 +97,12 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    /// Runs a transaction; on a condition failure returns the indexes of the items that failed.
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<usize>>, StoreError> {
+    /// Runs a transaction of writes, each with the conflict its condition failing would mean;
+    /// on a condition failure, returns those conflicts, named, whatever the items' order.
+    async fn transact(&self, writes: Vec<Write>) -> Result<Result<(), Vec<Conflict>>, StoreError> {
+        let (items, conflicts): (Vec<TransactWriteItem>, Vec<Option<Conflict>>) = writes.into_iter().unzip();
+        let named =
+            |failed: &[usize]| -> Vec<Conflict> { failed.iter().filter_map(|&i| conflicts[i]).collect() };
         // One put needs no transaction: a conditional PutItem is as atomic, and costs half the
         // write units (DynamoDB bills transactional writes twice). Dispatch's webhook updates
         // (failing since, disabled) are such single puts.
@@ -113,7 +121,7 @@ impl DynamoStore {
                 return match sent {
                     Ok(_) => Ok(Ok(())),
                     Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                        Ok(Err(vec![0]))
+                        Ok(Err(named(&[0])))
                     }
                     Err(e) => Err(backend(e)),
                 };
@@ -133,7 +141,7 @@ impl DynamoStore {
                     if failed.is_empty() {
                         Err(backend(TransactWriteItemsError::TransactionCanceledException(c)))
                     } else {
-                        Ok(Err(failed))
+                        Ok(Err(named(&failed)))
                     }
                 }
                 other => Err(backend(other)),
@@ -199,12 +207,14 @@ impl VendorStore for DynamoStore {
             ("createdAt".into(), n(vendor.created_at)),
         ]);
         let items = vec![
-            self.put(login, "attribute_not_exists(pk)", None)?,
-            self.put(listed, "attribute_not_exists(pk)", None)?,
+            (self.put(login, "attribute_not_exists(pk)", None)?, Some(Conflict::UsernameTaken)),
+            (self.put(listed, "attribute_not_exists(pk)", None)?, Some(Conflict::IdTaken)),
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
-            Err(failed) if failed.contains(&0) => Err(StoreError::Conflict(Conflict::UsernameTaken)),
+            Err(c) if c.contains(&Conflict::UsernameTaken) => {
+                Err(StoreError::Conflict(Conflict::UsernameTaken))
+            }
             Err(_) => Err(StoreError::Conflict(Conflict::IdTaken)),
         }
     }
@@ -253,18 +263,25 @@ impl TokenStore for DynamoStore {
             }
             item
         };
+        let taken = Some(Conflict::IdTaken);
         let items = vec![
-            self.put(record(format!("TOKEN#{hash}"), "#".into()), "attribute_not_exists(pk)", None)?,
-            self.put(
-                record(format!("TOKENID#{}", token.token_id), "#".into()),
-                "attribute_not_exists(pk)",
-                None,
-            )?,
-            self.put(
-                record(vendor_pk(&token.vendor.vendor_id), format!("TOKEN#{}", token.token_id)),
-                "attribute_not_exists(pk)",
-                None,
-            )?,
+            (self.put(record(format!("TOKEN#{hash}"), "#".into()), "attribute_not_exists(pk)", None)?, taken),
+            (
+                self.put(
+                    record(format!("TOKENID#{}", token.token_id), "#".into()),
+                    "attribute_not_exists(pk)",
+                    None,
+                )?,
+                taken,
+            ),
+            (
+                self.put(
+                    record(vendor_pk(&token.vendor.vendor_id), format!("TOKEN#{}", token.token_id)),
+                    "attribute_not_exists(pk)",
+                    None,
+                )?,
+                taken,
+            ),
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
@@ -296,13 +313,16 @@ impl TokenStore for DynamoStore {
         };
         let (hash, vendor_id) = (get_s(&item, "tokenHash")?, get_s(&item, "vendorId")?);
         let items = vec![
-            self.delete(format!("TOKEN#{hash}"), "#".into(), None)?,
-            self.delete(vendor_pk(&vendor_id), format!("TOKEN#{token_id}"), None)?,
-            self.delete(
-                format!("TOKENID#{token_id}"),
-                "#".into(),
-                Some(("attribute_exists(pk)", Item::new())),
-            )?,
+            (self.delete(format!("TOKEN#{hash}"), "#".into(), None)?, None),
+            (self.delete(vendor_pk(&vendor_id), format!("TOKEN#{token_id}"), None)?, None),
+            (
+                self.delete(
+                    format!("TOKENID#{token_id}"),
+                    "#".into(),
+                    Some(("attribute_exists(pk)", Item::new())),
+                )?,
+                Some(Conflict::Concurrent),
+            ),
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(true),
@@ -319,13 +339,18 @@ impl WebhookStore for DynamoStore {
             ("vendorId".into(), s(&w.vendor_id)),
         ]);
         let items = vec![
-            self.put(webhook_item(w), "attribute_not_exists(pk)", None)?,
-            self.put(guard, "attribute_not_exists(pk)", None)?,
-            self.put(endpoint_item(w), "attribute_not_exists(pk)", None)?,
+            (self.put(webhook_item(w), "attribute_not_exists(pk)", None)?, Some(Conflict::IdTaken)),
+            (self.put(guard, "attribute_not_exists(pk)", None)?, Some(Conflict::IdTaken)),
+            (
+                self.put(endpoint_item(w), "attribute_not_exists(pk)", None)?,
+                Some(Conflict::DuplicateEndpoint),
+            ),
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
-            Err(failed) if failed.contains(&2) => Err(StoreError::Conflict(Conflict::DuplicateEndpoint)),
+            Err(c) if c.contains(&Conflict::DuplicateEndpoint) => {
+                Err(StoreError::Conflict(Conflict::DuplicateEndpoint))
+            }
             Err(_) => Err(StoreError::Conflict(Conflict::IdTaken)),
         }
     }
@@ -339,31 +364,33 @@ impl WebhookStore for DynamoStore {
     }
 
     async fn replace_webhook(&self, current: &Webhook, next: &Webhook) -> Result<(), StoreError> {
-        let mut items = vec![self.put(
-            webhook_item(next),
-            "version = :v",
-            Some(Item::from([(":v".into(), n(current.version))])),
-        )?];
+        let version = Some(Item::from([(":v".into(), n(current.version))]));
+        let mut items =
+            vec![(self.put(webhook_item(next), "version = :v", version)?, Some(Conflict::Concurrent))];
         if endpoint_sk(current) != endpoint_sk(next) {
-            items.push(self.delete(vendor_pk(&current.vendor_id), endpoint_sk(current), None)?);
-            items.push(self.put(endpoint_item(next), "attribute_not_exists(pk)", None)?);
+            items.push((self.delete(vendor_pk(&current.vendor_id), endpoint_sk(current), None)?, None));
+            items.push((
+                self.put(endpoint_item(next), "attribute_not_exists(pk)", None)?,
+                Some(Conflict::DuplicateEndpoint),
+            ));
         }
         match self.transact(items).await? {
             Ok(()) => Ok(()),
-            Err(failed) if failed.contains(&0) => Err(StoreError::Conflict(Conflict::Concurrent)),
+            // A concurrent change first: the caller reads again, and may then find the duplicate.
+            Err(c) if c.contains(&Conflict::Concurrent) => Err(StoreError::Conflict(Conflict::Concurrent)),
             Err(_) => Err(StoreError::Conflict(Conflict::DuplicateEndpoint)),
         }
     }
 
     async fn delete_webhook(&self, current: &Webhook) -> Result<(), StoreError> {
+        let version = Some(("version = :v", Item::from([(":v".into(), n(current.version))])));
         let items = vec![
-            self.delete(
-                vendor_pk(&current.vendor_id),
-                webhook_sk(current.id),
-                Some(("version = :v", Item::from([(":v".into(), n(current.version))]))),
-            )?,
-            self.delete(format!("WEBHOOK#{}", current.id), "#".into(), None)?,
-            self.delete(vendor_pk(&current.vendor_id), endpoint_sk(current), None)?,
+            (
+                self.delete(vendor_pk(&current.vendor_id), webhook_sk(current.id), version)?,
+                Some(Conflict::Concurrent),
+            ),
+            (self.delete(format!("WEBHOOK#{}", current.id), "#".into(), None)?, None),
+            (self.delete(vendor_pk(&current.vendor_id), endpoint_sk(current), None)?, None),
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
