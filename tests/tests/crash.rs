@@ -101,9 +101,14 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
         devstack::bridge::Bridge::for_queue(sqs.clone(), queue_url.clone(), lambda.invoke_url("dispatch"));
     let bridge = tokio::spawn(async move { bridge.run().await });
 
-    // Wait for the batch to be in flight, then kill the process in the middle of it.
-    let first = receivers[0].wait_for(1, Duration::from_secs(30)).await;
-    assert_eq!(first.len(), 1, "dispatch started the batch");
+    // Wait for the whole batch to be in flight (each receiver holds its first request 1.5 s),
+    // then kill the process in the middle of it. Waiting for one receiver alone raced the
+    // others' webhook reads, which the emulator serialises: a delivery not yet sent at the kill
+    // is sent once, after it, and the assertion below would miss it.
+    for (i, r) in receivers.iter().enumerate() {
+        let first = r.wait_for(1, Duration::from_secs(30)).await;
+        assert_eq!(first.len(), 1, "dispatch started the batch's delivery {i}");
+    }
     lambda.kill();
 
     for (i, r) in receivers.iter().enumerate() {

@@ -31,6 +31,7 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, Delete, Put, TransactWriteItem},
     Client,
 };
+use serde::{Deserialize, Serialize};
 
 use super::{
     ApiToken, AttemptLog, AttemptRecord, Conflict, EventLog, EventStart, MailClaim, NotifyStore, StoreError,
@@ -191,21 +192,9 @@ impl DynamoStore {
 
 impl VendorStore for DynamoStore {
     async fn create_vendor(&self, vendor: &Vendor, password_hash: &str) -> Result<(), StoreError> {
-        let login = Item::from([
-            ("pk".into(), s(format!("USERNAME#{}", vendor.username))),
-            ("sk".into(), s("#")),
-            ("vendorId".into(), s(&vendor.vendor_id)),
-            ("username".into(), s(&vendor.username)),
-            ("passwordHash".into(), s(password_hash)),
-            ("createdAt".into(), n(vendor.created_at)),
-        ]);
-        let listed = Item::from([
-            ("pk".into(), s("VENDORS")),
-            ("sk".into(), s(format!("VENDOR#{}", vendor.vendor_id))),
-            ("vendorId".into(), s(&vendor.vendor_id)),
-            ("username".into(), s(&vendor.username)),
-            ("createdAt".into(), n(vendor.created_at)),
-        ]);
+        let login =
+            vendor_item(format!("USERNAME#{}", vendor.username), "#".into(), vendor, Some(password_hash))?;
+        let listed = vendor_item("VENDORS".into(), format!("VENDOR#{}", vendor.vendor_id), vendor, None)?;
         let items = vec![
             (self.put(login, "attribute_not_exists(pk)", None)?, Some(Conflict::UsernameTaken)),
             (self.put(listed, "attribute_not_exists(pk)", None)?, Some(Conflict::IdTaken)),
@@ -223,7 +212,12 @@ impl VendorStore for DynamoStore {
         let Some(item) = self.get_item(format!("USERNAME#{username}"), "#".into()).await? else {
             return Ok(None);
         };
-        Ok(Some(VendorLogin { vendor: vendor_from(&item)?, password_hash: get_s(&item, "passwordHash")? }))
+        let r: VendorRecord = from_item(&item)?;
+        let password_hash = r
+            .password_hash
+            .ok_or_else(|| StoreError::Corrupt("a login item without its password hash".into()))?;
+        let vendor = Vendor { vendor_id: r.vendor_id, username: r.username, created_at: r.created_at };
+        Ok(Some(VendorLogin { vendor, password_hash }))
     }
 
     async fn list_vendors(&self) -> Result<Vec<Vendor>, StoreError> {
@@ -248,27 +242,27 @@ impl VendorStore for DynamoStore {
 impl TokenStore for DynamoStore {
     async fn create_token(&self, token: &ApiToken, hash: &str) -> Result<(), StoreError> {
         let record = |pk: String, sk: String| {
-            let mut item = Item::from([
-                ("pk".into(), s(pk)),
-                ("sk".into(), s(sk)),
-                ("tokenId".into(), s(&token.token_id)),
-                ("tokenHash".into(), s(hash)),
-                ("vendorId".into(), s(&token.vendor.vendor_id)),
-                ("username".into(), s(&token.vendor.username)),
-                ("vendorCreatedAt".into(), n(token.vendor.created_at)),
-                ("createdAt".into(), n(token.created_at)),
-            ]);
-            if let Some(label) = &token.label {
-                item.insert("label".into(), s(label));
-            }
-            item
+            to_item(TokenRecord {
+                pk,
+                sk,
+                token_id: token.token_id.clone(),
+                token_hash: hash.to_owned(),
+                vendor_id: token.vendor.vendor_id.clone(),
+                username: token.vendor.username.clone(),
+                vendor_created_at: token.vendor.created_at,
+                created_at: token.created_at,
+                label: token.label.clone(),
+            })
         };
         let taken = Some(Conflict::IdTaken);
         let items = vec![
-            (self.put(record(format!("TOKEN#{hash}"), "#".into()), "attribute_not_exists(pk)", None)?, taken),
+            (
+                self.put(record(format!("TOKEN#{hash}"), "#".into())?, "attribute_not_exists(pk)", None)?,
+                taken,
+            ),
             (
                 self.put(
-                    record(format!("TOKENID#{}", token.token_id), "#".into()),
+                    record(format!("TOKENID#{}", token.token_id), "#".into())?,
                     "attribute_not_exists(pk)",
                     None,
                 )?,
@@ -276,7 +270,7 @@ impl TokenStore for DynamoStore {
             ),
             (
                 self.put(
-                    record(vendor_pk(&token.vendor.vendor_id), format!("TOKEN#{}", token.token_id)),
+                    record(vendor_pk(&token.vendor.vendor_id), format!("TOKEN#{}", token.token_id))?,
                     "attribute_not_exists(pk)",
                     None,
                 )?,
@@ -339,7 +333,7 @@ impl WebhookStore for DynamoStore {
             ("vendorId".into(), s(&w.vendor_id)),
         ]);
         let items = vec![
-            (self.put(webhook_item(w), "attribute_not_exists(pk)", None)?, Some(Conflict::IdTaken)),
+            (self.put(webhook_item(w)?, "attribute_not_exists(pk)", None)?, Some(Conflict::IdTaken)),
             (self.put(guard, "attribute_not_exists(pk)", None)?, Some(Conflict::IdTaken)),
             (
                 self.put(endpoint_item(w), "attribute_not_exists(pk)", None)?,
@@ -366,7 +360,7 @@ impl WebhookStore for DynamoStore {
     async fn replace_webhook(&self, current: &Webhook, next: &Webhook) -> Result<(), StoreError> {
         let version = Some(Item::from([(":v".into(), n(current.version))]));
         let mut items =
-            vec![(self.put(webhook_item(next), "version = :v", version)?, Some(Conflict::Concurrent))];
+            vec![(self.put(webhook_item(next)?, "version = :v", version)?, Some(Conflict::Concurrent))];
         if endpoint_sk(current) != endpoint_sk(next) {
             items.push((self.delete(vendor_pk(&current.vendor_id), endpoint_sk(current), None)?, None));
             items.push((
@@ -792,34 +786,54 @@ fn endpoint_sk(w: &Webhook) -> String {
     format!("ENDPOINT#{}#{}", w.event_type.as_str(), crate::digest::sha256_hex(&w.url))
 }
 
-fn webhook_item(w: &Webhook) -> Item {
-    let mut item = Item::from([
-        ("pk".into(), s(vendor_pk(&w.vendor_id))),
-        ("sk".into(), s(webhook_sk(w.id))),
-        ("webhookId".into(), n(w.id)),
-        ("vendorId".into(), s(&w.vendor_id)),
-        ("eventType".into(), s(w.event_type.as_str())),
-        ("url".into(), s(&w.url)),
-        ("secret".into(), s(&w.secret)),
-        ("createdAt".into(), n(w.created_at)),
-        ("updatedAt".into(), n(w.updated_at)),
-        ("version".into(), n(w.version)),
-    ]);
-    if let Some(a) = &w.authentication {
-        item.insert("authentication".into(), s(a));
-    }
-    if let Some((at, reason)) = &w.disabled {
-        item.insert("disabledAt".into(), n(at));
-        item.insert("disabledReason".into(), s(reason));
-    }
-    if let Some((secret, until)) = &w.previous_secret {
-        item.insert("previousSecret".into(), s(secret));
-        item.insert("previousSecretUntil".into(), n(until));
-    }
-    if let Some(since) = w.failing_since {
-        item.insert("failingSince".into(), n(since));
-    }
-    item
+/// A webhook as its item stores it (`VENDOR#<vendorId>` / `WEBHOOK#<id>`). Optional parts are
+/// absent attributes, never nulls.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookRecord {
+    pk: String,
+    sk: String,
+    webhook_id: u64,
+    vendor_id: String,
+    event_type: EventType,
+    url: String,
+    secret: String,
+    created_at: i64,
+    updated_at: i64,
+    version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authentication: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    disabled_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    disabled_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_secret_until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failing_since: Option<i64>,
+}
+
+fn webhook_item(w: &Webhook) -> Result<Item, StoreError> {
+    to_item(WebhookRecord {
+        pk: vendor_pk(&w.vendor_id),
+        sk: webhook_sk(w.id),
+        webhook_id: w.id,
+        vendor_id: w.vendor_id.clone(),
+        event_type: w.event_type,
+        url: w.url.clone(),
+        secret: w.secret.clone(),
+        created_at: w.created_at,
+        updated_at: w.updated_at,
+        version: w.version,
+        authentication: w.authentication.clone(),
+        disabled_at: w.disabled.as_ref().map(|d| d.0),
+        disabled_reason: w.disabled.as_ref().map(|d| d.1.clone()),
+        previous_secret: w.previous_secret.as_ref().map(|p| p.0.clone()),
+        previous_secret_until: w.previous_secret.as_ref().map(|p| p.1),
+        failing_since: w.failing_since,
+    })
 }
 
 fn endpoint_item(w: &Webhook) -> Item {
@@ -831,51 +845,93 @@ fn endpoint_item(w: &Webhook) -> Item {
 }
 
 fn webhook_from(item: &Item) -> Result<Webhook, StoreError> {
-    let event_type = get_event_type(item, "eventType")?;
+    let r: WebhookRecord = from_item(item)?;
+    fn both<A, B>(a: Option<A>, b: Option<B>, what: &str) -> Result<Option<(A, B)>, StoreError> {
+        match (a, b) {
+            (Some(a), Some(b)) => Ok(Some((a, b))),
+            (None, None) => Ok(None),
+            _ => Err(StoreError::Corrupt(format!("a webhook item has half of its {what}"))),
+        }
+    }
     Ok(Webhook {
-        id: get_n(item, "webhookId")?,
-        vendor_id: get_s(item, "vendorId")?,
-        event_type,
-        url: get_s(item, "url")?,
-        authentication: item.get("authentication").and_then(|v| v.as_s().ok()).cloned(),
-        secret: get_s(item, "secret")?,
-        created_at: get_n(item, "createdAt")?,
-        updated_at: get_n(item, "updatedAt")?,
-        version: get_n(item, "version")?,
-        disabled: match item.get("disabledAt") {
-            Some(_) => Some((get_n(item, "disabledAt")?, get_s(item, "disabledReason")?)),
-            None => None,
-        },
-        previous_secret: match item.get("previousSecret") {
-            Some(_) => Some((get_s(item, "previousSecret")?, get_n(item, "previousSecretUntil")?)),
-            None => None,
-        },
-        failing_since: match item.get("failingSince") {
-            Some(_) => Some(get_n(item, "failingSince")?),
-            None => None,
-        },
+        id: r.webhook_id,
+        vendor_id: r.vendor_id,
+        event_type: r.event_type,
+        url: r.url,
+        authentication: r.authentication,
+        secret: r.secret,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        version: r.version,
+        disabled: both(r.disabled_at, r.disabled_reason, "disabling")?,
+        previous_secret: both(r.previous_secret, r.previous_secret_until, "previous secret")?,
+        failing_since: r.failing_since,
     })
 }
 
-fn token_from(item: &Item) -> Result<ApiToken, StoreError> {
-    Ok(ApiToken {
-        token_id: get_s(item, "tokenId")?,
-        vendor: Vendor {
-            vendor_id: get_s(item, "vendorId")?,
-            username: get_s(item, "username")?,
-            created_at: get_n(item, "vendorCreatedAt")?,
-        },
-        label: item.get("label").and_then(|v| v.as_s().ok()).cloned(),
-        created_at: get_n(item, "createdAt")?,
+/// A vendor account as its items store it: the login (`USERNAME#<username>`, with the password
+/// hash) and the listing (`VENDORS` / `VENDOR#<vendorId>`, without it).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VendorRecord {
+    pk: String,
+    sk: String,
+    vendor_id: String,
+    username: String,
+    created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password_hash: Option<String>,
+}
+
+fn vendor_item(pk: String, sk: String, v: &Vendor, password_hash: Option<&str>) -> Result<Item, StoreError> {
+    to_item(VendorRecord {
+        pk,
+        sk,
+        vendor_id: v.vendor_id.clone(),
+        username: v.username.clone(),
+        created_at: v.created_at,
+        password_hash: password_hash.map(str::to_owned),
     })
 }
 
 fn vendor_from(item: &Item) -> Result<Vendor, StoreError> {
-    Ok(Vendor {
-        vendor_id: get_s(item, "vendorId")?,
-        username: get_s(item, "username")?,
-        created_at: get_n(item, "createdAt")?,
+    let r: VendorRecord = from_item(item)?;
+    Ok(Vendor { vendor_id: r.vendor_id, username: r.username, created_at: r.created_at })
+}
+
+/// A bearer token as its three items store it (by hash, by id, and in its vendor's partition):
+/// never the token, only its hash.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenRecord {
+    pk: String,
+    sk: String,
+    token_id: String,
+    token_hash: String,
+    vendor_id: String,
+    username: String,
+    vendor_created_at: i64,
+    created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
+}
+
+fn token_from(item: &Item) -> Result<ApiToken, StoreError> {
+    let r: TokenRecord = from_item(item)?;
+    Ok(ApiToken {
+        token_id: r.token_id,
+        vendor: Vendor { vendor_id: r.vendor_id, username: r.username, created_at: r.vendor_created_at },
+        label: r.label,
+        created_at: r.created_at,
     })
+}
+
+fn to_item<T: Serialize>(record: T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(record).map_err(|e| StoreError::Corrupt(format!("cannot write an item: {e}")))
+}
+
+fn from_item<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item.clone()).map_err(|e| StoreError::Corrupt(format!("malformed item: {e}")))
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -922,4 +978,55 @@ where
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend(Box::new(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The items keep the layout tables already hold: numbers as `N`, optional parts absent.
+    #[test]
+    fn webhook_items_keep_their_layout_and_read_back() {
+        let mut w = crate::domain::tests::webhook();
+        w.previous_secret = None;
+        w.failing_since = Some(7);
+        let item = webhook_item(&w).unwrap();
+        assert_eq!(item["webhookId"], AttributeValue::N(w.id.to_string()));
+        assert_eq!(item["eventType"], AttributeValue::S(w.event_type.as_str().into()));
+        assert_eq!(item["version"], AttributeValue::N(w.version.to_string()));
+        assert_eq!(item["failingSince"], AttributeValue::N("7".into()));
+        for absent in ["previousSecret", "previousSecretUntil", "disabledAt", "disabledReason"] {
+            assert!(!item.contains_key(absent), "{absent}");
+        }
+        assert_eq!(webhook_from(&item).unwrap(), w);
+        let mut half = item.clone();
+        half.insert("disabledAt".into(), AttributeValue::N("1".into()));
+        assert!(matches!(webhook_from(&half), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn vendor_and_token_items_read_back() {
+        let v = Vendor { vendor_id: "ven_a".into(), username: "acme".into(), created_at: 3 };
+        let login = vendor_item("USERNAME#acme".into(), "#".into(), &v, Some("$argon2id$x")).unwrap();
+        assert_eq!(login["passwordHash"], AttributeValue::S("$argon2id$x".into()));
+        assert_eq!(login["createdAt"], AttributeValue::N("3".into()));
+        assert_eq!(vendor_from(&login).unwrap(), v);
+        let listed = vendor_item("VENDORS".into(), "VENDOR#ven_a".into(), &v, None).unwrap();
+        assert!(!listed.contains_key("passwordHash"), "the listing never holds the hash");
+        let token = to_item(TokenRecord {
+            pk: "TOKEN#h".into(),
+            sk: "#".into(),
+            token_id: "tok_1".into(),
+            token_hash: "h".into(),
+            vendor_id: "ven_a".into(),
+            username: "acme".into(),
+            vendor_created_at: 3,
+            created_at: 4,
+            label: None,
+        })
+        .unwrap();
+        assert!(!token.contains_key("label"));
+        let read = token_from(&token).unwrap();
+        assert_eq!((read.vendor, read.created_at, read.label), (v, 4, None));
+    }
 }
