@@ -235,7 +235,15 @@ async fn a_webhook_failing_past_the_window_is_disabled_and_gets_nothing_until_en
     let started = std::time::Instant::now();
     publish(&api, &event(&v, None, "new_order", &order)).await;
     receiver.wait_for(1, WAIT).await;
-    let since = store.get_webhook(&v.vendor.vendor_id, id).await.unwrap().unwrap().failing_since;
+    // dispatch writes it once the attempt has ended, a moment after the receiver saw it.
+    let mut since = None;
+    for _ in 0..50 {
+        since = store.get_webhook(&v.vendor.vendor_id, id).await.unwrap().unwrap().failing_since;
+        if since.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(since.is_some(), "the first failure is remembered");
     // The first event's eight attempts end in the DLQ well inside the 30 s window; a second event
     // published after it fails past the window, and its first failure there disables the webhook.
