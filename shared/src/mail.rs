@@ -1,4 +1,4 @@
-//! Sending email: the port dispatch uses, and its Amazon SES (v2) adapter.
+//! Sending email: the port `send-email` uses, and its Amazon SES (v2) adapter.
 use std::{future::Future, time::Duration};
 
 use aws_sdk_sesv2::{

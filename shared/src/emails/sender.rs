@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// How long a claim on an order email holds before another attempt may take it over: longer
-/// than an SES call may take (10 s at most, see `SesMailer::from_env`).
+/// than an SES call may take (10 s at most, see `SesMailer::from_config`).
 const MAIL_LEASE_SECS: i64 = 30;
 
 /// Everything `send-email` needs, built once per container.
