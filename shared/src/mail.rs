@@ -21,6 +21,11 @@ pub enum MailError {
     /// The service could not take it now (throttled, unreachable, paused): try again later.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Refused for the operator's reason, not the vendor's: the sender is not a verified
+    /// identity. No vendor address is to blame; the email waits (and ends in the dead-letter
+    /// queue, for a replay) until the operator verifies the sender.
+    #[error("misconfigured: {0}")]
+    Misconfigured(String),
 }
 
 /// Sends one email; the answer is the provider's message id.
@@ -101,7 +106,7 @@ impl Mailer for SesMailer {
             .await;
         match sent {
             Ok(out) => Ok(out.message_id().unwrap_or_default().to_owned()),
-            Err(SdkError::ServiceError(e)) => Err(classify(e.err())),
+            Err(SdkError::ServiceError(e)) => Err(classify(e.err(), &self.from)),
             Err(e) => Err(MailError::Unavailable(crate::error::chain(&e))),
         }
     }
@@ -110,8 +115,13 @@ impl Mailer for SesMailer {
 /// Refusals that are about this message or its address are for good; the account's or the
 /// service's state (throttling, a paused or suspended account, an unverified sending domain)
 /// can change, so those are retried, within the queue's bounded attempts.
-fn classify(e: &SendEmailError) -> MailError {
+fn classify(e: &SendEmailError, sender: &str) -> MailError {
     let message = e.message().unwrap_or("no reason given").to_owned();
+    // SES names the identities that failed its check: the sender among them is the operator's
+    // to fix, whatever else is wrong.
+    if message.to_ascii_lowercase().contains(&sender.to_ascii_lowercase()) {
+        return MailError::Misconfigured(format!("{}: {message}", e.code().unwrap_or("MessageRejected")));
+    }
     match e {
         SendEmailError::MessageRejected(_) | SendEmailError::BadRequestException(_) => {
             MailError::Refused(format!("{}: {message}", e.code().unwrap_or("MessageRejected")))
@@ -124,5 +134,27 @@ fn classify(e: &SendEmailError) -> MailError {
             MailError::Refused(format!("{}: {message}", e.code().unwrap_or_default()))
         }
         _ => MailError::Unavailable(format!("{}: {message}", e.code().unwrap_or("error"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sesv2::types::error::MessageRejected;
+
+    use super::*;
+
+    fn rejected(message: &str) -> SendEmailError {
+        let meta =
+            aws_sdk_sesv2::error::ErrorMetadata::builder().code("MessageRejected").message(message).build();
+        SendEmailError::MessageRejected(MessageRejected::builder().message(message).meta(meta).build())
+    }
+
+    #[test]
+    fn an_unverified_sender_is_the_operators_error_and_a_recipient_the_vendors() {
+        let sender = "notifications@webhooks.example";
+        let e = rejected("Email address is not verified. The following identities failed the check in region US-EAST-1: Notifications@webhooks.example");
+        assert!(matches!(classify(&e, sender), MailError::Misconfigured(_)));
+        let e = rejected("Email address is not verified. The following identities failed the check in region US-EAST-1: vendor@shop.example");
+        assert!(matches!(classify(&e, sender), MailError::Refused(_)));
     }
 }

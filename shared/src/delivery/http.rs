@@ -97,6 +97,9 @@ impl HttpDeliverer {
             .timeout(settings.timeout)
             .user_agent(USER_AGENT)
             .pool_idle_timeout(Duration::from_secs(60))
+            // A proxy from the environment would resolve and reach the target itself, past the
+            // address guard below: deliveries connect directly, always.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { allow_private: settings.allow_private_targets }));
         if let Some(file) = &settings.extra_ca_file {
             let pem = std::fs::read(file).map_err(|e| format!("EXTRA_CA_FILE {}: {e}", file.display()))?;

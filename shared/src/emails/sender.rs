@@ -42,6 +42,7 @@ struct Counts {
     sent: std::sync::atomic::AtomicU64,
     failed: std::sync::atomic::AtomicU64,
     refused: std::sync::atomic::AtomicU64,
+    misconfigured: std::sync::atomic::AtomicU64,
 }
 
 impl<S: WebhookStore + NotifyStore, M: Mailer> EmailSender<S, M> {
@@ -54,6 +55,7 @@ impl<S: WebhookStore + NotifyStore, M: Mailer> EmailSender<S, M> {
             .count("EmailsSent", n(&counts.sent))
             .count("EmailsFailed", n(&counts.failed))
             .count("EmailsRefused", n(&counts.refused))
+            .count("EmailsMisconfigured", n(&counts.misconfigured))
             .emit();
         answer
     }
@@ -95,6 +97,12 @@ impl<S: WebhookStore + NotifyStore, M: Mailer> EmailSender<S, M> {
                 bump(&counts.failed);
                 Disposition::Retry
             }
+            Err(MailError::Misconfigured(why)) => {
+                // The operator's to fix; the vendor's address is not marked refused.
+                tracing::error!(error = %why, "SES refused the sender identity: verify EMAIL_SENDER in SES; the email is kept for a retry");
+                bump(&counts.misconfigured);
+                Disposition::Retry
+            }
         }
     }
 
@@ -134,8 +142,14 @@ impl<S: WebhookStore + NotifyStore, M: Mailer> EmailSender<S, M> {
         }
         tracing::info!(event_id = %m.event_id, event_type = %m.event_type, "sending an order email");
         let sent = mailer.send(&mail).await;
-        let settled =
-            self.store.settle_mail(&key, &token, !matches!(sent, Err(MailError::Unavailable(_)))).await;
+        let settled = self
+            .store
+            .settle_mail(
+                &key,
+                &token,
+                !matches!(sent, Err(MailError::Unavailable(_) | MailError::Misconfigured(_))),
+            )
+            .await;
         if let Err(e) = settled {
             // The claim lapses after its lease: at worst the email goes out once more.
             tracing::error!(error = %crate::error::chain(&e), "cannot settle the order email's claim");
