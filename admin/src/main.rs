@@ -49,11 +49,13 @@ enum Command {
 
 #[derive(Args)]
 struct DlqArgs {
-    /// The dead-letter queue's URL (default: $DEAD_LETTER_QUEUE_URL).
-    #[arg(long, env = "DEAD_LETTER_QUEUE_URL", global = true)]
+    /// The dead-letter queue's URL (default: $DEAD_LETTER_QUEUE_URL, or with --emails
+    /// $EMAILS_DEAD_LETTER_QUEUE_URL).
+    #[arg(long, global = true)]
     dlq_url: Option<String>,
-    /// The deliveries queue's URL (default: $DELIVERIES_QUEUE_URL).
-    #[arg(long, env = "DELIVERIES_QUEUE_URL", global = true)]
+    /// The queue replays go to (default: $DELIVERIES_QUEUE_URL, or with --emails
+    /// $EMAILS_QUEUE_URL).
+    #[arg(long, global = true)]
     queue_url: Option<String>,
     /// Acts on the emails' dead-letter queue ($EMAILS_DEAD_LETTER_QUEUE_URL), replaying to the
     /// emails queue ($EMAILS_QUEUE_URL).
@@ -268,22 +270,22 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// The `dlq` commands. The queue URLs may come from the local stack's env file, read after the
-/// flags were parsed, hence the second look at the environment.
+/// The `dlq` commands. A queue URL comes from its flag, or else from the variable of the queue
+/// pair meant (the deliveries', or with `--emails` the emails'), which the local stack's env file
+/// may have set after the flags were parsed.
 async fn run_dlq(args: DlqArgs, aws: &aws_config::SdkConfig, store: &DynamoStore) -> Result<()> {
     let (dlq_var, queue_var) = if args.emails {
         ("EMAILS_DEAD_LETTER_QUEUE_URL", "EMAILS_QUEUE_URL")
     } else {
         ("DEAD_LETTER_QUEUE_URL", "DELIVERIES_QUEUE_URL")
     };
-    // With --emails the deliveries' variables (which clap read) are not the queues meant.
-    let (dlq_flag, queue_flag) = if args.emails { (None, None) } else { (args.dlq_url, args.queue_url) };
     let queues = dlq::Queues {
         sqs: aws_sdk_sqs::Client::new(aws),
-        dead_letters: dlq_flag
+        dead_letters: args
+            .dlq_url
             .or_else(|| env::var(dlq_var).ok())
             .with_context(|| format!("set {dlq_var} or --dlq-url"))?,
-        deliveries: queue_flag.or_else(|| env::var(queue_var).ok()).unwrap_or_default(),
+        deliveries: args.queue_url.or_else(|| env::var(queue_var).ok()).unwrap_or_default(),
         emails: args.emails,
     };
     match args.command {
