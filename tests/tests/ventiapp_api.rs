@@ -304,3 +304,43 @@ async fn wrong_methods_are_405() {
         assert_eq!(a.header("allow"), Some(allow), "{method} {path}");
     }
 }
+
+/// Ventiapp's list shows active webhooks only: creating a disabled webhook's topic and address
+/// again enables it, rather than a 409 about a webhook the vendor cannot see.
+#[tokio::test]
+async fn creating_a_disabled_webhook_again_enables_it() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let (_, token) = new_token(&store, &v.vendor).await;
+    let body = fixture("ventiapp/create-body.json");
+    let created = api.bearer(&token, Method::POST, "/api/webhooks/create", Some(&body)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json()["webhook"]["id"].as_u64().unwrap();
+    let secret = created.json()["webhook"]["secret"].as_str().unwrap().to_owned();
+
+    // An active duplicate is visible, and stays a 409.
+    let again = api.bearer(&token, Method::POST, "/api/webhooks/create", Some(&body)).await;
+    again.expect_error(409, "duplicate");
+
+    // Disabled (as a 410 from the receiver does it), it leaves the list.
+    let w = store.get_webhook(&v.vendor.vendor_id, id).await.unwrap().unwrap();
+    let disabled = shared::domain::Webhook {
+        disabled: Some((1, "the receiver answered 410 Gone".into())),
+        version: w.version + 1,
+        ..w.clone()
+    };
+    store.replace_webhook(&w, &disabled).await.unwrap();
+    let list = api.bearer(&token, Method::GET, "/api/webhooks/list", None).await.json();
+    assert_eq!(list["webhooks"], json!([]));
+
+    let again = api.bearer(&token, Method::POST, "/api/webhooks/create", Some(&body)).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    let w = &again.json()["webhook"];
+    assert_eq!((w["id"].as_u64(), w["message"].as_str()), (Some(id), Some("Webhook enabled")));
+    assert!(w.get("secret").is_none(), "the secret is not shown again");
+    let stored = store.get_webhook(&v.vendor.vendor_id, id).await.unwrap().unwrap();
+    assert_eq!((stored.disabled, stored.secret), (None, secret), "enabled, the same secret");
+    let list = api.bearer(&token, Method::GET, "/api/webhooks/list", None).await.json();
+    assert_eq!(list["webhooks"].as_array().map(Vec::len), Some(1));
+    assert_eq!(store.list_webhooks(&v.vendor.vendor_id).await.unwrap().len(), 1, "no second webhook");
+}

@@ -69,6 +69,14 @@ pub(super) fn created(webhook: &Webhook) -> Response<Body> {
     json_response(StatusCode::CREATED, &One { webhook: view })
 }
 
+/// The answer to creating a disabled webhook again: `200`, the webhook enabled as it was (its
+/// secret unchanged, and not shown again).
+pub(super) fn enabled(webhook: &Webhook) -> Response<Body> {
+    let mut view = WebhookView::of(webhook);
+    view.message = Some("Webhook enabled");
+    json_response(StatusCode::OK, &One { webhook: view })
+}
+
 /// The answer to a deletion: what the webhook was.
 pub(super) fn deleted(webhook: &Webhook) -> Response<Body> {
     let mut view = WebhookView::of(webhook);
