@@ -23,7 +23,7 @@ impl VendorStore for DynamoStore {
         let Some(item) = self.get_item(format!("USERNAME#{username}"), "#".into()).await? else {
             return Ok(None);
         };
-        let r: VendorRecord = from_item(&item)?;
+        let r: VendorRecord = from_item(item)?;
         let password_hash = r
             .password_hash
             .ok_or_else(|| StoreError::Corrupt("a login item without its password hash".into()))?;
@@ -35,7 +35,7 @@ impl VendorStore for DynamoStore {
         let mut vendors = self
             .query_all("VENDORS".into(), "VENDOR#")
             .await?
-            .iter()
+            .into_iter()
             .map(vendor_from)
             .collect::<Result<Vec<_>, _>>()?;
         vendors.sort_by(|a, b| (a.created_at, &a.username).cmp(&(b.created_at, &b.username)));
@@ -43,10 +43,7 @@ impl VendorStore for DynamoStore {
     }
 
     async fn vendor_by_id(&self, vendor_id: &str) -> Result<Option<Vendor>, StoreError> {
-        self.get_item("VENDORS".into(), format!("VENDOR#{vendor_id}"))
-            .await?
-            .map(|item| vendor_from(&item))
-            .transpose()
+        self.get_item("VENDORS".into(), format!("VENDOR#{vendor_id}")).await?.map(vendor_from).transpose()
     }
 }
 
@@ -98,14 +95,14 @@ impl TokenStore for DynamoStore {
         let Some(item) = self.get_item(format!("TOKEN#{hash}"), "#".into()).await? else {
             return Ok(None);
         };
-        Ok(Some(token_from(&item)?))
+        Ok(Some(token_from(item)?))
     }
 
     async fn list_tokens(&self, vendor_id: &str) -> Result<Vec<ApiToken>, StoreError> {
         let mut tokens = self
             .query_all(vendor_pk(vendor_id), "TOKEN#")
             .await?
-            .iter()
+            .into_iter()
             .map(token_from)
             .collect::<Result<Vec<_>, _>>()?;
         tokens.sort_by(|a, b| (a.created_at, &a.token_id).cmp(&(b.created_at, &b.token_id)));
@@ -116,7 +113,7 @@ impl TokenStore for DynamoStore {
         let Some(item) = self.get_item(format!("TOKENID#{token_id}"), "#".into()).await? else {
             return Ok(false);
         };
-        let TokenRecord { token_hash: hash, vendor_id, .. } = from_item(&item)?;
+        let TokenRecord { token_hash: hash, vendor_id, .. } = from_item(item)?;
         let items = vec![
             (self.delete(format!("TOKEN#{hash}"), "#".into(), None)?, None),
             (self.delete(vendor_pk(&vendor_id), format!("TOKEN#{token_id}"), None)?, None),

@@ -20,7 +20,7 @@ impl EventLog for DynamoStore {
         let Some(item) = self.get_item(event_pk(vendor_id, event_id), "#".into()).await? else {
             return Ok(None);
         };
-        let r: EventRecord = from_item(&item)?;
+        let r: EventRecord = from_item(item)?;
         if r.expires_at < crate::clock::now() {
             return Ok(None); // expired; TTL deletes lazily
         }
@@ -69,7 +69,7 @@ impl EventLog for DynamoStore {
             .get_item(key_pk(vendor_id, key), "#".into())
             .await?
             .ok_or_else(|| StoreError::Conflict(Conflict::Concurrent))?;
-        let r: KeyRecord = from_item(&item)?;
+        let r: KeyRecord = from_item(item)?;
         Ok(match r.deliveries {
             Some(deliveries) => EventStart::Done { event_id: r.event_id, deliveries },
             None => EventStart::Pending { event_id: r.event_id },
@@ -143,7 +143,7 @@ impl AttemptLog for DynamoStore {
         let records = out
             .items
             .unwrap_or_default()
-            .iter()
+            .into_iter()
             .map(|item| {
                 let a: AttemptItem = from_item(item)?;
                 Ok(AttemptRecord {

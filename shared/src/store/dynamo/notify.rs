@@ -6,7 +6,7 @@ impl NotifyStore for DynamoStore {
         let Some(item) = self.get_item(vendor_pk(vendor_id), "NOTIFY".into()).await? else {
             return Ok(None);
         };
-        let r: NotifyRecord = from_item(&item)?;
+        let r: NotifyRecord = from_item(item)?;
         let topics = crate::notify::parse_topics("topics", r.topics.iter().map(String::as_str))
             .map_err(|e| StoreError::Corrupt(e.message))?;
         let refused = match (r.refused_at, r.refused_reason) {
@@ -90,7 +90,7 @@ impl NotifyStore for DynamoStore {
         let Some(item) = self.get_item(format!("MAIL#{key}"), "#".into()).await? else {
             return Ok(MailClaim::Busy); // settled as unsent just now: the next attempt claims it
         };
-        let r: MailRecord = from_item(&item)?;
+        let r: MailRecord = from_item(item)?;
         Ok(if r.state == "sent" { MailClaim::Settled } else { MailClaim::Busy })
     }
 
@@ -140,7 +140,7 @@ impl NotifyStore for DynamoStore {
         let pk = format!("ALERT#{webhook_id}");
         let previous = match self.get_item(pk.clone(), "#".into()).await? {
             Some(item) => {
-                let r: AlertItem = from_item(&item)?;
+                let r: AlertItem = from_item(item)?;
                 // The incident is stored as 0 when unknown.
                 Some(AlertRecord {
                     sent_at: r.sent_at,

@@ -62,7 +62,7 @@ pub(super) fn endpoint_item(w: &Webhook) -> Item {
     ])
 }
 
-pub(super) fn webhook_from(item: &Item) -> Result<Webhook, StoreError> {
+pub(super) fn webhook_from(item: Item) -> Result<Webhook, StoreError> {
     let r: WebhookRecord = from_item(item)?;
     fn both<A, B>(a: Option<A>, b: Option<B>, what: &str) -> Result<Option<(A, B)>, StoreError> {
         match (a, b) {
@@ -117,7 +117,7 @@ pub(super) fn vendor_item(
     })
 }
 
-pub(super) fn vendor_from(item: &Item) -> Result<Vendor, StoreError> {
+pub(super) fn vendor_from(item: Item) -> Result<Vendor, StoreError> {
     let r: VendorRecord = from_item(item)?;
     Ok(Vendor { vendor_id: r.vendor_id, username: r.username, created_at: r.created_at })
 }
@@ -139,7 +139,7 @@ pub(super) struct TokenRecord {
     pub(super) label: Option<String>,
 }
 
-pub(super) fn token_from(item: &Item) -> Result<ApiToken, StoreError> {
+pub(super) fn token_from(item: Item) -> Result<ApiToken, StoreError> {
     let r: TokenRecord = from_item(item)?;
     Ok(ApiToken {
         token_id: r.token_id,
@@ -245,8 +245,8 @@ pub(super) fn to_item<T: Serialize>(record: T) -> Result<Item, StoreError> {
     serde_dynamo::to_item(record).map_err(|e| StoreError::Corrupt(format!("cannot write an item: {e}")))
 }
 
-pub(super) fn from_item<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item.clone()).map_err(|e| StoreError::Corrupt(format!("malformed item: {e}")))
+pub(super) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("malformed item: {e}")))
 }
 
 #[cfg(test)]
@@ -267,10 +267,10 @@ mod tests {
         for absent in ["previousSecret", "previousSecretUntil", "disabledAt", "disabledReason"] {
             assert!(!item.contains_key(absent), "{absent}");
         }
-        assert_eq!(webhook_from(&item).unwrap(), w);
+        assert_eq!(webhook_from(item.clone()).unwrap(), w);
         let mut half = item.clone();
         half.insert("disabledAt".into(), AttributeValue::N("1".into()));
-        assert!(matches!(webhook_from(&half), Err(StoreError::Corrupt(_))));
+        assert!(matches!(webhook_from(half), Err(StoreError::Corrupt(_))));
     }
 
     #[test]
@@ -279,7 +279,7 @@ mod tests {
         let login = vendor_item("USERNAME#acme".into(), "#".into(), &v, Some("$argon2id$x")).unwrap();
         assert_eq!(login["passwordHash"], AttributeValue::S("$argon2id$x".into()));
         assert_eq!(login["createdAt"], AttributeValue::N("3".into()));
-        assert_eq!(vendor_from(&login).unwrap(), v);
+        assert_eq!(vendor_from(login.clone()).unwrap(), v);
         let listed = vendor_item("VENDORS".into(), "VENDOR#ven_a".into(), &v, None).unwrap();
         assert!(!listed.contains_key("passwordHash"), "the listing never holds the hash");
         let token = to_item(TokenRecord {
@@ -295,7 +295,7 @@ mod tests {
         })
         .unwrap();
         assert!(!token.contains_key("label"));
-        let read = token_from(&token).unwrap();
+        let read = token_from(token.clone()).unwrap();
         assert_eq!((read.vendor, read.created_at, read.label), (v, 4, None));
     }
 }

@@ -26,11 +26,11 @@ impl WebhookStore for DynamoStore {
     }
 
     async fn get_webhook(&self, vendor_id: &str, id: u64) -> Result<Option<Webhook>, StoreError> {
-        self.get_item(vendor_pk(vendor_id), webhook_sk(id)).await?.map(|item| webhook_from(&item)).transpose()
+        self.get_item(vendor_pk(vendor_id), webhook_sk(id)).await?.map(webhook_from).transpose()
     }
 
     async fn list_webhooks(&self, vendor_id: &str) -> Result<Vec<Webhook>, StoreError> {
-        self.query_all(vendor_pk(vendor_id), "WEBHOOK#").await?.iter().map(webhook_from).collect()
+        self.query_all(vendor_pk(vendor_id), "WEBHOOK#").await?.into_iter().map(webhook_from).collect()
     }
 
     async fn replace_webhook(&self, current: &Webhook, next: &Webhook) -> Result<(), StoreError> {
