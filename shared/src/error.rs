@@ -87,6 +87,11 @@ impl ApiError {
     /// `500`: the client learns nothing of the cause, which is logged here.
     pub fn internal(cause: &(dyn StdError + 'static)) -> Self {
         tracing::error!(error = %chain(cause), "internal error");
+        Self::internal_error()
+    }
+
+    /// `500` with nothing of the cause (which the caller logs).
+    pub fn internal_error() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error, please retry later")
     }
 

@@ -4,7 +4,7 @@
 //! the binary holds that operation's code and no other's.
 use std::future::Future;
 
-use lambda_http::{http::StatusCode, Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::Instrument;
 
 use super::{
@@ -150,13 +150,6 @@ async fn authenticate_bearer(store: &impl TokenStore, req: &Request) -> Result<V
     match store.token_by_hash(&auth::token_hash(token)).await? {
         Some(record) => Ok(record.vendor),
         None => Err(ApiError::unauthorized(CHALLENGE)),
-    }
-}
-
-impl ApiError {
-    /// `500` with nothing of the cause (which the caller logs).
-    pub fn internal_error() -> Self {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error, please retry later")
     }
 }
 

@@ -71,11 +71,7 @@ impl<S: WebhookStore + EventLog, Q: DeliveryQueue> App<S, Q> {
         }
         let Some(queue) = &self.queue else {
             tracing::error!("redeliver runs without DELIVERIES_QUEUE_URL");
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error, please retry later",
-            ));
+            return Err(ApiError::internal_error());
         };
         let payload = RawValue::from_string(event.payload).map_err(|e| ApiError::internal(&e))?;
         let message = DeliveryMessage {
