@@ -12,9 +12,6 @@ use crate::delivery::{self, DeliverySettings, RetrySchedule};
 pub struct Config {
     /// `TABLE_NAME`: the DynamoDB table holding vendors, webhooks and attempts (required).
     pub table_name: String,
-    /// `ALLOW_PRIVATE_TARGETS`: lifts the private-address and `https`-only rules for local
-    /// receivers (never in production).
-    pub allow_private_targets: bool,
     /// `ROTATION_GRACE_SECS`: how long a rotated-out signing secret keeps signing (default a day).
     pub rotation_grace_secs: i64,
     /// `EMAIL_SENDER`: the address vendors' emails come from; `None` (unset or empty) turns
@@ -33,7 +30,9 @@ pub struct Config {
     /// (default 5 days; `off`: never).
     pub auto_disable_after: Option<Duration>,
     /// `DELIVERY_CONNECT_TIMEOUT_MS`, `DELIVERY_TIMEOUT_MS`, `DELIVERY_MAX_RESPONSE_BYTES`,
-    /// `EXTRA_CA_FILE`, and `ALLOW_PRIVATE_TARGETS` again: how deliveries are made.
+    /// `EXTRA_CA_FILE`, and `ALLOW_PRIVATE_TARGETS` (which lifts the private-address and
+    /// `https`-only rules for local receivers, at registration too; never in production): how
+    /// deliveries are made.
     pub delivery: DeliverySettings,
 }
 
@@ -107,7 +106,6 @@ impl Config {
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let v: Vars = envy::from_iter(vars).map_err(|e| ConfigError::new("(environment)", e.to_string()))?;
         let table_name = set(v.table_name).ok_or_else(|| ConfigError::new("TABLE_NAME", "is not set"))?;
-        let allow_private_targets = flag("ALLOW_PRIVATE_TARGETS", v.allow_private_targets)?;
         let email_sender = set(v.email_sender);
         let emails_queue_url = set(v.emails_queue_url);
         if email_sender.is_some() && emails_queue_url.is_none() {
@@ -142,11 +140,10 @@ impl Config {
                 d.max_response_bytes,
             )?,
             extra_ca_file: set(v.extra_ca_file).map(PathBuf::from),
-            allow_private_targets,
+            allow_private_targets: flag("ALLOW_PRIVATE_TARGETS", v.allow_private_targets)?,
         };
         Ok(Self {
             table_name,
-            allow_private_targets,
             rotation_grace_secs: number("ROTATION_GRACE_SECS", v.rotation_grace_secs, "seconds", 24 * 3600)?,
             email_sender,
             email_configuration_set: set(v.email_configuration_set),
@@ -186,7 +183,9 @@ mod tests {
     fn defaults_fill_what_is_unset() {
         let c = Config::from_vars(vars(&[("TABLE_NAME", "webhooks"), ("EMAIL_SENDER", " ")])).unwrap();
         assert_eq!(c.table_name, "webhooks");
-        assert!(!c.allow_private_targets && c.email_sender.is_none() && c.deliveries_queue_url.is_none());
+        assert!(
+            !c.delivery.allow_private_targets && c.email_sender.is_none() && c.deliveries_queue_url.is_none()
+        );
         assert_eq!(c.rotation_grace_secs, 86400);
         assert_eq!(c.retry_schedule.max_attempts(), 8);
         assert_eq!(c.auto_disable_after, Some(Duration::from_secs(5 * 86400)));
@@ -209,7 +208,7 @@ mod tests {
             ("EXTRA_CA_FILE", "/tmp/ca.pem"),
         ]))
         .unwrap();
-        assert!(c.allow_private_targets && c.delivery.allow_private_targets);
+        assert!(c.delivery.allow_private_targets);
         assert_eq!((c.rotation_grace_secs, c.retry_schedule.max_attempts()), (4, 3));
         assert_eq!(c.auto_disable_after, None);
         assert_eq!(c.delivery.timeout, Duration::from_millis(2000));

@@ -19,7 +19,9 @@ fn webhook(vendor: &Vendor, id: u64, url: &str) -> shared::domain::Webhook {
 }
 
 fn app(store: shared::store::DynamoStore) -> App {
-    App::new(Config { allow_private_targets: true, rotation_grace_secs: 60, ..Config::for_table("") }, store)
+    let mut config = Config { rotation_grace_secs: 60, ..Config::for_table("") };
+    config.delivery.allow_private_targets = true;
+    App::new(config, store)
 }
 
 #[tokio::test]

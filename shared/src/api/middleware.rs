@@ -172,7 +172,8 @@ mod tests {
         store.add_vendor(vendor.clone(), &auth::hash_password(PASSWORD).unwrap());
         let token = ApiToken { token_id: "tok_1".into(), vendor, label: None, created_at: 1 };
         store.add_token(token, &auth::token_hash("vwt_0123456789abcdef0123"));
-        let config = Config { allow_private_targets: true, ..Config::for_table("t") };
+        let mut config = Config::for_table("t");
+        config.delivery.allow_private_targets = true;
         Box::leak(Box::new(App::new(config, store)))
     }
 

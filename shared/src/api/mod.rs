@@ -72,7 +72,7 @@ impl<S, Q> App<S, Q> {
 
     /// The target policy for a dialect: Ventiapp requires https always, as its document says.
     pub fn target_policy(&self, dialect: Dialect) -> TargetPolicy {
-        let local = self.config.allow_private_targets;
+        let local = self.config.delivery.allow_private_targets;
         TargetPolicy { allow_private: local, allow_http: local && dialect == Dialect::Ecomnow }
     }
 }
