@@ -57,10 +57,9 @@ impl SesMailer {
     /// The mailer of the settings: `EMAIL_SENDER` names the sender; unset or empty, emails are
     /// off (`None`). `EMAIL_CONFIGURATION_SET`, if set, is sent through (bounces, complaints).
     /// Calls are bounded (5 s each), so that an email never holds a batch for long.
-    pub fn from_config(config: &crate::config::Config) -> Option<Self> {
+    pub fn from_config(config: &crate::config::Config, aws: &aws_config::SdkConfig) -> Option<Self> {
         let from = config.email_sender.clone()?;
-        let aws = crate::aws::lambda_sdk_config();
-        let sdk = aws_sdk_sesv2::config::Builder::from(&aws)
+        let sdk = aws_sdk_sesv2::config::Builder::from(aws)
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(2))

@@ -31,7 +31,7 @@ impl EmailSender<DynamoStore, SesMailer> {
         let aws = crate::aws::lambda_sdk_config();
         Ok(Self {
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name),
-            mailer: SesMailer::from_config(&config),
+            mailer: SesMailer::from_config(&config, &aws),
         })
     }
 }
