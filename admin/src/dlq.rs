@@ -127,66 +127,54 @@ impl Queues {
             "EVENT", "WEBHOOK", "VENDOR", "TYPE", "ATTEMPTS", "LAST ERROR", "AGE"
         );
         let now = shared::clock::now_ms();
+        let age_of = |m: &Message| {
+            let sent: i64 = attribute(m, MessageSystemAttributeName::SentTimestamp)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(now);
+            age(Duration::from_millis((now - sent).max(0) as u64))
+        };
         let mut shown = 0;
         for m in &messages {
-            let Some(d) = decode(m) else {
-                if let Some(e) = decode_email(m) {
-                    if filter.matches_email(&e) {
-                        let (event, what, kind) = match &e {
-                            EmailMessage::Order(o) => {
-                                (o.event_id.clone(), "(order email)".to_owned(), o.event_type.as_str())
-                            }
-                            EmailMessage::Alert(a) => {
-                                ("-".to_owned(), format!("{} (email)", a.webhook_id), a.alert.as_str())
-                            }
-                        };
-                        let sent: i64 = attribute(m, MessageSystemAttributeName::SentTimestamp)
-                            .and_then(|s| s.parse().ok())
-                            .unwrap_or(now);
-                        println!(
-                            "{:<28} {:>17} {:<26} {:<18} {:>8}  {:<24} {:>8}",
-                            truncate(&event, 28),
-                            truncate(&what, 17),
-                            truncate(e.vendor_id(), 26),
-                            kind,
-                            attribute(m, MessageSystemAttributeName::ApproximateReceiveCount)
-                                .unwrap_or_else(|| "-".into()),
-                            "the mail service failed",
-                            age(Duration::from_millis((now - sent).max(0) as u64)),
-                        );
-                        shown += 1;
-                    }
+            if let Some(d) = decode(m) {
+                if !filter.matches(&d) {
                     continue;
                 }
+                let attempts = store.list_attempts(d.webhook_id, 100).await.unwrap_or_default();
+                let ours: Vec<_> = attempts.iter().filter(|a| a.event_id == d.event_id).collect();
+                let last = ours
+                    .first()
+                    .map(|a| a.status.map_or(a.outcome.clone(), |s| format!("{} {s}", a.outcome)))
+                    .unwrap_or_else(|| "-".into());
+                let row = [&d.event_id, &d.webhook_id.to_string(), &d.vendor_id, d.event_type.as_str()];
+                print_row(row, &ours.len().to_string(), &last, &age_of(m));
+            } else if let Some(e) = decode_email(m) {
+                if !filter.matches_email(&e) {
+                    continue;
+                }
+                let (event, what, kind) = match &e {
+                    EmailMessage::Order(o) => {
+                        (o.event_id.clone(), "(order email)".to_owned(), o.event_type.as_str())
+                    }
+                    EmailMessage::Alert(a) => {
+                        ("-".to_owned(), format!("{} (email)", a.webhook_id), a.alert.as_str())
+                    }
+                };
+                let receives = attribute(m, MessageSystemAttributeName::ApproximateReceiveCount)
+                    .unwrap_or_else(|| "-".into());
+                print_row(
+                    [&event, &what, e.vendor_id(), kind],
+                    &receives,
+                    "the mail service failed",
+                    &age_of(m),
+                );
+            } else {
                 println!(
                     "{:<28} (not a delivery message: {} bytes)",
                     m.message_id().unwrap_or("?"),
                     m.body().map_or(0, str::len)
                 );
                 continue;
-            };
-            if !filter.matches(&d) {
-                continue;
             }
-            let attempts = store.list_attempts(d.webhook_id, 100).await.unwrap_or_default();
-            let ours: Vec<_> = attempts.iter().filter(|a| a.event_id == d.event_id).collect();
-            let last = ours
-                .first()
-                .map(|a| a.status.map_or(a.outcome.clone(), |s| format!("{} {s}", a.outcome)))
-                .unwrap_or_else(|| "-".into());
-            let sent: i64 = attribute(m, MessageSystemAttributeName::SentTimestamp)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(now);
-            println!(
-                "{:<28} {:>17} {:<26} {:<18} {:>8}  {:<24} {:>8}",
-                truncate(&d.event_id, 28),
-                d.webhook_id,
-                truncate(&d.vendor_id, 26),
-                d.event_type.as_str(),
-                ours.len(),
-                truncate(&last, 24),
-                age(Duration::from_millis((now - sent).max(0) as u64)),
-            );
             shown += 1;
         }
         self.release(&messages).await;
@@ -333,6 +321,20 @@ fn decode(m: &Message) -> Option<DeliveryMessage> {
 
 fn decode_email(m: &Message) -> Option<EmailMessage> {
     serde_json::from_str(m.body()?).ok()
+}
+
+/// One row of the listing: event, webhook, vendor, type; attempts, last error, age.
+fn print_row([event, webhook, vendor, kind]: [&str; 4], attempts: &str, last: &str, age: &str) {
+    println!(
+        "{:<28} {:>17} {:<26} {:<18} {:>8}  {:<24} {:>8}",
+        truncate(event, 28),
+        truncate(webhook, 17),
+        truncate(vendor, 26),
+        kind,
+        attempts,
+        truncate(last, 24),
+        age,
+    );
 }
 
 fn attribute(m: &Message, name: MessageSystemAttributeName) -> Option<String> {
