@@ -36,6 +36,9 @@ impl EmailSender<DynamoStore, SesMailer> {
     }
 }
 
+/// An email that went to SES: the address, and what SES answered.
+type Sent = (String, Result<String, MailError>);
+
 /// What a batch sent, for its metrics line.
 #[derive(Default)]
 struct Counts {
@@ -65,18 +68,16 @@ impl<S: WebhookStore + NotifyStore, M: Mailer> EmailSender<S, M> {
             tracing::info!("emails are off (no EMAIL_SENDER): not sent");
             return Disposition::Done;
         };
-        let (to, vendor_id, sent) = match &message {
-            EmailMessage::Order(o) => match self.order(mailer, o).await {
-                Ok(Some((to, sent))) => (to, &o.vendor_id, sent),
-                Ok(None) => return Disposition::Done,
-                Err(()) => return Disposition::Retry,
-            },
-            EmailMessage::Alert(a) => match self.alert(mailer, a).await {
-                Ok(Some((to, sent))) => (to, &a.vendor_id, sent),
-                Ok(None) => return Disposition::Done,
-                Err(()) => return Disposition::Retry,
-            },
+        let attempt = match &message {
+            EmailMessage::Order(o) => self.order(mailer, o).await,
+            EmailMessage::Alert(a) => self.alert(mailer, a).await,
         };
+        let (to, sent) = match attempt {
+            Ok(Some(sending)) => sending,
+            Ok(None) => return Disposition::Done,
+            Err(()) => return Disposition::Retry,
+        };
+        let vendor_id = message.vendor_id();
         let bump = |c: &std::sync::atomic::AtomicU64| c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match sent {
             Ok(id) => {
@@ -109,11 +110,7 @@ impl<S: WebhookStore + NotifyStore, M: Mailer> EmailSender<S, M> {
     /// Sends an order email, once per order (see [`notify::order_mail_key`]): a claim before
     /// sending keeps concurrent and repeated messages from sending it again. `Ok(None)`: nothing
     /// to send; `Err`: try again later.
-    async fn order(
-        &self,
-        mailer: &M,
-        m: &OrderEmail,
-    ) -> Result<Option<(String, Result<String, MailError>)>, ()> {
+    async fn order(&self, mailer: &M, m: &OrderEmail) -> Result<Option<Sent>, ()> {
         let Some(to) = self.address(&m.vendor_id, Topic::of_event(m.event_type)).await? else {
             tracing::info!("the vendor no longer takes this email: not sent");
             return Ok(None);
@@ -158,11 +155,7 @@ impl<S: WebhookStore + NotifyStore, M: Mailer> EmailSender<S, M> {
     }
 
     /// Sends a failure email about the webhook as it is now (a deleted one is no longer news).
-    async fn alert(
-        &self,
-        mailer: &M,
-        a: &AlertEmail,
-    ) -> Result<Option<(String, Result<String, MailError>)>, ()> {
+    async fn alert(&self, mailer: &M, a: &AlertEmail) -> Result<Option<Sent>, ()> {
         let webhook = match self.store.get_webhook(&a.vendor_id, a.webhook_id).await {
             Ok(Some(w)) => w,
             Ok(None) => {
