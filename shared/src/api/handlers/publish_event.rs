@@ -117,13 +117,10 @@ where
             tracing::error!(error = %crate::error::chain(&e), "cannot keep the event for redelivery");
         }
     }
-    let queued = match email {
-        Some((emails, body)) => match queue.send_all(bodies).await {
-            Ok(()) => emails.send_all(vec![body]).await,
-            Err(e) => Err(e),
-        },
-        None => queue.send_all(bodies).await,
-    };
+    let mut queued = queue.send_all(bodies).await;
+    if let (Ok(()), Some((emails, body))) = (&queued, email) {
+        queued = emails.send_all(vec![body]).await;
+    }
     if let Err(e) = queued {
         tracing::error!(error = %crate::error::chain(&e), "fan-out failed");
         return Err(ApiError::new(
