@@ -6,6 +6,9 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 export MOTO_PORT="${TEST_MOTO_PORT:-4577}" API_PORT="${TEST_API_PORT:-9107}"
 export STACK_DIR="$ROOT/.stack/test" TABLE_NAME="webhooks-test"
+# A fresh clone builds every crate once: incremental compilation would only add gigabytes of
+# cache on the CI machine's disk (set CARGO_INCREMENTAL=1 to keep it between local runs).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # Time compressed: eight attempts a second apart, a short visibility timeout and delivery timeout,
 # a rotated-out secret signing for 4 s, webhooks disabled after 30 s of failures (longer than
 # any other test's failing receiver fails: a DLQ test's eight attempts take about 8 s).
