@@ -84,10 +84,6 @@ start_stack() {
   log "creating the table and queues of template.yaml, the demo vendor and its token"
   mkdir -p "$STACK_DIR"
   local extra=()
-  if [ -n "${RETRY_SCHEDULE:-}" ]; then
-    # One attempt more than delays: the queue's maxReceiveCount must agree with the schedule.
-    extra+=(--max-attempts "$(( $(tr -cd , <<< "$RETRY_SCHEDULE" | wc -c) + 2 ))")
-  fi
   if [ -n "${QUEUE_VISIBILITY_TIMEOUT:-}" ]; then extra+=(--visibility-timeout "$QUEUE_VISIBILITY_TIMEOUT"); fi
   (cd "$ROOT" && "$ROOT/target/debug/devstack" bootstrap --template template.yaml --table "$TABLE_NAME" \
       --queue-prefix "$TABLE_NAME" --env-out "$STACK_DIR/queues.env" --tls-dir "$STACK_DIR/tls" "${extra[@]}" \
@@ -109,8 +105,10 @@ start_stack() {
     echo "ALLOW_PRIVATE_TARGETS=true"
     echo "RUST_LOG=${FUNCTIONS_RUST_LOG:-info}"
     echo "DELIVERIES_QUEUE_URL=$DELIVERIES_QUEUE_URL"
+    echo "DEAD_LETTER_QUEUE_URL=$DEAD_LETTER_QUEUE_URL"
     echo "EMAILS_QUEUE_URL=$EMAILS_QUEUE_URL"
     if [ -n "${RETRY_SCHEDULE:-}" ]; then echo "RETRY_SCHEDULE=$RETRY_SCHEDULE"; fi
+    if [ -n "${RETRY_AFTER_CAP:-}" ]; then echo "RETRY_AFTER_CAP=$RETRY_AFTER_CAP"; fi
     if [ -n "${DELIVERY_TIMEOUT_MS:-}" ]; then echo "DELIVERY_TIMEOUT_MS=$DELIVERY_TIMEOUT_MS"; fi
     if [ -n "${EXTRA_CA_FILE:-}" ]; then echo "EXTRA_CA_FILE=$EXTRA_CA_FILE"; fi
     if [ -n "${ROTATION_GRACE_SECS:-}" ]; then echo "ROTATION_GRACE_SECS=$ROTATION_GRACE_SECS"; fi

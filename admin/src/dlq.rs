@@ -263,6 +263,11 @@ impl Queues {
                     continue;
                 }
                 let body = m.body().context("a parked message without a body")?;
+                // A delivery starts over at its first attempt, due at once.
+                let body = match decode(&m).filter(|_| !self.emails) {
+                    Some(d) => DeliveryMessage { attempt: 1, not_before_ms: None, ..d }.to_body(),
+                    None => body.to_owned(),
+                };
                 self.sqs
                     .send_message()
                     .queue_url(&self.deliveries)

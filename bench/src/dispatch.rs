@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use shared::{
-    delivery::{DeliveryMessage, DeliverySettings, HttpDeliverer, RetrySchedule, MESSAGE_VERSION},
+    delivery::{DeliveryMessage, DeliverySettings, HttpDeliverer, RetrySchedule},
     dispatch::Dispatcher,
     domain::{EventType, Webhook, WebhookSpec},
     store::{AttemptLog, NotifyStore, WebhookStore},
@@ -173,16 +173,15 @@ pub fn batches(hooks: &[Webhook], n: usize) -> Vec<SqsEvent> {
     let records: Vec<SqsMessage> = (0..n)
         .map(|i| {
             let w = &hooks[i % hooks.len()];
-            let body = serde_json::to_string(&DeliveryMessage {
-                v: MESSAGE_VERSION,
-                event_id: format!("evt_bench{i:08}"),
-                event_type: EventType::NewOrder,
-                vendor_id: w.vendor_id.clone(),
-                webhook_id: w.id,
-                published_at: 1_795_510_800,
-                payload: serde_json::value::RawValue::from_string(payload.clone()).unwrap(),
-            })
-            .unwrap();
+            let body = DeliveryMessage::first(
+                format!("evt_bench{i:08}"),
+                EventType::NewOrder,
+                w.vendor_id.clone(),
+                w.id,
+                1_795_510_800,
+                serde_json::value::RawValue::from_string(payload.clone()).unwrap(),
+            )
+            .to_body();
             let mut m = SqsMessage::default();
             m.message_id = Some(format!("m{i}"));
             m.receipt_handle = Some(format!("r{i}"));
@@ -213,6 +212,8 @@ pub async fn through_dispatch<S: WebhookStore + AttemptLog + NotifyStore + 'stat
     let dispatcher = Arc::new(Dispatcher {
         store: Counting::new(store),
         queue: CountingQueue::default(),
+        dead_letters: CountingQueue::default(),
+        attempt_budget: settings.timeout,
         deliverer: Timed { inner: HttpDeliverer::new(&settings).unwrap(), latencies: Mutex::new(Vec::new()) },
         schedule: RetrySchedule::standard(),
         auto_disable_after: Some(Duration::from_secs(5 * 86400)),
@@ -229,7 +230,7 @@ pub async fn through_dispatch<S: WebhookStore + AttemptLog + NotifyStore + 'stat
             tokio::spawn(async move {
                 loop {
                     let Some(event) = events.lock().unwrap().pop() else { return };
-                    let response = dispatcher.handle(&event).await.unwrap();
+                    let response = dispatcher.handle(&event, None).await.unwrap();
                     assert!(response.batch_item_failures.is_empty(), "every delivery succeeds");
                 }
             })

@@ -135,6 +135,10 @@ impl DeliveryQueue for CountingQueue {
         self.calls.fetch_add(bodies.len().div_ceil(10) as u64, Ordering::Relaxed);
         Ok(())
     }
+    async fn send_later(&self, _: String, _: Duration) -> Result<(), QueueError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
     async fn delay(&self, _: &str, _: Duration) -> Result<(), QueueError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         Ok(())

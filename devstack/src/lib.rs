@@ -123,6 +123,7 @@ pub struct QueueDefinition {
     pub logical_id: String,
     pub visibility_timeout: Option<i64>,
     pub retention: Option<i64>,
+    pub maximum_message_size: Option<i64>,
     /// (dead-letter queue's logical id, maxReceiveCount)
     pub redrive: Option<(String, i64)>,
 }
@@ -167,6 +168,7 @@ pub fn queue_definitions(template: &Value) -> Result<Vec<QueueDefinition>> {
             Ok(QueueDefinition {
                 visibility_timeout: props.get("VisibilityTimeout").and_then(|v| number(template, v)),
                 retention: props.get("MessageRetentionPeriod").and_then(|v| number(template, v)),
+                maximum_message_size: props.get("MaximumMessageSize").and_then(|v| number(template, v)),
                 logical_id,
                 redrive,
             })
@@ -181,14 +183,13 @@ pub struct LocalQueue {
     pub arn: String,
 }
 
-/// Creates the template's queues (idempotently), dead-letter queues first. `visibility` and
-/// `max_receive` override the template's values, so tests can compress time.
+/// Creates the template's queues (idempotently), dead-letter queues first. `visibility`
+/// overrides the template's value, so tests can compress time.
 pub async fn ensure_queues(
     client: &aws_sdk_sqs::Client,
     prefix: &str,
     defs: &[QueueDefinition],
     visibility: Option<i64>,
-    max_receive: Option<i64>,
 ) -> Result<std::collections::BTreeMap<String, LocalQueue>> {
     use aws_sdk_sqs::types::QueueAttributeName as A;
     let mut made = std::collections::BTreeMap::new();
@@ -203,13 +204,12 @@ pub async fn ensure_queues(
         if let Some(r) = def.retention {
             req = req.attributes(A::MessageRetentionPeriod, r.to_string());
         }
+        if let Some(m) = def.maximum_message_size {
+            req = req.attributes(A::MaximumMessageSize, m.to_string());
+        }
         if let Some((dlq, max)) = &def.redrive {
             let target: &LocalQueue = made.get(dlq).with_context(|| format!("no queue {dlq}"))?;
-            let policy = format!(
-                r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":{}}}"#,
-                target.arn,
-                max_receive.unwrap_or(*max)
-            );
+            let policy = format!(r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":{}}}"#, target.arn, max);
             req = req.attributes(A::RedrivePolicy, policy);
         }
         let url = req

@@ -36,9 +36,6 @@ enum Command {
         /// Overrides the queues' visibility timeout (tests compress time).
         #[arg(long)]
         visibility_timeout: Option<i64>,
-        /// Overrides maxReceiveCount (it must match RETRY_SCHEDULE's attempts).
-        #[arg(long)]
-        max_attempts: Option<i64>,
         /// Writes DELIVERIES_QUEUE_URL and the others here, as KEY=VALUE lines.
         #[arg(long)]
         env_out: Option<PathBuf>,
@@ -103,7 +100,6 @@ async fn main() -> Result<()> {
             demo_password,
             queue_prefix,
             visibility_timeout,
-            max_attempts,
             env_out,
             tls_dir,
             email_sender,
@@ -124,7 +120,6 @@ async fn main() -> Result<()> {
                 &queue_prefix,
                 &devstack::queue_definitions(&parsed)?,
                 visibility_timeout,
-                max_attempts,
             )
             .await?;
             let mut env = String::new();

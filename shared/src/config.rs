@@ -22,9 +22,12 @@ pub struct Config {
     pub email_configuration_set: Option<String>,
     /// `DELIVERIES_QUEUE_URL` (required by the functions that queue or consume deliveries).
     pub deliveries_queue_url: Option<String>,
+    /// `DEAD_LETTER_QUEUE_URL`: where dispatch parks a delivery after its last attempt.
+    pub dead_letter_queue_url: Option<String>,
     /// `EMAILS_QUEUE_URL`: where emails are asked for; set whenever `EMAIL_SENDER` is.
     pub emails_queue_url: Option<String>,
-    /// `RETRY_SCHEDULE`: the delays between delivery attempts (default: the standard schedule).
+    /// `RETRY_SCHEDULE`: the delays between delivery attempts (default: the standard schedule),
+    /// and `RETRY_AFTER_CAP`: the longest a receiver's `Retry-After` is honoured (default 1 h).
     pub retry_schedule: RetrySchedule,
     /// `AUTO_DISABLE_AFTER`: a webhook whose every delivery has failed this long is disabled
     /// (default 5 days; `off`: never).
@@ -60,8 +63,10 @@ struct Vars {
     email_sender: Option<String>,
     email_configuration_set: Option<String>,
     deliveries_queue_url: Option<String>,
+    dead_letter_queue_url: Option<String>,
     emails_queue_url: Option<String>,
     retry_schedule: Option<String>,
+    retry_after_cap: Option<String>,
     auto_disable_after: Option<String>,
     delivery_connect_timeout_ms: Option<String>,
     delivery_timeout_ms: Option<String>,
@@ -115,6 +120,12 @@ impl Config {
             None => RetrySchedule::standard(),
             Some(spec) => RetrySchedule::parse(&spec).map_err(|e| ConfigError::new("RETRY_SCHEDULE", e))?,
         };
+        let retry_schedule = match set(v.retry_after_cap) {
+            None => retry_schedule,
+            Some(spec) => delivery::parse_duration(&spec)
+                .and_then(|cap| retry_schedule.with_retry_after_cap(cap))
+                .map_err(|e| ConfigError::new("RETRY_AFTER_CAP", e))?,
+        };
         let auto_disable_after = match set(v.auto_disable_after).as_deref() {
             None => Some(Duration::from_secs(5 * 86400)),
             Some("off") => None,
@@ -148,6 +159,7 @@ impl Config {
             email_sender,
             email_configuration_set: set(v.email_configuration_set),
             deliveries_queue_url: set(v.deliveries_queue_url),
+            dead_letter_queue_url: set(v.dead_letter_queue_url),
             emails_queue_url,
             retry_schedule,
             auto_disable_after,
@@ -160,6 +172,13 @@ impl Config {
         self.deliveries_queue_url
             .as_deref()
             .ok_or_else(|| ConfigError::new("DELIVERIES_QUEUE_URL", "is not set"))
+    }
+
+    /// `DEAD_LETTER_QUEUE_URL`, which dispatch cannot run without.
+    pub fn require_dead_letter_queue(&self) -> Result<&str, ConfigError> {
+        self.dead_letter_queue_url
+            .as_deref()
+            .ok_or_else(|| ConfigError::new("DEAD_LETTER_QUEUE_URL", "is not set"))
     }
 
     /// The settings of a test or a benchmark: this table, everything else at its default.
@@ -223,6 +242,8 @@ mod tests {
             (vec![("ALLOW_PRIVATE_TARGETS", "maybe")], "ALLOW_PRIVATE_TARGETS"),
             (vec![("ROTATION_GRACE_SECS", "a day")], "ROTATION_GRACE_SECS"),
             (vec![("RETRY_SCHEDULE", "5s,13h")], "RETRY_SCHEDULE"),
+            (vec![("RETRY_SCHEDULE", "0s")], "RETRY_SCHEDULE"),
+            (vec![("RETRY_AFTER_CAP", "2d")], "RETRY_AFTER_CAP"),
             (vec![("AUTO_DISABLE_AFTER", "soon")], "AUTO_DISABLE_AFTER"),
             (vec![("DELIVERY_TIMEOUT_MS", "10s")], "DELIVERY_TIMEOUT_MS"),
             (vec![("EMAIL_SENDER", "n@example.com")], "EMAILS_QUEUE_URL"),

@@ -5,11 +5,24 @@ use aws_sdk_sqs::{types::SendMessageBatchRequestEntry, Client};
 
 use crate::store::BoxError;
 
+/// The largest message our queues take: their `MaximumMessageSize` in template.yaml, in bytes of
+/// UTF-8. Ten of them, a full batch, stay within the 6 MB a Lambda invocation may carry.
+pub const MAX_MESSAGE_BYTES: usize = 262_144;
+
+/// The most a `SendMessageBatch` may carry: its messages' bytes together, and their number.
+pub const MAX_BATCH_BYTES: usize = 1_048_576;
+pub const MAX_BATCH_ENTRIES: usize = 10;
+
+/// The longest `DelaySeconds` SQS takes.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
 /// A queue failure.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("{0} message(s) could not be enqueued")]
     NotEnqueued(usize),
+    #[error("a message of {0} bytes is over the queue's limit of {MAX_MESSAGE_BYTES} bytes")]
+    TooLarge(usize),
     #[error("queue backend failed")]
     Backend(#[source] BoxError),
 }
@@ -18,6 +31,13 @@ pub enum QueueError {
 pub trait DeliveryQueue: Send + Sync {
     /// Enqueues every body, or fails; entries the queue refuses are retried first.
     fn send_all(&self, bodies: Vec<String>) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Enqueues one body, received no sooner than `delay` from now (at most [`MAX_DELAY`]).
+    fn send_later(
+        &self,
+        body: String,
+        delay: Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
 
     /// Delays a received message's next receive by `delay` (its visibility timeout): the wait
     /// before its next attempt.
@@ -45,9 +65,32 @@ impl SqsQueue {
     }
 }
 
+/// Splits `sizes` into runs that each fit one `SendMessageBatch`: at most ten messages and
+/// [`MAX_BATCH_BYTES`] together, in order. A message over [`MAX_MESSAGE_BYTES`] is refused.
+pub fn batches(sizes: &[usize]) -> Result<Vec<std::ops::Range<usize>>, QueueError> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        if size > MAX_MESSAGE_BYTES {
+            return Err(QueueError::TooLarge(size));
+        }
+        if i > start && (i - start == MAX_BATCH_ENTRIES || bytes + size > MAX_BATCH_BYTES) {
+            runs.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        runs.push(start..sizes.len());
+    }
+    Ok(runs)
+}
+
 impl DeliveryQueue for SqsQueue {
     async fn send_all(&self, bodies: Vec<String>) -> Result<(), QueueError> {
-        for chunk in bodies.chunks(10) {
+        let sizes: Vec<usize> = bodies.iter().map(String::len).collect();
+        for run in batches(&sizes)? {
+            let chunk = &bodies[run];
             let mut pending: Vec<(String, &String)> =
                 chunk.iter().enumerate().map(|(i, b)| (i.to_string(), b)).collect();
             for round in 0..SEND_ROUNDS {
@@ -99,15 +142,63 @@ impl DeliveryQueue for SqsQueue {
         Ok(())
     }
 
+    async fn send_later(&self, body: String, delay: Duration) -> Result<(), QueueError> {
+        if body.len() > MAX_MESSAGE_BYTES {
+            return Err(QueueError::TooLarge(body.len()));
+        }
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(whole_seconds(delay.min(MAX_DELAY)))
+            .send()
+            .await
+            .map_err(|e| QueueError::Backend(Box::new(e)))?;
+        Ok(())
+    }
+
     async fn delay(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
         self.client
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(delay.as_secs().min(43_200) as i32)
+            .visibility_timeout(whole_seconds(delay.min(MAX_VISIBILITY)))
             .send()
             .await
             .map_err(|e| QueueError::Backend(Box::new(e)))?;
         Ok(())
+    }
+}
+
+/// The longest visibility timeout SQS takes (12 hours from the receive).
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(43_200);
+
+/// A wait in SQS's whole seconds, rounded up: a wait is never cut short, and a wait of a
+/// fraction of a second is one second, not none.
+pub fn whole_seconds(d: Duration) -> i32 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.min(i32::MAX as u64) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_hold_ten_messages_or_one_mebibyte_at_most() {
+        assert_eq!(batches(&[10; 25]).unwrap(), [0..10, 10..20, 20..25]);
+        let big = 200 * 1024;
+        assert_eq!(batches(&[big; 10]).unwrap(), [0..5, 5..10]);
+        assert_eq!(batches(&[MAX_MESSAGE_BYTES; 5]).unwrap(), [0..4, 4..5]);
+        assert!(batches(&[]).unwrap().is_empty());
+        assert!(matches!(batches(&[1, MAX_MESSAGE_BYTES + 1]), Err(QueueError::TooLarge(_))));
+    }
+
+    #[test]
+    fn waits_round_up_to_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::from_millis(800)), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(1000)), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(1001)), 2);
+        assert_eq!(whole_seconds(Duration::ZERO), 0);
     }
 }

@@ -13,7 +13,7 @@ use tracing::Instrument;
 pub enum Disposition {
     /// Handled (or let go on purpose): delete it.
     Done,
-    /// Failed: leave it for its next receive, or the dead-letter queue after the last.
+    /// Not done: leave it for its next receive (or SQS's redrive to the dead-letter queue).
     Retry,
 }
 
@@ -21,11 +21,6 @@ pub enum Disposition {
 #[derive(Debug, thiserror::Error)]
 #[error("a message of the batch has no id: the whole batch is retried")]
 pub struct MessageWithoutId;
-
-/// The receive count SQS gave a message (1 on its first receive).
-pub fn receive_count(record: &SqsMessage) -> u32 {
-    record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1)
-}
 
 /// Runs `handle` on every message of the batch that decodes as a `T`, concurrently, each in a
 /// span with its message id; a message without a body, or one that does not decode, is left for

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::{
-    delivery::{DeliveryMessage, MESSAGE_VERSION},
+    delivery::DeliveryMessage,
     domain::{EventType, Webhook, WebhookSpec},
     queue::{DeliveryQueue, SqsQueue},
-    store::WebhookStore,
+    store::{AttemptLog, WebhookStore},
 };
 use tests::{
     fixture, new_vendor,
@@ -52,6 +52,7 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
     let payload = fixture("ecomnow/new-order.json").trim_end().to_owned();
     let mut receivers = Vec::new();
     let mut bodies = Vec::new();
+    let mut webhook_ids = Vec::new();
     for i in 0..5 {
         let r =
             Receiver::start(vec![Reply::Slow(Duration::from_millis(1500), 200)], Reply::Status(200)).await;
@@ -68,17 +69,17 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
             0,
         );
         store.insert_webhook(&w).await.unwrap();
+        webhook_ids.push(w.id);
         bodies.push(
-            serde_json::to_string(&DeliveryMessage {
-                v: MESSAGE_VERSION,
-                event_id: unique("evt"),
-                event_type: EventType::NewOrder,
-                vendor_id: v.vendor.vendor_id.clone(),
-                webhook_id: w.id,
-                published_at: 0,
-                payload: serde_json::value::RawValue::from_string(payload.clone()).unwrap(),
-            })
-            .unwrap(),
+            DeliveryMessage::first(
+                unique("evt"),
+                EventType::NewOrder,
+                v.vendor.vendor_id.clone(),
+                w.id,
+                0,
+                serde_json::value::RawValue::from_string(payload.clone()).unwrap(),
+            )
+            .to_body(),
         );
         receivers.push(r);
     }
@@ -90,6 +91,7 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
             .map(|k| (k.to_string(), stack_var(k)))
             .chain([
                 ("DELIVERIES_QUEUE_URL".to_owned(), queue_url.clone()),
+                ("DEAD_LETTER_QUEUE_URL".to_owned(), dlq.clone()),
                 ("RETRY_SCHEDULE".to_owned(), "1s,1s,1s,1s,1s,1s,1s".to_owned()),
                 ("RUST_LOG".to_owned(), "warn".to_owned()),
                 ("ALLOW_PRIVATE_TARGETS".to_owned(), "true".to_owned()),
@@ -145,5 +147,9 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
         let ids: Vec<_> = r.received().iter().map(|g| g.header("webhook-id").unwrap().to_owned()).collect();
         assert!(ids.iter().all(|i| *i == ids[0]), "a redelivery carries the same webhook-id");
     }
-    let _ = store.list_webhooks(&v.vendor.vendor_id).await.unwrap();
+    // The crash used no attempt up: the delivery made again is still the first attempt.
+    for id in webhook_ids {
+        let attempts = store.list_attempts(id, 10).await.unwrap();
+        assert!(!attempts.is_empty() && attempts.iter().all(|a| a.attempt == 1), "{attempts:?}");
+    }
 }

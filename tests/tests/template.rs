@@ -243,6 +243,7 @@ fn functions_get_only_the_table_actions_they_use() {
                 "sqs:GetQueueAttributes",
                 "sqs:ChangeMessageVisibility",
                 "sqs:SendMessage",
+                "sqs:SendMessage",
             ][..],
         ),
         (
@@ -280,10 +281,22 @@ fn the_queues_keep_nothing_from_being_lost() {
     let deliveries = queues.iter().find(|q| q.logical_id == "DeliveriesQueue").unwrap();
     let (dlq, max_receive) = deliveries.redrive.clone().expect("a redrive policy");
     assert_eq!(dlq, "DeadLetterQueue");
+    // dispatch counts attempts itself; the redrive parks only what keeps failing without one.
+    // A message is received at most twice per attempt (a 15-minute delay, then one hiding), so
+    // the redrive must leave room for that and a few crashes.
+    assert!(max_receive >= 5, "maxReceiveCount {max_receive}");
+    assert!(t["Parameters"].get("MaxAttempts").is_none(), "attempts come from the schedule alone");
     let schedule = t["Parameters"]["RetrySchedule"]["Default"].as_str().unwrap();
-    let attempts = shared::delivery::RetrySchedule::parse(schedule).unwrap().max_attempts();
-    assert_eq!(max_receive, attempts as i64, "maxReceiveCount is the number of attempts");
+    shared::delivery::RetrySchedule::parse(schedule).expect("the default schedule is one dispatch takes");
     let dispatch = &t["Resources"]["DispatchFunction"]["Properties"];
+    let env = &dispatch["Environment"]["Variables"];
+    for name in ["DEAD_LETTER_QUEUE_URL", "RETRY_SCHEDULE", "RETRY_AFTER_CAP"] {
+        assert!(env.get(name).is_some(), "dispatch is given {name}");
+    }
+    for queue in [&deliveries.logical_id, "DeadLetterQueue"] {
+        let q = queues.iter().find(|q| q.logical_id == queue).unwrap();
+        assert_eq!(q.maximum_message_size, Some(shared::queue::MAX_MESSAGE_BYTES as i64), "{queue}");
+    }
     let timeout = dispatch["Timeout"].as_i64().unwrap();
     assert!(
         deliveries.visibility_timeout.unwrap() >= 6 * timeout,

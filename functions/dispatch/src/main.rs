@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     let dispatcher = Dispatcher::from_env().await?;
     let dispatcher = &dispatcher;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        dispatcher.handle(&event.payload).await.map_err(Error::from)
+        dispatcher.handle(&event.payload, Some(event.context.deadline as i64)).await.map_err(Error::from)
     }))
     .await
 }

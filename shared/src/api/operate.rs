@@ -74,16 +74,15 @@ impl<S: WebhookStore + EventLog, Q: DeliveryQueue> App<S, Q> {
             return Err(ApiError::internal_error());
         };
         let payload = RawValue::from_string(event.payload).map_err(|e| ApiError::internal(&e))?;
-        let message = DeliveryMessage {
-            v: delivery::MESSAGE_VERSION,
-            event_id: event.event_id,
-            event_type: event.event_type,
-            vendor_id: event.vendor_id,
-            webhook_id: webhook.id,
-            published_at: event.published_at,
+        let body = DeliveryMessage::first(
+            event.event_id,
+            event.event_type,
+            event.vendor_id,
+            webhook.id,
+            event.published_at,
             payload,
-        };
-        let body = serde_json::to_string(&message).map_err(|e| ApiError::internal(&e))?;
+        )
+        .to_body();
         if let Err(e) = queue.send_all(vec![body]).await {
             tracing::error!(error = %crate::error::chain(&e), "cannot queue the redelivery");
             return Err(ApiError::new(

@@ -155,8 +155,7 @@ impl Deliverer for HttpDeliverer {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| super::parse_retry_after(v, crate::clock::now()));
         // Read at most the limit; a receiver that streams forever is cut off, not waited for.
         let mut excerpt = Vec::new();
         let mut read = 0usize;

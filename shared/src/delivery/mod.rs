@@ -17,7 +17,7 @@ pub use http::{DeliverySettings, HttpDeliverer};
 pub const MESSAGE_VERSION: u32 = 1;
 
 /// One SQS message: one event for one webhook. The contract between publish and dispatch.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeliveryMessage {
     /// Always [`MESSAGE_VERSION`] for now.
@@ -31,6 +31,72 @@ pub struct DeliveryMessage {
     pub published_at: i64,
     /// The payload exactly as published: the bytes that are sent and signed.
     pub payload: Box<RawValue>,
+    /// Which attempt this message is for, from 1. dispatch counts attempts itself: a retry is a
+    /// new message with the next number, so a crash, a timeout or a throttled batch (which SQS
+    /// counts as receives) never uses one up.
+    #[serde(default = "first_attempt", skip_serializing_if = "is_first_attempt")]
+    pub attempt: u32,
+    /// Not to be attempted before this time (Unix milliseconds): a retry's backoff, which may
+    /// outlast the 15 minutes SQS can delay a message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before_ms: Option<i64>,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+fn is_first_attempt(n: &u32) -> bool {
+    *n == 1
+}
+
+impl DeliveryMessage {
+    /// The first attempt's message of an event for a webhook.
+    pub fn first(
+        event_id: String,
+        event_type: EventType,
+        vendor_id: String,
+        webhook_id: u64,
+        published_at: i64,
+        payload: Box<RawValue>,
+    ) -> Self {
+        Self {
+            v: MESSAGE_VERSION,
+            event_id,
+            event_type,
+            vendor_id,
+            webhook_id,
+            published_at,
+            payload,
+            attempt: 1,
+            not_before_ms: None,
+        }
+    }
+
+    /// The message as it goes on the queue.
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).expect("a delivery message serialises")
+    }
+
+    /// The longest any message of this event can be, in bytes: with the longest webhook id,
+    /// attempt number and wait, as a retry carries them.
+    pub fn longest_body_len(
+        event_id: &str,
+        event_type: EventType,
+        vendor_id: &str,
+        payload: &RawValue,
+    ) -> usize {
+        let mut longest = Self::first(
+            event_id.to_owned(),
+            event_type,
+            vendor_id.to_owned(),
+            u64::MAX,
+            i64::MIN,
+            payload.to_owned(),
+        );
+        (longest.attempt, longest.not_before_ms) = (u32::MAX, Some(i64::MIN));
+        longest.to_body().len()
+    }
 }
 
 /// Why a signing secret could not be used.
@@ -88,7 +154,16 @@ pub fn parse_duration(d: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrySchedule {
     delays: Vec<Duration>,
+    /// The longest a receiver's `Retry-After` is waited for.
+    retry_after_cap: Duration,
 }
+
+/// The longest wait between two attempts: SQS's 12-hour visibility limit, so that a message
+/// waits out any backoff in at most two receives (a 15-minute delay, then one hiding).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(12 * 3600);
+
+/// How long a `Retry-After` is honoured by default: an hour.
+pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
 
 impl RetrySchedule {
     /// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over about 28 hours.
@@ -96,15 +171,18 @@ impl RetrySchedule {
         Self::parse("5s,5m,30m,2h,5h,10h,10h").expect("the standard schedule parses")
     }
 
-    /// Parses `5s,5m,2h`: durations (see [`parse_duration`]), at most 12 h each (SQS's
-    /// visibility cap).
+    /// Parses `5s,5m,2h`: durations (see [`parse_duration`]), from 1 s to 12 h each
+    /// ([`MAX_BACKOFF`]).
     pub fn parse(spec: &str) -> Result<Self, String> {
         let delays = spec
             .split(',')
             .map(|d| {
                 let delay = parse_duration(d)?;
-                if delay > Duration::from_secs(12 * 3600) {
-                    return Err(format!("{} is over SQS's 12 h visibility limit", d.trim()));
+                if delay > MAX_BACKOFF {
+                    return Err(format!("{} is over the 12 h a message can wait between attempts", d.trim()));
+                }
+                if delay.is_zero() {
+                    return Err("a delay of 0 would retry at once: use 1s or more".to_owned());
                 }
                 Ok(delay)
             })
@@ -112,26 +190,46 @@ impl RetrySchedule {
         if delays.is_empty() {
             return Err("the schedule needs at least one delay".into());
         }
-        Ok(Self { delays })
+        Ok(Self { delays, retry_after_cap: DEFAULT_RETRY_AFTER_CAP })
     }
 
-    /// How many attempts a delivery gets: the queue's `maxReceiveCount`.
+    /// Honours a receiver's `Retry-After` up to `cap` (at most [`MAX_BACKOFF`]).
+    pub fn with_retry_after_cap(self, cap: Duration) -> Result<Self, String> {
+        if cap > MAX_BACKOFF {
+            return Err("over the 12 h a message can wait between attempts".into());
+        }
+        Ok(Self { retry_after_cap: cap, ..self })
+    }
+
+    /// How many attempts a delivery gets.
     pub fn max_attempts(&self) -> u32 {
         self.delays.len() as u32 + 1
     }
 
     /// The wait after failed attempt `attempt` (1-based): the scheduled delay scaled by `jitter`
-    /// (0.8 to 1.2 in production, against thundering herds), or a receiver's `Retry-After`
-    /// when it falls between one and two times the scheduled delay. `None` after the last.
+    /// (0.8 to 1.2 in production, against thundering herds), or longer if the receiver's
+    /// `Retry-After` asks for longer, up to the cap; never over [`MAX_BACKOFF`]. `None` after
+    /// the last.
     pub fn delay_after(&self, attempt: u32, retry_after: Option<Duration>, jitter: f64) -> Option<Duration> {
-        let scheduled = *self.delays.get(attempt.checked_sub(1)? as usize)?;
-        if let Some(asked) = retry_after {
-            if asked >= scheduled && asked <= scheduled * 2 {
-                return Some(asked);
-            }
-        }
-        Some(scheduled.mul_f64(jitter.clamp(0.5, 1.5)))
+        let scheduled = self.delays.get(attempt.checked_sub(1)? as usize)?.mul_f64(jitter.clamp(0.5, 1.5));
+        let asked = retry_after.unwrap_or_default().min(self.retry_after_cap);
+        Some(scheduled.max(asked).min(MAX_BACKOFF))
     }
+}
+
+/// A `Retry-After` value: delay-seconds, or an HTTP date (IMF-fixdate, as RFC 9110 has
+/// senders write it) read against `now` (Unix seconds). `None` for anything else, and the
+/// schedule applies; a date in the past asks for no wait.
+pub fn parse_retry_after(value: &str, now: i64) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let at = time::PrimitiveDateTime::parse(value, &format).ok()?.assume_utc().unix_timestamp();
+    Some(Duration::from_secs(at.saturating_sub(now).max(0) as u64))
 }
 
 /// How an attempt ended.
@@ -252,13 +350,36 @@ mod tests {
     }
 
     #[test]
-    fn jitter_scales_and_retry_after_is_honoured_within_bounds() {
+    fn jitter_scales_and_retry_after_is_honoured_up_to_its_cap() {
         let s = RetrySchedule::parse("10s,1m").unwrap();
         assert_eq!(s.delay_after(1, None, 0.8), Some(Duration::from_secs(8)));
         assert_eq!(s.delay_after(1, Some(Duration::from_secs(15)), 0.8), Some(Duration::from_secs(15)));
-        assert_eq!(s.delay_after(1, Some(Duration::from_secs(25)), 1.0), Some(Duration::from_secs(10)));
-        assert_eq!(s.delay_after(1, Some(Duration::from_secs(2)), 1.0), Some(Duration::from_secs(10)));
+        assert_eq!(s.delay_after(1, Some(Duration::from_secs(60)), 1.0), Some(Duration::from_secs(60)));
+        assert_eq!(
+            s.delay_after(1, Some(Duration::from_secs(2)), 1.0),
+            Some(Duration::from_secs(10)),
+            "never sooner"
+        );
         assert_eq!(s.delay_after(2, None, 1.0), Some(Duration::from_secs(60)));
+        assert_eq!(s.delay_after(1, Some(Duration::from_secs(86_400)), 1.0), Some(DEFAULT_RETRY_AFTER_CAP));
+        let capped = s.clone().with_retry_after_cap(Duration::from_secs(30)).unwrap();
+        assert_eq!(capped.delay_after(1, Some(Duration::from_secs(600)), 1.0), Some(Duration::from_secs(30)));
+        assert!(s.clone().with_retry_after_cap(Duration::from_secs(13 * 3600)).is_err());
+        let long = RetrySchedule::parse("12h").unwrap();
+        assert_eq!(long.delay_after(1, None, 1.2), Some(MAX_BACKOFF), "jitter never takes a wait past 12 h");
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = 784_111_717; // Sun, 06 Nov 1994 08:48:37 GMT
+        assert_eq!(parse_retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(Duration::from_secs(60)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:47:37 GMT", now), Some(Duration::ZERO));
+        for bad in
+            ["", "-5", "1.5", "soon", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 +0100"]
+        {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad}");
+        }
     }
 
     #[test]
@@ -292,7 +413,7 @@ mod tests {
     #[test]
     fn schedules_parse_and_refuse_nonsense() {
         assert_eq!(RetrySchedule::parse("1s, 2s,3").unwrap().max_attempts(), 4);
-        for bad in ["", "x", "5d", "13h", "1s,,2s"] {
+        for bad in ["", "x", "5d", "13h", "1s,,2s", "0s", "1s,0"] {
             assert!(RetrySchedule::parse(bad).is_err(), "{bad}");
         }
     }
@@ -314,18 +435,21 @@ mod tests {
     #[test]
     fn messages_keep_the_payload_bytes_and_refuse_unknown_fields() {
         let payload = RawValue::from_string(r#"{ "orderNo" : "1000-4612",  "x": 1.50 }"#.into()).unwrap();
-        let m = DeliveryMessage {
-            v: MESSAGE_VERSION,
-            event_id: "evt_1".into(),
-            event_type: EventType::NewOrder,
-            vendor_id: "ven_1".into(),
-            webhook_id: 7,
-            published_at: 1,
-            payload,
-        };
-        let text = serde_json::to_string(&m).unwrap();
+        let mut m =
+            DeliveryMessage::first("evt_1".into(), EventType::NewOrder, "ven_1".into(), 7, 1, payload);
+        let text = m.to_body();
+        assert!(!text.contains("attempt") && !text.contains("notBeforeMs"), "{text}");
         let back: DeliveryMessage = serde_json::from_str(&text).unwrap();
         assert_eq!(back.payload.get(), r#"{ "orderNo" : "1000-4612",  "x": 1.50 }"#);
         assert!(serde_json::from_str::<DeliveryMessage>(&text.replace("\"v\":1", "\"v\":1,\"z\":2")).is_err());
+        assert_eq!((back.attempt, back.not_before_ms), (1, None));
+
+        (m.attempt, m.not_before_ms) = (3, Some(1_795_510_800_000));
+        let retry: DeliveryMessage = serde_json::from_str(&m.to_body()).unwrap();
+        assert_eq!((retry.attempt, retry.not_before_ms), (3, Some(1_795_510_800_000)));
+        assert!(
+            m.to_body().len()
+                <= DeliveryMessage::longest_body_len("evt_1", EventType::NewOrder, "ven_1", &m.payload)
+        );
     }
 }

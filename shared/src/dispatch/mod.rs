@@ -1,5 +1,8 @@
-//! The dispatcher: an SQS batch in, each message delivered concurrently, the failures reported
-//! back so that SQS retries them alone, after the backoff their attempt calls for.
+//! The dispatcher: an SQS batch in, each message delivered concurrently. A failed attempt is
+//! followed by a new message for the next one, delayed by its backoff; after the last, the
+//! message goes to the dead-letter queue. Attempts are counted in the message, never by SQS's
+//! receive count, so a crash, a timeout or a throttled batch uses none up: SQS's redrive after
+//! `maxReceiveCount` receives only parks a message that keeps failing without an attempt.
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -17,8 +20,8 @@ use crate::{
     domain::Webhook,
     metrics,
     notify::Alert,
-    queue::{DeliveryQueue, SqsQueue},
-    sqs_batch::{self, run_batch, Disposition, MessageWithoutId},
+    queue::{DeliveryQueue, SqsQueue, MAX_VISIBILITY},
+    sqs_batch::{run_batch, Disposition, MessageWithoutId},
     store::{AttemptLog, AttemptRecord, DynamoStore, NotifyStore, WebhookStore},
 };
 
@@ -28,7 +31,11 @@ mod health;
 pub struct Dispatcher<S, Q, D> {
     pub store: S,
     pub queue: Q,
+    /// Where a delivery goes after its last attempt.
+    pub dead_letters: Q,
     pub deliverer: D,
+    /// How long one attempt may take at most: none starts closer than this to the deadline.
+    pub attempt_budget: Duration,
     pub schedule: RetrySchedule,
     /// A webhook whose every delivery has failed for this long is disabled (`None`: never).
     pub auto_disable_after: Option<Duration>,
@@ -37,7 +44,8 @@ pub struct Dispatcher<S, Q, D> {
 }
 
 impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
-    /// Builds the deployed dispatcher: `TABLE_NAME`, `DELIVERIES_QUEUE_URL`, `RETRY_SCHEDULE`
+    /// Builds the deployed dispatcher: `TABLE_NAME`, `DELIVERIES_QUEUE_URL`,
+    /// `DEAD_LETTER_QUEUE_URL`, `RETRY_SCHEDULE`
     /// (default: the standard schedule), the delivery settings, and with `EMAIL_SENDER` (emails
     /// are off without it) `EMAILS_QUEUE_URL`.
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
@@ -48,6 +56,8 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
         Ok(Self {
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name),
             queue: SqsQueue::new(sqs.clone(), config.require_deliveries_queue()?),
+            dead_letters: SqsQueue::new(sqs.clone(), config.require_dead_letter_queue()?),
+            attempt_budget: config.delivery.timeout + ATTEMPT_OVERHEAD,
             deliverer,
             schedule: config.retry_schedule,
             auto_disable_after: config.auto_disable_after,
@@ -62,30 +72,53 @@ where
     Q: DeliveryQueue,
     D: Deliverer,
 {
-    /// Handles one SQS batch; the answer lists the messages to retry.
-    pub async fn handle(&self, event: &SqsEvent) -> Result<SqsBatchResponse, MessageWithoutId> {
-        let tally = Tally::default();
-        let lookups = Lookups::default();
+    /// Handles one SQS batch, received now, that must be done by `deadline_ms` (Unix
+    /// milliseconds; the invocation's deadline); the answer lists the messages to retry.
+    pub async fn handle(
+        &self,
+        event: &SqsEvent,
+        deadline_ms: Option<i64>,
+    ) -> Result<SqsBatchResponse, MessageWithoutId> {
+        let received_ms = clock::now_ms();
+        // A deadline already past on arrival says nothing (`cargo lambda watch` sends 0).
+        let deadline_ms = deadline_ms.filter(|&d| d > received_ms);
+        let batch = Batch { received_ms, deadline_ms, ..Batch::default() };
         let answer = run_batch(event, |record, message: DeliveryMessage| {
-            let span = tracing::info_span!("delivery", event_id = %message.event_id, webhook_id = message.webhook_id);
-            self.process(record, message, &tally, &lookups).instrument(span)
+            let span = tracing::info_span!(
+                "delivery",
+                event_id = %message.event_id,
+                webhook_id = message.webhook_id,
+                attempt = message.attempt
+            );
+            self.process(record, message, &batch).instrument(span)
         })
         .await;
-        tally.record().emit();
+        batch.tally.record().emit();
         answer
     }
 
-    async fn process(
-        &self,
-        record: &SqsMessage,
-        message: DeliveryMessage,
-        tally: &Tally,
-        lookups: &Lookups,
-    ) -> Disposition {
-        let receive_count = sqs_batch::receive_count(record);
+    async fn process(&self, record: &SqsMessage, message: DeliveryMessage, batch: &Batch) -> Disposition {
+        let (tally, lookups) = (&batch.tally, &batch.lookups);
+        let attempt_no = message.attempt.max(1);
         if message.v != MESSAGE_VERSION {
             tracing::error!(version = message.v, "unknown message version: left for the dead-letter queue");
             return Disposition::Retry;
+        }
+        if let Some(due) = message.not_before_ms {
+            let now = clock::now_ms();
+            if due > now {
+                return self.wait(record, Duration::from_millis((due - now) as u64), batch).await;
+            }
+        }
+        if let Some(deadline) = batch.deadline_ms {
+            let now = clock::now_ms();
+            if now + self.attempt_budget.as_millis() as i64 > deadline {
+                tracing::info!(
+                    left_ms = deadline - now,
+                    "too close to the invocation's deadline to attempt: handed back"
+                );
+                return self.hand_back(&message).await;
+            }
         }
 
         // One read per distinct webhook per batch: the batch's other messages for it wait for
@@ -105,22 +138,24 @@ where
             Ok(None) => {
                 tracing::info!("webhook deleted since the event was published: delivery dropped");
                 tally.add(|t| t.dropped += 1);
-                return self.drop_recorded(record, &message, receive_count, DropReason::Deleted).await;
+                return self.drop_recorded(&message, DropReason::Deleted).await;
             }
             Err(e) => {
+                // Left for its next receive: a message that can never be read is parked by SQS's
+                // redrive, after maxReceiveCount receives, with no attempt used up.
                 tracing::error!(error = %e, "cannot read the webhook");
-                return self.retry(record, receive_count, None).await;
+                return Disposition::Retry;
             }
         };
         if let Some((_, reason)) = &webhook.disabled {
             tracing::info!(reason = %reason, "webhook disabled since the event was published: delivery dropped");
             tally.add(|t| t.dropped += 1);
-            return self.drop_recorded(record, &message, receive_count, DropReason::Disabled).await;
+            return self.drop_recorded(&message, DropReason::Disabled).await;
         }
         if webhook.event_type != message.event_type {
             tracing::info!("webhook no longer takes this event type: delivery dropped");
             tally.add(|t| t.dropped += 1);
-            return self.drop_recorded(record, &message, receive_count, DropReason::TypeChanged).await;
+            return self.drop_recorded(&message, DropReason::TypeChanged).await;
         }
 
         let timestamp = clock::now();
@@ -129,7 +164,7 @@ where
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "cannot sign");
-                return self.retry(record, receive_count, None).await;
+                return Disposition::Retry;
             }
         };
         let attempt = self
@@ -143,7 +178,7 @@ where
                 body,
             })
             .await;
-        self.log_attempt(&message, receive_count, &attempt).await;
+        self.log_attempt(&message, &attempt).await;
         let ms = attempt.duration.as_secs_f64() * 1000.0;
         tally.add(|t| {
             t.latency_ms.push(ms);
@@ -159,12 +194,7 @@ where
 
         match attempt.outcome {
             Outcome::Delivered { status } => {
-                tracing::info!(
-                    status,
-                    attempt = receive_count,
-                    duration_ms = attempt.duration.as_millis() as u64,
-                    "delivered"
-                );
+                tracing::info!(status, duration_ms = attempt.duration.as_millis() as u64, "delivered");
                 if webhook.failing_since.is_some() {
                     self.change_webhook(webhook, |w| {
                         w.failing_since.map(|_| Webhook { failing_since: None, ..w.clone() })
@@ -183,74 +213,127 @@ where
                     })
                     .await;
                 if let Some(w) = disabled {
-                    self.alert(&w, Alert::Disabled, &attempt, receive_count).await;
+                    self.alert(&w, Alert::Disabled, &attempt, attempt_no).await;
                 }
                 Disposition::Done
             }
             Outcome::Rejected { status, retry_after } => {
-                tracing::warn!(status, attempt = receive_count, "delivery rejected");
-                self.note_failure(webhook, &attempt, receive_count).await;
-                self.retry(record, receive_count, retry_after).await
+                tracing::warn!(status, "delivery rejected");
+                self.note_failure(webhook, &attempt, attempt_no).await;
+                // Only a 429 or a 503 says when to come back.
+                let retry_after = retry_after.filter(|_| matches!(status, 429 | 503));
+                self.retry(record, message, retry_after).await
             }
             Outcome::Failed { class } => {
-                tracing::warn!(class = class.as_str(), attempt = receive_count, "delivery failed");
-                self.note_failure(webhook, &attempt, receive_count).await;
-                self.retry(record, receive_count, None).await
+                tracing::warn!(class = class.as_str(), "delivery failed");
+                self.note_failure(webhook, &attempt, attempt_no).await;
+                self.retry(record, message, None).await
             }
         }
     }
 
-    /// Hides the message for the backoff of its attempt (or not at all after the last, so that
-    /// SQS moves it to the dead-letter queue on its next receive) and reports it failed.
-    async fn retry(&self, record: &SqsMessage, attempt: u32, retry_after: Option<Duration>) -> Disposition {
+    /// After a failed attempt: the next attempt's message, delayed by its backoff (a
+    /// receiver's `Retry-After` on a 429 or 503 included), or after the last attempt the
+    /// dead-letter queue. The message in hand is then done. If the queue cannot take the new
+    /// message, this one comes back after the backoff instead, for the same attempt again.
+    async fn retry(
+        &self,
+        record: &SqsMessage,
+        message: DeliveryMessage,
+        retry_after: Option<Duration>,
+    ) -> Disposition {
         let jitter = rand::thread_rng().gen_range(0.8..1.2);
-        let delay = self.schedule.delay_after(attempt, retry_after, jitter).unwrap_or(Duration::ZERO);
-        if let Some(receipt) = record.receipt_handle.as_deref() {
-            if let Err(e) = self.queue.delay(receipt, delay).await {
-                // The queue's own visibility timeout applies instead; nothing is lost.
-                tracing::warn!(error = %crate::error::chain(&e), "cannot set the retry delay");
+        let Some(delay) = self.schedule.delay_after(message.attempt.max(1), retry_after, jitter) else {
+            return self.park(record).await;
+        };
+        let next = DeliveryMessage {
+            attempt: message.attempt.max(1) + 1,
+            not_before_ms: Some(clock::now_ms() + delay.as_millis() as i64),
+            ..message
+        };
+        match self.queue.send_later(next.to_body(), delay).await {
+            Ok(()) => {
+                tracing::info!(
+                    next_attempt = next.attempt,
+                    next_in_ms = delay.as_millis() as u64,
+                    "will retry"
+                );
+                Disposition::Done
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "cannot queue the next attempt: this one comes back");
+                if let Some(receipt) = record.receipt_handle.as_deref() {
+                    let _ = self.queue.delay(receipt, delay.min(MAX_VISIBILITY / 2)).await;
+                }
+                Disposition::Retry
             }
         }
-        tracing::info!(
-            next_in_s = delay.as_secs(),
-            last = attempt >= self.schedule.max_attempts(),
-            "will retry"
-        );
+    }
+
+    /// After the last attempt: the message, exactly as received, to the dead-letter queue.
+    async fn park(&self, record: &SqsMessage) -> Disposition {
+        let body = record.body.clone().unwrap_or_default();
+        match self.dead_letters.send_all(vec![body]).await {
+            Ok(()) => {
+                tracing::warn!("last attempt failed: parked in the dead-letter queue");
+                Disposition::Done
+            }
+            Err(e) => {
+                tracing::error!(error = %crate::error::chain(&e), "cannot park the delivery: it comes back");
+                Disposition::Retry
+            }
+        }
+    }
+
+    /// A message not due yet (its backoff outlasts SQS's 15-minute delay): hidden until it is,
+    /// as far as SQS allows from this receive.
+    async fn wait(&self, record: &SqsMessage, remaining: Duration, batch: &Batch) -> Disposition {
+        let held = Duration::from_millis((clock::now_ms() - batch.received_ms).max(0) as u64);
+        let allowed = MAX_VISIBILITY.saturating_sub(held + Duration::from_secs(1));
+        if let Some(receipt) = record.receipt_handle.as_deref() {
+            if let Err(e) = self.queue.delay(receipt, remaining.min(allowed)).await {
+                tracing::warn!(error = %crate::error::chain(&e), "cannot hide the message until it is due");
+            }
+        }
+        tracing::debug!(due_in_ms = remaining.as_millis() as u64, "not due yet");
         Disposition::Retry
+    }
+
+    /// A message this invocation has no time left for: queued again as it is, for another
+    /// invocation; if that fails, it comes back after its visibility timeout.
+    async fn hand_back(&self, message: &DeliveryMessage) -> Disposition {
+        match self.queue.send_later(message.to_body(), Duration::ZERO).await {
+            Ok(()) => Disposition::Done,
+            Err(_) => Disposition::Retry,
+        }
     }
 
     /// Drops a delivery on purpose, once the attempt log says so and why: every (event, webhook)
     /// pair ends somewhere a vendor or an operator can see. If the log cannot be written, the
     /// message stays for a later attempt, which drops it again.
-    async fn drop_recorded(
-        &self,
-        record: &SqsMessage,
-        message: &DeliveryMessage,
-        attempt: u32,
-        reason: DropReason,
-    ) -> Disposition {
+    async fn drop_recorded(&self, message: &DeliveryMessage, reason: DropReason) -> Disposition {
         let dropped = AttemptRecord {
             status: None,
             outcome: reason.as_str().to_owned(),
             duration_ms: 0,
             response_excerpt: String::new(),
-            ..attempt_record(message, attempt)
+            ..attempt_record(message)
         };
         if self.write_attempt(&dropped).await {
             Disposition::Done
         } else {
-            self.retry(record, attempt, None).await
+            Disposition::Retry
         }
     }
 
     /// Appends the attempt to the log; false if it could not.
-    async fn log_attempt(&self, message: &DeliveryMessage, attempt: u32, a: &Attempt) -> bool {
+    async fn log_attempt(&self, message: &DeliveryMessage, a: &Attempt) -> bool {
         let record = AttemptRecord {
             status: a.outcome.status(),
             outcome: a.outcome.label().to_owned(),
             duration_ms: a.duration.as_millis() as u64,
             response_excerpt: a.response_excerpt.clone(),
-            ..attempt_record(message, attempt)
+            ..attempt_record(message)
         };
         self.write_attempt(&record).await
     }
@@ -265,6 +348,18 @@ where
             }
         }
     }
+}
+
+/// What one attempt may take besides the HTTP request: the webhook read, signing, the log.
+const ATTEMPT_OVERHEAD: Duration = Duration::from_secs(2);
+
+/// One batch: when it was received, its deadline, its webhook reads and its tally.
+#[derive(Default)]
+struct Batch {
+    received_ms: i64,
+    deadline_ms: Option<i64>,
+    lookups: Lookups,
+    tally: Tally,
 }
 
 /// The webhook reads of one batch, shared by its messages.
@@ -342,12 +437,12 @@ impl DropReason {
 }
 
 /// An attempt record of a delivery, now, for the caller to fill in how it went.
-fn attempt_record(message: &DeliveryMessage, attempt: u32) -> AttemptRecord {
+fn attempt_record(message: &DeliveryMessage) -> AttemptRecord {
     AttemptRecord {
         webhook_id: message.webhook_id,
         vendor_id: message.vendor_id.clone(),
         event_id: message.event_id.clone(),
-        attempt,
+        attempt: message.attempt.max(1),
         status: None,
         outcome: String::new(),
         duration_ms: 0,

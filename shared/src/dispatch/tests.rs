@@ -28,23 +28,38 @@ impl DeliveryQueue for &Recorder {
         self.0.lock().unwrap().extend(bodies);
         Ok(())
     }
+    async fn send_later(&self, body: String, _: Duration) -> Result<(), QueueError> {
+        self.0.lock().unwrap().push(body);
+        Ok(())
+    }
     async fn delay(&self, _: &str, _: Duration) -> Result<(), QueueError> {
         Ok(())
     }
 }
 
-static NO_EMAILS: Recorder = Recorder(std::sync::Mutex::new(Vec::new()));
+impl Recorder {
+    fn bodies(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn messages(&self) -> Vec<DeliveryMessage> {
+        self.bodies().iter().map(|b| serde_json::from_str(b).unwrap()).collect()
+    }
+}
 
 /// A dispatcher over `store` whose receivers all answer 200, without auto-disable.
 fn dispatcher<S: WebhookStore + AttemptLog>(store: S) -> Dispatcher<S, &'static Recorder, Answers200> {
     with_emails(store, Answers200, None)
 }
 
+/// A dispatcher whose deliveries queue and dead-letter queue are recorders of its own.
 fn with_emails<S, D>(store: S, deliverer: D, emails: Option<&Recorder>) -> Dispatcher<S, &Recorder, D> {
     Dispatcher {
         store,
-        queue: &NO_EMAILS,
+        queue: Box::leak(Box::default()),
+        dead_letters: Box::leak(Box::default()),
         deliverer,
+        attempt_budget: Duration::from_secs(12),
         schedule: RetrySchedule::standard(),
         auto_disable_after: None,
         emails,
@@ -70,7 +85,7 @@ where
 {
     let mut event = SqsEvent::default();
     event.records = records;
-    let answer = d.handle(&event).await.unwrap();
+    let answer = d.handle(&event, None).await.unwrap();
     answer.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
 }
 
@@ -92,14 +107,10 @@ async fn a_failure_storm_asks_for_one_email_per_webhook() {
     w.previous_secret = None;
     store.insert_webhook(&w).await.unwrap();
     let d = with_emails(store, Answers500, Some(&emails));
-    let at = |i: usize, attempt: u32| {
-        let mut m = message(i, w.id);
-        m.attributes.insert("ApproximateReceiveCount".into(), attempt.to_string());
-        m
-    };
+    let at = |i: usize, attempt: u32| with_attempt(message(i, w.id), attempt, None);
     // Attempts 1 to 3 tell nobody; the fourth of many deliveries tells the vendor once; the
     // last attempts (the dead-letter queue) are held back within the hour.
-    assert_eq!(run(&d, (0..5).map(|i| at(i, 3)).collect()).await.len(), 5);
+    assert!(run(&d, (0..5).map(|i| at(i, 3)).collect()).await.is_empty(), "each next attempt is queued");
     assert!(emails.0.lock().unwrap().is_empty());
     run(&d, (0..5).map(|i| at(i, 4)).collect()).await;
     run(&d, (0..5).map(|i| at(i, RetrySchedule::standard().max_attempts())).collect()).await;
@@ -123,10 +134,119 @@ async fn a_vendor_who_did_not_ask_is_not_told() {
     let store = MemoryStore::default();
     store.insert_webhook(&w).await.unwrap();
     let d = with_emails(store, Answers500, Some(&emails));
-    let mut m = message(1, w.id);
-    m.attributes.insert("ApproximateReceiveCount".into(), "4".into());
-    assert_eq!(run(&d, vec![m]).await, ["m1"]);
+    assert!(run(&d, vec![with_attempt(message(1, w.id), 4, None)]).await.is_empty());
     assert!(emails.0.lock().unwrap().is_empty());
+}
+
+/// The message for attempt `attempt`, due at `not_before_ms`.
+fn with_attempt(mut m: SqsMessage, attempt: u32, not_before_ms: Option<i64>) -> SqsMessage {
+    let mut body: DeliveryMessage = serde_json::from_str(m.body.as_deref().unwrap()).unwrap();
+    (body.attempt, body.not_before_ms) = (attempt, not_before_ms);
+    m.body = Some(body.to_body());
+    m
+}
+
+/// A webhook of vendor `ven_x` for new orders, in a fresh store.
+async fn store_with_webhook() -> (MemoryStore, Webhook) {
+    let mut w = crate::domain::tests::webhook();
+    w.vendor_id = "ven_x".into();
+    w.event_type = EventType::NewOrder;
+    w.previous_secret = None;
+    let store = MemoryStore::default();
+    store.insert_webhook(&w).await.unwrap();
+    (store, w)
+}
+
+/// Receivers that answer this status, with this `Retry-After`, and are counted.
+struct Answers(u16, Option<Duration>, std::sync::atomic::AtomicU32);
+impl Deliverer for Answers {
+    async fn deliver(&self, _: &DeliveryRequest<'_>) -> Attempt {
+        self.2.fetch_add(1, Ordering::Relaxed);
+        let outcome = match self.0 {
+            200..=299 => Outcome::Delivered { status: self.0 },
+            status => Outcome::Rejected { status, retry_after: self.1 },
+        };
+        Attempt { outcome, duration: Duration::ZERO, response_excerpt: String::new() }
+    }
+}
+
+fn answers(status: u16, retry_after: Option<u64>) -> Answers {
+    Answers(status, retry_after.map(Duration::from_secs), Default::default())
+}
+
+#[tokio::test]
+async fn a_failed_attempt_queues_the_next_one_with_its_backoff_and_is_done() {
+    let (store, w) = store_with_webhook().await;
+    let d = with_emails(store, answers(500, None), None);
+    let before = clock::now_ms();
+    // SQS has received it seven times (crashes, timeouts): it is still the first attempt.
+    let mut m = message(1, w.id);
+    m.attributes.insert("ApproximateReceiveCount".into(), "7".into());
+    assert!(run(&d, vec![m]).await.is_empty());
+    let next = d.queue.messages();
+    assert_eq!(next.len(), 1);
+    assert_eq!((next[0].attempt, next[0].event_id.as_str()), (2, "evt_1"));
+    assert_eq!(next[0].payload.get(), r#"{"orderNo":"1"}"#, "the payload intact");
+    let wait = next[0].not_before_ms.unwrap() - before;
+    assert!((4_000..=6_100).contains(&wait), "the first backoff, 5 s with jitter: {wait} ms");
+    assert!(d.dead_letters.bodies().is_empty());
+}
+
+#[tokio::test]
+async fn the_last_failed_attempt_parks_the_message_as_received() {
+    let (store, w) = store_with_webhook().await;
+    let d = with_emails(store, answers(500, None), None);
+    let last = with_attempt(message(1, w.id), RetrySchedule::standard().max_attempts(), None);
+    let body = last.body.clone().unwrap();
+    assert!(run(&d, vec![last]).await.is_empty());
+    assert_eq!(d.dead_letters.bodies(), [body], "the body intact in the dead-letter queue");
+    assert!(d.queue.bodies().is_empty(), "no attempt after the last");
+}
+
+#[tokio::test]
+async fn a_message_not_due_yet_waits_without_an_attempt() {
+    let (store, w) = store_with_webhook().await;
+    let d = with_emails(store, answers(500, None), None);
+    let later = with_attempt(message(1, w.id), 3, Some(clock::now_ms() + 3_600_000));
+    assert_eq!(run(&d, vec![later]).await, ["m1"], "kept, hidden until due");
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 0, "no attempt");
+    assert!(d.queue.bodies().is_empty() && d.dead_letters.bodies().is_empty());
+    let due = with_attempt(message(2, w.id), 3, Some(clock::now_ms() - 1));
+    assert!(run(&d, vec![due]).await.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 1, "a due message is attempted");
+}
+
+#[tokio::test]
+async fn no_attempt_starts_too_close_to_the_deadline() {
+    let (store, w) = store_with_webhook().await;
+    let d = with_emails(store, answers(200, None), None);
+    let mut event = SqsEvent::default();
+    event.records = vec![message(1, w.id)];
+    let answer = d.handle(&event, Some(clock::now_ms() + 5_000)).await.unwrap();
+    assert!(answer.batch_item_failures.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 0, "12 s of budget do not fit in 5 s");
+    let handed_back = d.queue.messages();
+    assert_eq!((handed_back.len(), handed_back[0].attempt), (1, 1), "queued again, the same attempt");
+    d.handle(&event, Some(clock::now_ms() + 60_000)).await.unwrap();
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 1);
+    d.handle(&event, Some(0)).await.unwrap();
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 2, "a deadline already past is none");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_on_429_and_503_only() {
+    for (status, honoured) in [(429, true), (503, true), (500, false)] {
+        let (store, w) = store_with_webhook().await;
+        let d = with_emails(store, answers(status, Some(60)), None);
+        let before = clock::now_ms();
+        run(&d, vec![message(1, w.id)]).await;
+        let wait = d.queue.messages()[0].not_before_ms.unwrap() - before;
+        if honoured {
+            assert!((60_000..61_000).contains(&wait), "{status}: {wait} ms");
+        } else {
+            assert!(wait < 7_000, "{status}: the schedule, {wait} ms");
+        }
+    }
 }
 
 fn message(i: usize, webhook_id: u64) -> SqsMessage {
@@ -216,7 +336,7 @@ async fn a_drop_that_cannot_be_recorded_keeps_its_message() {
     let dispatcher = dispatcher(store);
     let mut event = SqsEvent::default();
     event.records = vec![message(1, w.id), message(2, 424242)];
-    let answer = dispatcher.handle(&event).await.unwrap();
+    let answer = dispatcher.handle(&event, None).await.unwrap();
     let retried: Vec<&str> = answer.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(retried, ["m1", "m2"], "both drops (disabled, deleted) come back until recorded");
 }
@@ -232,7 +352,7 @@ async fn a_batch_reads_each_distinct_webhook_once() {
     let mut event = SqsEvent::default();
     event.records = (0..9).map(|i| message(i, w.id)).collect();
     event.records.push(message(9, 424242));
-    let answer = dispatcher.handle(&event).await.unwrap();
+    let answer = dispatcher.handle(&event, None).await.unwrap();
     assert!(answer.batch_item_failures.is_empty(), "delivered, or dropped (the unknown webhook)");
     assert_eq!(dispatcher.store.reads.load(Ordering::Relaxed), 2, "two distinct webhooks, two reads");
     assert_eq!(dispatcher.store.attempts.load(Ordering::Relaxed), 10, "nine delivered, one dropped");

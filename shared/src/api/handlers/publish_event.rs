@@ -6,14 +6,14 @@ use serde::Serialize;
 use crate::{
     api::{request, App, Call},
     clock::now,
-    delivery::{DeliveryMessage, MESSAGE_VERSION},
+    delivery::DeliveryMessage,
     domain::FieldError,
     emails::EmailMessage,
     error::{json_response, ApiError},
-    events::{self, PublishError, MAX_EVENT_BYTES},
+    events::{self, PublishError, PublishRequest, MAX_EVENT_BYTES},
     ids, metrics,
     notify::Topic,
-    queue::DeliveryQueue,
+    queue::{DeliveryQueue, MAX_MESSAGE_BYTES},
     store::{EventLog, EventStart, NotifyStore, StoredEvent, VendorStore, WebhookStore},
 };
 
@@ -49,6 +49,7 @@ where
     }
 
     let mut event_id = event.id.clone().unwrap_or_else(ids::event_id);
+    refuse_what_cannot_be_queued(&event_id, &event)?;
     if let Some(key) = &event.id {
         let t = now();
         match app.store.begin_event(&event.vendor_id, key, &event_id, t, t + IDEMPOTENCY_WINDOW_SECS).await? {
@@ -74,16 +75,15 @@ where
         .iter()
         .filter(|w| w.event_type == event.event_type && w.disabled.is_none())
         .map(|w| {
-            serde_json::to_string(&DeliveryMessage {
-                v: MESSAGE_VERSION,
-                event_id: event_id.clone(),
-                event_type: event.event_type,
-                vendor_id: event.vendor_id.clone(),
-                webhook_id: w.id,
+            DeliveryMessage::first(
+                event_id.clone(),
+                event.event_type,
+                event.vendor_id.clone(),
+                w.id,
                 published_at,
-                payload: event.payload.clone(),
-            })
-            .expect("a delivery message serialises")
+                event.payload.clone(),
+            )
+            .to_body()
         })
         .collect();
     let deliveries = bodies.len() as u32;
@@ -135,4 +135,28 @@ where
     tracing::info!(event_id = %event_id, event_type = %event.event_type, vendor = %event.vendor_id, deliveries, "event published");
     metrics::Record::new("publish-event").count("Published", 1).count("FannedOut", deliveries as u64).emit();
     Ok(json_response(StatusCode::ACCEPTED, &Accepted { event_id: &event_id, deliveries }))
+}
+
+/// `413` for an event whose delivery message (or order email) would not fit in one SQS message,
+/// before anything is stored or queued: publishing it again could never succeed.
+fn refuse_what_cannot_be_queued(event_id: &str, event: &PublishRequest) -> Result<(), ApiError> {
+    let delivery =
+        DeliveryMessage::longest_body_len(event_id, event.event_type, &event.vendor_id, &event.payload);
+    let email =
+        EmailMessage::order(event_id, event.event_type, &event.vendor_id, i64::MIN, event.payload.clone())
+            .to_body()
+            .len();
+    let longest = delivery.max(email);
+    if longest > MAX_MESSAGE_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the event would need a queue message of {longest} bytes, and SQS takes at most \
+                 {MAX_MESSAGE_BYTES}: make the payload {} bytes smaller",
+                longest - MAX_MESSAGE_BYTES
+            ),
+        ));
+    }
+    Ok(())
 }

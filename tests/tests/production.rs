@@ -1,0 +1,108 @@
+//! Traffic as a marketplace sends it in its first week, end to end on the local stack: big
+//! orders, payloads that cannot be queued, receivers that ask to be left alone.
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use shared::{queue::MAX_MESSAGE_BYTES, store::AttemptLog};
+use tests::{
+    deliveries::{ecomnow_webhook, event, publish, WAIT},
+    new_vendor,
+    receiver::{Receiver, Reply},
+    store, unique, Api,
+};
+
+/// A new order of exactly `bytes` bytes (of 200 or more): lines of about 170 bytes, and an
+/// order number long enough to make up the rest.
+fn order_of(bytes: usize) -> String {
+    let order = lines((bytes - 100) / 170, "");
+    let padded = lines((bytes - 100) / 170, &"0".repeat(bytes - order.len()));
+    assert_eq!(padded.len(), bytes);
+    padded
+}
+
+fn lines(items: usize, padding: &str) -> String {
+    let lines: Vec<Value> = (0..items)
+        .map(|i| {
+            json!({
+                "skuNr": format!("NHCBDFSJ&P2{i:04}-1"),
+                "itemName": format!("NutraHemp CBD Full Spectrum Joint and Pain Balm, jar {i} of a large order"),
+                "itemQuantity": 1,
+                "itemPrice": 60.0,
+                "itemTotal": 60.0
+            })
+        })
+        .collect();
+    json!({"orderNo": format!("big-{padding}"), "type": "new_order", "items": lines}).to_string()
+}
+
+#[tokio::test]
+async fn a_200_kib_order_to_ten_webhooks_with_its_email_reaches_all_ten() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let to = format!("{}@vendors.example", unique("v"));
+    let a = api
+        .vendor(&v, Method::PUT, "/basic/notifications", Some(&json!({"email": to, "notify": ["new_order"]})))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let mut receivers = Vec::new();
+    for _ in 0..10 {
+        let r = Receiver::ok().await;
+        ecomnow_webhook(&api, &v, "new_order", &r.url, None).await;
+        receivers.push(r);
+    }
+    let order = order_of(200 * 1024);
+
+    // Ten messages of 200 KiB are twice what one SendMessageBatch may carry.
+    let a = publish(&api, &event(&v, None, "new_order", &order)).await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    assert_eq!(a.json()["deliveries"], 10);
+    for (i, r) in receivers.iter().enumerate() {
+        let got = r.wait_for(1, WAIT).await;
+        assert_eq!(got.len(), 1, "receiver {i}");
+        assert_eq!(got[0].body.as_ref(), order.as_bytes(), "receiver {i} got the order intact");
+    }
+}
+
+#[tokio::test]
+async fn a_payload_no_queue_message_can_hold_is_refused_with_413_naming_the_limit() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let r = Receiver::ok().await;
+    let (webhook_id, _) = ecomnow_webhook(&api, &v, "new_order", &r.url, None).await;
+    // With its request envelope under the 256 KiB a request may carry; with a delivery
+    // message's envelope over what one queue message holds.
+    let order = order_of(MAX_MESSAGE_BYTES - 140);
+    let key = unique("evt");
+    for _ in 0..2 {
+        let a = publish(&api, &event(&v, Some(&key), "new_order", &order)).await;
+        let e = a.expect_error(413, "payload_too_large");
+        let message = e["message"].as_str().unwrap();
+        assert!(message.contains(&MAX_MESSAGE_BYTES.to_string()), "{message}");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(r.received().is_empty(), "nothing was queued");
+    assert!(store.list_attempts(webhook_id, 10).await.unwrap().is_empty());
+    // A smaller one under the same id is a new event, not a repeat of the refused one.
+    let a = publish(&api, &event(&v, Some(&key), "new_order", &order_of(500))).await;
+    assert_eq!((a.status.as_u16(), a.json()["deliveries"].clone()), (202, json!(1)));
+    assert_eq!(r.wait_for(1, WAIT).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_left_alone_that_long() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    // The test stack retries a second apart; this receiver asks for four.
+    let r = Receiver::start(vec![Reply::RetryAfter(429, 4)], Reply::Status(200)).await;
+    let (webhook_id, _) = ecomnow_webhook(&api, &v, "new_order", &r.url, None).await;
+    assert_eq!(publish(&api, &event(&v, None, "new_order", &order_of(500))).await.status, 202);
+    let got = r.wait_for(2, WAIT).await;
+    assert_eq!(got.len(), 2);
+    let waited = got[1].at - got[0].at;
+    assert!(waited >= Duration::from_secs(4), "retried after {waited:?}");
+    let mut attempts = store.list_attempts(webhook_id, 10).await.unwrap();
+    attempts.sort_by_key(|a| a.attempt);
+    let seen: Vec<(u32, Option<u16>)> = attempts.iter().map(|a| (a.attempt, a.status)).collect();
+    assert_eq!(seen, [(1, Some(429)), (2, Some(200))]);
+}
