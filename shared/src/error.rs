@@ -36,6 +36,12 @@ impl ApiError {
         self
     }
 
+    /// Adds `Retry-After: <seconds>`.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
+        self
+    }
+
     /// `400` for a request that is not what the route expects.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)

@@ -164,16 +164,22 @@ async fn usernames_are_unique_even_under_concurrency() {
 /// publishing shared one partition key). They are found by their own keys and are not in it.
 #[tokio::test]
 async fn published_events_stay_out_of_their_vendors_partition() {
-    use shared::store::{EventLog, EventStart, StoredEvent};
+    use shared::store::{EventClaim, EventLog, EventStart, StoredEvent};
     let store = store().await;
     let v = new_vendor(&store).await;
     let event_id = ids::event_id();
     let key = unique("key");
     let t = now();
-    assert!(matches!(
-        store.begin_event(&v.vendor.vendor_id, &key, &event_id, t, t + 3600).await.unwrap(),
-        EventStart::New
-    ));
+    let claim = EventClaim {
+        vendor_id: &v.vendor.vendor_id,
+        key: &key,
+        event_id: &event_id,
+        fingerprint: "fp",
+        now: t,
+        lease_until: t + 30,
+        expires_at: t + 3600,
+    };
+    assert!(matches!(store.begin_event(&claim).await.unwrap(), EventStart::New));
     store.finish_event(&v.vendor.vendor_id, &key, 1).await.unwrap();
     let event = StoredEvent {
         event_id: event_id.clone(),
@@ -192,7 +198,7 @@ async fn published_events_stay_out_of_their_vendors_partition() {
 
     let got = store.get_event(&v.vendor.vendor_id, &event_id).await.unwrap().unwrap();
     assert_eq!((got.payload.as_str(), got.event_type), (event.payload.as_str(), EventType::NewOrder));
-    match store.begin_event(&v.vendor.vendor_id, &key, "evt_other", t, t + 3600).await.unwrap() {
+    match store.begin_event(&EventClaim { event_id: "evt_other", ..claim }).await.unwrap() {
         EventStart::Done { event_id: first, deliveries } => assert_eq!((first, deliveries), (event_id, 1)),
         other => panic!("the key's first event was forgotten: {other:?}"),
     }
@@ -213,5 +219,48 @@ async fn published_events_stay_out_of_their_vendors_partition() {
     assert!(
         !sks.is_empty() && sks.iter().all(|sk| !sk.starts_with("EVT#") && !sk.starts_with("EVENT#")),
         "{sks:?}"
+    );
+}
+
+/// An idempotency key is leased while its fan-out runs: a repeat waits, a different event under
+/// the key is refused, and a fan-out that died (its lease past) or gave up is taken over.
+#[tokio::test]
+async fn an_idempotency_key_is_leased_fingerprinted_and_taken_over_when_its_lease_ends() {
+    use shared::store::{EventClaim, EventLog, EventStart};
+    let store = store().await;
+    let v = new_vendor(&store).await;
+    let key = unique("key");
+    let t = now();
+    let first = EventClaim {
+        vendor_id: &v.vendor.vendor_id,
+        key: &key,
+        event_id: &key,
+        fingerprint: "fp-a",
+        now: t,
+        lease_until: t + 30,
+        expires_at: t + 3600,
+    };
+    assert_eq!(store.begin_event(&first).await.unwrap(), EventStart::New);
+    let later = |secs: i64| EventClaim { now: t + secs, lease_until: t + secs + 30, ..first };
+    assert_eq!(store.begin_event(&later(10)).await.unwrap(), EventStart::InProgress { retry_after_secs: 20 });
+    assert_eq!(
+        store.begin_event(&EventClaim { fingerprint: "fp-b", ..later(10) }).await.unwrap(),
+        EventStart::Mismatch
+    );
+    // The first fan-out died: 31 s on, its lease is past, and the next publish takes it over.
+    assert_eq!(store.begin_event(&later(31)).await.unwrap(), EventStart::Resumed { event_id: key.clone() });
+    assert!(matches!(store.begin_event(&later(32)).await.unwrap(), EventStart::InProgress { .. }));
+    // A fan-out that failed gives its lease up: the next publish need not wait.
+    store.release_event(&v.vendor.vendor_id, &key).await.unwrap();
+    assert_eq!(store.begin_event(&later(33)).await.unwrap(), EventStart::Resumed { event_id: key.clone() });
+    store.finish_event(&v.vendor.vendor_id, &key, 3).await.unwrap();
+    assert_eq!(
+        store.begin_event(&later(40)).await.unwrap(),
+        EventStart::Done { event_id: key.clone(), deliveries: 3 }
+    );
+    assert_eq!(
+        store.begin_event(&EventClaim { fingerprint: "fp-b", ..later(40) }).await.unwrap(),
+        EventStart::Mismatch,
+        "a finished key refuses another event too"
     );
 }

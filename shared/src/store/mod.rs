@@ -130,12 +130,34 @@ pub trait WebhookStore: Send + Sync {
 /// What a publisher's idempotency key says about an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventStart {
-    /// First time seen: fan it out.
+    /// First time seen: fan it out, under a lease.
     New,
-    /// Seen, but its fan-out did not finish (a crash or an error): fan it out again.
-    Pending { event_id: String },
+    /// Seen, but its fan-out stopped (a crash, or an error that released the lease): this
+    /// caller holds the lease now and fans it out again.
+    Resumed { event_id: String },
+    /// Being fanned out by another request, whose lease runs this much longer.
+    InProgress { retry_after_secs: u64 },
     /// Seen and fanned out: answer as the first time, enqueue nothing.
     Done { event_id: String, deliveries: u32 },
+    /// Seen with another type or payload: the key is already taken.
+    Mismatch,
+}
+
+/// A request to fan out an event under an idempotency key.
+#[derive(Debug, Clone, Copy)]
+pub struct EventClaim<'a> {
+    pub vendor_id: &'a str,
+    pub key: &'a str,
+    pub event_id: &'a str,
+    /// What makes two publishes the same event: a digest of its type and payload.
+    pub fingerprint: &'a str,
+    /// Unix seconds.
+    pub now: i64,
+    /// Until when this caller may fan it out alone (Unix seconds): longer than the function
+    /// may run, so that a lease past its time is a fan-out that died.
+    pub lease_until: i64,
+    /// When the key is forgotten (Unix seconds).
+    pub expires_at: i64,
 }
 
 /// A published event as kept for redelivery.
@@ -163,15 +185,18 @@ pub trait EventLog: Send + Sync {
         event_id: &str,
     ) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send;
 
-    /// Records `key` for `vendor_id` unless a live record exists, which is returned instead.
+    /// Records the key and takes its lease, unless a live record exists: then what it says.
     fn begin_event(
+        &self,
+        claim: &EventClaim<'_>,
+    ) -> impl Future<Output = Result<EventStart, StoreError>> + Send;
+
+    /// Gives up the lease of a fan-out that failed, so that a retry need not wait for it.
+    fn release_event(
         &self,
         vendor_id: &str,
         key: &str,
-        event_id: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> impl Future<Output = Result<EventStart, StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Marks the event fanned out to `deliveries` webhooks.
     fn finish_event(

@@ -7,6 +7,7 @@ use crate::{
     api::{request, App, Call},
     clock::now,
     delivery::DeliveryMessage,
+    digest,
     domain::FieldError,
     emails::EmailMessage,
     error::{json_response, ApiError},
@@ -14,7 +15,7 @@ use crate::{
     ids, metrics,
     notify::Topic,
     queue::{DeliveryQueue, MAX_MESSAGE_BYTES},
-    store::{EventLog, EventStart, NotifyStore, StoredEvent, VendorStore, WebhookStore},
+    store::{EventClaim, EventLog, EventStart, NotifyStore, StoredEvent, VendorStore, WebhookStore},
 };
 
 /// How long a publisher's idempotency key is remembered.
@@ -52,8 +53,22 @@ where
     refuse_what_cannot_be_queued(&event_id, &event)?;
     if let Some(key) = &event.id {
         let t = now();
-        match app.store.begin_event(&event.vendor_id, key, &event_id, t, t + IDEMPOTENCY_WINDOW_SECS).await? {
+        let fingerprint = fingerprint(&event);
+        let claim = EventClaim {
+            vendor_id: &event.vendor_id,
+            key,
+            event_id: &event_id,
+            fingerprint: &fingerprint,
+            now: t,
+            lease_until: t + FAN_OUT_LEASE_SECS,
+            expires_at: t + IDEMPOTENCY_WINDOW_SECS,
+        };
+        match app.store.begin_event(&claim).await? {
             EventStart::New => {}
+            EventStart::Resumed { event_id: first } => {
+                tracing::warn!(event_id = %first, "repeated event id whose fan-out stopped: fanning out again");
+                event_id = first;
+            }
             EventStart::Done { event_id, deliveries } => {
                 tracing::info!(event_id = %event_id, "repeated event id: nothing enqueued");
                 metrics::Record::new("publish-event").count("Repeated", 1).emit();
@@ -62,13 +77,69 @@ where
                     &Accepted { event_id: &event_id, deliveries },
                 ));
             }
-            EventStart::Pending { event_id: first } => {
-                tracing::warn!(event_id = %first, "repeated event id whose fan-out did not finish: fanning out again");
-                event_id = first;
+            EventStart::InProgress { retry_after_secs } => {
+                tracing::info!(event_id = %key, "repeated event id while its fan-out runs: nothing enqueued");
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "in_progress",
+                    "an event with this id is being fanned out now: publish it again after Retry-After",
+                )
+                .with_retry_after(retry_after_secs));
+            }
+            EventStart::Mismatch => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_mismatch",
+                    "an event with this id was published with another type or payload: give a new \
+                     event a new id",
+                ));
             }
         }
     }
 
+    let fanned = fan_out(app, queue, &event, &event_id).await;
+    let deliveries = match (fanned, &event.id) {
+        (Ok(deliveries), Some(key)) => {
+            app.store.finish_event(&event.vendor_id, key, deliveries).await?;
+            deliveries
+        }
+        (Ok(deliveries), None) => deliveries,
+        (Err(e), key) => {
+            // The lease is given up, so that publishing again can complete it at once.
+            if let Some(key) = key {
+                if let Err(release) = app.store.release_event(&event.vendor_id, key).await {
+                    tracing::warn!(error = %crate::error::chain(&release), "cannot release the event's lease");
+                }
+            }
+            return Err(e);
+        }
+    };
+    tracing::info!(event_id = %event_id, event_type = %event.event_type, vendor = %event.vendor_id, deliveries, "event published");
+    metrics::Record::new("publish-event").count("Published", 1).count("FannedOut", deliveries as u64).emit();
+    Ok(json_response(StatusCode::ACCEPTED, &Accepted { event_id: &event_id, deliveries }))
+}
+
+/// How long a publish holds its idempotency key while it fans out: three times the function's
+/// time limit (10 s), so that a lease past its time is a fan-out that died.
+pub const FAN_OUT_LEASE_SECS: i64 = 30;
+
+/// What makes two publishes under one id the same event: their type and payload bytes.
+fn fingerprint(event: &PublishRequest) -> String {
+    digest::sha256_hex(format!("{}\n{}", event.event_type.as_str(), event.payload.get()).as_bytes())
+}
+
+/// Enqueues one delivery per matching active webhook (and the order email, if the vendor asked
+/// for one); the number of deliveries.
+async fn fan_out<S, Q>(
+    app: &App<S, Q>,
+    queue: &Q,
+    event: &PublishRequest,
+    event_id: &str,
+) -> Result<u32, ApiError>
+where
+    S: VendorStore + WebhookStore + EventLog + NotifyStore,
+    Q: DeliveryQueue,
+{
     let published_at = now();
     let webhooks = app.store.list_webhooks(&event.vendor_id).await?;
     let bodies: Vec<String> = webhooks
@@ -76,7 +147,7 @@ where
         .filter(|w| w.event_type == event.event_type && w.disabled.is_none())
         .map(|w| {
             DeliveryMessage::first(
-                event_id.clone(),
+                event_id.to_owned(),
                 event.event_type,
                 event.vendor_id.clone(),
                 w.id,
@@ -94,7 +165,7 @@ where
         let settings = app.store.get_notifications(&event.vendor_id).await?;
         if settings.as_ref().and_then(|s| s.address_for(topic)).is_some() {
             let message = EmailMessage::order(
-                &event_id,
+                event_id,
                 event.event_type,
                 &event.vendor_id,
                 published_at,
@@ -107,7 +178,7 @@ where
         // Kept for `POST /basic/webhooks/{id}/redeliver`. Delivering matters more than being able
         // to deliver again: a failure here is logged, and the fan-out goes on.
         let stored = StoredEvent {
-            event_id: event_id.clone(),
+            event_id: event_id.to_owned(),
             vendor_id: event.vendor_id.clone(),
             event_type: event.event_type,
             payload: event.payload.get().to_owned(),
@@ -129,12 +200,7 @@ where
             "the event could not be queued; publish it again with the same id",
         ));
     }
-    if let Some(key) = &event.id {
-        app.store.finish_event(&event.vendor_id, key, deliveries).await?;
-    }
-    tracing::info!(event_id = %event_id, event_type = %event.event_type, vendor = %event.vendor_id, deliveries, "event published");
-    metrics::Record::new("publish-event").count("Published", 1).count("FannedOut", deliveries as u64).emit();
-    Ok(json_response(StatusCode::ACCEPTED, &Accepted { event_id: &event_id, deliveries }))
+    Ok(deliveries)
 }
 
 /// `413` for an event whose delivery message (or order email) would not fit in one SQS message,

@@ -33,47 +33,92 @@ impl EventLog for DynamoStore {
         }))
     }
 
-    async fn begin_event(
-        &self,
-        vendor_id: &str,
-        key: &str,
-        event_id: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<EventStart, StoreError> {
+    async fn begin_event(&self, c: &EventClaim<'_>) -> Result<EventStart, StoreError> {
+        let pk = key_pk(c.vendor_id, c.key);
         let item = to_item(KeyRecord {
-            pk: key_pk(vendor_id, key),
+            pk: pk.clone(),
             sk: "#".into(),
-            event_id: event_id.to_owned(),
+            event_id: c.event_id.to_owned(),
             state: "pending".into(),
-            created_at: now,
-            expires_at,
+            created_at: c.now,
+            expires_at: c.expires_at,
             deliveries: None,
+            fingerprint: Some(c.fingerprint.to_owned()),
+            lease_until: Some(c.lease_until),
         })?;
-        // TTL deletes lazily: an expired record counts as absent.
+        // The key is free if absent or expired (TTL deletes lazily); a pending fan-out of the
+        // same event whose lease ran out (or that had none) is taken over.
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
-            .expression_attribute_values(":now", n(now))
+            .condition_expression(
+                "attribute_not_exists(pk) OR expiresAt < :now OR (#state = :pending AND \
+                 (attribute_not_exists(fingerprint) OR fingerprint = :fp) AND \
+                 (attribute_not_exists(leaseUntil) OR leaseUntil < :now))",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":now", n(c.now))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":fp", s(c.fingerprint))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match put {
-            Ok(_) => return Ok(EventStart::New),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+        let old = match put {
+            Ok(out) => {
+                // Replaced: a pending fan-out taken over, unless the record had expired.
+                let replaced = out.attributes.map(from_item::<KeyRecord>).transpose()?;
+                return Ok(match replaced {
+                    Some(r) if r.expires_at >= c.now => EventStart::Resumed { event_id: r.event_id },
+                    _ => EventStart::New,
+                });
+            }
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                PutItemError::ConditionalCheckFailedException(failed) => failed.item,
+                other => return Err(backend(other)),
+            },
             Err(e) => return Err(backend(e)),
+        };
+        let old = match old {
+            Some(item) => item,
+            // Not every backend returns the item it compared with.
+            None => self.get_item(pk, "#".into()).await?.ok_or(StoreError::Conflict(Conflict::Concurrent))?,
+        };
+        let r: KeyRecord = from_item(old)?;
+        if r.fingerprint.as_deref().is_some_and(|fp| fp != c.fingerprint) {
+            return Ok(EventStart::Mismatch);
         }
-        let item = self
-            .get_item(key_pk(vendor_id, key), "#".into())
-            .await?
-            .ok_or_else(|| StoreError::Conflict(Conflict::Concurrent))?;
-        let r: KeyRecord = from_item(item)?;
-        Ok(match r.deliveries {
-            Some(deliveries) => EventStart::Done { event_id: r.event_id, deliveries },
-            None => EventStart::Pending { event_id: r.event_id },
+        Ok(match (r.deliveries, r.lease_until) {
+            (Some(deliveries), _) => EventStart::Done { event_id: r.event_id, deliveries },
+            (None, Some(until)) if until >= c.now => {
+                EventStart::InProgress { retry_after_secs: (until - c.now).max(1) as u64 }
+            }
+            // Free a moment ago, taken by another caller since: it is in progress.
+            (None, _) => EventStart::InProgress { retry_after_secs: 1 },
         })
+    }
+
+    async fn release_event(&self, vendor_id: &str, key: &str) -> Result<(), StoreError> {
+        let released = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key_pk(vendor_id, key)))
+            .key("sk", s("#"))
+            .update_expression("SET leaseUntil = :zero")
+            .condition_expression("#state = :pending")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":pending", s("pending"))
+            .send()
+            .await;
+        match released {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
     }
 
     async fn finish_event(&self, vendor_id: &str, key: &str, deliveries: u32) -> Result<(), StoreError> {

@@ -31,14 +31,16 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
     error::{ProvideErrorMetadata, SdkError},
-    operation::transact_write_items::TransactWriteItemsError,
-    types::{AttributeValue, Delete, Put, TransactWriteItem},
+    operation::{put_item::PutItemError, transact_write_items::TransactWriteItemsError},
+    types::{
+        AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    },
     Client,
 };
 
 use super::{
-    ApiToken, AttemptLog, AttemptRecord, Conflict, EventLog, EventStart, MailClaim, NotifyStore, StoreError,
-    StoredEvent, TokenStore, VendorLogin, VendorStore, WebhookStore,
+    ApiToken, AttemptLog, AttemptRecord, Conflict, EventClaim, EventLog, EventStart, MailClaim, NotifyStore,
+    StoreError, StoredEvent, TokenStore, VendorLogin, VendorStore, WebhookStore,
 };
 use crate::{
     domain::{EventType, Vendor, Webhook},

@@ -175,6 +175,12 @@ pub(super) struct KeyRecord {
     pub(super) expires_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) deliveries: Option<u32>,
+    /// A digest of the event's type and payload (absent on records older than it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) fingerprint: Option<String>,
+    /// Until when the fan-out in progress holds the key (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) lease_until: Option<i64>,
 }
 
 /// One delivery attempt in its webhook's log (`ATTEMPTS#<webhookId>`, 30 days).
