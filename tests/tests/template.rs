@@ -308,6 +308,14 @@ fn the_queues_keep_nothing_from_being_lost() {
     assert_eq!(source["FunctionResponseTypes"][0], "ReportBatchItemFailures");
     let alarms = devstack::resources_of_type(&t, "AWS::CloudWatch::Alarm");
     assert!(alarms.iter().any(|(_, a)| a["MetricName"] == "ApproximateNumberOfMessagesVisible"));
+    let publish_timeout = t["Resources"]["PublishEventFunction"]["Properties"]["Timeout"]
+        .as_i64()
+        .or_else(|| t["Globals"]["Function"]["Timeout"].as_i64())
+        .unwrap();
+    assert!(
+        publish_timeout * 3 <= shared::api::handlers::publish_event::FAN_OUT_LEASE_SECS,
+        "a fan-out's lease outlasts the publish function's time limit"
+    );
     let publish = &t["Resources"]["PublishEventFunction"]["Properties"]["Events"]["Publish"]["Properties"];
     assert_eq!(publish["Auth"]["Authorizer"], "AWS_IAM", "publishing is for the platform only");
 
