@@ -118,8 +118,11 @@ pub struct Webhook {
     pub version: u64,
     /// Set when deliveries stopped (the receiver answered `410 Gone`, …): (unix seconds, why).
     pub disabled: Option<(i64, String)>,
-    /// After a rotation, the former secret and until when (unix seconds) it still signs.
-    pub previous_secret: Option<(String, i64)>,
+    /// Former secrets that still sign, newest first, each with until when (unix seconds): at
+    /// most [`MAX_PREVIOUS_SECRETS`].
+    pub previous_secrets: Vec<(String, i64)>,
+    /// The last rotation, so that a repeated request gets the same new secret.
+    pub last_rotation: Option<Rotation>,
     /// Since when (unix seconds) every delivery attempt has failed; `None` while deliveries succeed.
     pub failing_since: Option<i64>,
 }
@@ -138,7 +141,11 @@ impl fmt::Debug for Webhook {
             .field("updated_at", &self.updated_at)
             .field("version", &self.version)
             .field("disabled", &self.disabled)
-            .field("previous_secret", &self.previous_secret.as_ref().map(|(_, until)| ("<redacted>", until)))
+            .field(
+                "previous_secrets",
+                &self.previous_secrets.iter().map(|(_, until)| ("<redacted>", until)).collect::<Vec<_>>(),
+            )
+            .field("last_rotation", &self.last_rotation)
             .field("failing_since", &self.failing_since)
             .finish()
     }
@@ -158,10 +165,54 @@ impl Webhook {
             updated_at: now,
             version: 1,
             disabled: None,
-            previous_secret: None,
+            previous_secrets: Vec::new(),
+            last_rotation: None,
             failing_since: None,
         }
     }
+
+    /// The webhook with `secret` as its signing secret, the current one signing beside it until
+    /// `now + grace` and each former one until its own time; `None` if the request repeats the
+    /// last rotation (the same `Idempotency-Key` within a day, or none within
+    /// [`ROTATION_REPEAT_SECS`]), which is answered with the webhook as it is.
+    pub fn rotated(&self, secret: String, now: i64, grace: i64, key_digest: Option<&str>) -> Option<Webhook> {
+        if let Some(last) = &self.last_rotation {
+            let repeat = match (key_digest, last.key_digest.as_deref()) {
+                (Some(key), Some(last_key)) => key == last_key && now - last.at < ROTATION_KEY_SECS,
+                (Some(_), None) => false,
+                (None, _) => now - last.at < ROTATION_REPEAT_SECS,
+            };
+            if repeat {
+                return None;
+            }
+        }
+        let mut previous = vec![(self.secret.clone(), now + grace)];
+        previous.extend(self.previous_secrets.iter().filter(|(_, until)| *until > now).cloned());
+        previous.truncate(MAX_PREVIOUS_SECRETS);
+        Some(Webhook {
+            secret,
+            previous_secrets: previous,
+            last_rotation: Some(Rotation { at: now, key_digest: key_digest.map(str::to_owned) }),
+            ..self.clone()
+        })
+    }
+}
+
+/// The most former secrets a webhook keeps signing with: a sixth rotation within the grace
+/// period retires the oldest early.
+pub const MAX_PREVIOUS_SECRETS: usize = 5;
+
+/// A rotation without an `Idempotency-Key` this soon after the last is a client's retry.
+pub const ROTATION_REPEAT_SECS: i64 = 10;
+
+/// How long a rotation's `Idempotency-Key` is remembered.
+pub const ROTATION_KEY_SECS: i64 = 24 * 3600;
+
+/// When a webhook's secret was last rotated, and a digest of that request's `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    pub at: i64,
+    pub key_digest: Option<String>,
 }
 
 /// What a vendor asks for when registering or updating a webhook, once validated.
@@ -309,7 +360,8 @@ pub(crate) mod tests {
             updated_at: 0,
             version: 1,
             disabled: None,
-            previous_secret: Some(("whsec_s3cr3tOld".into(), 5)),
+            previous_secrets: vec![("whsec_s3cr3tOld".into(), 5)],
+            last_rotation: None,
             failing_since: None,
         }
     }
@@ -319,5 +371,28 @@ pub(crate) mod tests {
         let w = webhook();
         let dbg = format!("{w:?}");
         assert!(!dbg.contains("s3cr3t"), "{dbg}");
+    }
+
+    #[test]
+    fn a_rotation_keeps_former_secrets_until_their_own_time_and_a_repeat_changes_nothing() {
+        let mut w = webhook();
+        w.previous_secrets.clear();
+        let first = w.secret.clone();
+        let a = w.rotated("whsec_a".into(), 100, 50, Some("k1")).unwrap();
+        assert_eq!((a.secret.as_str(), a.previous_secrets.clone()), ("whsec_a", vec![(first.clone(), 150)]));
+        assert_eq!(a.rotated("whsec_x".into(), 101, 50, Some("k1")), None, "the same key");
+        assert_eq!(a.rotated("whsec_x".into(), 105, 50, None), None, "no key, seconds later");
+        let b = a.rotated("whsec_b".into(), 120, 50, Some("k2")).unwrap();
+        assert_eq!(b.previous_secrets, vec![("whsec_a".to_owned(), 170), (first, 150)]);
+        assert!(b.rotated("whsec_c".into(), 120 + ROTATION_REPEAT_SECS, 50, None).is_some());
+        // Expired former secrets go; at most five stay.
+        let late = b.rotated("whsec_c".into(), 160, 50, None).unwrap();
+        assert_eq!(late.previous_secrets, vec![("whsec_b".to_owned(), 210), ("whsec_a".to_owned(), 170)]);
+        let mut many = late;
+        for i in 0..6 {
+            many = many.rotated(format!("whsec_{i}"), 200 + i * 20, 1000, None).unwrap();
+        }
+        assert_eq!(many.previous_secrets.len(), MAX_PREVIOUS_SECRETS);
+        assert_eq!(many.previous_secrets[0].0, "whsec_4", "newest first");
     }
 }

@@ -61,6 +61,63 @@ async fn a_rotated_secret_signs_beside_the_new_one_until_its_grace_period_ends()
 }
 
 #[tokio::test]
+async fn rotating_twice_strands_no_receiver_and_a_repeated_rotation_gets_the_same_secret() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let receiver = Receiver::ok().await;
+    let (id, first) = ecomnow_webhook(&api, &v, "new_order", &receiver.url, None).await;
+    let path = format!("/basic/webhooks/{id}/rotate-secret");
+    let rotate = |key: &'static str| {
+        let (api, v, path) = (&api, &v, &path);
+        async move {
+            let a = api
+                .send(
+                    Method::POST,
+                    path,
+                    &[
+                        ("Username", v.username.as_str()),
+                        ("Password", v.password.as_str()),
+                        ("Idempotency-Key", key),
+                    ],
+                    None,
+                )
+                .await;
+            assert_eq!(a.status, 200, "{}", a.text);
+            a.json()["secret"].as_str().unwrap().to_owned()
+        }
+    };
+    let second = rotate("rotation-1").await;
+    assert_eq!(rotate("rotation-1").await, second, "the same key: the same new secret");
+    let third = rotate("rotation-2").await;
+    assert!(second != third && first != second);
+    // Without a key, a request seconds after the last rotation is that rotation's retry.
+    let retried = api.vendor(&v, Method::POST, &path, None).await;
+    assert_eq!(retried.json()["secret"].as_str(), Some(third.as_str()));
+
+    publish(&api, &event(&v, None, "new_order", &payload("ecomnow/new-order.json"))).await;
+    let got = receiver.wait_for(1, WAIT).await;
+    let (msg_id, ts, signature) = signed(&got[0]);
+    assert_eq!(signature.split(' ').count(), 3, "the new secret and both former ones: {signature}");
+    for secret in [&first, &second, &third] {
+        assert!(verify(secret, msg_id, ts, &got[0].body, signature), "each secret verifies");
+        assert!(verify_with_reference_library(secret, &got[0]));
+    }
+    let bad = api
+        .send(
+            Method::POST,
+            &path,
+            &[
+                ("Username", v.username.as_str()),
+                ("Password", v.password.as_str()),
+                ("Idempotency-Key", "a key"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(bad.expect_error(400, "invalid_field")["field"], "Idempotency-Key");
+}
+
+#[tokio::test]
 async fn a_webhook_disabled_by_410_gets_nothing_until_enabled() {
     let (api, store) = (Api::new(), store().await);
     let v = new_vendor(&store).await;

@@ -24,21 +24,34 @@ impl<S: WebhookStore, Q> App<S, Q> {
         Ok(w)
     }
 
-    /// Gives a webhook a new signing secret; the former one keeps signing for `grace_secs`.
+    /// Gives a webhook a new signing secret; the former one keeps signing for `grace_secs`, and
+    /// those before it until their own time. A repeat of the last rotation (the same
+    /// `Idempotency-Key`, digested as `key_digest`, or none within seconds) changes nothing and
+    /// answers the webhook as it is, with the secret that rotation made.
     pub async fn rotate_secret(
         &self,
         vendor: &Vendor,
         id: u64,
         grace_secs: i64,
+        key_digest: Option<&str>,
     ) -> Result<Webhook, ApiError> {
+        let current = self.find_webhook(vendor, id).await?;
+        if current.rotated(String::new(), now(), grace_secs, key_digest).is_none() {
+            tracing::info!(webhook_id = id, "repeated rotation: the secret it made is answered");
+            return Ok(current);
+        }
+        let secret = ids::signing_secret();
         let w = self
-            .modify_webhook(vendor, id, |w| Webhook {
-                secret: ids::signing_secret(),
-                previous_secret: Some((w.secret.clone(), now() + grace_secs)),
-                ..w.clone()
+            .modify_webhook(vendor, id, |w| {
+                w.rotated(secret.clone(), now(), grace_secs, key_digest).unwrap_or_else(|| w.clone())
             })
             .await?;
-        tracing::info!(webhook_id = id, grace_secs, "signing secret rotated");
+        tracing::info!(
+            webhook_id = id,
+            grace_secs,
+            signing = w.previous_secrets.len() + 1,
+            "signing secret rotated"
+        );
         Ok(w)
     }
 }

@@ -117,22 +117,23 @@ pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<S
     Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
 }
 
-/// The `webhook-signature` header of a delivery: the webhook's secret's signature, and during a
-/// rotation's grace period the former secret's too, space-separated as Standard Webhooks has it,
-/// so that receivers can change secrets without missing a delivery.
+/// The `webhook-signature` header of a delivery: the webhook's secret's signature, and each
+/// former secret's while it is within its grace period, space-separated as Standard Webhooks
+/// has it, so that receivers can change secrets without missing a delivery.
 pub fn signature_header(
     webhook: &Webhook,
     msg_id: &str,
     timestamp: i64,
     body: &[u8],
 ) -> Result<String, BadSecret> {
-    let current = sign(&webhook.secret, msg_id, timestamp, body)?;
-    match &webhook.previous_secret {
-        Some((old, until)) if *until > timestamp => {
-            Ok(format!("{current} {}", sign(old, msg_id, timestamp, body)?))
+    let mut header = sign(&webhook.secret, msg_id, timestamp, body)?;
+    for (old, until) in &webhook.previous_secrets {
+        if *until > timestamp {
+            header.push(' ');
+            header.push_str(&sign(old, msg_id, timestamp, body)?);
         }
-        _ => Ok(current),
     }
+    Ok(header)
 }
 
 /// Parses a duration: a whole number with `s`, `m`, `h` or `d` (seconds when bare).
@@ -396,7 +397,7 @@ mod tests {
     fn a_rotated_out_secret_signs_beside_the_new_one_until_its_time() {
         let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let mut w = crate::domain::tests::webhook();
-        w.previous_secret = Some((old.to_owned(), 1_000));
+        w.previous_secrets = vec![(old.to_owned(), 1_000)];
         let header = signature_header(&w, "msg", 999, b"{}").unwrap();
         let expected = format!(
             "{} {}",

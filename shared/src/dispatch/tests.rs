@@ -104,7 +104,7 @@ async fn a_failure_storm_asks_for_one_email_per_webhook() {
     let mut w = crate::domain::tests::webhook();
     w.vendor_id = "ven_x".into();
     w.event_type = EventType::NewOrder;
-    w.previous_secret = None;
+    w.previous_secrets.clear();
     store.insert_webhook(&w).await.unwrap();
     let d = with_emails(store, Answers500, Some(&emails));
     let at = |i: usize, attempt: u32| with_attempt(message(i, w.id), attempt, None);
@@ -130,7 +130,7 @@ async fn a_vendor_who_did_not_ask_is_not_told() {
     let emails = Recorder::default();
     let mut w = crate::domain::tests::webhook();
     w.event_type = EventType::NewOrder;
-    w.previous_secret = None;
+    w.previous_secrets.clear();
     let store = MemoryStore::default();
     store.insert_webhook(&w).await.unwrap();
     let d = with_emails(store, Answers500, Some(&emails));
@@ -151,7 +151,7 @@ async fn store_with_webhook() -> (MemoryStore, Webhook) {
     let mut w = crate::domain::tests::webhook();
     w.vendor_id = "ven_x".into();
     w.event_type = EventType::NewOrder;
-    w.previous_secret = None;
+    w.previous_secrets.clear();
     let store = MemoryStore::default();
     store.insert_webhook(&w).await.unwrap();
     (store, w)
@@ -344,7 +344,7 @@ async fn a_drop_that_cannot_be_recorded_keeps_its_message() {
 #[tokio::test]
 async fn a_batch_reads_each_distinct_webhook_once() {
     let mut w = crate::domain::tests::webhook();
-    w.previous_secret = None;
+    w.previous_secrets.clear();
     w.event_type = EventType::NewOrder;
     let store = MemoryStore::default();
     store.insert_webhook(&w).await.unwrap();

@@ -25,12 +25,27 @@ pub(super) struct WebhookRecord {
     pub(super) disabled_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) disabled_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Former secrets that still sign, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) previous_secrets: Vec<PreviousSecret>,
+    /// The one former secret of items written before the list (read, never written).
+    #[serde(default, skip_serializing)]
     pub(super) previous_secret: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing)]
     pub(super) previous_secret_until: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) rotated_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) rotation_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) failing_since: Option<i64>,
+}
+
+/// A former signing secret and until when it signs.
+#[derive(Serialize, Deserialize)]
+pub(super) struct PreviousSecret {
+    pub(super) secret: String,
+    pub(super) until: i64,
 }
 
 pub(super) fn webhook_item(w: &Webhook) -> Result<Item, StoreError> {
@@ -48,8 +63,15 @@ pub(super) fn webhook_item(w: &Webhook) -> Result<Item, StoreError> {
         authentication: w.authentication.clone(),
         disabled_at: w.disabled.as_ref().map(|d| d.0),
         disabled_reason: w.disabled.as_ref().map(|d| d.1.clone()),
-        previous_secret: w.previous_secret.as_ref().map(|p| p.0.clone()),
-        previous_secret_until: w.previous_secret.as_ref().map(|p| p.1),
+        previous_secrets: w
+            .previous_secrets
+            .iter()
+            .map(|(secret, until)| PreviousSecret { secret: secret.clone(), until: *until })
+            .collect(),
+        previous_secret: None,
+        previous_secret_until: None,
+        rotated_at: w.last_rotation.as_ref().map(|r| r.at),
+        rotation_key: w.last_rotation.as_ref().and_then(|r| r.key_digest.clone()),
         failing_since: w.failing_since,
     })
 }
@@ -71,6 +93,9 @@ pub(super) fn webhook_from(item: Item) -> Result<Webhook, StoreError> {
             _ => Err(StoreError::Corrupt(format!("a webhook item has half of its {what}"))),
         }
     }
+    let mut previous_secrets: Vec<(String, i64)> =
+        r.previous_secrets.into_iter().map(|p| (p.secret, p.until)).collect();
+    previous_secrets.extend(both(r.previous_secret, r.previous_secret_until, "previous secret")?);
     Ok(Webhook {
         id: r.webhook_id,
         vendor_id: r.vendor_id,
@@ -82,7 +107,8 @@ pub(super) fn webhook_from(item: Item) -> Result<Webhook, StoreError> {
         updated_at: r.updated_at,
         version: r.version,
         disabled: both(r.disabled_at, r.disabled_reason, "disabling")?,
-        previous_secret: both(r.previous_secret, r.previous_secret_until, "previous secret")?,
+        previous_secrets,
+        last_rotation: r.rotated_at.map(|at| crate::domain::Rotation { at, key_digest: r.rotation_key }),
         failing_since: r.failing_since,
     })
 }
@@ -263,14 +289,14 @@ mod tests {
     #[test]
     fn webhook_items_keep_their_layout_and_read_back() {
         let mut w = crate::domain::tests::webhook();
-        w.previous_secret = None;
+        w.previous_secrets.clear();
         w.failing_since = Some(7);
         let item = webhook_item(&w).unwrap();
         assert_eq!(item["webhookId"], AttributeValue::N(w.id.to_string()));
         assert_eq!(item["eventType"], AttributeValue::S(w.event_type.as_str().into()));
         assert_eq!(item["version"], AttributeValue::N(w.version.to_string()));
         assert_eq!(item["failingSince"], AttributeValue::N("7".into()));
-        for absent in ["previousSecret", "previousSecretUntil", "disabledAt", "disabledReason"] {
+        for absent in ["previousSecrets", "previousSecret", "rotatedAt", "disabledAt", "disabledReason"] {
             assert!(!item.contains_key(absent), "{absent}");
         }
         assert_eq!(webhook_from(item.clone()).unwrap(), w);
