@@ -32,12 +32,18 @@ pub struct Config {
     /// `AUTO_DISABLE_AFTER`: a webhook whose every delivery has failed this long is disabled
     /// (default 5 days; `off`: never).
     pub auto_disable_after: Option<Duration>,
+    /// `MAX_WEBHOOKS_PER_VENDOR`: how many webhooks one vendor may have (default 100), which
+    /// bounds what one event fans out to.
+    pub max_webhooks_per_vendor: usize,
     /// `DELIVERY_CONNECT_TIMEOUT_MS`, `DELIVERY_TIMEOUT_MS`, `DELIVERY_MAX_RESPONSE_BYTES`,
     /// `EXTRA_CA_FILE`, and `ALLOW_PRIVATE_TARGETS` (which lifts the private-address and
     /// `https`-only rules for local receivers, at registration too; never in production): how
     /// deliveries are made.
     pub delivery: DeliverySettings,
 }
+
+/// How many webhooks a vendor may have unless `MAX_WEBHOOKS_PER_VENDOR` says otherwise.
+pub const DEFAULT_MAX_WEBHOOKS_PER_VENDOR: usize = 100;
 
 /// A setting that is missing or malformed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +73,7 @@ struct Vars {
     emails_queue_url: Option<String>,
     retry_schedule: Option<String>,
     retry_after_cap: Option<String>,
+    max_webhooks_per_vendor: Option<String>,
     auto_disable_after: Option<String>,
     delivery_connect_timeout_ms: Option<String>,
     delivery_timeout_ms: Option<String>,
@@ -163,6 +170,12 @@ impl Config {
             emails_queue_url,
             retry_schedule,
             auto_disable_after,
+            max_webhooks_per_vendor: number(
+                "MAX_WEBHOOKS_PER_VENDOR",
+                v.max_webhooks_per_vendor,
+                "a number of webhooks",
+                DEFAULT_MAX_WEBHOOKS_PER_VENDOR,
+            )?,
             delivery,
         })
     }
@@ -246,6 +259,7 @@ mod tests {
             (vec![("RETRY_AFTER_CAP", "2d")], "RETRY_AFTER_CAP"),
             (vec![("AUTO_DISABLE_AFTER", "soon")], "AUTO_DISABLE_AFTER"),
             (vec![("DELIVERY_TIMEOUT_MS", "10s")], "DELIVERY_TIMEOUT_MS"),
+            (vec![("MAX_WEBHOOKS_PER_VENDOR", "many")], "MAX_WEBHOOKS_PER_VENDOR"),
             (vec![("EMAIL_SENDER", "n@example.com")], "EMAILS_QUEUE_URL"),
         ] {
             let mut all = vars(&pairs);

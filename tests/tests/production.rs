@@ -4,7 +4,12 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use shared::{queue::MAX_MESSAGE_BYTES, store::AttemptLog};
+use shared::{
+    config::DEFAULT_MAX_WEBHOOKS_PER_VENDOR,
+    domain::{EventType, Webhook, WebhookSpec},
+    queue::MAX_MESSAGE_BYTES,
+    store::{AttemptLog, WebhookStore},
+};
 use tests::{
     deliveries::{ecomnow_webhook, event, publish, WAIT},
     new_vendor,
@@ -105,4 +110,47 @@ async fn a_429_with_retry_after_is_left_alone_that_long() {
     attempts.sort_by_key(|a| a.attempt);
     let seen: Vec<(u32, Option<u16>)> = attempts.iter().map(|a| (a.attempt, a.status)).collect();
     assert_eq!(seen, [(1, Some(429)), (2, Some(200))]);
+}
+
+#[tokio::test]
+async fn a_vendor_at_its_webhook_limit_gets_409_and_an_event_fans_out_to_all_of_them() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let r = Receiver::ok().await;
+    let limit = DEFAULT_MAX_WEBHOOKS_PER_VENDOR;
+    for i in 0..limit - 1 {
+        let spec = WebhookSpec {
+            event_type: EventType::NewOrder,
+            url: format!("{}?n={i}", r.url),
+            authentication: None,
+        };
+        let w = Webhook::new(
+            shared::ids::webhook_id(),
+            &v.vendor.vendor_id,
+            spec,
+            shared::ids::signing_secret(),
+            0,
+        );
+        store.insert_webhook(&w).await.unwrap();
+    }
+    let last = format!("{}?n=last", r.url);
+    let body = json!({"webhookType": "new_order", "url": last});
+    assert_eq!(
+        api.vendor(&v, Method::POST, "/basic/webhooks", Some(&body)).await.status,
+        201,
+        "the limit itself"
+    );
+    let body = json!({"webhookType": "new_order", "url": format!("{}?n=over", r.url)});
+    let over = api.vendor(&v, Method::POST, "/basic/webhooks", Some(&body)).await;
+    let e = over.expect_error(409, "webhook_limit");
+    assert!(e["message"].as_str().unwrap().contains(&format!("at most {limit} webhooks")), "{e}");
+    assert_eq!(store.list_webhooks(&v.vendor.vendor_id).await.unwrap().len(), limit, "nothing created");
+
+    // The publish function is stopped after 10 s on AWS: fanning out to the limit fits within.
+    let started = std::time::Instant::now();
+    let a = publish(&api, &event(&v, None, "new_order", &order_of(500))).await;
+    let took = started.elapsed();
+    assert_eq!((a.status.as_u16(), a.json()["deliveries"].as_u64()), (202, Some(limit as u64)), "{}", a.text);
+    assert!(took < Duration::from_secs(10), "fan-out to {limit} webhooks took {took:?}");
+    assert_eq!(r.wait_for(limit, WAIT).await.len(), limit, "every webhook got the event");
 }

@@ -218,7 +218,7 @@ fn functions_get_only_the_table_actions_they_use() {
         ("get-notifications", &["dynamodb:GetItem"][..]),
         ("update-notifications", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
         ("email-events", &["dynamodb:UpdateItem"][..]),
-        ("create-webhook", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
+        ("create-webhook", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"][..]),
         ("update-webhook", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"][..]),
         ("delete-webhook", &["dynamodb:GetItem", "dynamodb:DeleteItem"][..]),
         (

@@ -81,8 +81,19 @@ impl<S, Q> App<S, Q> {
 const WRITE_ATTEMPTS: usize = 5;
 
 impl<S: WebhookStore, Q> App<S, Q> {
-    /// Registers a webhook with a fresh id and signing secret.
+    /// Registers a webhook with a fresh id and signing secret, unless the vendor has its limit
+    /// of webhooks already (`409 webhook_limit`). Two creations racing at the limit may both
+    /// pass: the limit bounds what an event fans out to, it is not a quota to the unit.
     pub async fn create_webhook(&self, vendor: &Vendor, spec: WebhookSpec) -> Result<Webhook, ApiError> {
+        let limit = self.config.max_webhooks_per_vendor;
+        let existing = self.store.list_webhooks(&vendor.vendor_id).await?.len();
+        if existing >= limit {
+            return Err(ApiError::new(
+                lambda_http::http::StatusCode::CONFLICT,
+                "webhook_limit",
+                format!("a vendor may have at most {limit} webhooks, and this one has {existing}: delete one first"),
+            ));
+        }
         let now = now();
         let mut webhook = Webhook::new(0, &vendor.vendor_id, spec, ids::signing_secret(), now);
         for _ in 0..WRITE_ATTEMPTS {

@@ -21,7 +21,8 @@ pub async fn handle<S: WebhookStore, Q>(app: &App<S, Q>, call: Call) -> Result<R
     let vendor = call.vendor()?;
     let webhook = match app.create_webhook(vendor, spec.clone()).await {
         Ok(w) => w,
-        Err(e) if call.dialect == Dialect::Ventiapp && e.code == "duplicate" => {
+        // At the limit too: enabling a hidden webhook adds none.
+        Err(e) if call.dialect == Dialect::Ventiapp && matches!(e.code, "duplicate" | "webhook_limit") => {
             return enable_hidden_duplicate(app, vendor, &spec).await?.ok_or(e);
         }
         Err(e) => return Err(e),
