@@ -133,19 +133,22 @@ async fn register(api: &Api, v: &TestVendor, token: &str, t: EventType, url: &st
     }
 }
 
-/// The queue's visible + in-flight messages.
+/// The queue's visible, in-flight and delayed messages.
 async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64> {
     let out = sqs
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
         .send()
         .await?;
     let a = out.attributes().context("attributes")?;
     let n = |k: QueueAttributeName| a.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // Delayed: a retry waiting out its backoff is a message too.
     Ok(n(QueueAttributeName::ApproximateNumberOfMessages)
-        + n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+        + n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        + n(QueueAttributeName::ApproximateNumberOfMessagesDelayed))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
