@@ -109,6 +109,8 @@ start_stack() {
     echo "EMAILS_QUEUE_URL=$EMAILS_QUEUE_URL"
     if [ -n "${RETRY_SCHEDULE:-}" ]; then echo "RETRY_SCHEDULE=$RETRY_SCHEDULE"; fi
     if [ -n "${RETRY_AFTER_CAP:-}" ]; then echo "RETRY_AFTER_CAP=$RETRY_AFTER_CAP"; fi
+    if [ -n "${CIRCUIT_BREAKER_AFTER:-}" ]; then echo "CIRCUIT_BREAKER_AFTER=$CIRCUIT_BREAKER_AFTER"; fi
+    if [ -n "${CIRCUIT_PROBE_AFTER:-}" ]; then echo "CIRCUIT_PROBE_AFTER=$CIRCUIT_PROBE_AFTER"; fi
     if [ -n "${DELIVERY_TIMEOUT_MS:-}" ]; then echo "DELIVERY_TIMEOUT_MS=$DELIVERY_TIMEOUT_MS"; fi
     if [ -n "${EXTRA_CA_FILE:-}" ]; then echo "EXTRA_CA_FILE=$EXTRA_CA_FILE"; fi
     if [ -n "${ROTATION_GRACE_SECS:-}" ]; then echo "ROTATION_GRACE_SECS=$ROTATION_GRACE_SECS"; fi

@@ -217,6 +217,7 @@ pub async fn through_dispatch<S: WebhookStore + AttemptLog + NotifyStore + 'stat
         deliverer: Timed { inner: HttpDeliverer::new(&settings).unwrap(), latencies: Mutex::new(Vec::new()) },
         schedule: RetrySchedule::standard(),
         auto_disable_after: Some(Duration::from_secs(5 * 86400)),
+        circuit: None,
         // Every receiver answers 2xx: no failure email would be asked for.
         emails: None,
     });

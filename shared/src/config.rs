@@ -32,6 +32,9 @@ pub struct Config {
     /// `AUTO_DISABLE_AFTER`: a webhook whose every delivery has failed this long is disabled
     /// (default 5 days; `off`: never).
     pub auto_disable_after: Option<Duration>,
+    /// `CIRCUIT_BREAKER_AFTER` (failed attempts in a row, default 5; `off`) and
+    /// `CIRCUIT_PROBE_AFTER` (default 60s): the circuit breaker of each webhook.
+    pub circuit: Option<delivery::CircuitBreaker>,
     /// `MAX_WEBHOOKS_PER_VENDOR`: how many webhooks one vendor may have (default 100), which
     /// bounds what one event fans out to.
     pub max_webhooks_per_vendor: usize,
@@ -74,6 +77,8 @@ struct Vars {
     retry_schedule: Option<String>,
     retry_after_cap: Option<String>,
     max_webhooks_per_vendor: Option<String>,
+    circuit_breaker_after: Option<String>,
+    circuit_probe_after: Option<String>,
     auto_disable_after: Option<String>,
     delivery_connect_timeout_ms: Option<String>,
     delivery_timeout_ms: Option<String>,
@@ -170,6 +175,22 @@ impl Config {
             emails_queue_url,
             retry_schedule,
             auto_disable_after,
+            circuit: match set(v.circuit_breaker_after).as_deref() {
+                Some("off") => None,
+                after => {
+                    let after =
+                        number("CIRCUIT_BREAKER_AFTER", after.map(str::to_owned), "a number of failures", 5)?;
+                    let probe_after = match set(v.circuit_probe_after) {
+                        None => Duration::from_secs(60),
+                        Some(d) => delivery::parse_duration(&d)
+                            .map_err(|e| ConfigError::new("CIRCUIT_PROBE_AFTER", e))?,
+                    };
+                    Some(
+                        delivery::CircuitBreaker::new(after, probe_after)
+                            .map_err(|(name, e)| ConfigError::new(name, e))?,
+                    )
+                }
+            },
             max_webhooks_per_vendor: number(
                 "MAX_WEBHOOKS_PER_VENDOR",
                 v.max_webhooks_per_vendor,
@@ -260,6 +281,8 @@ mod tests {
             (vec![("AUTO_DISABLE_AFTER", "soon")], "AUTO_DISABLE_AFTER"),
             (vec![("DELIVERY_TIMEOUT_MS", "10s")], "DELIVERY_TIMEOUT_MS"),
             (vec![("MAX_WEBHOOKS_PER_VENDOR", "many")], "MAX_WEBHOOKS_PER_VENDOR"),
+            (vec![("CIRCUIT_BREAKER_AFTER", "0")], "CIRCUIT_BREAKER_AFTER"),
+            (vec![("CIRCUIT_PROBE_AFTER", "2h")], "CIRCUIT_PROBE_AFTER"),
             (vec![("EMAIL_SENDER", "n@example.com")], "EMAILS_QUEUE_URL"),
         ] {
             let mut all = vars(&pairs);

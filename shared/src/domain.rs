@@ -125,6 +125,11 @@ pub struct Webhook {
     pub last_rotation: Option<Rotation>,
     /// Since when (unix seconds) every delivery attempt has failed; `None` while deliveries succeed.
     pub failing_since: Option<i64>,
+    /// Failed attempts in a row since the last delivery (counted while the circuit breaker is on).
+    pub consecutive_failures: u32,
+    /// The circuit breaker: while open (until this time, unix seconds) the webhook's deliveries
+    /// wait unattempted; once past, one of them probes the receiver.
+    pub circuit_open_until: Option<i64>,
 }
 
 // Secrets stay out of `{:?}`, so no log line can carry them by accident.
@@ -147,6 +152,8 @@ impl fmt::Debug for Webhook {
             )
             .field("last_rotation", &self.last_rotation)
             .field("failing_since", &self.failing_since)
+            .field("consecutive_failures", &self.consecutive_failures)
+            .field("circuit_open_until", &self.circuit_open_until)
             .finish()
     }
 }
@@ -168,6 +175,8 @@ impl Webhook {
             previous_secrets: Vec::new(),
             last_rotation: None,
             failing_since: None,
+            consecutive_failures: 0,
+            circuit_open_until: None,
         }
     }
 
@@ -363,6 +372,8 @@ pub(crate) mod tests {
             previous_secrets: vec![("whsec_s3cr3tOld".into(), 5)],
             last_rotation: None,
             failing_since: None,
+            consecutive_failures: 0,
+            circuit_open_until: None,
         }
     }
 

@@ -35,6 +35,15 @@ pub(super) struct WebhookView<'a> {
     disabled_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     disabled_reason: Option<&'a str>,
+    /// While the circuit breaker holds deliveries back: `open` until `circuitOpenUntil`, then
+    /// `probing` while one delivery tries the receiver.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    circuit: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    circuit_open_until: Option<String>,
+    /// Failed attempts in a row since the last delivery.
+    #[serde(skip_serializing_if = "is_zero")]
+    consecutive_failures: u32,
     /// Only in the answers to the creation and a rotation: a signing secret is shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) secret: Option<&'a str>,
@@ -57,6 +66,9 @@ impl<'a> WebhookView<'a> {
             status: if w.disabled.is_some() { "disabled" } else { "active" },
             disabled_at: w.disabled.as_ref().map(|(at, _)| rfc3339(*at)),
             disabled_reason: w.disabled.as_ref().map(|(_, why)| why.as_str()),
+            circuit: w.circuit_open_until.map(|until| if until > now() { "open" } else { "probing" }),
+            circuit_open_until: w.circuit_open_until.map(rfc3339),
+            consecutive_failures: w.consecutive_failures,
             secret: None,
             previous_secret_expires_at: None,
         }
@@ -290,4 +302,8 @@ mod tests {
         let spec = spec_from_body(&body(json!({"webhookType": "order_cancellation", "url": "http://127.0.0.1:8080/in", "authentication": null})), LOCAL).unwrap();
         assert_eq!(spec.authentication, None);
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

@@ -218,6 +218,36 @@ impl RetrySchedule {
     }
 }
 
+/// A webhook's circuit breaker: after `after` failed attempts in a row its deliveries wait,
+/// unattempted, and every `probe_after` (doubling up to eight times as the failures go on) one
+/// of them tries the receiver; the first success closes the circuit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitBreaker {
+    after: u32,
+    probe_after: Duration,
+}
+
+impl CircuitBreaker {
+    /// A breaker opening after `after` failures (at least 1), probing every `probe_after`
+    /// (1 s to 1 h); the setting at fault if not.
+    pub fn new(after: u32, probe_after: Duration) -> Result<Self, (&'static str, String)> {
+        if after == 0 {
+            return Err(("CIRCUIT_BREAKER_AFTER", "must be 1 or more (or off)".into()));
+        }
+        if probe_after < Duration::from_secs(1) || probe_after > Duration::from_secs(3600) {
+            return Err(("CIRCUIT_PROBE_AFTER", "must be from 1s to 1h".into()));
+        }
+        Ok(Self { after, probe_after })
+    }
+
+    /// How long the circuit stays open after `failures` failed attempts in a row; `None` below
+    /// the threshold.
+    pub fn open_for(&self, failures: u32) -> Option<Duration> {
+        let beyond = failures.checked_sub(self.after)?;
+        Some(self.probe_after * (1 << beyond.min(3)))
+    }
+}
+
 /// A `Retry-After` value: delay-seconds, or an HTTP date (IMF-fixdate, as RFC 9110 has
 /// senders write it) read against `now` (Unix seconds). `None` for anything else, and the
 /// schedule applies; a date in the past asks for no wait.
@@ -368,6 +398,18 @@ mod tests {
         assert!(s.clone().with_retry_after_cap(Duration::from_secs(13 * 3600)).is_err());
         let long = RetrySchedule::parse("12h").unwrap();
         assert_eq!(long.delay_after(1, None, 1.2), Some(MAX_BACKOFF), "jitter never takes a wait past 12 h");
+    }
+
+    #[test]
+    fn the_circuit_opens_at_its_threshold_and_probes_less_often_as_failures_go_on() {
+        let c = CircuitBreaker::new(5, Duration::from_secs(60)).unwrap();
+        assert_eq!(c.open_for(4), None);
+        assert_eq!(c.open_for(5), Some(Duration::from_secs(60)));
+        assert_eq!(c.open_for(6), Some(Duration::from_secs(120)));
+        assert_eq!(c.open_for(8), Some(Duration::from_secs(480)));
+        assert_eq!(c.open_for(80), Some(Duration::from_secs(480)), "eight times at most");
+        assert!(CircuitBreaker::new(0, Duration::from_secs(60)).is_err());
+        assert!(CircuitBreaker::new(5, Duration::from_secs(7200)).is_err());
     }
 
     #[test]

@@ -62,8 +62,9 @@ where
 
     /// Remembers since when a webhook's deliveries fail, and disables it once that is longer
     /// than `auto_disable_after`: its deliveries then stop, and the vendor sees why in `GET`.
-    /// The vendor is told after the [`notify::FAILING_ALERT_AFTER`]th failed attempt, after the
-    /// last, and when the webhook is disabled.
+    /// Counts the failures in a row, and opens the circuit breaker at its threshold. The vendor
+    /// is told after the [`notify::FAILING_ALERT_AFTER`]th failed attempt, after the last, and
+    /// when the webhook is disabled.
     pub(super) async fn note_failure(&self, webhook: Webhook, last: &Attempt, attempt: u32) {
         let now = clock::now();
         if attempt >= self.schedule.max_attempts() {
@@ -71,38 +72,47 @@ where
         } else if attempt == notify::FAILING_ALERT_AFTER {
             self.alert(&webhook, Alert::Failing, last, attempt).await;
         }
-        // With auto-disable off there is nothing to remember: no write per failure.
-        let Some(window) = self.auto_disable_after.map(|d| d.as_secs() as i64) else { return };
-        match webhook.failing_since {
-            Some(since) if now - since >= window => {
-                tracing::warn!(
-                    failing_since = since,
-                    "deliveries have failed for too long: webhook disabled"
-                );
-                let disabled = self
-                    .change_webhook(webhook, |w| match w.failing_since {
-                        Some(since) if w.disabled.is_none() && now - since >= window => {
-                            let reason = format!(
-                                "every delivery has failed since {} ({} or longer)",
-                                clock::rfc3339(since),
-                                humanize(window)
-                            );
-                            Some(Webhook { disabled: Some((now, reason)), ..w.clone() })
-                        }
-                        _ => None,
-                    })
-                    .await;
-                if let Some(w) = disabled {
-                    self.alert(&w, Alert::Disabled, last, attempt).await;
+        let window = self.auto_disable_after.map(|d| d.as_secs() as i64);
+        let circuit = self.circuit;
+        // With both off there is nothing to remember: no write per failure.
+        if window.is_none() && circuit.is_none() {
+            return;
+        }
+        let was_disabled = webhook.disabled.is_some();
+        let changed = self
+            .change_webhook(webhook, |w| {
+                let mut next = w.clone();
+                if let Some(window) = window {
+                    next.failing_since = w.failing_since.or(Some(now));
+                    if let Some(since) = w.failing_since.filter(|s| w.disabled.is_none() && now - s >= window)
+                    {
+                        let reason = format!(
+                            "every delivery has failed since {} ({} or longer)",
+                            clock::rfc3339(since),
+                            humanize(window)
+                        );
+                        next.disabled = Some((now, reason));
+                    }
                 }
-            }
-            Some(_) => {}
-            None => {
-                self.change_webhook(webhook, |w| {
-                    w.failing_since.is_none().then(|| Webhook { failing_since: Some(now), ..w.clone() })
-                })
-                .await;
-            }
+                if let Some(circuit) = circuit {
+                    next.consecutive_failures = w.consecutive_failures.saturating_add(1);
+                    if let Some(wait) = circuit.open_for(next.consecutive_failures) {
+                        next.circuit_open_until = Some(now + wait.as_secs() as i64);
+                    }
+                }
+                (next != *w).then_some(next)
+            })
+            .await;
+        let Some(w) = changed else { return };
+        if w.circuit_open_until.is_some_and(|until| until > now) {
+            tracing::warn!(
+                failures = w.consecutive_failures,
+                "circuit open: the webhook's deliveries wait for a probe"
+            );
+        }
+        if w.disabled.is_some() && !was_disabled {
+            tracing::warn!("deliveries have failed for too long: webhook disabled");
+            self.alert(&w, Alert::Disabled, last, attempt).await;
         }
     }
 

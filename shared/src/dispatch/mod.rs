@@ -14,8 +14,8 @@ use crate::{
     clock,
     config::Config,
     delivery::{
-        self, Attempt, Deliverer, DeliveryMessage, DeliveryRequest, Failure, HttpDeliverer, Outcome,
-        RetrySchedule, MESSAGE_VERSION,
+        self, Attempt, CircuitBreaker, Deliverer, DeliveryMessage, DeliveryRequest, Failure, HttpDeliverer,
+        Outcome, RetrySchedule, MESSAGE_VERSION,
     },
     domain::Webhook,
     metrics,
@@ -39,6 +39,8 @@ pub struct Dispatcher<S, Q, D> {
     pub schedule: RetrySchedule,
     /// A webhook whose every delivery has failed for this long is disabled (`None`: never).
     pub auto_disable_after: Option<Duration>,
+    /// Each webhook's circuit breaker (`None`: off).
+    pub circuit: Option<CircuitBreaker>,
     /// Where failure emails are asked for (`None`: emails are off).
     pub emails: Option<Q>,
 }
@@ -61,6 +63,7 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
             deliverer,
             schedule: config.retry_schedule,
             auto_disable_after: config.auto_disable_after,
+            circuit: config.circuit,
             emails: config.emails_queue_url.map(|url| SqsQueue::new(sqs, url)),
         })
     }
@@ -157,6 +160,13 @@ where
             tally.add(|t| t.dropped += 1);
             return self.drop_recorded(&message, DropReason::TypeChanged).await;
         }
+        let webhook = match self.through_circuit(webhook, batch).await {
+            Ok(w) => w,
+            Err(wait) => {
+                tally.add(|t| t.held += 1);
+                return self.requeue(&message, wait).await;
+            }
+        };
 
         let timestamp = clock::now();
         let body = message.payload.get().as_bytes();
@@ -195,11 +205,24 @@ where
         match attempt.outcome {
             Outcome::Delivered { status } => {
                 tracing::info!(status, duration_ms = attempt.duration.as_millis() as u64, "delivered");
-                if webhook.failing_since.is_some() {
-                    self.change_webhook(webhook, |w| {
-                        w.failing_since.map(|_| Webhook { failing_since: None, ..w.clone() })
-                    })
-                    .await;
+                if webhook.failing_since.is_some()
+                    || webhook.consecutive_failures > 0
+                    || webhook.circuit_open_until.is_some()
+                {
+                    let closed = self
+                        .change_webhook(webhook, |w| {
+                            let healthy = Webhook {
+                                failing_since: None,
+                                consecutive_failures: 0,
+                                circuit_open_until: None,
+                                ..w.clone()
+                            };
+                            (healthy != *w).then_some(healthy)
+                        })
+                        .await;
+                    if closed.is_some() {
+                        tracing::info!("delivered: the webhook is healthy again");
+                    }
                 }
                 Disposition::Done
             }
@@ -300,11 +323,50 @@ where
     }
 
     /// A message this invocation has no time left for: queued again as it is, for another
-    /// invocation; if that fails, it comes back after its visibility timeout.
+    /// invocation.
     async fn hand_back(&self, message: &DeliveryMessage) -> Disposition {
-        match self.queue.send_later(message.to_body(), Duration::ZERO).await {
+        self.requeue(message, Duration::ZERO).await
+    }
+
+    /// The message queued again for the same attempt, not before `wait` from now; if that
+    /// fails, it comes back after its visibility timeout.
+    async fn requeue(&self, message: &DeliveryMessage, wait: Duration) -> Disposition {
+        let again = DeliveryMessage {
+            not_before_ms: (!wait.is_zero()).then(|| clock::now_ms() + wait.as_millis() as i64),
+            ..message.clone()
+        };
+        match self.queue.send_later(again.to_body(), wait).await {
             Ok(()) => Disposition::Done,
             Err(_) => Disposition::Retry,
+        }
+    }
+
+    /// The webhook, if a delivery may be attempted now; otherwise how long to wait. While the
+    /// circuit is open nothing is attempted; once its time is past, the first delivery to claim
+    /// the probe (a conditional write) tries the receiver, and the others wait for its answer.
+    async fn through_circuit(&self, webhook: Webhook, batch: &Batch) -> Result<Webhook, Duration> {
+        let (Some(circuit), Some(until)) = (self.circuit, webhook.circuit_open_until) else {
+            return Ok(webhook);
+        };
+        let now = clock::now();
+        if until > now {
+            return Err(Duration::from_secs((until - now) as u64));
+        }
+        let wait = circuit.open_for(webhook.consecutive_failures).unwrap_or(Duration::from_secs(1));
+        let probe_until = now + wait.as_secs() as i64;
+        let claimed = self
+            .change_webhook(webhook, |w| {
+                (w.circuit_open_until == Some(until))
+                    .then(|| Webhook { circuit_open_until: Some(probe_until), ..w.clone() })
+            })
+            .await;
+        match claimed {
+            Some(w) => {
+                tracing::info!("circuit half-open: this delivery probes the receiver");
+                batch.lookups.forget(&w.vendor_id, w.id);
+                Ok(w)
+            }
+            None => Err(wait),
         }
     }
 
@@ -374,6 +436,12 @@ impl Lookups {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.entry((vendor_id.to_owned(), webhook_id)).or_default().clone()
     }
+
+    /// Drops a read that is out of date: the batch's next message for the webhook reads again.
+    fn forget(&self, vendor_id: &str, webhook_id: u64) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&(vendor_id.to_owned(), webhook_id));
+    }
 }
 
 /// What a batch did, for its metrics line.
@@ -389,6 +457,7 @@ struct Counts {
     refused: u64,
     other: u64,
     dropped: u64,
+    held: u64,
     latency_ms: Vec<f64>,
 }
 
@@ -411,6 +480,7 @@ impl Tally {
             .count("FailedRefusedAddress", c.refused)
             .count("FailedOther", c.other)
             .count("Dropped", c.dropped)
+            .count("HeldByCircuit", c.held)
             .millis("AttemptLatency", c.latency_ms)
     }
 }

@@ -62,8 +62,16 @@ fn with_emails<S, D>(store: S, deliverer: D, emails: Option<&Recorder>) -> Dispa
         attempt_budget: Duration::from_secs(12),
         schedule: RetrySchedule::standard(),
         auto_disable_after: None,
+        circuit: None,
         emails,
     }
+}
+
+/// [`with_emails`] with the default circuit breaker: five failures, a minute.
+fn with_circuit<S, D>(store: S, deliverer: D) -> Dispatcher<S, &'static Recorder, D> {
+    let mut d = with_emails(store, deliverer, None);
+    d.circuit = Some(CircuitBreaker::new(5, Duration::from_secs(60)).unwrap());
+    d
 }
 
 struct Answers500;
@@ -356,4 +364,48 @@ async fn a_batch_reads_each_distinct_webhook_once() {
     assert!(answer.batch_item_failures.is_empty(), "delivered, or dropped (the unknown webhook)");
     assert_eq!(dispatcher.store.reads.load(Ordering::Relaxed), 2, "two distinct webhooks, two reads");
     assert_eq!(dispatcher.store.attempts.load(Ordering::Relaxed), 10, "nine delivered, one dropped");
+}
+
+#[tokio::test]
+async fn five_failures_in_a_row_open_the_circuit_and_hold_the_rest_without_an_attempt() {
+    let (store, w) = store_with_webhook().await;
+    let d = with_circuit(store, answers(500, None));
+    for i in 0..5 {
+        assert!(run(&d, vec![message(i, w.id)]).await.is_empty());
+    }
+    let stored = d.store.get_webhook("ven_x", w.id).await.unwrap().unwrap();
+    assert_eq!(stored.consecutive_failures, 5);
+    let until = stored.circuit_open_until.expect("the circuit is open");
+    assert!((59..=61).contains(&(until - clock::now())), "a minute: {until}");
+
+    // A sixth delivery, its third attempt: held, not attempted, its attempt not used up.
+    assert!(run(&d, vec![with_attempt(message(9, w.id), 3, None)]).await.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 5, "no attempt while the circuit is open");
+    let held = d.queue.messages().into_iter().find(|m| m.event_id == "evt_9").expect("held on the queue");
+    assert_eq!(held.attempt, 3, "the same attempt");
+    assert!(held.not_before_ms.unwrap() >= until * 1000 - 1000, "until the circuit's time");
+}
+
+#[tokio::test]
+async fn once_its_time_is_past_one_delivery_probes_and_a_success_closes_the_circuit() {
+    for (status, probes_and_deliveries) in [(500, 1), (200, 3)] {
+        let (store, mut w) = store_with_webhook().await;
+        (w.consecutive_failures, w.circuit_open_until) = (5, Some(clock::now() - 1));
+        let current = store.get_webhook("ven_x", w.id).await.unwrap().unwrap();
+        store
+            .replace_webhook(&current, &Webhook { version: current.version + 1, ..w.clone() })
+            .await
+            .unwrap();
+        let d = with_circuit(store, answers(status, None));
+        run(&d, (0..3).map(|i| message(i, w.id)).collect()).await;
+        assert_eq!(d.deliverer.2.load(Ordering::Relaxed), probes_and_deliveries, "status {status}");
+        let after = d.store.get_webhook("ven_x", w.id).await.unwrap().unwrap();
+        if status == 200 {
+            assert_eq!((after.circuit_open_until, after.consecutive_failures), (None, 0), "closed");
+        } else {
+            let until = after.circuit_open_until.unwrap();
+            assert!(until - clock::now() >= 110, "open again, for longer: {}", until - clock::now());
+            assert_eq!(after.consecutive_failures, 6);
+        }
+    }
 }

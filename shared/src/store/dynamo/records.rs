@@ -39,6 +39,14 @@ pub(super) struct WebhookRecord {
     pub(super) rotation_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) failing_since: Option<i64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(super) consecutive_failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) circuit_open_until: Option<i64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A former signing secret and until when it signs.
@@ -73,6 +81,8 @@ pub(super) fn webhook_item(w: &Webhook) -> Result<Item, StoreError> {
         rotated_at: w.last_rotation.as_ref().map(|r| r.at),
         rotation_key: w.last_rotation.as_ref().and_then(|r| r.key_digest.clone()),
         failing_since: w.failing_since,
+        consecutive_failures: w.consecutive_failures,
+        circuit_open_until: w.circuit_open_until,
     })
 }
 
@@ -110,6 +120,8 @@ pub(super) fn webhook_from(item: Item) -> Result<Webhook, StoreError> {
         previous_secrets,
         last_rotation: r.rotated_at.map(|at| crate::domain::Rotation { at, key_digest: r.rotation_key }),
         failing_since: r.failing_since,
+        consecutive_failures: r.consecutive_failures,
+        circuit_open_until: r.circuit_open_until,
     })
 }
 
