@@ -75,6 +75,10 @@ impl<'a> WebhookView<'a> {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// One delivery attempt, as the vendor sees it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -302,8 +306,4 @@ mod tests {
         let spec = spec_from_body(&body(json!({"webhookType": "order_cancellation", "url": "http://127.0.0.1:8080/in", "authentication": null})), LOCAL).unwrap();
         assert_eq!(spec.authentication, None);
     }
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
