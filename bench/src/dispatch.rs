@@ -160,6 +160,7 @@ pub fn webhooks(port: u16, count: usize, vendor: &str, first_id: u64) -> Vec<Web
                 event_type: EventType::NewOrder,
                 url: format!("http://127.0.0.1:{port}/hook/{i}"),
                 authentication: Some("Basic YmVuY2g6YmVuY2g=".into()),
+                max_in_flight: None,
             };
             Webhook::new(first_id + i, vendor, spec, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(), 0)
         })
@@ -202,7 +203,9 @@ pub fn batches(hooks: &[Webhook], n: usize) -> Vec<SqsEvent> {
 
 /// The dispatch handler over `store`, `concurrency / 10` invocations at a time (each a batch of
 /// ten, delivered concurrently, as in Lambda).
-pub async fn through_dispatch<S: WebhookStore + AttemptLog + NotifyStore + 'static>(
+pub async fn through_dispatch<
+    S: WebhookStore + AttemptLog + NotifyStore + shared::store::DeliverySlots + 'static,
+>(
     name: &'static str,
     store: S,
     events: Vec<SqsEvent>,
@@ -218,6 +221,7 @@ pub async fn through_dispatch<S: WebhookStore + AttemptLog + NotifyStore + 'stat
         schedule: RetrySchedule::standard(),
         auto_disable_after: Some(Duration::from_secs(5 * 86400)),
         circuit: None,
+        max_in_flight: 10,
         // Every receiver answers 2xx: no failure email would be asked for.
         emails: None,
     });

@@ -14,7 +14,7 @@ use shared::{
     domain::Webhook,
     notify::Notifications,
     queue::{DeliveryQueue, QueueError},
-    store::{AttemptLog, AttemptRecord, MailClaim, NotifyStore, StoreError, WebhookStore},
+    store::{AttemptLog, AttemptRecord, DeliverySlots, MailClaim, NotifyStore, StoreError, WebhookStore},
 };
 
 /// Counts the store requests dispatch makes: reads and writes, as DynamoDB bills them.
@@ -101,6 +101,24 @@ impl<S: NotifyStore> NotifyStore for Counting<S> {
     async fn cancel_alert(&self, id: u64, at: i64) -> Result<(), StoreError> {
         self.write();
         self.inner.cancel_alert(id, at).await
+    }
+}
+
+impl<S: DeliverySlots> DeliverySlots for Counting<S> {
+    async fn take_slot(
+        &self,
+        id: u64,
+        lease: &str,
+        now: i64,
+        until: i64,
+        cap: u32,
+    ) -> Result<bool, StoreError> {
+        self.write();
+        self.inner.take_slot(id, lease, now, until, cap).await
+    }
+    async fn give_slot(&self, id: u64, lease: &str) -> Result<(), StoreError> {
+        self.write();
+        self.inner.give_slot(id, lease).await
     }
 }
 

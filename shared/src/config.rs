@@ -35,6 +35,9 @@ pub struct Config {
     /// `CIRCUIT_BREAKER_AFTER` (failed attempts in a row, default 5; `off`) and
     /// `CIRCUIT_PROBE_AFTER` (default 60s): the circuit breaker of each webhook.
     pub circuit: Option<delivery::CircuitBreaker>,
+    /// `MAX_IN_FLIGHT_PER_WEBHOOK`: how many deliveries of one webhook may be in flight at once,
+    /// across every dispatch instance, unless the webhook sets its own (default 10; `0`: no cap).
+    pub max_in_flight_per_webhook: u32,
     /// `MAX_WEBHOOKS_PER_VENDOR`: how many webhooks one vendor may have (default 100), which
     /// bounds what one event fans out to.
     pub max_webhooks_per_vendor: usize,
@@ -77,6 +80,7 @@ struct Vars {
     retry_schedule: Option<String>,
     retry_after_cap: Option<String>,
     max_webhooks_per_vendor: Option<String>,
+    max_in_flight_per_webhook: Option<String>,
     circuit_breaker_after: Option<String>,
     circuit_probe_after: Option<String>,
     auto_disable_after: Option<String>,
@@ -191,6 +195,12 @@ impl Config {
                     )
                 }
             },
+            max_in_flight_per_webhook: number(
+                "MAX_IN_FLIGHT_PER_WEBHOOK",
+                v.max_in_flight_per_webhook,
+                "a number of deliveries",
+                10,
+            )?,
             max_webhooks_per_vendor: number(
                 "MAX_WEBHOOKS_PER_VENDOR",
                 v.max_webhooks_per_vendor,

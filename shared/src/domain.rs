@@ -125,6 +125,8 @@ pub struct Webhook {
     pub last_rotation: Option<Rotation>,
     /// Since when (unix seconds) every delivery attempt has failed; `None` while deliveries succeed.
     pub failing_since: Option<i64>,
+    /// How many of its deliveries may be in flight at once (`None`: the service's default).
+    pub max_in_flight: Option<u32>,
     /// Failed attempts in a row since the last delivery (counted while the circuit breaker is on).
     pub consecutive_failures: u32,
     /// The circuit breaker: while open (until this time, unix seconds) the webhook's deliveries
@@ -152,6 +154,7 @@ impl fmt::Debug for Webhook {
             )
             .field("last_rotation", &self.last_rotation)
             .field("failing_since", &self.failing_since)
+            .field("max_in_flight", &self.max_in_flight)
             .field("consecutive_failures", &self.consecutive_failures)
             .field("circuit_open_until", &self.circuit_open_until)
             .finish()
@@ -167,6 +170,7 @@ impl Webhook {
             event_type: spec.event_type,
             url: spec.url,
             authentication: spec.authentication,
+            max_in_flight: spec.max_in_flight,
             secret,
             created_at: now,
             updated_at: now,
@@ -230,6 +234,8 @@ pub struct WebhookSpec {
     pub event_type: EventType,
     pub url: String,
     pub authentication: Option<String>,
+    /// How many of its deliveries may be in flight at once (`None`: the service's default).
+    pub max_in_flight: Option<u32>,
 }
 
 impl fmt::Debug for WebhookSpec {
@@ -372,6 +378,7 @@ pub(crate) mod tests {
             previous_secrets: vec![("whsec_s3cr3tOld".into(), 5)],
             last_rotation: None,
             failing_since: None,
+            max_in_flight: None,
             consecutive_failures: 0,
             circuit_open_until: None,
         }

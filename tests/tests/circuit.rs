@@ -30,8 +30,12 @@ async fn an_open_circuit_holds_deliveries_back_until_a_probe_succeeds() {
     let queue_url = sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
 
     let receiver = Receiver::start(vec![Reply::Status(500); 3], Reply::Status(200)).await;
-    let spec =
-        WebhookSpec { event_type: EventType::NewOrder, url: receiver.url.clone(), authentication: None };
+    let spec = WebhookSpec {
+        event_type: EventType::NewOrder,
+        url: receiver.url.clone(),
+        authentication: None,
+        max_in_flight: None,
+    };
     let w =
         Webhook::new(shared::ids::webhook_id(), &v.vendor.vendor_id, spec, shared::ids::signing_secret(), 0);
     store.insert_webhook(&w).await.unwrap();

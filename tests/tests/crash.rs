@@ -60,6 +60,7 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
             event_type: EventType::NewOrder,
             url: format!("{}?n={i}", r.url),
             authentication: None,
+            max_in_flight: None,
         };
         let w = Webhook::new(
             shared::ids::webhook_id(),

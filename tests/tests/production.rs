@@ -41,6 +41,23 @@ fn lines(items: usize, padding: &str) -> String {
     json!({"orderNo": format!("big-{padding}"), "type": "new_order", "items": lines}).to_string()
 }
 
+/// The webhook's attempt log once it holds `n` records (dispatch writes each once the receiver
+/// has answered), or what it holds after a while.
+async fn attempts_of(
+    store: &shared::store::DynamoStore,
+    webhook_id: u64,
+    n: usize,
+) -> Vec<shared::store::AttemptRecord> {
+    for _ in 0..50 {
+        let attempts = store.list_attempts(webhook_id, 20).await.unwrap();
+        if attempts.len() >= n {
+            return attempts;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.list_attempts(webhook_id, 20).await.unwrap()
+}
+
 #[tokio::test]
 async fn a_200_kib_order_to_ten_webhooks_with_its_email_reaches_all_ten() {
     let (api, store) = (Api::new(), store().await);
@@ -106,7 +123,7 @@ async fn a_429_with_retry_after_is_left_alone_that_long() {
     assert_eq!(got.len(), 2);
     let waited = got[1].at - got[0].at;
     assert!(waited >= Duration::from_secs(4), "retried after {waited:?}");
-    let mut attempts = store.list_attempts(webhook_id, 10).await.unwrap();
+    let mut attempts = attempts_of(&store, webhook_id, 2).await;
     attempts.sort_by_key(|a| a.attempt);
     let seen: Vec<(u32, Option<u16>)> = attempts.iter().map(|a| (a.attempt, a.status)).collect();
     assert_eq!(seen, [(1, Some(429)), (2, Some(200))]);
@@ -123,6 +140,7 @@ async fn a_vendor_at_its_webhook_limit_gets_409_and_an_event_fans_out_to_all_of_
             event_type: EventType::NewOrder,
             url: format!("{}?n={i}", r.url),
             authentication: None,
+            max_in_flight: None,
         };
         let w = Webhook::new(
             shared::ids::webhook_id(),
@@ -153,4 +171,33 @@ async fn a_vendor_at_its_webhook_limit_gets_409_and_an_event_fans_out_to_all_of_
     assert_eq!((a.status.as_u16(), a.json()["deliveries"].as_u64()), (202, Some(limit as u64)), "{}", a.text);
     assert!(took < Duration::from_secs(10), "fan-out to {limit} webhooks took {took:?}");
     assert_eq!(r.wait_for(limit, WAIT).await.len(), limit, "every webhook got the event");
+}
+
+#[tokio::test]
+async fn a_webhooks_cap_of_deliveries_in_flight_holds_across_a_batch() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let slow = Duration::from_millis(1500);
+    let r = Receiver::start(Vec::new(), Reply::Slow(slow, 200)).await;
+    let body = json!({"webhookType": "new_order", "url": r.url, "maxInFlight": 0});
+    let bad = api.vendor(&v, Method::POST, "/basic/webhooks", Some(&body)).await;
+    assert_eq!(bad.expect_error(400, "invalid_field")["field"], "maxInFlight");
+    let body = json!({"webhookType": "new_order", "url": r.url, "maxInFlight": 1});
+    let a = api.vendor(&v, Method::POST, "/basic/webhooks", Some(&body)).await;
+    assert_eq!((a.status.as_u16(), a.json()["maxInFlight"].as_u64()), (201, Some(1)), "{}", a.text);
+    let webhook_id = a.json()["webhookId"].as_u64().unwrap();
+
+    // Three events at once: one batch, but one delivery in flight at a time.
+    for _ in 0..3 {
+        assert_eq!(publish(&api, &event(&v, None, "new_order", &order_of(500))).await.status, 202);
+    }
+    let got = r.wait_for(3, WAIT).await;
+    assert_eq!(got.len(), 3);
+    for pair in got.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap >= slow - Duration::from_millis(100), "two deliveries in flight at once: {gap:?} apart");
+    }
+    let attempts = attempts_of(&store, webhook_id, 3).await;
+    assert_eq!(attempts.len(), 3, "waiting for a slot is no attempt");
+    assert!(attempts.iter().all(|a| a.attempt == 1 && a.status == Some(200)), "{attempts:?}");
 }

@@ -14,6 +14,7 @@ fn webhook(vendor: &Vendor, id: u64, url: &str) -> shared::domain::Webhook {
         event_type: EventType::NewOrder,
         url: url.into(),
         authentication: Some("Basic abc".into()),
+        max_in_flight: None,
     };
     shared::domain::Webhook::new(id, &vendor.vendor_id, spec, ids::signing_secret(), now())
 }
@@ -98,6 +99,7 @@ async fn twenty_parallel_creates_get_twenty_distinct_ids() {
                 event_type: EventType::OrderCancellation,
                 url: format!("https://parallel.example.com/{i}"),
                 authentication: None,
+                max_in_flight: None,
             };
             app.create_webhook(&vendor, spec).await.map(|w| w.id).map_err(|e| e.message)
         });
@@ -125,6 +127,7 @@ async fn parallel_creates_of_one_endpoint_make_exactly_one_webhook() {
                 event_type: EventType::NewOrder,
                 url: "https://race.example.com/".into(),
                 authentication: None,
+                max_in_flight: None,
             };
             app.create_webhook(&vendor, spec).await.map_err(|e| e.status.as_u16())
         });
@@ -193,6 +196,7 @@ async fn published_events_stay_out_of_their_vendors_partition() {
         event_type: EventType::NewOrder,
         url: "https://a.example/h".into(),
         authentication: None,
+        max_in_flight: None,
     };
     app(store.clone()).create_webhook(&v.vendor, spec).await.unwrap();
 
@@ -263,4 +267,23 @@ async fn an_idempotency_key_is_leased_fingerprinted_and_taken_over_when_its_leas
         EventStart::Mismatch,
         "a finished key refuses another event too"
     );
+}
+
+/// Deliveries in flight per webhook, on DynamoDB: at most the cap, a slot given back frees it,
+/// and one whose holder died frees itself at its expiry.
+#[tokio::test]
+async fn delivery_slots_hold_the_cap_and_free_themselves_at_their_expiry() {
+    use shared::store::DeliverySlots;
+    let store = store().await;
+    let id = shared::ids::webhook_id();
+    let now = shared::clock::now_ms();
+    assert!(store.take_slot(id, "a", now, now + 60_000, 2).await.unwrap(), "the first makes the item");
+    assert!(store.take_slot(id, "b", now, now + 500, 2).await.unwrap());
+    assert!(!store.take_slot(id, "c", now, now + 60_000, 2).await.unwrap(), "the cap is in flight");
+    store.give_slot(id, "a").await.unwrap();
+    assert!(store.take_slot(id, "c", now, now + 60_000, 2).await.unwrap(), "a slot given back");
+    assert!(!store.take_slot(id, "d", now, now + 60_000, 2).await.unwrap());
+    assert!(store.take_slot(id, "d", now + 1_000, now + 60_000, 2).await.unwrap(), "b expired");
+    store.give_slot(id, "never-taken").await.unwrap();
+    store.give_slot(shared::ids::webhook_id(), "x").await.unwrap();
 }

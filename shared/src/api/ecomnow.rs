@@ -35,6 +35,9 @@ pub(super) struct WebhookView<'a> {
     disabled_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     disabled_reason: Option<&'a str>,
+    /// The webhook's own cap on deliveries in flight, if it set one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_in_flight: Option<u32>,
     /// While the circuit breaker holds deliveries back: `open` until `circuitOpenUntil`, then
     /// `probing` while one delivery tries the receiver.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +69,7 @@ impl<'a> WebhookView<'a> {
             status: if w.disabled.is_some() { "disabled" } else { "active" },
             disabled_at: w.disabled.as_ref().map(|(at, _)| rfc3339(*at)),
             disabled_reason: w.disabled.as_ref().map(|(_, why)| why.as_str()),
+            max_in_flight: w.max_in_flight,
             circuit: w.circuit_open_until.map(|until| if until > now() { "open" } else { "probing" }),
             circuit_open_until: w.circuit_open_until.map(rfc3339),
             consecutive_failures: w.consecutive_failures,
@@ -74,6 +78,9 @@ impl<'a> WebhookView<'a> {
         }
     }
 }
+
+/// The highest cap a webhook may set on its deliveries in flight.
+pub const MAX_IN_FLIGHT: u32 = 100;
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
@@ -223,7 +230,7 @@ pub(super) fn spec_from_body(
     body: &Map<String, Value>,
     policy: urls::TargetPolicy,
 ) -> Result<WebhookSpec, ApiError> {
-    request::only_fields(body, "", &["authentication", "webhookType", "url", "method"])?;
+    request::only_fields(body, "", &["authentication", "webhookType", "url", "method", "maxInFlight"])?;
     // The document speaks of a "webhook method"; POST is the only one deliveries use.
     if let Some(method) = request::optional_str(body, "", "method")? {
         if !method.eq_ignore_ascii_case("POST") {
@@ -240,7 +247,20 @@ pub(super) fn spec_from_body(
         "authentication",
         request::optional_str(body, "", "authentication")?,
     )?;
-    Ok(WebhookSpec { event_type, url: url.into(), authentication })
+    let max_in_flight = match body.get("maxInFlight") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64().filter(|n| (1..=u64::from(MAX_IN_FLIGHT)).contains(n)) {
+            Some(n) => Some(n as u32),
+            None => {
+                return Err(domain::FieldError::malformed(
+                    "maxInFlight",
+                    format!("maxInFlight must be a whole number from 1 to {MAX_IN_FLIGHT}"),
+                )
+                .into())
+            }
+        },
+    };
+    Ok(WebhookSpec { event_type, url: url.into(), authentication, max_in_flight })
 }
 
 #[cfg(test)]

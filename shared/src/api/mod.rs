@@ -127,6 +127,7 @@ impl<S: WebhookStore, Q> App<S, Q> {
                 event_type: spec.event_type,
                 url: spec.url.clone(),
                 authentication: spec.authentication.clone(),
+                max_in_flight: spec.max_in_flight,
                 ..c.clone()
             })
             .await?;

@@ -102,7 +102,7 @@ pub(super) fn spec_from_body(
         request::required_str(webhook, "webhook.", "address")?,
         policy,
     )?;
-    Ok(WebhookSpec { event_type, url: url.into(), authentication: None })
+    Ok(WebhookSpec { event_type, url: url.into(), authentication: None, max_in_flight: None })
 }
 
 /// `{"webhook": {"id": N}}`; the other fields of a webhook, sent back as they were, are ignored.

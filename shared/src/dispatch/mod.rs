@@ -22,7 +22,7 @@ use crate::{
     notify::Alert,
     queue::{DeliveryQueue, SqsQueue, MAX_VISIBILITY},
     sqs_batch::{run_batch, Disposition, MessageWithoutId},
-    store::{AttemptLog, AttemptRecord, DynamoStore, NotifyStore, WebhookStore},
+    store::{AttemptLog, AttemptRecord, DeliverySlots, DynamoStore, NotifyStore, WebhookStore},
 };
 
 mod health;
@@ -41,6 +41,8 @@ pub struct Dispatcher<S, Q, D> {
     pub auto_disable_after: Option<Duration>,
     /// Each webhook's circuit breaker (`None`: off).
     pub circuit: Option<CircuitBreaker>,
+    /// How many deliveries of a webhook may be in flight at once, unless it sets its own (0: no cap).
+    pub max_in_flight: u32,
     /// Where failure emails are asked for (`None`: emails are off).
     pub emails: Option<Q>,
 }
@@ -64,6 +66,7 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
             schedule: config.retry_schedule,
             auto_disable_after: config.auto_disable_after,
             circuit: config.circuit,
+            max_in_flight: config.max_in_flight_per_webhook,
             emails: config.emails_queue_url.map(|url| SqsQueue::new(sqs, url)),
         })
     }
@@ -71,7 +74,7 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
 
 impl<S, Q, D> Dispatcher<S, Q, D>
 where
-    S: WebhookStore + AttemptLog + NotifyStore,
+    S: WebhookStore + AttemptLog + NotifyStore + DeliverySlots,
     Q: DeliveryQueue,
     D: Deliverer,
 {
@@ -167,6 +170,11 @@ where
                 return self.requeue(&message, wait).await;
             }
         };
+        let Some(slot) = self.take_slot(&webhook).await else {
+            tally.add(|t| t.capped += 1);
+            let wait = Duration::from_millis(rand::thread_rng().gen_range(1_000..3_000));
+            return self.requeue(&message, wait).await;
+        };
 
         let timestamp = clock::now();
         let body = message.payload.get().as_bytes();
@@ -188,6 +196,7 @@ where
                 body,
             })
             .await;
+        self.give_slot(webhook.id, slot).await;
         self.log_attempt(&message, &attempt).await;
         let ms = attempt.duration.as_secs_f64() * 1000.0;
         tally.add(|t| {
@@ -341,6 +350,37 @@ where
         }
     }
 
+    /// A slot among the webhook's deliveries in flight, held until the attempt ends (or its
+    /// budget, if this instance dies); `None` if the webhook has its cap in flight. With no cap,
+    /// or if the store cannot say, the attempt goes ahead without one.
+    async fn take_slot(&self, webhook: &Webhook) -> Option<Option<String>> {
+        let cap = webhook.max_in_flight.unwrap_or(self.max_in_flight);
+        if cap == 0 {
+            return Some(None);
+        }
+        let lease = format!("{:016x}", rand::random::<u64>());
+        let now = clock::now_ms();
+        let until = now + self.attempt_budget.as_millis() as i64;
+        match self.store.take_slot(webhook.id, &lease, now, until, cap).await {
+            Ok(true) => Some(Some(lease)),
+            Ok(false) => {
+                tracing::info!(cap, "the webhook has its cap of deliveries in flight: this one waits");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "cannot count the deliveries in flight");
+                Some(None)
+            }
+        }
+    }
+
+    async fn give_slot(&self, webhook_id: u64, slot: Option<String>) {
+        let Some(lease) = slot else { return };
+        if let Err(e) = self.store.give_slot(webhook_id, &lease).await {
+            tracing::warn!(error = %crate::error::chain(&e), "cannot give the slot back: it frees itself at its expiry");
+        }
+    }
+
     /// The webhook, if a delivery may be attempted now; otherwise how long to wait. While the
     /// circuit is open nothing is attempted; once its time is past, the first delivery to claim
     /// the probe (a conditional write) tries the receiver, and the others wait for its answer.
@@ -458,6 +498,7 @@ struct Counts {
     other: u64,
     dropped: u64,
     held: u64,
+    capped: u64,
     latency_ms: Vec<f64>,
 }
 
@@ -481,6 +522,7 @@ impl Tally {
             .count("FailedOther", c.other)
             .count("Dropped", c.dropped)
             .count("HeldByCircuit", c.held)
+            .count("HeldByInFlightCap", c.capped)
             .millis("AttemptLatency", c.latency_ms)
     }
 }

@@ -6,7 +6,7 @@ use crate::{
     domain::EventType,
     notify,
     queue::QueueError,
-    store::{MailClaim, MemoryStore, StoreError, WebhookStore},
+    store::{DeliverySlots, MailClaim, MemoryStore, StoreError, WebhookStore},
 };
 
 struct Answers200;
@@ -63,6 +63,7 @@ fn with_emails<S, D>(store: S, deliverer: D, emails: Option<&Recorder>) -> Dispa
         schedule: RetrySchedule::standard(),
         auto_disable_after: None,
         circuit: None,
+        max_in_flight: 10,
         emails,
     }
 }
@@ -87,7 +88,7 @@ impl Deliverer for Answers500 {
 
 async fn run<S, Q, D>(d: &Dispatcher<S, Q, D>, records: Vec<SqsMessage>) -> Vec<String>
 where
-    S: WebhookStore + AttemptLog + NotifyStore,
+    S: WebhookStore + AttemptLog + NotifyStore + DeliverySlots,
     Q: DeliveryQueue,
     D: Deliverer,
 {
@@ -317,6 +318,21 @@ impl NotifyStore for LogDown {
         self.0.cancel_alert(id, at).await
     }
 }
+impl DeliverySlots for LogDown {
+    async fn take_slot(
+        &self,
+        id: u64,
+        lease: &str,
+        now: i64,
+        until: i64,
+        cap: u32,
+    ) -> Result<bool, StoreError> {
+        self.0.take_slot(id, lease, now, until, cap).await
+    }
+    async fn give_slot(&self, id: u64, lease: &str) -> Result<(), StoreError> {
+        self.0.give_slot(id, lease).await
+    }
+}
 impl AttemptLog for LogDown {
     async fn record_attempt(&self, _: &AttemptRecord) -> Result<(), crate::store::StoreError> {
         Err(crate::store::StoreError::Backend("the emulator is away".into()))
@@ -408,4 +424,31 @@ async fn once_its_time_is_past_one_delivery_probes_and_a_success_closes_the_circ
             assert_eq!(after.consecutive_failures, 6);
         }
     }
+}
+
+#[tokio::test]
+async fn a_webhook_with_its_cap_in_flight_holds_the_next_delivery_without_an_attempt() {
+    let (store, mut w) = store_with_webhook().await;
+    w.max_in_flight = Some(2);
+    let current = store.get_webhook("ven_x", w.id).await.unwrap().unwrap();
+    store.replace_webhook(&current, &Webhook { version: current.version + 1, ..w.clone() }).await.unwrap();
+    let now = clock::now_ms();
+    // Two deliveries in flight elsewhere (another instance), one of them with a lease of a
+    // crashed instance that runs out in a moment.
+    assert!(store.take_slot(w.id, "other", now, now + 60_000, 2).await.unwrap());
+    assert!(store.take_slot(w.id, "crashed", now, now + 300, 2).await.unwrap());
+    let d = with_circuit(store, answers(200, None));
+
+    assert!(run(&d, vec![with_attempt(message(1, w.id), 2, None)]).await.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 0, "held: the cap is in flight");
+    let held = d.queue.messages();
+    assert_eq!((held.len(), held[0].attempt), (1, 2), "queued again for the same attempt");
+    let wait = held[0].not_before_ms.unwrap() - clock::now_ms();
+    assert!((0..=3_000).contains(&wait), "a moment later: {wait} ms");
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(run(&d, vec![message(2, w.id)]).await.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 1, "the crashed instance's slot freed itself");
+    // The attempt gave its slot back: one more fits beside "other".
+    assert!(d.store.take_slot(w.id, "next", clock::now_ms(), clock::now_ms() + 1_000, 2).await.unwrap());
 }

@@ -8,8 +8,8 @@ use std::{
 };
 
 use super::{
-    ApiToken, AttemptLog, AttemptRecord, Conflict, MailClaim, NotifyStore, StoreError, TokenStore,
-    VendorLogin, VendorStore, WebhookStore,
+    ApiToken, AttemptLog, AttemptRecord, Conflict, DeliverySlots, MailClaim, NotifyStore, StoreError,
+    TokenStore, VendorLogin, VendorStore, WebhookStore,
 };
 use crate::{
     domain::{Vendor, Webhook},
@@ -36,6 +36,37 @@ pub struct MemoryStore {
     vendors: Mutex<HashMap<String, (Vendor, String)>>,
     /// Bearer tokens by hash.
     tokens: Mutex<HashMap<String, ApiToken>>,
+    /// Deliveries in flight: webhook -> lease -> expiry (Unix ms).
+    slots: Mutex<HashMap<u64, HashMap<String, i64>>>,
+}
+
+impl DeliverySlots for MemoryStore {
+    async fn take_slot(
+        &self,
+        webhook_id: u64,
+        lease: &str,
+        now_ms: i64,
+        expires_ms: i64,
+        cap: u32,
+    ) -> Result<bool, StoreError> {
+        let mut slots = self.slots.lock().unwrap();
+        let held = slots.entry(webhook_id).or_default();
+        if held.len() >= cap as usize {
+            held.retain(|_, until| *until > now_ms);
+        }
+        if held.len() >= cap as usize {
+            return Ok(false);
+        }
+        held.insert(lease.to_owned(), expires_ms);
+        Ok(true)
+    }
+
+    async fn give_slot(&self, webhook_id: u64, lease: &str) -> Result<(), StoreError> {
+        if let Some(held) = self.slots.lock().unwrap().get_mut(&webhook_id) {
+            held.remove(lease);
+        }
+        Ok(())
+    }
 }
 
 impl MemoryStore {
@@ -265,7 +296,12 @@ mod tests {
     use crate::domain::{EventType, WebhookSpec};
 
     fn webhook(id: u64, url: &str) -> Webhook {
-        let spec = WebhookSpec { event_type: EventType::NewOrder, url: url.into(), authentication: None };
+        let spec = WebhookSpec {
+            event_type: EventType::NewOrder,
+            url: url.into(),
+            authentication: None,
+            max_in_flight: None,
+        };
         Webhook::new(id, "ven_a", spec, "whsec_x".into(), 1)
     }
 

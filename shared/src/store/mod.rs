@@ -207,6 +207,25 @@ pub trait EventLog: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// The deliveries in flight to each webhook, shared by every dispatch instance: a slot is taken
+/// before an attempt and given back after it. A slot not given back (a crashed instance) frees
+/// itself at its expiry.
+pub trait DeliverySlots: Send + Sync {
+    /// Takes a slot for `lease` until `expires_ms` (Unix milliseconds) if fewer than `cap` are
+    /// held; false if the webhook has `cap` deliveries in flight.
+    fn take_slot(
+        &self,
+        webhook_id: u64,
+        lease: &str,
+        now_ms: i64,
+        expires_ms: i64,
+        cap: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives a slot back.
+    fn give_slot(&self, webhook_id: u64, lease: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// One delivery attempt, as the log keeps it for 30 days.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {

@@ -31,7 +31,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
     error::{ProvideErrorMetadata, SdkError},
-    operation::{put_item::PutItemError, transact_write_items::TransactWriteItemsError},
+    operation::{
+        put_item::PutItemError, transact_write_items::TransactWriteItemsError, update_item::UpdateItemError,
+    },
     types::{
         AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     },
@@ -39,8 +41,8 @@ use aws_sdk_dynamodb::{
 };
 
 use super::{
-    ApiToken, AttemptLog, AttemptRecord, Conflict, EventClaim, EventLog, EventStart, MailClaim, NotifyStore,
-    StoreError, StoredEvent, TokenStore, VendorLogin, VendorStore, WebhookStore,
+    ApiToken, AttemptLog, AttemptRecord, Conflict, DeliverySlots, EventClaim, EventLog, EventStart,
+    MailClaim, NotifyStore, StoreError, StoredEvent, TokenStore, VendorLogin, VendorStore, WebhookStore,
 };
 use crate::{
     domain::{EventType, Vendor, Webhook},
@@ -51,6 +53,7 @@ mod accounts;
 mod log;
 mod notify;
 mod records;
+mod slots;
 mod webhooks;
 
 type Item = HashMap<String, AttributeValue>;

@@ -39,6 +39,8 @@ pub(super) struct WebhookRecord {
     pub(super) rotation_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) failing_since: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) max_in_flight: Option<u32>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(super) consecutive_failures: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,6 +83,7 @@ pub(super) fn webhook_item(w: &Webhook) -> Result<Item, StoreError> {
         rotated_at: w.last_rotation.as_ref().map(|r| r.at),
         rotation_key: w.last_rotation.as_ref().and_then(|r| r.key_digest.clone()),
         failing_since: w.failing_since,
+        max_in_flight: w.max_in_flight,
         consecutive_failures: w.consecutive_failures,
         circuit_open_until: w.circuit_open_until,
     })
@@ -120,6 +123,7 @@ pub(super) fn webhook_from(item: Item) -> Result<Webhook, StoreError> {
         previous_secrets,
         last_rotation: r.rotated_at.map(|at| crate::domain::Rotation { at, key_digest: r.rotation_key }),
         failing_since: r.failing_since,
+        max_in_flight: r.max_in_flight,
         consecutive_failures: r.consecutive_failures,
         circuit_open_until: r.circuit_open_until,
     })
