@@ -123,9 +123,69 @@ where
 /// time limit (10 s), so that a lease past its time is a fan-out that died.
 pub const FAN_OUT_LEASE_SECS: i64 = 30;
 
-/// What makes two publishes under one id the same event: their type and payload bytes.
+/// What makes two publishes under one id the same event: their type and payload, as JSON
+/// values (a publisher that serialises the same payload again, with its keys in another order or
+/// other whitespace, publishes the same event).
 fn fingerprint(event: &PublishRequest) -> String {
-    digest::sha256_hex(format!("{}\n{}", event.event_type.as_str(), event.payload.get()).as_bytes())
+    let mut canonical = format!("{}\n", event.event_type.as_str());
+    match serde_json::from_str::<serde_json::Value>(event.payload.get()) {
+        Ok(value) => write_canonical(&value, &mut canonical),
+        Err(_) => canonical.push_str(event.payload.get()),
+    }
+    digest::sha256_hex(canonical.as_bytes())
+}
+
+/// JSON with every object's keys in order, whatever order the map type keeps them in.
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(v, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(payload: &str) -> PublishRequest {
+        crate::events::parse_publish(
+            format!(r#"{{"vendorId":"ven_1","type":"products/deleted","payload":{payload}}}"#).as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_payloads_value_not_its_bytes() {
+        let a = request(r#"{"productId": 1, "sku": "A", "price": 1.5, "title": "t"}"#);
+        let b = request(r#"{"title":"t","price":1.50,"sku":"A","productId":1}"#);
+        let c = request(r#"{"productId": 1, "sku": "B", "price": 1.5, "title": "t"}"#);
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+    }
 }
 
 /// Enqueues one delivery per matching active webhook (and the order email, if the vendor asked
