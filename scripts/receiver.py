@@ -32,11 +32,11 @@ def main():
             check = ""
             if args.secret:
                 check = " signature OK" if verify(args.secret, self.headers, body) else " BAD SIGNATURE"
-            print(f"{self.command} {self.path} webhook-id={self.headers.get('webhook-id')}{check}")
+            print(f"{self.command} {self.path} webhook-id={self.headers.get('webhook-id')}{check}", flush=True)
             try:
-                print(json.dumps(json.loads(body), indent=2))
+                print(json.dumps(json.loads(body), indent=2), flush=True)
             except ValueError:
-                print(body)
+                print(body, flush=True)
             self.send_response(args.status)
             self.end_headers()
 

@@ -167,27 +167,6 @@ fn write_canonical(value: &serde_json::Value, out: &mut String) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(payload: &str) -> PublishRequest {
-        crate::events::parse_publish(
-            format!(r#"{{"vendorId":"ven_1","type":"products/deleted","payload":{payload}}}"#).as_bytes(),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn the_fingerprint_is_the_payloads_value_not_its_bytes() {
-        let a = request(r#"{"productId": 1, "sku": "A", "price": 1.5, "title": "t"}"#);
-        let b = request(r#"{"title":"t","price":1.50,"sku":"A","productId":1}"#);
-        let c = request(r#"{"productId": 1, "sku": "B", "price": 1.5, "title": "t"}"#);
-        assert_eq!(fingerprint(&a), fingerprint(&b));
-        assert_ne!(fingerprint(&a), fingerprint(&c));
-    }
-}
-
 /// Enqueues one delivery per matching active webhook (and the order email, if the vendor asked
 /// for one); the number of deliveries.
 async fn fan_out<S, Q>(
@@ -285,4 +264,25 @@ fn refuse_what_cannot_be_queued(event_id: &str, event: &PublishRequest) -> Resul
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(payload: &str) -> PublishRequest {
+        crate::events::parse_publish(
+            format!(r#"{{"vendorId":"ven_1","type":"products/deleted","payload":{payload}}}"#).as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_payloads_value_not_its_bytes() {
+        let a = request(r#"{"productId": 1, "sku": "A", "price": 1.5, "title": "t"}"#);
+        let b = request(r#"{"title":"t","price":1.50,"sku":"A","productId":1}"#);
+        let c = request(r#"{"productId": 1, "sku": "B", "price": 1.5, "title": "t"}"#);
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+    }
 }
