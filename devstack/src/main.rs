@@ -176,6 +176,9 @@ async fn main() -> Result<()> {
                     devstack::DEMO_WEBHOOK_ID,
                     if created { "created" } else { "exists" }
                 );
+                // The README's Ventiapp examples use it.
+                let created = devstack::ensure_demo_token(&store, &demo).await?;
+                println!("demo API token: {}", if created { "created" } else { "exists" });
             }
         }
     }
