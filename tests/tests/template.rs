@@ -424,3 +424,107 @@ fn bounces_and_complaints_reach_the_function_that_refuses_addresses() {
     );
     assert!(env.contains("EmailConfigurationSet"), "{env}");
 }
+
+/// `!Ref X` or `!GetAtt X.Y` as (tag, target).
+fn tagged(v: &Value) -> Option<(String, String)> {
+    match v {
+        Value::Tagged(t) => {
+            Some((t.tag.to_string().trim_start_matches('!').to_owned(), t.value.as_str()?.to_owned()))
+        }
+        _ => None,
+    }
+}
+
+#[test]
+fn every_alarm_reaches_a_person_and_says_when_it_is_over() {
+    let t = template();
+    let resources = &t["Resources"];
+    // The topic's key lets CloudWatch publish (the AWS-managed SNS key would not).
+    let topic = &resources["AlarmTopic"]["Properties"];
+    assert_eq!(tagged(&topic["KmsMasterKeyId"]), Some(("Ref".into(), "AlarmKey".into())));
+    let key = &resources["AlarmKey"];
+    assert_eq!(key["Type"], "AWS::KMS::Key");
+    let statements = key["Properties"]["KeyPolicy"]["Statement"].as_sequence().unwrap();
+    let cloudwatch = statements
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "cloudwatch.amazonaws.com")
+        .expect("CloudWatch may use the key");
+    let actions: Vec<&str> =
+        cloudwatch["Action"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(actions.contains(&"kms:Decrypt") && actions.contains(&"kms:GenerateDataKey*"), "{actions:?}");
+    // Someone is subscribed.
+    let subscription = &resources["AlarmSubscription"]["Properties"];
+    assert_eq!(tagged(&subscription["TopicArn"]), Some(("Ref".into(), "AlarmTopic".into())));
+    assert_eq!(tagged(&subscription["Endpoint"]), Some(("Ref".into(), "AlarmEmail".into())));
+    assert_eq!(subscription["Protocol"], "email");
+
+    let alarms = devstack::resources_of_type(&t, "AWS::CloudWatch::Alarm");
+    for needed in [
+        "DeadLetterAlarm",
+        "DeadLetterArrivalsAlarm",
+        "DeliveriesBacklogAlarm",
+        "DispatchErrorsAlarm",
+        "DispatchThrottlesAlarm",
+        "ApiServerErrorsAlarm",
+        "PublishErrorsAlarm",
+        "EmailEventsErrorsAlarm",
+        "EmailsDeadLetterAlarm",
+        "DeliveryFailureAlarm",
+    ] {
+        assert!(alarms.iter().any(|(id, _)| id == needed), "{needed} is missing");
+    }
+    let arrivals = &resources["DeadLetterArrivalsAlarm"]["Properties"];
+    assert_eq!(
+        (arrivals["MetricName"].as_str(), arrivals["Statistic"].as_str()),
+        (Some("NumberOfMessagesSent"), Some("Sum")),
+        "fires again for new arrivals"
+    );
+    for (id, alarm) in &alarms {
+        for actions in ["AlarmActions", "OKActions"] {
+            let targets: Vec<_> = alarm[actions]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{id}: no {actions}"))
+                .iter()
+                .map(tagged)
+                .collect();
+            assert_eq!(targets, [Some(("Ref".into(), "AlarmTopic".into()))], "{id}: {actions}");
+        }
+    }
+}
+
+#[test]
+fn every_log_is_kept_as_long_as_the_parameter_says_and_the_access_log_holds_no_credentials() {
+    let t = template();
+    let resources = &t["Resources"];
+    for (id, function) in devstack::resources_of_type(&t, "AWS::Serverless::Function") {
+        let group =
+            tagged(&function["LoggingConfig"]["LogGroup"]).unwrap_or_else(|| panic!("{id}: no log group"));
+        let group_resource = &resources[group.1.as_str()];
+        assert_eq!(group_resource["Type"], "AWS::Logs::LogGroup", "{id}");
+        assert_eq!(
+            tagged(&group_resource["Properties"]["RetentionInDays"]),
+            Some(("Ref".into(), "LogRetentionDays".into())),
+            "{id}"
+        );
+        assert_eq!(
+            group_resource["Condition"],
+            resources[id.as_str()]["Condition"],
+            "{id}: made when its function is"
+        );
+    }
+    assert_eq!(t["Parameters"]["LogRetentionDays"]["Default"].as_i64(), Some(30));
+
+    let access = &resources["Api"]["Properties"]["AccessLogSettings"];
+    let (_, group) = tagged(&access["DestinationArn"]).expect("the API has an access log");
+    assert!(group.starts_with("ApiAccessLogs"));
+    assert_eq!(
+        tagged(&resources["ApiAccessLogs"]["Properties"]["RetentionInDays"]),
+        Some(("Ref".into(), "LogRetentionDays".into()))
+    );
+    let format = access["Format"].as_str().unwrap();
+    let line: serde_json::Value = serde_json::from_str(format).expect("one JSON object a request");
+    assert!(line.get("status").is_some() && line.get("route").is_some(), "{line}");
+    for leak in ["header", "querystring", "authorizer", "identity.user", "requestOverride"] {
+        assert!(!format.contains(leak), "the access log could carry a credential: {leak}");
+    }
+}
