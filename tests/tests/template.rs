@@ -528,3 +528,41 @@ fn every_log_is_kept_as_long_as_the_parameter_says_and_the_access_log_holds_no_c
         assert!(!format.contains(leak), "the access log could carry a credential: {leak}");
     }
 }
+
+#[test]
+fn publishing_is_throttled_apart_and_nothing_is_lost_at_the_edges() {
+    let t = template();
+    let resources = &t["Resources"];
+    let api = &resources["Api"]["Properties"];
+    for route in ["POST /events", "ANY /events"] {
+        let settings = &api["RouteSettings"][route];
+        assert_eq!(
+            tagged(&settings["ThrottlingRateLimit"]),
+            Some(("Ref".into(), "PublishThrottlingRateLimit".into())),
+            "{route}"
+        );
+        assert_eq!(
+            tagged(&settings["ThrottlingBurstLimit"]),
+            Some(("Ref".into(), "PublishThrottlingBurstLimit".into())),
+            "{route}"
+        );
+    }
+    assert_eq!(
+        tagged(&api["DefaultRouteSettings"]["ThrottlingRateLimit"]),
+        Some(("Ref".into(), "ThrottlingRateLimit".into()))
+    );
+    assert_eq!(resources["Table"]["Properties"]["DeletionProtectionEnabled"], Value::Bool(true));
+    // What SNS cannot hand email-events is kept, in a queue SNS (that topic only) may write to.
+    let sns = &resources["EmailEventsFunction"]["Properties"]["Events"]["SesEvents"]["Properties"];
+    assert_eq!(
+        tagged(&sns["RedrivePolicy"]["deadLetterTargetArn"]),
+        Some(("GetAtt".into(), "EmailEventsDeadLetterQueue.Arn".into()))
+    );
+    let policy =
+        &resources["EmailEventsDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!(policy["Principal"]["Service"], "sns.amazonaws.com");
+    assert_eq!(
+        tagged(&policy["Condition"]["ArnEquals"]["aws:SourceArn"]),
+        Some(("Ref".into(), "EmailEventsTopic".into()))
+    );
+}
