@@ -566,3 +566,44 @@ fn publishing_is_throttled_apart_and_nothing_is_lost_at_the_edges() {
         Some(("Ref".into(), "EmailEventsTopic".into()))
     );
 }
+
+#[test]
+fn the_dashboard_shows_deliveries_queues_the_api_and_every_function() {
+    let t = template();
+    let body = match &t["Resources"]["Dashboard"]["Properties"]["DashboardBody"] {
+        Value::Tagged(sub) => sub.value.as_str().unwrap().to_owned(),
+        other => panic!("the body is a !Sub: {other:?}"),
+    };
+    // The substitutions as CloudFormation would fill them, then the JSON CloudWatch reads.
+    let mut filled = String::new();
+    let mut rest = body.as_str();
+    while let Some(start) = rest.find("${") {
+        filled.push_str(&rest[..start]);
+        let end = rest[start..].find('}').unwrap() + start;
+        filled.push('x');
+        rest = &rest[end + 1..];
+    }
+    filled.push_str(rest);
+    let dashboard: serde_json::Value = serde_json::from_str(&filled).expect("the dashboard body is JSON");
+    let text = dashboard.to_string();
+    for shown in [
+        r#""OrderWebhooks","Delivered""#,
+        r#""OrderWebhooks","FailedTimeout""#,
+        r#""OrderWebhooks","FailedConnect""#,
+        r#""OrderWebhooks","FailedRejected""#,
+        r#""AttemptLatency","Function","dispatch",{"stat":"p50""#,
+        r#""AttemptLatency","Function","dispatch",{"stat":"p99""#,
+        r#""ApproximateAgeOfOldestMessage""#,
+        r#""ApproximateNumberOfMessagesVisible""#,
+        r#""AWS/ApiGateway","4xx""#,
+        r#""AWS/ApiGateway","5xx""#,
+        r#""AWS/ApiGateway","Latency""#,
+        r#"MetricName=\"Duration\""#,
+        r#"MetricName=\"Errors\""#,
+        r#"MetricName=\"Throttles\""#,
+    ] {
+        assert!(text.contains(shown), "{shown} is not on the dashboard");
+    }
+    let url = &t["Outputs"]["DashboardUrl"]["Value"];
+    assert!(matches!(url, Value::Tagged(sub) if sub.value.as_str().unwrap().contains("${Dashboard}")));
+}
