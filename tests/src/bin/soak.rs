@@ -238,10 +238,10 @@ async fn main() -> Result<()> {
             let url = match &receiver {
                 Some(r) => format!("{}/{n}", r.url),
                 None => {
-                    // A port that was free a moment ago: connections are refused.
-                    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+                    // Port 1, where nothing listens: connections are refused. (A port that was
+                    // free a moment ago could be taken by another receiver later in the run.)
                     let scheme = if https { "https" } else { "http" };
-                    format!("{scheme}://{}/hook/{n}", l.local_addr()?)
+                    format!("{scheme}://127.0.0.1:1/hook/{n}")
                 }
             };
             let id = register(&api, &vendor, &token, event_type, &url).await?;
