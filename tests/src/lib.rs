@@ -197,3 +197,22 @@ impl Api {
         self.send(method, path, &headers, body.map(|b| serde_json::to_vec(b).unwrap())).await
     }
 }
+
+/// A webhook's attempt log once it holds at least `n` records (dispatch writes each after the
+/// receiver has answered, so a test that saw the request may read the log a moment too soon), or
+/// what it holds after five seconds.
+pub async fn attempts_of(
+    store: &DynamoStore,
+    webhook_id: u64,
+    n: usize,
+) -> Vec<shared::store::AttemptRecord> {
+    use shared::store::AttemptLog;
+    for _ in 0..50 {
+        let attempts = store.list_attempts(webhook_id, 50).await.unwrap();
+        if attempts.len() >= n {
+            return attempts;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.list_attempts(webhook_id, 50).await.unwrap()
+}

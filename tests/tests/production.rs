@@ -41,23 +41,6 @@ fn lines(items: usize, padding: &str) -> String {
     json!({"orderNo": format!("big-{padding}"), "type": "new_order", "items": lines}).to_string()
 }
 
-/// The webhook's attempt log once it holds `n` records (dispatch writes each once the receiver
-/// has answered), or what it holds after a while.
-async fn attempts_of(
-    store: &shared::store::DynamoStore,
-    webhook_id: u64,
-    n: usize,
-) -> Vec<shared::store::AttemptRecord> {
-    for _ in 0..50 {
-        let attempts = store.list_attempts(webhook_id, 20).await.unwrap();
-        if attempts.len() >= n {
-            return attempts;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    store.list_attempts(webhook_id, 20).await.unwrap()
-}
-
 #[tokio::test]
 async fn a_200_kib_order_to_ten_webhooks_with_its_email_reaches_all_ten() {
     let (api, store) = (Api::new(), store().await);
@@ -123,7 +106,7 @@ async fn a_429_with_retry_after_is_left_alone_that_long() {
     assert_eq!(got.len(), 2);
     let waited = got[1].at - got[0].at;
     assert!(waited >= Duration::from_secs(4), "retried after {waited:?}");
-    let mut attempts = attempts_of(&store, webhook_id, 2).await;
+    let mut attempts = tests::attempts_of(&store, webhook_id, 2).await;
     attempts.sort_by_key(|a| a.attempt);
     let seen: Vec<(u32, Option<u16>)> = attempts.iter().map(|a| (a.attempt, a.status)).collect();
     assert_eq!(seen, [(1, Some(429)), (2, Some(200))]);
@@ -197,7 +180,7 @@ async fn a_webhooks_cap_of_deliveries_in_flight_holds_across_a_batch() {
         let gap = pair[1].at - pair[0].at;
         assert!(gap >= slow - Duration::from_millis(100), "two deliveries in flight at once: {gap:?} apart");
     }
-    let attempts = attempts_of(&store, webhook_id, 3).await;
+    let attempts = tests::attempts_of(&store, webhook_id, 3).await;
     assert_eq!(attempts.len(), 3, "waiting for a slot is no attempt");
     assert!(attempts.iter().all(|a| a.attempt == 1 && a.status == Some(200)), "{attempts:?}");
 }

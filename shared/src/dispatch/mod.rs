@@ -196,8 +196,8 @@ where
                 body,
             })
             .await;
-        self.give_slot(webhook.id, slot).await;
         self.log_attempt(&message, &attempt).await;
+        self.give_slot(webhook.id, slot).await;
         let ms = attempt.duration.as_secs_f64() * 1000.0;
         tally.add(|t| {
             t.latency_ms.push(ms);
