@@ -216,3 +216,52 @@ pub async fn attempts_of(
     }
     store.list_attempts(webhook_id, 50).await.unwrap()
 }
+
+/// A webhook for new orders to `url`, written to the store directly (faster than the API when a
+/// test needs many).
+pub async fn insert_webhook(store: &DynamoStore, vendor: &Vendor, url: String) -> shared::domain::Webhook {
+    use shared::{
+        domain::{EventType, Webhook, WebhookSpec},
+        store::WebhookStore,
+    };
+    let spec =
+        WebhookSpec { event_type: EventType::NewOrder, url, authentication: None, max_in_flight: None };
+    let w = Webhook::new(ids::webhook_id(), &vendor.vendor_id, spec, ids::signing_secret(), 0);
+    store.insert_webhook(&w).await.unwrap();
+    w
+}
+
+/// A dispatch of a test's own: the real binary under a local Lambda (which restarts it if it
+/// dies, as Lambda does), fed from `queue_url` by a bridge, parking in `dead_letter_url`, with
+/// the stack's AWS settings, a retry schedule a second apart, and `settings` on top. The bridge
+/// runs until the returned task is aborted.
+pub async fn own_dispatch(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    dead_letter_url: &str,
+    settings: &[(&str, &str)],
+) -> (devstack::runtime::LocalLambda, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let env: Vec<(String, String)> =
+        ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TABLE_NAME"]
+            .iter()
+            .map(|k| (k.to_string(), stack_var(k)))
+            .chain(
+                [
+                    ("DELIVERIES_QUEUE_URL", queue_url),
+                    ("DEAD_LETTER_QUEUE_URL", dead_letter_url),
+                    ("RETRY_SCHEDULE", "1s,1s,1s,1s,1s,1s,1s"),
+                    ("RUST_LOG", "warn"),
+                    ("ALLOW_PRIVATE_TARGETS", "true"),
+                ]
+                .iter()
+                .chain(settings)
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+            )
+            .collect();
+    let lambda =
+        devstack::runtime::LocalLambda::start("dispatch", target_bin("dispatch"), env).await.unwrap();
+    let bridge =
+        devstack::bridge::Bridge::for_queue(sqs.clone(), queue_url.to_owned(), lambda.invoke_url("dispatch"));
+    let bridge = tokio::spawn(async move { bridge.run().await });
+    (lambda, bridge)
+}

@@ -10,14 +10,14 @@ use reqwest::Method;
 use serde_json::Value;
 use shared::{
     delivery::DeliveryMessage,
-    domain::{EventType, Webhook, WebhookSpec},
+    domain::EventType,
     queue::{DeliveryQueue, SqsQueue},
-    store::{AttemptLog, WebhookStore},
+    store::AttemptLog,
 };
 use tests::{
     fixture, new_vendor,
     receiver::{Receiver, Reply},
-    stack_var, store, target_bin, unique, Api,
+    store, unique, Api,
 };
 
 #[tokio::test]
@@ -30,15 +30,7 @@ async fn an_open_circuit_holds_deliveries_back_until_a_probe_succeeds() {
     let queue_url = sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
 
     let receiver = Receiver::start(vec![Reply::Status(500); 3], Reply::Status(200)).await;
-    let spec = WebhookSpec {
-        event_type: EventType::NewOrder,
-        url: receiver.url.clone(),
-        authentication: None,
-        max_in_flight: None,
-    };
-    let w =
-        Webhook::new(shared::ids::webhook_id(), &v.vendor.vendor_id, spec, shared::ids::signing_secret(), 0);
-    store.insert_webhook(&w).await.unwrap();
+    let w = tests::insert_webhook(&store, &v.vendor, receiver.url.clone()).await;
     let payload = fixture("ecomnow/new-order.json").trim_end().to_owned();
     let events: Vec<String> = (0..3).map(|_| unique("evt")).collect();
     let bodies = events
@@ -56,28 +48,8 @@ async fn an_open_circuit_holds_deliveries_back_until_a_probe_succeeds() {
         })
         .collect();
 
-    let env: Vec<(String, String)> =
-        ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TABLE_NAME"]
-            .iter()
-            .map(|k| (k.to_string(), stack_var(k)))
-            .chain(
-                [
-                    ("DELIVERIES_QUEUE_URL", queue_url.as_str()),
-                    ("DEAD_LETTER_QUEUE_URL", dlq.as_str()),
-                    ("RETRY_SCHEDULE", "1s,1s,1s,1s,1s,1s,1s"),
-                    ("CIRCUIT_BREAKER_AFTER", "3"),
-                    ("CIRCUIT_PROBE_AFTER", "3s"),
-                    ("RUST_LOG", "warn"),
-                    ("ALLOW_PRIVATE_TARGETS", "true"),
-                ]
-                .map(|(k, v)| (k.to_owned(), v.to_owned())),
-            )
-            .collect();
-    let lambda =
-        devstack::runtime::LocalLambda::start("dispatch", target_bin("dispatch"), env).await.unwrap();
-    let bridge =
-        devstack::bridge::Bridge::for_queue(sqs.clone(), queue_url.clone(), lambda.invoke_url("dispatch"));
-    let bridge = tokio::spawn(async move { bridge.run().await });
+    let settings = [("CIRCUIT_BREAKER_AFTER", "3"), ("CIRCUIT_PROBE_AFTER", "3s")];
+    let (lambda, bridge) = tests::own_dispatch(&sqs, &queue_url, &dlq, &settings).await;
     SqsQueue::new(sqs.clone(), &queue_url).send_all(bodies).await.unwrap();
 
     // Three failures in a row: the vendor sees the circuit open.

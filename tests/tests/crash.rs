@@ -7,14 +7,14 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::{
     delivery::DeliveryMessage,
-    domain::{EventType, Webhook, WebhookSpec},
+    domain::EventType,
     queue::{DeliveryQueue, SqsQueue},
-    store::{AttemptLog, WebhookStore},
+    store::AttemptLog,
 };
 use tests::{
     fixture, new_vendor,
     receiver::{Receiver, Reply},
-    stack_var, store, target_bin, unique,
+    store, unique,
 };
 
 #[tokio::test]
@@ -56,20 +56,7 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
     for i in 0..5 {
         let r =
             Receiver::start(vec![Reply::Slow(Duration::from_millis(1500), 200)], Reply::Status(200)).await;
-        let spec = WebhookSpec {
-            event_type: EventType::NewOrder,
-            url: format!("{}?n={i}", r.url),
-            authentication: None,
-            max_in_flight: None,
-        };
-        let w = Webhook::new(
-            shared::ids::webhook_id(),
-            &v.vendor.vendor_id,
-            spec,
-            shared::ids::signing_secret(),
-            0,
-        );
-        store.insert_webhook(&w).await.unwrap();
+        let w = tests::insert_webhook(&store, &v.vendor, format!("{}?n={i}", r.url)).await;
         webhook_ids.push(w.id);
         bodies.push(
             DeliveryMessage::first(
@@ -86,23 +73,7 @@ async fn killing_dispatch_mid_batch_loses_nothing() {
     }
     SqsQueue::new(sqs.clone(), &queue_url).send_all(bodies).await.unwrap();
 
-    let env: Vec<(String, String)> =
-        ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TABLE_NAME"]
-            .iter()
-            .map(|k| (k.to_string(), stack_var(k)))
-            .chain([
-                ("DELIVERIES_QUEUE_URL".to_owned(), queue_url.clone()),
-                ("DEAD_LETTER_QUEUE_URL".to_owned(), dlq.clone()),
-                ("RETRY_SCHEDULE".to_owned(), "1s,1s,1s,1s,1s,1s,1s".to_owned()),
-                ("RUST_LOG".to_owned(), "warn".to_owned()),
-                ("ALLOW_PRIVATE_TARGETS".to_owned(), "true".to_owned()),
-            ])
-            .collect();
-    let lambda =
-        devstack::runtime::LocalLambda::start("dispatch", target_bin("dispatch"), env).await.unwrap();
-    let bridge =
-        devstack::bridge::Bridge::for_queue(sqs.clone(), queue_url.clone(), lambda.invoke_url("dispatch"));
-    let bridge = tokio::spawn(async move { bridge.run().await });
+    let (lambda, bridge) = tests::own_dispatch(&sqs, &queue_url, &dlq, &[]).await;
 
     // Wait for the whole batch to be in flight (each receiver holds its first request 1.5 s),
     // then kill the process in the middle of it. Waiting for one receiver alone raced the

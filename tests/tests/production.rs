@@ -6,7 +6,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use shared::{
     config::DEFAULT_MAX_WEBHOOKS_PER_VENDOR,
-    domain::{EventType, Webhook, WebhookSpec},
     queue::MAX_MESSAGE_BYTES,
     store::{AttemptLog, WebhookStore},
 };
@@ -119,20 +118,7 @@ async fn a_vendor_at_its_webhook_limit_gets_409_and_an_event_fans_out_to_all_of_
     let r = Receiver::ok().await;
     let limit = DEFAULT_MAX_WEBHOOKS_PER_VENDOR;
     for i in 0..limit - 1 {
-        let spec = WebhookSpec {
-            event_type: EventType::NewOrder,
-            url: format!("{}?n={i}", r.url),
-            authentication: None,
-            max_in_flight: None,
-        };
-        let w = Webhook::new(
-            shared::ids::webhook_id(),
-            &v.vendor.vendor_id,
-            spec,
-            shared::ids::signing_secret(),
-            0,
-        );
-        store.insert_webhook(&w).await.unwrap();
+        tests::insert_webhook(&store, &v.vendor, format!("{}?n={i}", r.url)).await;
     }
     let last = format!("{}?n=last", r.url);
     let body = json!({"webhookType": "new_order", "url": last});
