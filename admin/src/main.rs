@@ -11,6 +11,7 @@ use std::{
 };
 
 mod dlq;
+mod publish;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -45,6 +46,20 @@ enum Command {
     /// The dead-letter queues: deliveries that never got a 2xx, and (`--emails`) vendors'
     /// emails the mail service never took.
     Dlq(DlqArgs),
+    /// Publishes an event (`POST /events`), signed with SigV4 with the caller's AWS credentials,
+    /// as the deployed API's IAM authorizer requires; the body from --file or stdin.
+    Publish(PublishArgs),
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// The API's base URL (default: $WEBHOOKS_API_URL, or the running local stack's; on AWS,
+    /// the stack's ApiUrl output).
+    #[arg(long)]
+    api: Option<String>,
+    /// The event: `{"id"?, "vendorId", "type", "payload"}` (default: stdin).
+    #[arg(long)]
+    file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -178,6 +193,22 @@ async fn main() -> Result<()> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
 
     match cli.command {
+        Command::Publish(args) => {
+            let body = match &args.file {
+                Some(path) => fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                None => {
+                    let mut body = Vec::new();
+                    io::stdin().read_to_end(&mut body).context("reading the event from stdin")?;
+                    body
+                }
+            };
+            let api = match args.api {
+                Some(api) => api,
+                None => env::var("WEBHOOKS_API_URL").context("give --api, or set WEBHOOKS_API_URL")?,
+            };
+            let (_, answer) = publish::publish(&aws, &api, body).await?;
+            println!("{answer}");
+        }
         Command::Vendor(VendorCommand::Create(args)) => {
             let password = match (args.password, args.password_stdin) {
                 (Some(p), _) => p,

@@ -200,3 +200,47 @@ async fn vendor_email_and_notifications_are_set_checked_and_shown() {
     assert_eq!(updated["notifications"]["email"], Value::Null);
     assert_eq!(updated["notifications"]["notify"], serde_json::json!([]));
 }
+
+// Several threads: `admin` waits for the CLI synchronously while this test's receivers answer it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_signs_the_event_with_sigv4_and_the_api_takes_it() {
+    // A stand-in for API Gateway: the request as the IAM authorizer would check it.
+    let gateway = tests::receiver::Receiver::start(Vec::new(), tests::receiver::Reply::Status(202)).await;
+    let event = r#"{"vendorId": "ven_demo", "type": "new_order", "payload": {"orderNo": "1"}}"#;
+    let out = admin(&["publish", "--api", &gateway.url], Some(event));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = gateway.received();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert!(r.path.ends_with("/events"), "{}", r.path);
+    assert_eq!(r.body.as_ref(), event.as_bytes(), "the body as given");
+    let auth = r.header("authorization").expect("a SigV4 Authorization header");
+    let scope = format!("/{}/execute-api/aws4_request", stack_var("AWS_REGION"));
+    assert!(
+        auth.starts_with(&format!("AWS4-HMAC-SHA256 Credential={}/", stack_var("AWS_ACCESS_KEY_ID")))
+            && auth.contains(&scope)
+            && auth.contains("SignedHeaders=content-type;host;x-amz-date")
+            && auth.contains("Signature="),
+        "{auth}"
+    );
+    assert!(r.header("x-amz-date").is_some());
+
+    // And the stack's API takes it: a vendor's webhook gets the event.
+    let store = tests::store().await;
+    let v = tests::new_vendor(&store).await;
+    let receiver = tests::receiver::Receiver::ok().await;
+    tests::insert_webhook(&store, &v.vendor, receiver.url.clone()).await;
+    let event = format!(
+        r#"{{"vendorId": "{}", "type": "new_order", "payload": {}}}"#,
+        v.vendor.vendor_id,
+        tests::fixture("ecomnow/new-order.json").trim_end()
+    );
+    let out = admin(&["publish", "--api", &stack_var("WEBHOOKS_API_URL")], Some(&event));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(r#""deliveries":1"#), "{}", text(&out.stdout));
+    assert_eq!(receiver.wait_for(1, std::time::Duration::from_secs(30)).await.len(), 1);
+    // An error from the API is the command's failure, with the API's answer.
+    let out = admin(&["publish", "--api", &stack_var("WEBHOOKS_API_URL")], Some("{}"));
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("400"), "{}", text(&out.stderr));
+}
