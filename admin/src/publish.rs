@@ -28,9 +28,12 @@ pub async fn publish(aws: &SdkConfig, api: &str, body: Vec<u8>) -> Result<(u16, 
         .build()
         .map_err(|e| anyhow!("signing parameters: {e}"))?
         .into();
-    let host = url::Url::parse(&url)?.host_str().context("the API URL has no host")?.to_owned();
-    let port = url::Url::parse(&url)?.port().map(|p| format!(":{p}")).unwrap_or_default();
-    let host = format!("{host}{port}");
+    let parsed = url::Url::parse(&url)?;
+    let host = parsed.host_str().context("the API URL has no host")?;
+    let host = match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
     let headers = [("content-type", "application/json"), ("host", host.as_str())];
     let signable =
         SignableRequest::new("POST", url.as_str(), headers.into_iter(), SignableBody::Bytes(&body))

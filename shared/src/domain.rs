@@ -184,6 +184,12 @@ impl Webhook {
         }
     }
 
+    /// The webhook as a delivery leaves it: nothing failing, no failures in a row, the circuit
+    /// closed.
+    pub fn healthy(&self) -> Webhook {
+        Webhook { failing_since: None, consecutive_failures: 0, circuit_open_until: None, ..self.clone() }
+    }
+
     /// The webhook with `secret` as its signing secret, the current one signing beside it until
     /// `now + grace` and each former one until its own time; `None` if the request repeats the
     /// last rotation (the same `Idempotency-Key` within a day, or none within

@@ -17,15 +17,7 @@ use crate::{
 impl<S: WebhookStore, Q> App<S, Q> {
     /// Starts deliveries to a disabled webhook again, with a clean failure record.
     pub async fn enable_webhook(&self, vendor: &Vendor, id: u64) -> Result<Webhook, ApiError> {
-        let w = self
-            .modify_webhook(vendor, id, |w| Webhook {
-                disabled: None,
-                failing_since: None,
-                consecutive_failures: 0,
-                circuit_open_until: None,
-                ..w.clone()
-            })
-            .await?;
+        let w = self.modify_webhook(vendor, id, |w| Webhook { disabled: None, ..w.healthy() }).await?;
         tracing::info!(webhook_id = id, "webhook enabled");
         Ok(w)
     }

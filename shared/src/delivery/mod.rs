@@ -79,12 +79,13 @@ impl DeliveryMessage {
     }
 
     /// The longest any message of this event can be, in bytes: with the longest webhook id,
-    /// attempt number and wait, as a retry carries them.
+    /// attempt number and wait, as a retry carries them, and a payload of `payload_len` bytes
+    /// (the payload is embedded as it is, so only its length counts).
     pub fn longest_body_len(
         event_id: &str,
         event_type: EventType,
         vendor_id: &str,
-        payload: &RawValue,
+        payload_len: usize,
     ) -> usize {
         let mut longest = Self::first(
             event_id.to_owned(),
@@ -92,10 +93,10 @@ impl DeliveryMessage {
             vendor_id.to_owned(),
             u64::MAX,
             i64::MIN,
-            payload.to_owned(),
+            RawValue::from_string("0".to_owned()).expect("0 is JSON"),
         );
         (longest.attempt, longest.not_before_ms) = (u32::MAX, Some(i64::MIN));
-        longest.to_body().len()
+        longest.to_body().len() - 1 + payload_len
     }
 }
 
@@ -492,7 +493,17 @@ mod tests {
         assert_eq!((retry.attempt, retry.not_before_ms), (3, Some(1_795_510_800_000)));
         assert!(
             m.to_body().len()
-                <= DeliveryMessage::longest_body_len("evt_1", EventType::NewOrder, "ven_1", &m.payload)
+                <= DeliveryMessage::longest_body_len(
+                    "evt_1",
+                    EventType::NewOrder,
+                    "ven_1",
+                    m.payload.get().len()
+                )
         );
+        (m.webhook_id, m.attempt, m.not_before_ms, m.published_at) =
+            (u64::MAX, u32::MAX, Some(i64::MIN), i64::MIN);
+        let exact =
+            DeliveryMessage::longest_body_len("evt_1", EventType::NewOrder, "ven_1", m.payload.get().len());
+        assert_eq!(m.to_body().len(), exact, "the longest message, measured without its payload");
     }
 }

@@ -170,11 +170,6 @@ where
                 return self.requeue(&message, wait).await;
             }
         };
-        let Some(slot) = self.take_slot(&webhook).await else {
-            tally.add(|t| t.capped += 1);
-            let wait = Duration::from_millis(rand::thread_rng().gen_range(1_000..3_000));
-            return self.requeue(&message, wait).await;
-        };
 
         let timestamp = clock::now();
         let body = message.payload.get().as_bytes();
@@ -184,6 +179,11 @@ where
                 tracing::error!(error = %e, "cannot sign");
                 return Disposition::Retry;
             }
+        };
+        let Some(slot) = self.take_slot(&webhook).await else {
+            tally.add(|t| t.capped += 1);
+            let wait = Duration::from_millis(rand::thread_rng().gen_range(1_000..3_000));
+            return self.requeue(&message, wait).await;
         };
         let attempt = self
             .deliverer
@@ -220,12 +220,7 @@ where
                 {
                     let closed = self
                         .change_webhook(webhook, |w| {
-                            let healthy = Webhook {
-                                failing_since: None,
-                                consecutive_failures: 0,
-                                circuit_open_until: None,
-                                ..w.clone()
-                            };
+                            let healthy = w.healthy();
                             (healthy != *w).then_some(healthy)
                         })
                         .await;

@@ -2,6 +2,7 @@
 //! active webhook of the vendor.
 use lambda_http::{http::StatusCode, Body, Response};
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::{
     api::{request, App, Call},
@@ -245,12 +246,17 @@ where
 /// `413` for an event whose delivery message (or order email) would not fit in one SQS message,
 /// before anything is stored or queued: publishing it again could never succeed.
 fn refuse_what_cannot_be_queued(event_id: &str, event: &PublishRequest) -> Result<(), ApiError> {
+    // Both messages embed the payload as it is: their envelopes, measured around a one-byte
+    // payload, plus the payload's length, without copying it.
+    let payload_len = event.payload.get().len();
     let delivery =
-        DeliveryMessage::longest_body_len(event_id, event.event_type, &event.vendor_id, &event.payload);
-    let email =
-        EmailMessage::order(event_id, event.event_type, &event.vendor_id, i64::MIN, event.payload.clone())
-            .to_body()
-            .len();
+        DeliveryMessage::longest_body_len(event_id, event.event_type, &event.vendor_id, payload_len);
+    let placeholder = RawValue::from_string("0".to_owned()).expect("0 is JSON");
+    let email = EmailMessage::order(event_id, event.event_type, &event.vendor_id, i64::MIN, placeholder)
+        .to_body()
+        .len()
+        - 1
+        + payload_len;
     let longest = delivery.max(email);
     if longest > MAX_MESSAGE_BYTES {
         return Err(ApiError::new(
