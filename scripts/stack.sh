@@ -105,6 +105,7 @@ start_stack() {
     echo "ALLOW_PRIVATE_TARGETS=true"
     echo "RUST_LOG=${FUNCTIONS_RUST_LOG:-info}"
     echo "DELIVERIES_QUEUE_URL=$DELIVERIES_QUEUE_URL"
+    echo "SLOW_DELIVERIES_QUEUE_URL=$SLOW_DELIVERIES_QUEUE_URL"
     echo "DEAD_LETTER_QUEUE_URL=$DEAD_LETTER_QUEUE_URL"
     echo "EMAILS_QUEUE_URL=$EMAILS_QUEUE_URL"
     if [ -n "${RETRY_SCHEDULE:-}" ]; then echo "RETRY_SCHEDULE=$RETRY_SCHEDULE"; fi
@@ -117,9 +118,11 @@ start_stack() {
     if [ -n "${AUTO_DISABLE_AFTER:-}" ]; then echo "AUTO_DISABLE_AFTER=$AUTO_DISABLE_AFTER"; fi
     echo "EMAIL_SENDER=$EMAIL_SENDER"
   } > "$STACK_DIR/functions.env"
+  # Two invocations of a function at once: the deliveries queue's and the slow lane's, which
+  # Lambda runs apart.
   start_bg watch bash -c "cd '$ROOT' && exec cargo lambda watch --invoke-address 127.0.0.1 \
       --invoke-port '$API_PORT' --ignore-changes --env-file '$STACK_DIR/functions.env' \
-      --concurrency '${WATCH_CONCURRENCY:-1}'"
+      --concurrency '${WATCH_CONCURRENCY:-2}'"
   wait_http "$WEBHOOKS_API_URL/" 120 watch
 
   # The first invocation of each function starts it; do that now, not in the user's first request.
@@ -144,8 +147,10 @@ start_stack() {
 
   # The soak runs dispatch and its bridge itself, to kill and restart dispatch (STACK_NO_BRIDGE).
   if [ -z "${STACK_NO_BRIDGE:-}" ]; then
-    log "starting the SQS-to-dispatch bridge"
+    log "starting the SQS-to-dispatch bridges: the deliveries queue and the slow lane"
     start_bg bridge "$ROOT/target/debug/devstack" bridge --queue-url "$DELIVERIES_QUEUE_URL" --watch-url "$WEBHOOKS_API_URL"
+    start_bg slow-bridge "$ROOT/target/debug/devstack" bridge --queue-url "$SLOW_DELIVERIES_QUEUE_URL" \
+      --watch-url "$WEBHOOKS_API_URL"
   fi
   log "starting the SQS-to-send-email bridge"
   start_bg email-bridge "$ROOT/target/debug/devstack" bridge --queue-url "$EMAILS_QUEUE_URL" \
@@ -160,6 +165,7 @@ start_stack() {
     echo "TABLE_NAME=$TABLE_NAME"
     echo "WEBHOOKS_API_URL=$WEBHOOKS_API_URL"
     echo "DELIVERIES_QUEUE_URL=$DELIVERIES_QUEUE_URL"
+    echo "SLOW_DELIVERIES_QUEUE_URL=$SLOW_DELIVERIES_QUEUE_URL"
     echo "DEAD_LETTER_QUEUE_URL=$DEAD_LETTER_QUEUE_URL"
     echo "EMAILS_QUEUE_URL=$EMAILS_QUEUE_URL"
     echo "EMAILS_DEAD_LETTER_QUEUE_URL=$EMAILS_DEAD_LETTER_QUEUE_URL"

@@ -55,7 +55,7 @@ if start_stack; then
   check "schemathesis (openapi.yaml)" scripts/schemathesis.sh
   # Only the stack's logs (not the test runner's own output); no short pattern matches by chance.
   grep -E '^.{8,}$' "$SECRETS_FILE" > "$STACK_DIR/secret-patterns.txt"
-  stack_logs=("$STACK_DIR/moto.log" "$STACK_DIR/watch.log" "$STACK_DIR/bridge.log" "$STACK_DIR/email-bridge.log")
+  stack_logs=("$STACK_DIR/moto.log" "$STACK_DIR/watch.log" "$STACK_DIR/bridge.log" "$STACK_DIR/slow-bridge.log" "$STACK_DIR/email-bridge.log")
   if grep -q -F -f "$STACK_DIR/secret-patterns.txt" "${stack_logs[@]}"; then
     log "secrets appear in these logs:"
     grep -l -F -f "$STACK_DIR/secret-patterns.txt" "${stack_logs[@]}" >&2

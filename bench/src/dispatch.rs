@@ -224,6 +224,7 @@ pub async fn through_dispatch<
         max_in_flight: 10,
         // Every receiver answers 2xx: no failure email would be asked for.
         emails: None,
+        slow_lane: None,
     });
     let n: usize = events.iter().map(|e| e.records.len()).sum();
     let batches = events.len();

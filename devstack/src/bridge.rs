@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::{
-    types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName},
+    types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName},
     Client,
 };
 
@@ -24,16 +24,24 @@ pub struct Bridge {
 
 impl Bridge {
     /// A bridge from `queue_url` to the function at `invoke_url`, ten messages a batch, as the
-    /// template's event source mapping.
-    pub fn for_queue(sqs: Client, queue_url: String, invoke_url: String) -> Self {
-        Self {
-            sqs,
-            queue_url,
-            queue_arn: String::new(),
-            region: "us-east-1".into(),
-            invoke_url,
-            batch_size: 10,
-        }
+    /// template's event source mappings; its records carry the queue's ARN, as Lambda's do (dispatch
+    /// tells its slow lane by it).
+    pub async fn for_queue(sqs: Client, queue_url: String, invoke_url: String) -> Result<Self> {
+        let arn_name = QueueAttributeName::QueueArn;
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(arn_name.clone())
+            .send()
+            .await
+            .map_err(|e| anyhow!(shared::error::chain(&e)))
+            .context("reading the queue's ARN")?
+            .attributes()
+            .and_then(|a| a.get(&arn_name))
+            .cloned()
+            .unwrap_or_default();
+        let region = sqs.config().region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+        Ok(Self { sqs, queue_url, queue_arn, region, invoke_url, batch_size: 10 })
     }
 
     /// Polls forever.

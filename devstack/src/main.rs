@@ -67,30 +67,12 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Bridge { queue_url, watch_url, function, batch_size } => {
             let aws = shared::aws::sdk_config().await;
-            let sqs = aws_sdk_sqs::Client::new(&aws);
-            let arn_name = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
-            let arn = sqs
-                .get_queue_attributes()
-                .queue_url(&queue_url)
-                .attribute_names(arn_name.clone())
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!(shared::error::chain(&e)))?
-                .attributes()
-                .and_then(|a| a.get(&arn_name))
-                .cloned()
-                .unwrap_or_default();
-            let bridge = devstack::bridge::Bridge {
-                sqs,
-                queue_url,
-                queue_arn: arn,
-                region: aws.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into()),
-                invoke_url: format!(
-                    "{}/2015-03-31/functions/{function}/invocations",
-                    watch_url.trim_end_matches('/')
-                ),
-                batch_size,
-            };
+            let invoke_url =
+                format!("{}/2015-03-31/functions/{function}/invocations", watch_url.trim_end_matches('/'));
+            let mut bridge =
+                devstack::bridge::Bridge::for_queue(aws_sdk_sqs::Client::new(&aws), queue_url, invoke_url)
+                    .await?;
+            bridge.batch_size = batch_size;
             bridge.run().await?;
         }
         Command::Bootstrap {
@@ -127,6 +109,7 @@ async fn main() -> Result<()> {
                 println!("queue {logical_id}: {}", q.url);
                 let key = match logical_id.as_str() {
                     "DeliveriesQueue" => "DELIVERIES_QUEUE_URL",
+                    "SlowDeliveriesQueue" => "SLOW_DELIVERIES_QUEUE_URL",
                     "DeadLetterQueue" => "DEAD_LETTER_QUEUE_URL",
                     "EmailsQueue" => "EMAILS_QUEUE_URL",
                     "EmailsDeadLetterQueue" => "EMAILS_DEAD_LETTER_QUEUE_URL",

@@ -24,6 +24,9 @@ pub struct Config {
     pub deliveries_queue_url: Option<String>,
     /// `DEAD_LETTER_QUEUE_URL`: where dispatch parks a delivery after its last attempt.
     pub dead_letter_queue_url: Option<String>,
+    /// `SLOW_DELIVERIES_QUEUE_URL`: the slow lane, where retries and the deliveries of failing
+    /// webhooks go, consumed apart from the deliveries queue (unset: everything stays in one).
+    pub slow_deliveries_queue_url: Option<String>,
     /// `EMAILS_QUEUE_URL`: where emails are asked for; set whenever `EMAIL_SENDER` is.
     pub emails_queue_url: Option<String>,
     /// `RETRY_SCHEDULE`: the delays between delivery attempts (default: the standard schedule),
@@ -76,6 +79,7 @@ struct Vars {
     email_configuration_set: Option<String>,
     deliveries_queue_url: Option<String>,
     dead_letter_queue_url: Option<String>,
+    slow_deliveries_queue_url: Option<String>,
     emails_queue_url: Option<String>,
     retry_schedule: Option<String>,
     retry_after_cap: Option<String>,
@@ -176,6 +180,7 @@ impl Config {
             email_configuration_set: set(v.email_configuration_set),
             deliveries_queue_url: set(v.deliveries_queue_url),
             dead_letter_queue_url: set(v.dead_letter_queue_url),
+            slow_deliveries_queue_url: set(v.slow_deliveries_queue_url),
             emails_queue_url,
             retry_schedule,
             auto_disable_after,

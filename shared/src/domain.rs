@@ -184,6 +184,12 @@ impl Webhook {
         }
     }
 
+    /// Whether its last attempt failed (or its circuit is open): its deliveries then take the
+    /// slow lane.
+    pub fn failing(&self) -> bool {
+        self.failing_since.is_some() || self.consecutive_failures > 0 || self.circuit_open_until.is_some()
+    }
+
     /// The webhook as a delivery leaves it: nothing failing, no failures in a row, the circuit
     /// closed.
     pub fn healthy(&self) -> Webhook {

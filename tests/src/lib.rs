@@ -261,7 +261,9 @@ pub async fn own_dispatch(
     let lambda =
         devstack::runtime::LocalLambda::start("dispatch", target_bin("dispatch"), env).await.unwrap();
     let bridge =
-        devstack::bridge::Bridge::for_queue(sqs.clone(), queue_url.to_owned(), lambda.invoke_url("dispatch"));
+        devstack::bridge::Bridge::for_queue(sqs.clone(), queue_url.to_owned(), lambda.invoke_url("dispatch"))
+            .await
+            .unwrap();
     let bridge = tokio::spawn(async move { bridge.run().await });
     (lambda, bridge)
 }

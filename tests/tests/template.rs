@@ -306,6 +306,39 @@ fn the_queues_keep_nothing_from_being_lost() {
     assert_eq!(dead.retention, Some(14 * 24 * 3600));
     let source = &dispatch["Events"]["Deliveries"]["Properties"];
     assert_eq!(source["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+
+    // The slow lane: a queue of its own, consumed with a concurrency of its own, kept and parked
+    // as the deliveries queue is; dispatch knows it, reads it and sends to it.
+    let slow = queues.iter().find(|q| q.logical_id == "SlowDeliveriesQueue").expect("a slow lane");
+    assert_eq!(slow.redrive, deliveries.redrive);
+    assert_eq!(
+        (slow.maximum_message_size, slow.visibility_timeout, slow.retention),
+        (deliveries.maximum_message_size, deliveries.visibility_timeout, deliveries.retention)
+    );
+    assert_eq!(tagged(&env["SLOW_DELIVERIES_QUEUE_URL"]), Some(("Ref".into(), "SlowDeliveriesQueue".into())));
+    let slow_source = &dispatch["Events"]["SlowDeliveries"]["Properties"];
+    assert_eq!(tagged(&slow_source["Queue"]), Some(("GetAtt".into(), "SlowDeliveriesQueue.Arn".into())));
+    assert_eq!(slow_source["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+    let concurrency = |p: &Value| p["ScalingConfig"]["MaximumConcurrency"].as_i64().unwrap();
+    assert!(
+        concurrency(slow_source) < concurrency(source),
+        "the slow lane cannot take the fast lane's share"
+    );
+    let statements: Vec<&Value> = dispatch["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["Statement"].as_sequence().unwrap())
+        .collect();
+    for action in ["sqs:ReceiveMessage", "sqs:SendMessage", "sqs:ChangeMessageVisibility"] {
+        assert!(
+            statements.iter().any(|s| {
+                s["Action"].as_sequence().unwrap().iter().any(|a| a == action)
+                    && serde_yaml::to_string(&s["Resource"]).unwrap().contains("SlowDeliveriesQueue.Arn")
+            }),
+            "dispatch may {action} on the slow lane"
+        );
+    }
     let alarms = devstack::resources_of_type(&t, "AWS::CloudWatch::Alarm");
     assert!(alarms.iter().any(|(_, a)| a["MetricName"] == "ApproximateNumberOfMessagesVisible"));
     let publish_timeout = t["Resources"]["PublishEventFunction"]["Properties"]["Timeout"]

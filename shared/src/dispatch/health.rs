@@ -74,8 +74,10 @@ where
         }
         let window = self.auto_disable_after.map(|d| d.as_secs() as i64);
         let circuit = self.circuit;
-        // With both off there is nothing to remember: no write per failure.
-        if window.is_none() && circuit.is_none() {
+        // Failures in a row are counted for the circuit breaker and the slow lane. With neither,
+        // nor auto-disable, there is nothing to remember: no write per failure.
+        let count = circuit.is_some() || self.slow_lane.is_some();
+        if window.is_none() && !count {
             return;
         }
         let was_disabled = webhook.disabled.is_some();
@@ -94,8 +96,10 @@ where
                         next.disabled = Some((now, reason));
                     }
                 }
-                if let Some(circuit) = circuit {
+                if count {
                     next.consecutive_failures = w.consecutive_failures.saturating_add(1);
+                }
+                if let Some(circuit) = circuit {
                     if let Some(wait) = circuit.open_for(next.consecutive_failures) {
                         next.circuit_open_until = Some(now + wait.as_secs() as i64);
                     }

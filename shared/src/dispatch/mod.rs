@@ -3,6 +3,11 @@
 //! message goes to the dead-letter queue. Attempts are counted in the message, never by SQS's
 //! receive count, so a crash, a timeout or a throttled batch uses none up: SQS's redrive after
 //! `maxReceiveCount` receives only parks a message that keeps failing without an attempt.
+//!
+//! With a slow lane (a second queue with an event source of its own), a webhook that fails
+//! cannot hold up the others: retries, held deliveries and every delivery of a webhook whose last
+//! attempt failed go there, so the deliveries queue carries only first attempts to webhooks that
+//! answer. A hanging receiver then ties up the fast lane for one delivery timeout at most.
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -45,6 +50,23 @@ pub struct Dispatcher<S, Q, D> {
     pub max_in_flight: u32,
     /// Where failure emails are asked for (`None`: emails are off).
     pub emails: Option<Q>,
+    /// Where retries and the deliveries of failing webhooks go (`None`: the deliveries queue).
+    pub slow_lane: Option<SlowLane<Q>>,
+}
+
+/// The slow lane's queue, and its name: a record whose event source ARN ends in it came from
+/// the slow lane.
+pub struct SlowLane<Q> {
+    pub queue: Q,
+    pub name: String,
+}
+
+impl SlowLane<SqsQueue> {
+    /// The slow lane at `url`: `https://sqs.<region>.amazonaws.com/<account>/<name>`.
+    pub fn at(sqs: aws_sdk_sqs::Client, url: &str) -> Self {
+        let name = url.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
+        Self { queue: SqsQueue::new(sqs, url), name }
+    }
 }
 
 impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
@@ -67,7 +89,8 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
             auto_disable_after: config.auto_disable_after,
             circuit: config.circuit,
             max_in_flight: config.max_in_flight_per_webhook,
-            emails: config.emails_queue_url.map(|url| SqsQueue::new(sqs, url)),
+            emails: config.emails_queue_url.map(|url| SqsQueue::new(sqs.clone(), url)),
+            slow_lane: config.slow_deliveries_queue_url.map(|url| SlowLane::at(sqs, &url)),
         })
     }
 }
@@ -123,7 +146,7 @@ where
                     left_ms = deadline - now,
                     "too close to the invocation's deadline to attempt: handed back"
                 );
-                return self.hand_back(&message).await;
+                return self.hand_back(record, &message).await;
             }
         }
 
@@ -162,6 +185,13 @@ where
             tracing::info!("webhook no longer takes this event type: delivery dropped");
             tally.add(|t| t.dropped += 1);
             return self.drop_recorded(&message, DropReason::TypeChanged).await;
+        }
+        if webhook.failing() && !self.in_slow_lane(record) {
+            if let Some(lane) = &self.slow_lane {
+                tracing::info!("the webhook's last attempt failed: delivery moved to the slow lane");
+                tally.add(|t| t.moved += 1);
+                return self.requeue_to(&lane.queue, &message, Duration::ZERO).await;
+            }
         }
         let webhook = match self.through_circuit(webhook, batch).await {
             Ok(w) => w,
@@ -214,10 +244,7 @@ where
         match attempt.outcome {
             Outcome::Delivered { status } => {
                 tracing::info!(status, duration_ms = attempt.duration.as_millis() as u64, "delivered");
-                if webhook.failing_since.is_some()
-                    || webhook.consecutive_failures > 0
-                    || webhook.circuit_open_until.is_some()
-                {
+                if webhook.failing() {
                     let closed = self
                         .change_webhook(webhook, |w| {
                             let healthy = w.healthy();
@@ -278,7 +305,7 @@ where
             not_before_ms: Some(clock::now_ms() + delay.as_millis() as i64),
             ..message
         };
-        match self.queue.send_later(next.to_body(), delay).await {
+        match self.later().send_later(next.to_body(), delay).await {
             Ok(()) => {
                 tracing::info!(
                     next_attempt = next.attempt,
@@ -290,7 +317,7 @@ where
             Err(e) => {
                 tracing::warn!(error = %crate::error::chain(&e), "cannot queue the next attempt: this one comes back");
                 if let Some(receipt) = record.receipt_handle.as_deref() {
-                    let _ = self.queue.delay(receipt, delay.min(MAX_VISIBILITY / 2)).await;
+                    let _ = self.source(record).delay(receipt, delay.min(MAX_VISIBILITY / 2)).await;
                 }
                 Disposition::Retry
             }
@@ -318,7 +345,7 @@ where
         let held = Duration::from_millis((clock::now_ms() - batch.received_ms).max(0) as u64);
         let allowed = MAX_VISIBILITY.saturating_sub(held + Duration::from_secs(1));
         if let Some(receipt) = record.receipt_handle.as_deref() {
-            if let Err(e) = self.queue.delay(receipt, remaining.min(allowed)).await {
+            if let Err(e) = self.source(record).delay(receipt, remaining.min(allowed)).await {
                 tracing::warn!(error = %crate::error::chain(&e), "cannot hide the message until it is due");
             }
         }
@@ -326,20 +353,46 @@ where
         Disposition::Retry
     }
 
-    /// A message this invocation has no time left for: queued again as it is, for another
-    /// invocation.
-    async fn hand_back(&self, message: &DeliveryMessage) -> Disposition {
-        self.requeue(message, Duration::ZERO).await
+    /// A message this invocation has no time left for: queued again as it is, in its own lane,
+    /// for another invocation.
+    async fn hand_back(&self, record: &SqsMessage, message: &DeliveryMessage) -> Disposition {
+        self.requeue_to(self.source(record), message, Duration::ZERO).await
     }
 
-    /// The message queued again for the same attempt, not before `wait` from now; if that
-    /// fails, it comes back after its visibility timeout.
+    /// The queue `record` came from: its receipt handle is good for that one only.
+    fn source(&self, record: &SqsMessage) -> &Q {
+        if self.in_slow_lane(record) {
+            self.later()
+        } else {
+            &self.queue
+        }
+    }
+
+    /// Whether `record` came from the slow lane.
+    fn in_slow_lane(&self, record: &SqsMessage) -> bool {
+        match (&self.slow_lane, record.event_source_arn.as_deref()) {
+            (Some(lane), Some(arn)) => arn.rsplit(':').next() == Some(lane.name.as_str()),
+            _ => false,
+        }
+    }
+
+    /// Where what waits goes: the slow lane, if there is one.
+    fn later(&self) -> &Q {
+        self.slow_lane.as_ref().map_or(&self.queue, |lane| &lane.queue)
+    }
+
+    /// The message queued again (in the slow lane, if there is one) for the same attempt, not
+    /// before `wait` from now; if that fails, it comes back after its visibility timeout.
     async fn requeue(&self, message: &DeliveryMessage, wait: Duration) -> Disposition {
+        self.requeue_to(self.later(), message, wait).await
+    }
+
+    async fn requeue_to(&self, queue: &Q, message: &DeliveryMessage, wait: Duration) -> Disposition {
         let again = DeliveryMessage {
             not_before_ms: (!wait.is_zero()).then(|| clock::now_ms() + wait.as_millis() as i64),
             ..message.clone()
         };
-        match self.queue.send_later(again.to_body(), wait).await {
+        match queue.send_later(again.to_body(), wait).await {
             Ok(()) => Disposition::Done,
             Err(_) => Disposition::Retry,
         }
@@ -494,6 +547,7 @@ struct Counts {
     dropped: u64,
     held: u64,
     capped: u64,
+    moved: u64,
     latency_ms: Vec<f64>,
 }
 
@@ -518,6 +572,7 @@ impl Tally {
             .count("Dropped", c.dropped)
             .count("HeldByCircuit", c.held)
             .count("HeldByInFlightCap", c.capped)
+            .count("MovedToSlowLane", c.moved)
             .millis("AttemptLatency", c.latency_ms)
     }
 }

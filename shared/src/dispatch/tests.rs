@@ -65,6 +65,7 @@ fn with_emails<S, D>(store: S, deliverer: D, emails: Option<&Recorder>) -> Dispa
         circuit: None,
         max_in_flight: 10,
         emails,
+        slow_lane: None,
     }
 }
 
@@ -451,4 +452,70 @@ async fn a_webhook_with_its_cap_in_flight_holds_the_next_delivery_without_an_att
     assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 1, "the crashed instance's slot freed itself");
     // The attempt gave its slot back: one more fits beside "other".
     assert!(d.store.take_slot(w.id, "next", clock::now_ms(), clock::now_ms() + 1_000, 2).await.unwrap());
+}
+
+/// [`with_emails`] with a slow lane of its own, `slow`.
+fn with_slow_lane<S, D>(store: S, deliverer: D) -> Dispatcher<S, &'static Recorder, D> {
+    let mut d = with_emails(store, deliverer, None);
+    d.slow_lane =
+        Some(SlowLane { queue: Box::leak(Box::default()), name: "webhooks-slow-deliveries".into() });
+    d
+}
+
+/// `m` as the slow lane's event source hands it over.
+fn from_slow_lane(mut m: SqsMessage) -> SqsMessage {
+    m.event_source_arn = Some("arn:aws:sqs:us-east-1:123456789012:webhooks-slow-deliveries".into());
+    m
+}
+
+#[tokio::test]
+async fn a_failed_attempt_is_retried_in_the_slow_lane() {
+    let (store, w) = store_with_webhook().await;
+    let d = with_slow_lane(store, answers(500, None));
+    assert!(run(&d, vec![message(1, w.id)]).await.is_empty());
+    assert!(d.queue.bodies().is_empty(), "nothing back in the deliveries queue");
+    let next = d.slow_lane.as_ref().unwrap().queue.messages();
+    assert_eq!((next.len(), next[0].attempt), (1, 2));
+    let stored = d.store.get_webhook("ven_x", w.id).await.unwrap().unwrap();
+    assert_eq!(stored.consecutive_failures, 1, "failures in a row are counted for the lanes");
+}
+
+#[tokio::test]
+async fn a_failing_webhooks_first_attempts_move_to_the_slow_lane_unattempted() {
+    let (store, w) = store_with_webhook().await;
+    let failing = Webhook { consecutive_failures: 1, version: w.version + 1, ..w.clone() };
+    store.replace_webhook(&w, &failing).await.unwrap();
+    let w = failing;
+    let d = with_slow_lane(store, answers(200, None));
+    assert!(run(&d, vec![message(1, w.id), message(2, w.id)]).await.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 0, "not attempted in the deliveries queue");
+    let moved = d.slow_lane.as_ref().unwrap().queue.messages();
+    assert_eq!(
+        moved.iter().map(|m| (m.attempt, m.event_id.as_str())).collect::<Vec<_>>(),
+        [(1, "evt_1"), (1, "evt_2")]
+    );
+    assert_eq!(moved[0].payload.get(), r#"{"orderNo":"1"}"#);
+    assert_eq!(d.store.attempts.load(Ordering::Relaxed), 0, "no attempt used up or logged");
+
+    // In the slow lane they are attempted, and a 2xx makes the webhook healthy: its next
+    // deliveries stay in the deliveries queue.
+    let slow: Vec<_> = (1..=2).map(|i| from_slow_lane(message(i, w.id))).collect();
+    assert!(run(&d, slow).await.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 2);
+    let stored = d.store.get_webhook("ven_x", w.id).await.unwrap().unwrap();
+    assert!(!stored.failing());
+    assert!(run(&d, vec![message(3, w.id)]).await.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 3);
+    assert_eq!(d.slow_lane.as_ref().unwrap().queue.bodies().len(), 2, "nothing more moved");
+}
+
+#[tokio::test]
+async fn without_a_slow_lane_a_failing_webhook_is_attempted_where_it_is() {
+    let (store, w) = store_with_webhook().await;
+    let failing = Webhook { consecutive_failures: 3, version: w.version + 1, ..w.clone() };
+    store.replace_webhook(&w, &failing).await.unwrap();
+    let w = failing;
+    let d = with_emails(store, answers(200, None), None);
+    assert!(run(&d, vec![message(1, w.id)]).await.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 1);
 }

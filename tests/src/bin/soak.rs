@@ -36,7 +36,9 @@ use tokio::{net::TcpListener, sync::watch};
 
 const VENDORS: usize = 20;
 const WEBHOOKS_PER_VENDOR: usize = 5;
-const DISPATCHERS: usize = 4;
+const DISPATCHERS: usize = 6;
+/// Of the dispatchers, how many the slow lane feeds.
+const SLOW_LANE_DISPATCHERS: usize = 2;
 
 /// An accepted event: (vendor index, type, when its publishing began, deliveries enqueued).
 type Published = (usize, EventType, Instant, u64);
@@ -167,6 +169,7 @@ async fn main() -> Result<()> {
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), stack_var("TABLE_NAME"));
     let (queue_url, dlq_url) = (stack_var("DELIVERIES_QUEUE_URL"), stack_var("DEAD_LETTER_QUEUE_URL"));
+    let slow_url = stack_var("SLOW_DELIVERIES_QUEUE_URL");
     let api = Api::new();
 
     // dispatch under a local Lambda that restarts it, fed by the bridge; AWS through the proxy.
@@ -178,19 +181,19 @@ async fn main() -> Result<()> {
             .collect();
     env.push(("AWS_ENDPOINT_URL".into(), format!("http://127.0.0.1:{proxy_port}")));
     env.push(("RUST_LOG".into(), "warn".into()));
-    // Four concurrent instances, as the event source mapping scales Lambda, each with its poller.
+    // Concurrent instances, as the event source mappings scale Lambda, each with its poller:
+    // four on the deliveries queue, two on the slow lane.
     let log = std::path::PathBuf::from(stack_var("STACK_DIR")).join("dispatch.log");
     let mut lambdas = Vec::new();
-    for _ in 0..DISPATCHERS {
+    for i in 0..DISPATCHERS {
         let binary = tests::target_bin("dispatch");
         let lambda =
             devstack::runtime::LocalLambda::start_logged("dispatch", binary, env.clone(), Some(log.clone()))
                 .await?;
-        let bridge = devstack::bridge::Bridge::for_queue(
-            sqs.clone(),
-            queue_url.clone(),
-            lambda.invoke_url("dispatch"),
-        );
+        let source = if i < SLOW_LANE_DISPATCHERS { &slow_url } else { &queue_url };
+        let bridge =
+            devstack::bridge::Bridge::for_queue(sqs.clone(), source.clone(), lambda.invoke_url("dispatch"))
+                .await?;
         tokio::spawn(async move { bridge.run().await });
         lambdas.push(lambda);
     }
@@ -340,14 +343,15 @@ async fn main() -> Result<()> {
     let _ = faults.await;
     eprintln!("soak: published in {:.1} s; waiting for the queue to drain", published_in.as_secs_f64());
 
-    // Quiet: the deliveries queue empty for three seconds in a row.
+    // Quiet: the deliveries queue and the slow lane empty for three seconds in a row.
     let deadline = Instant::now() + Duration::from_secs(900);
     let mut quiet = 0;
     while quiet < 3 {
         if Instant::now() > deadline {
             bail!("the deliveries queue did not drain in 15 minutes");
         }
-        quiet = if queue_depth(&sqs, &queue_url).await? == 0 { quiet + 1 } else { 0 };
+        let depth = queue_depth(&sqs, &queue_url).await? + queue_depth(&sqs, &slow_url).await?;
+        quiet = if depth == 0 { quiet + 1 } else { 0 };
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let drained = started.elapsed();
