@@ -118,11 +118,11 @@ start_stack() {
     if [ -n "${AUTO_DISABLE_AFTER:-}" ]; then echo "AUTO_DISABLE_AFTER=$AUTO_DISABLE_AFTER"; fi
     echo "EMAIL_SENDER=$EMAIL_SENDER"
   } > "$STACK_DIR/functions.env"
-  # Two invocations of a function at once: the deliveries queue's and the slow lane's, which
-  # Lambda runs apart.
+  # Three invocations of a function at once: the deliveries queue's and the slow lane's two
+  # pollers, which Lambda runs apart (a hanging receiver's probe holds one slow-lane invocation).
   start_bg watch bash -c "cd '$ROOT' && exec cargo lambda watch --invoke-address 127.0.0.1 \
       --invoke-port '$API_PORT' --ignore-changes --env-file '$STACK_DIR/functions.env' \
-      --concurrency '${WATCH_CONCURRENCY:-2}'"
+      --concurrency '${WATCH_CONCURRENCY:-3}'"
   wait_http "$WEBHOOKS_API_URL/" 120 watch
 
   # The first invocation of each function starts it; do that now, not in the user's first request.
@@ -150,7 +150,7 @@ start_stack() {
     log "starting the SQS-to-dispatch bridges: the deliveries queue and the slow lane"
     start_bg bridge "$ROOT/target/debug/devstack" bridge --queue-url "$DELIVERIES_QUEUE_URL" --watch-url "$WEBHOOKS_API_URL"
     start_bg slow-bridge "$ROOT/target/debug/devstack" bridge --queue-url "$SLOW_DELIVERIES_QUEUE_URL" \
-      --watch-url "$WEBHOOKS_API_URL"
+      --watch-url "$WEBHOOKS_API_URL" --pollers 2
   fi
   log "starting the SQS-to-send-email bridge"
   start_bg email-bridge "$ROOT/target/debug/devstack" bridge --queue-url "$EMAILS_QUEUE_URL" \

@@ -14,9 +14,12 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # any other test's failing receiver fails: a DLQ test's eight attempts take about 8 s).
 export RETRY_SCHEDULE="1s,1s,1s,1s,1s,1s,1s" QUEUE_VISIBILITY_TIMEOUT=20 DELIVERY_TIMEOUT_MS=2000
 export ROTATION_GRACE_SECS=4 AUTO_DISABLE_AFTER=30s
-# The circuit breaker would stretch the failing receivers' attempts of the other tests past their
-# waits: it is off here, and tests/tests/circuit.rs runs a dispatch of its own with it on.
-export CIRCUIT_BREAKER_AFTER=off
+# The circuit breaker opens after 30 failures in a row, more than any test's failing receiver
+# answers before it succeeds or its deliveries are parked (a DLQ test's 16, an email test's 24),
+# and probes 2 s later (time compressed, as the schedule): a hanging receiver's deliveries then
+# wait instead of holding the slow lane (tests/tests/isolation.rs). tests/tests/circuit.rs runs a
+# dispatch of its own with the default five.
+export CIRCUIT_BREAKER_AFTER=30 CIRCUIT_PROBE_AFTER=2s
 # Functions log at debug level, and the tests list every secret they use: none may be logged.
 export FUNCTIONS_RUST_LOG=debug SECRETS_FILE="$STACK_DIR/secrets.txt"
 source "$ROOT/scripts/stack.sh"

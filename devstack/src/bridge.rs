@@ -72,6 +72,7 @@ impl Bridge {
         if messages.is_empty() {
             return Ok(0);
         }
+        let started = std::time::Instant::now();
         let mut event = SqsEvent::default();
         event.records = messages.iter().map(|m| self.record(m)).collect();
         let response = http.post(&self.invoke_url).json(&event).send().await.context("invoking dispatch")?;
@@ -110,7 +111,14 @@ impl Bridge {
                 .map_err(|e| anyhow!(shared::error::chain(&e)))
                 .context("deleting")?;
         }
-        println!("bridge: batch of {}: {} done, {} to retry", messages.len(), done.len(), failures.len());
+        println!(
+            "bridge: {} batch of {}: {} done, {} to retry, in {} ms",
+            shared::clock::rfc3339_ms(shared::clock::now_ms()),
+            messages.len(),
+            done.len(),
+            failures.len(),
+            started.elapsed().as_millis()
+        );
         Ok(messages.len())
     }
 

@@ -59,13 +59,17 @@ enum Command {
         function: String,
         #[arg(long, default_value_t = 10)]
         batch_size: i32,
+        /// Pollers, each invoking the function with its own batches, as the event source
+        /// mapping runs several.
+        #[arg(long, default_value_t = 1)]
+        pollers: usize,
     },
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Bridge { queue_url, watch_url, function, batch_size } => {
+        Command::Bridge { queue_url, watch_url, function, batch_size, pollers } => {
             let aws = shared::aws::sdk_config().await;
             let invoke_url =
                 format!("{}/2015-03-31/functions/{function}/invocations", watch_url.trim_end_matches('/'));
@@ -73,7 +77,15 @@ async fn main() -> Result<()> {
                 devstack::bridge::Bridge::for_queue(aws_sdk_sqs::Client::new(&aws), queue_url, invoke_url)
                     .await?;
             bridge.batch_size = batch_size;
-            bridge.run().await?;
+            let bridge = std::sync::Arc::new(bridge);
+            let mut running = tokio::task::JoinSet::new();
+            for _ in 0..pollers.max(1) {
+                let bridge = bridge.clone();
+                running.spawn(async move { bridge.run().await });
+            }
+            while let Some(done) = running.join_next().await {
+                done??;
+            }
         }
         Command::Bootstrap {
             template,

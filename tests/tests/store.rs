@@ -65,6 +65,20 @@ async fn duplicate_endpoints_are_refused_atomically() {
 }
 
 #[tokio::test]
+async fn a_create_written_by_a_try_that_timed_out_is_not_refused_by_its_retry() {
+    let store = store().await;
+    let a = new_vendor(&store).await.vendor;
+    let w = webhook(&a, ids::webhook_id(), "https://retried.example.com/");
+    store.insert_webhook(&w).await.unwrap();
+    // The same write again, as the SDK retries a try whose answer did not come in time.
+    store.insert_webhook(&w).await.expect("the retry finds its own webhook");
+    // Another webhook at that address is still a duplicate.
+    let other = webhook(&a, ids::webhook_id(), "https://retried.example.com/");
+    let err = store.insert_webhook(&other).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Conflict::DuplicateEndpoint)), "{err:?}");
+}
+
+#[tokio::test]
 async fn stale_writes_are_refused() {
     let store = store().await;
     let a = new_vendor(&store).await.vendor;

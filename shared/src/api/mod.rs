@@ -28,6 +28,9 @@ pub struct App<S = DynamoStore, Q = SqsQueue> {
     pub config: Config,
     pub store: S,
     pub queue: Option<Q>,
+    /// The slow lane, where a failing webhook's deliveries go (for publishing; `None`: the
+    /// deliveries queue).
+    pub slow_lane: Option<Q>,
     /// Where order emails are asked for (for publishing, with emails on).
     pub emails: Option<Q>,
     /// The HTTP client of test deliveries, built on the first one (only `test-webhook` sends).
@@ -44,30 +47,32 @@ impl App<DynamoStore> {
     }
 
     /// [`App::from_env`] with the deliveries queue of `DELIVERIES_QUEUE_URL`, which must be set,
-    /// and with emails on the emails queue of `EMAILS_QUEUE_URL`: for the functions that queue
-    /// deliveries.
+    /// the slow lane of `SLOW_DELIVERIES_QUEUE_URL` if set, and with emails on the emails queue of
+    /// `EMAILS_QUEUE_URL`: for the functions that queue deliveries.
     pub async fn from_env_with_queue() -> Result<Self, StartError> {
         let config = Config::from_env()?;
         let url = config.require_deliveries_queue()?.to_owned();
         let emails = config.emails_queue_url.clone();
+        let slow_lane = config.slow_deliveries_queue_url.clone();
         let aws = crate::aws::lambda_sdk_config();
         let mut app = Self::from_parts(config, &aws);
         let sqs = aws_sdk_sqs::Client::new(&aws);
         app.emails = emails.map(|url| SqsQueue::new(sqs.clone(), url));
+        app.slow_lane = slow_lane.map(|url| SqsQueue::new(sqs.clone(), url));
         app.queue = Some(SqsQueue::new(sqs, url));
         Ok(app)
     }
 
     fn from_parts(config: Config, aws: &aws_config::SdkConfig) -> Self {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
-        Self { config, store, queue: None, emails: None, deliverer: Default::default() }
+        Self { config, store, queue: None, slow_lane: None, emails: None, deliverer: Default::default() }
     }
 }
 
 impl<S, Q> App<S, Q> {
     /// Builds an app over any store (tests use the emulator or an in-memory one).
     pub fn new(config: Config, store: S) -> Self {
-        Self { config, store, queue: None, emails: None, deliverer: Default::default() }
+        Self { config, store, queue: None, slow_lane: None, emails: None, deliverer: Default::default() }
     }
 
     /// The target policy for a dialect: Ventiapp requires https always, as its document says.

@@ -1,7 +1,7 @@
 //! A webhook's health, as dispatch sees it: since when its deliveries fail, when it is
 //! disabled for failing too long, and when its vendor is told (through the emails queue, at most
 //! once an hour per webhook and each kind of news once per incident).
-use super::Dispatcher;
+use super::{Batch, Dispatcher};
 use crate::{
     clock,
     delivery::{Attempt, Failure, Outcome},
@@ -65,7 +65,7 @@ where
     /// Counts the failures in a row, and opens the circuit breaker at its threshold. The vendor
     /// is told after the [`notify::FAILING_ALERT_AFTER`]th failed attempt, after the last, and
     /// when the webhook is disabled.
-    pub(super) async fn note_failure(&self, webhook: Webhook, last: &Attempt, attempt: u32) {
+    pub(super) async fn note_failure(&self, webhook: Webhook, last: &Attempt, attempt: u32, batch: &Batch) {
         let now = clock::now();
         if attempt >= self.schedule.max_attempts() {
             self.alert(&webhook, Alert::DeadLettered, last, attempt).await;
@@ -82,7 +82,7 @@ where
         }
         let was_disabled = webhook.disabled.is_some();
         let changed = self
-            .change_webhook(webhook, |w| {
+            .change_webhook(webhook, batch, |w| {
                 let mut next = w.clone();
                 if let Some(window) = window {
                     next.failing_since = w.failing_since.or(Some(now));
@@ -122,19 +122,38 @@ where
 
     /// Writes `change` of the webhook (`None`: nothing to change), re-reading it if another
     /// writer got there first; the webhook as written, if this call wrote it. Best effort: a
-    /// failure here must not fail the delivery.
+    /// failure here must not fail the delivery. The batch's changes of one webhook are written
+    /// one after the other, each on the last: ten failures of a webhook in a batch are ten
+    /// writes, not ten writes racing for one item and re-reading it after each lost race.
     pub(super) async fn change_webhook(
         &self,
-        mut webhook: Webhook,
+        webhook: Webhook,
+        batch: &Batch,
+        change: impl Fn(&Webhook) -> Option<Webhook>,
+    ) -> Option<Webhook> {
+        let cell = batch.writes.cell(webhook.id);
+        let mut last = cell.lock().await;
+        let mut webhook = match last.take() {
+            Some(written) if written.version > webhook.version => written,
+            _ => webhook,
+        };
+        let written = self.write_change(&mut webhook, change).await;
+        *last = Some(written.clone().unwrap_or(webhook));
+        written
+    }
+
+    async fn write_change(
+        &self,
+        webhook: &mut Webhook,
         change: impl Fn(&Webhook) -> Option<Webhook>,
     ) -> Option<Webhook> {
         for _ in 0..3 {
-            let next = change(&webhook)?;
+            let next = change(webhook)?;
             let next = Webhook { version: webhook.version + 1, ..next };
-            match self.store.replace_webhook(&webhook, &next).await {
+            match self.store.replace_webhook(webhook, &next).await {
                 Ok(()) => return Some(next),
                 Err(StoreError::Conflict(Conflict::Concurrent)) => {
-                    webhook = self.store.get_webhook(&webhook.vendor_id, webhook.id).await.ok()??;
+                    *webhook = self.store.get_webhook(&webhook.vendor_id, webhook.id).await.ok()??;
                 }
                 Err(e) => {
                     tracing::error!(error = %crate::error::chain(&e), "cannot update the webhook");

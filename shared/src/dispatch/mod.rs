@@ -246,7 +246,7 @@ where
                 tracing::info!(status, duration_ms = attempt.duration.as_millis() as u64, "delivered");
                 if webhook.failing() {
                     let closed = self
-                        .change_webhook(webhook, |w| {
+                        .change_webhook(webhook, batch, |w| {
                             let healthy = w.healthy();
                             (healthy != *w).then_some(healthy)
                         })
@@ -261,7 +261,7 @@ where
                 tracing::warn!("receiver answered 410 Gone: webhook disabled");
                 let at = clock::now();
                 let disabled = self
-                    .change_webhook(webhook, |w| {
+                    .change_webhook(webhook, batch, |w| {
                         let disabled = Some((at, "the receiver answered 410 Gone".to_owned()));
                         w.disabled.is_none().then(|| Webhook { disabled, ..w.clone() })
                     })
@@ -273,14 +273,14 @@ where
             }
             Outcome::Rejected { status, retry_after } => {
                 tracing::warn!(status, "delivery rejected");
-                self.note_failure(webhook, &attempt, attempt_no).await;
+                self.note_failure(webhook, &attempt, attempt_no, batch).await;
                 // Only a 429 or a 503 says when to come back.
                 let retry_after = retry_after.filter(|_| matches!(status, 429 | 503));
                 self.retry(record, message, retry_after).await
             }
             Outcome::Failed { class } => {
                 tracing::warn!(class = class.as_str(), "delivery failed");
-                self.note_failure(webhook, &attempt, attempt_no).await;
+                self.note_failure(webhook, &attempt, attempt_no, batch).await;
                 self.retry(record, message, None).await
             }
         }
@@ -437,13 +437,16 @@ where
             return Ok(webhook);
         };
         let now = clock::now();
-        if until > now {
-            return Err(Duration::from_secs((until - now) as u64));
-        }
         let wait = circuit.open_for(webhook.consecutive_failures).unwrap_or(Duration::from_secs(1));
+        // What waits comes back spread over the period after the probe, not all at its instant:
+        // a herd of a dead receiver's deliveries would otherwise arrive together at every probe.
+        let spread = |d: Duration| d + wait.mul_f64(rand::thread_rng().gen_range(0.0..1.0));
+        if until > now {
+            return Err(spread(Duration::from_secs((until - now) as u64)));
+        }
         let probe_until = now + wait.as_secs() as i64;
         let claimed = self
-            .change_webhook(webhook, |w| {
+            .change_webhook(webhook, batch, |w| {
                 (w.circuit_open_until == Some(until))
                     .then(|| Webhook { circuit_open_until: Some(probe_until), ..w.clone() })
             })
@@ -454,7 +457,7 @@ where
                 batch.lookups.forget(&w.vendor_id, w.id);
                 Ok(w)
             }
-            None => Err(wait),
+            None => Err(spread(wait)),
         }
     }
 
@@ -509,7 +512,19 @@ struct Batch {
     received_ms: i64,
     deadline_ms: Option<i64>,
     lookups: Lookups,
+    writes: Writes,
     tally: Tally,
+}
+
+/// The batch's writes of each webhook: one at a time, and the last one written.
+#[derive(Default)]
+struct Writes(std::sync::Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Option<Webhook>>>>>);
+
+impl Writes {
+    fn cell(&self, webhook_id: u64) -> Arc<tokio::sync::Mutex<Option<Webhook>>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(webhook_id).or_default().clone()
+    }
 }
 
 /// The webhook reads of one batch, shared by its messages.

@@ -169,7 +169,9 @@ fn write_canonical(value: &serde_json::Value, out: &mut String) {
 }
 
 /// Enqueues one delivery per matching active webhook (and the order email, if the vendor asked
-/// for one); the number of deliveries.
+/// for one); the number of deliveries. A webhook whose last attempt failed has its delivery put
+/// in the slow lane, where dispatch would move it: healthy webhooks' deliveries never queue
+/// behind it.
 async fn fan_out<S, Q>(
     app: &App<S, Q>,
     queue: &Q,
@@ -182,22 +184,24 @@ where
 {
     let published_at = now();
     let webhooks = app.store.list_webhooks(&event.vendor_id).await?;
-    let bodies: Vec<String> = webhooks
-        .iter()
-        .filter(|w| w.event_type == event.event_type && w.disabled.is_none())
-        .map(|w| {
-            DeliveryMessage::first(
-                event_id.to_owned(),
-                event.event_type,
-                event.vendor_id.clone(),
-                w.id,
-                published_at,
-                event.payload.clone(),
-            )
-            .to_body()
-        })
-        .collect();
-    let deliveries = bodies.len() as u32;
+    let (mut bodies, mut slow) = (Vec::new(), Vec::new());
+    for w in webhooks.iter().filter(|w| w.event_type == event.event_type && w.disabled.is_none()) {
+        let body = DeliveryMessage::first(
+            event_id.to_owned(),
+            event.event_type,
+            event.vendor_id.clone(),
+            w.id,
+            published_at,
+            event.payload.clone(),
+        )
+        .to_body();
+        if w.failing() && app.slow_lane.is_some() {
+            slow.push(body);
+        } else {
+            bodies.push(body);
+        }
+    }
+    let deliveries = (bodies.len() + slow.len()) as u32;
     // An order email, if the vendor asked for one: a message on the emails queue, so that sending
     // it never holds the deliveries up; send-email sends it once per order.
     let mut email = None;
@@ -229,6 +233,9 @@ where
         }
     }
     let mut queued = queue.send_all(bodies).await;
+    if let (Ok(()), Some(lane)) = (&queued, app.slow_lane.as_ref().filter(|_| !slow.is_empty())) {
+        queued = lane.send_all(slow).await;
+    }
     if let (Ok(()), Some((emails, body))) = (&queued, email) {
         queued = emails.send_all(vec![body]).await;
     }

@@ -148,7 +148,12 @@ impl DynamoStore {
                 };
             }
         }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        // One token for the call and the SDK's retries of it: DynamoDB applies a retried
+        // transaction that already succeeded as a no-op, instead of failing its conditions.
+        let token = format!("{:032x}", rand::random::<u128>());
+        let sent =
+            self.client.transact_write_items().set_transact_items(Some(items)).client_request_token(token);
+        match sent.send().await {
             Ok(_) => Ok(Ok(())),
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 TransactWriteItemsError::TransactionCanceledException(c) => {
