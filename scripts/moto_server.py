@@ -18,6 +18,8 @@ upgrade that loosens one is caught:
   its queue's MaximumMessageSize and for a batch against 1 MiB.
 - ChangeMessageVisibility may hide a message up to 12 hours from the receive whose handle it
   carries (moto counts from the message's first send, which refuses legal calls).
+- SendMessageBatch keeps each entry's MessageSystemAttributes (the AWSTraceHeader that links
+  X-Ray traces across the queue), as SendMessage does (moto drops them from batches).
 - BatchWriteItem takes at most 25 requests; TransactWriteItems at most 4 MB of items (moto
   checks neither).
 
@@ -87,7 +89,14 @@ def _send_message_batch_bytes(self, queue_name, entries):
     size = sum(_utf8_len(entry["MessageBody"]) for entry in entries.values())
     if size > SQS_BATCH_BYTES:
         raise BatchRequestTooLong(size)
-    return _send_message_batch(self, queue_name, entries)
+    messages, failed = _send_message_batch(self, queue_name, entries)
+    # An entry's MessageSystemAttributes (AWSTraceHeader), which moto keeps for SendMessage only.
+    by_id = {entry["Id"]: entry for entry in entries.values()}
+    for message in messages:
+        system = by_id.get(getattr(message, "user_id", None), {}).get("MessageSystemAttributes")
+        if system:
+            message.system_attributes = system
+    return messages, failed
 
 
 SQSBackend.send_message_batch = _send_message_batch_bytes

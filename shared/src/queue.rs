@@ -1,7 +1,10 @@
 //! The deliveries queue: the port publish and dispatch use, and its SQS adapter.
 use std::{future::Future, time::Duration};
 
-use aws_sdk_sqs::{types::SendMessageBatchRequestEntry, Client};
+use aws_sdk_sqs::{
+    types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue, SendMessageBatchRequestEntry},
+    Client,
+};
 
 use crate::store::BoxError;
 
@@ -86,8 +89,18 @@ pub fn batches(sizes: &[usize]) -> Result<Vec<std::ops::Range<usize>>, QueueErro
     Ok(runs)
 }
 
+/// The X-Ray trace header of the invocation (`_X_AMZN_TRACE_ID`, which the Lambda runtime sets for
+/// each one), as a message's `AWSTraceHeader`: X-Ray then links the function that consumes the
+/// message to this invocation's trace, so an event's publish, fan-out and every attempt read as
+/// one path. It does not count towards the message's size.
+fn trace_header() -> Option<MessageSystemAttributeValue> {
+    let header = std::env::var("_X_AMZN_TRACE_ID").ok().filter(|h| h.starts_with("Root="))?;
+    MessageSystemAttributeValue::builder().data_type("String").string_value(header).build().ok()
+}
+
 impl DeliveryQueue for SqsQueue {
     async fn send_all(&self, bodies: Vec<String>) -> Result<(), QueueError> {
+        let trace = trace_header();
         let sizes: Vec<usize> = bodies.iter().map(String::len).collect();
         for run in batches(&sizes)? {
             let chunk = &bodies[run];
@@ -97,16 +110,20 @@ impl DeliveryQueue for SqsQueue {
                 if round > 0 {
                     tokio::time::sleep(Duration::from_millis(50 << round)).await;
                 }
-                let entries = pending
-                    .iter()
-                    .map(|(id, body)| {
-                        SendMessageBatchRequestEntry::builder()
-                            .id(id)
-                            .message_body(*body)
-                            .build()
-                            .map_err(|e| QueueError::Backend(Box::new(e)))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let entries =
+                    pending
+                        .iter()
+                        .map(|(id, body)| {
+                            SendMessageBatchRequestEntry::builder()
+                                .id(id)
+                                .message_body(*body)
+                                .set_message_system_attributes(trace.clone().map(|t| {
+                                    [(MessageSystemAttributeNameForSends::AwsTraceHeader, t)].into()
+                                }))
+                                .build()
+                                .map_err(|e| QueueError::Backend(Box::new(e)))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
                 let out = match self
                     .client
                     .send_message_batch()
@@ -151,6 +168,9 @@ impl DeliveryQueue for SqsQueue {
             .queue_url(&self.url)
             .message_body(body)
             .delay_seconds(whole_seconds(delay.min(MAX_DELAY)))
+            .set_message_system_attributes(
+                trace_header().map(|t| [(MessageSystemAttributeNameForSends::AwsTraceHeader, t)].into()),
+            )
             .send()
             .await
             .map_err(|e| QueueError::Backend(Box::new(e)))?;

@@ -250,3 +250,44 @@ async fn dynamodb_answers_a_query_with_at_most_1_mb_a_page() {
     assert!(page.items().len() < 4, "1.56 MB of items in one page: {}", page.items().len());
     assert!(page.last_evaluated_key.is_some(), "the page says where the next begins");
 }
+
+#[tokio::test]
+async fn an_invocations_trace_header_travels_with_every_message_it_queues() {
+    use shared::queue::{DeliveryQueue, SqsQueue};
+    let sqs = sqs().await;
+    let url = queue(&sqs).await;
+    // What the Lambda runtime sets for each invocation; only this test sends through SqsQueue in
+    // this binary.
+    let header = "Root=1-6b0cc390-ed96e509ebb3ff1aa5f699ed;Parent=ff04458d9cbcb2e3;Sampled=1";
+    std::env::set_var("_X_AMZN_TRACE_ID", header);
+    let queue = SqsQueue::new(sqs.clone(), &url);
+    queue.send_all(vec!["fan-out 1".into(), "fan-out 2".into()]).await.unwrap();
+    queue.send_later("retry".into(), Duration::ZERO).await.unwrap();
+    std::env::remove_var("_X_AMZN_TRACE_ID");
+
+    let mut seen = HashMap::new();
+    for _ in 0..10 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::AwsTraceHeader)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            let trace = m
+                .attributes()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::AwsTraceHeader))
+                .cloned();
+            seen.insert(m.body().unwrap_or_default().to_owned(), trace);
+        }
+        if seen.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for (body, trace) in &seen {
+        assert_eq!(trace.as_deref(), Some(header), "{body}");
+    }
+}

@@ -640,3 +640,48 @@ fn the_dashboard_shows_deliveries_queues_the_api_and_every_function() {
     let url = &t["Outputs"]["DashboardUrl"]["Value"];
     assert!(matches!(url, Value::Tagged(sub) if sub.value.as_str().unwrap().contains("${Dashboard}")));
 }
+
+#[test]
+fn each_dead_letter_queue_takes_only_the_queues_that_park_in_it() {
+    let t = template();
+    let queues = devstack::queue_definitions(&t).unwrap();
+    let sub = |v: &Value| match v {
+        Value::Tagged(tag) if tag.tag == "Sub" => tag.value.as_str().map(str::to_owned),
+        _ => None,
+    };
+    for dead in queues
+        .iter()
+        .filter(|q| queues.iter().any(|s| s.redrive.as_ref().map(|r| &r.0) == Some(&q.logical_id)))
+    {
+        let sources: BTreeSet<String> = queues
+            .iter()
+            .filter(|s| s.redrive.as_ref().map(|r| &r.0) == Some(&dead.logical_id))
+            .map(|s| {
+                let name = sub(&t["Resources"][s.logical_id.as_str()]["Properties"]["QueueName"])
+                    .unwrap_or_else(|| {
+                        panic!("{} is named, for {}'s policy to name it", s.logical_id, dead.logical_id)
+                    });
+                format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{name}")
+            })
+            .collect();
+        let policy = &t["Resources"][dead.logical_id.as_str()]["Properties"]["RedriveAllowPolicy"];
+        assert_eq!(policy["redrivePermission"], "byQueue", "{}", dead.logical_id);
+        let allowed: BTreeSet<String> =
+            policy["sourceQueueArnList"].as_sequence().unwrap().iter().map(|v| sub(v).unwrap()).collect();
+        assert_eq!(allowed, sources, "{}", dead.logical_id);
+    }
+    // A queue nothing redrives into takes nothing.
+    let sns_dead = &t["Resources"]["EmailEventsDeadLetterQueue"]["Properties"]["RedriveAllowPolicy"];
+    assert_eq!(sns_dead["redrivePermission"], "denyAll");
+    // Every name stays within SQS's 80 characters for a stack name of up to 64.
+    for q in &queues {
+        if let Some(name) = sub(&t["Resources"][q.logical_id.as_str()]["Properties"]["QueueName"]) {
+            assert!(name.replace("${AWS::StackName}", &"s".repeat(64)).len() <= 80, "{name}");
+        }
+    }
+}
+
+#[test]
+fn every_function_is_traced() {
+    assert_eq!(template()["Globals"]["Function"]["Tracing"], "Active");
+}
