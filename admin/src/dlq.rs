@@ -183,8 +183,9 @@ impl Queues {
         Ok(())
     }
 
-    /// Moves every parked delivery back with a message-move task, waiting for it and showing its
-    /// progress. `Ok(None)` when the service has no such tasks (the local emulator).
+    /// Moves every parked message back, unchanged, with a message-move task, waiting for it and
+    /// showing its progress (for emails: a delivery must be rewritten to start over).
+    /// `Ok(None)` when the service has no such tasks (the local emulator).
     pub async fn move_all(&self) -> Result<Option<usize>> {
         let (source, destination) = (self.arn(&self.dead_letters).await?, self.arn(&self.deliveries).await?);
         let started =

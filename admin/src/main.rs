@@ -327,8 +327,10 @@ async fn run_dlq(args: DlqArgs, aws: &aws_config::SdkConfig, store: &DynamoStore
             if queues.deliveries.is_empty() {
                 bail!("set {queue_var} or --queue-url");
             }
+            // SQS moves messages as they are: right for emails, but a delivery must start over
+            // at its first attempt, so deliveries are sent back one by one, rewritten.
             let everything = webhook.is_none() && vendor.is_none() && max == usize::MAX;
-            let moved = if everything { queues.move_all().await? } else { None };
+            let moved = if everything && args.emails { queues.move_all().await? } else { None };
             let n = match moved {
                 Some(n) => n,
                 None => queues.replay(&dlq::Filter { webhook, vendor }, max).await?,

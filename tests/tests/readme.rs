@@ -68,3 +68,49 @@ cargo() {
         );
     }
 }
+
+/// The Deploy section's first vendor, run as written against the test stack's table (the AWS
+/// settings and the table's name are the stack's; the username is made unique).
+#[test]
+fn the_deploy_sections_first_vendor_runs_as_written() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme.find("\n## Deploy\n").expect("a Deploy section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map(|i| i + 3).unwrap_or(section.len())];
+    let block = section
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("\n```").next().unwrap())
+        .find(|b| b.lines().any(|l| l.starts_with("webhooks-admin vendor create")))
+        .expect("an example that creates the first vendor");
+    let username = tests::unique("acme");
+    let password = "a-deploy-example-password-42";
+    tests::record_secret(password);
+    let script: String = block
+        .lines()
+        .filter(|l| !l.starts_with("export "))
+        .map(|l| l.replace("acme", &username) + "\n")
+        .collect();
+    let prelude = "set -euo pipefail\nwebhooks-admin() { \"$WEBHOOKS_ADMIN\" \"$@\"; }\n";
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(format!("{prelude}{script}"))
+        .env("WEBHOOKS_ADMIN", target_bin("webhooks-admin"))
+        .envs(
+            ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TABLE_NAME"]
+                .map(|k| (k, stack_var(k))),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the Deploy example failed ({}):\n{stdout}\n{stderr}", out.status);
+    assert!(stdout.contains(&format!(r#""username":"{username}""#)), "{stdout}");
+    assert!(stdout.contains(r#""token":"vwt_"#), "{stdout}");
+}
