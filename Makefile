@@ -1,5 +1,5 @@
 # The two commands of the README: `make dev` runs the stack, `make test` runs every check.
-.PHONY: dev test bench soak
+.PHONY: dev test bench soak deploy-check
 dev:
 	./scripts/dev.sh
 
@@ -13,3 +13,7 @@ bench:
 # The 10,000-event soak with faults (make test runs 1,000 of it).
 soak:
 	./scripts/soak.sh
+
+# `sam build` from a clean copy of the tree, timed (too long to run beside the rest in make test).
+deploy-check:
+	./scripts/deploy-check.sh
