@@ -1,5 +1,5 @@
 //! The deliveries queue: the port publish and dispatch use, and its SQS adapter.
-use std::{future::Future, time::Duration};
+use std::{collections::HashMap, future::Future, time::Duration};
 
 use aws_sdk_sqs::{
     types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue, SendMessageBatchRequestEntry},
@@ -93,9 +93,11 @@ pub fn batches(sizes: &[usize]) -> Result<Vec<std::ops::Range<usize>>, QueueErro
 /// each one), as a message's `AWSTraceHeader`: X-Ray then links the function that consumes the
 /// message to this invocation's trace, so an event's publish, fan-out and every attempt read as
 /// one path. It does not count towards the message's size.
-fn trace_header() -> Option<MessageSystemAttributeValue> {
+fn trace_header() -> Option<HashMap<MessageSystemAttributeNameForSends, MessageSystemAttributeValue>> {
     let header = std::env::var("_X_AMZN_TRACE_ID").ok().filter(|h| h.starts_with("Root="))?;
-    MessageSystemAttributeValue::builder().data_type("String").string_value(header).build().ok()
+    let value =
+        MessageSystemAttributeValue::builder().data_type("String").string_value(header).build().ok()?;
+    Some(HashMap::from([(MessageSystemAttributeNameForSends::AwsTraceHeader, value)]))
 }
 
 impl DeliveryQueue for SqsQueue {
@@ -110,20 +112,17 @@ impl DeliveryQueue for SqsQueue {
                 if round > 0 {
                     tokio::time::sleep(Duration::from_millis(50 << round)).await;
                 }
-                let entries =
-                    pending
-                        .iter()
-                        .map(|(id, body)| {
-                            SendMessageBatchRequestEntry::builder()
-                                .id(id)
-                                .message_body(*body)
-                                .set_message_system_attributes(trace.clone().map(|t| {
-                                    [(MessageSystemAttributeNameForSends::AwsTraceHeader, t)].into()
-                                }))
-                                .build()
-                                .map_err(|e| QueueError::Backend(Box::new(e)))
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
+                let entries = pending
+                    .iter()
+                    .map(|(id, body)| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(id)
+                            .message_body(*body)
+                            .set_message_system_attributes(trace.clone())
+                            .build()
+                            .map_err(|e| QueueError::Backend(Box::new(e)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 let out = match self
                     .client
                     .send_message_batch()
@@ -168,9 +167,7 @@ impl DeliveryQueue for SqsQueue {
             .queue_url(&self.url)
             .message_body(body)
             .delay_seconds(whole_seconds(delay.min(MAX_DELAY)))
-            .set_message_system_attributes(
-                trace_header().map(|t| [(MessageSystemAttributeNameForSends::AwsTraceHeader, t)].into()),
-            )
+            .set_message_system_attributes(trace_header())
             .send()
             .await
             .map_err(|e| QueueError::Backend(Box::new(e)))?;

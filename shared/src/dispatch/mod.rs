@@ -153,7 +153,7 @@ where
         // One read per distinct webhook per batch: the batch's other messages for it wait for
         // that read and share its answer.
         let lookup = lookups
-            .cell(&message.vendor_id, message.webhook_id)
+            .cell((message.vendor_id.clone(), message.webhook_id))
             .get_or_init(|| async {
                 self.store
                     .get_webhook(&message.vendor_id, message.webhook_id)
@@ -454,7 +454,7 @@ where
         match claimed {
             Some(w) => {
                 tracing::info!("circuit half-open: this delivery probes the receiver");
-                batch.lookups.forget(&w.vendor_id, w.id);
+                batch.lookups.forget(&(w.vendor_id.clone(), w.id));
                 Ok(w)
             }
             None => Err(spread(wait)),
@@ -511,39 +511,36 @@ const ATTEMPT_OVERHEAD: Duration = Duration::from_secs(2);
 struct Batch {
     received_ms: i64,
     deadline_ms: Option<i64>,
-    lookups: Lookups,
-    writes: Writes,
+    /// The webhook reads, by (vendor, webhook): the first message to need one reads, the others
+    /// wait for its answer.
+    lookups: Cells<(String, u64), OnceCell<Lookup>>,
+    /// The writes of each webhook: one at a time, and the last one written.
+    writes: Cells<u64, tokio::sync::Mutex<Option<Webhook>>>,
     tally: Tally,
 }
 
-/// The batch's writes of each webhook: one at a time, and the last one written.
-#[derive(Default)]
-struct Writes(std::sync::Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Option<Webhook>>>>>);
+/// One webhook read's answer.
+type Lookup = Result<Option<Webhook>, String>;
 
-impl Writes {
-    fn cell(&self, webhook_id: u64) -> Arc<tokio::sync::Mutex<Option<Webhook>>> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(webhook_id).or_default().clone()
+/// A cell per key, shared by the batch's messages for that key.
+struct Cells<K, V>(std::sync::Mutex<HashMap<K, Arc<V>>>);
+
+impl<K, V> Default for Cells<K, V> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(HashMap::new()))
     }
 }
 
-/// The webhook reads of one batch, shared by its messages.
-#[derive(Default)]
-struct Lookups(std::sync::Mutex<HashMap<(String, u64), Lookup>>);
-
-/// One webhook read: the first message to need it reads, the others wait for its answer.
-type Lookup = Arc<OnceCell<Result<Option<Webhook>, String>>>;
-
-impl Lookups {
-    fn cell(&self, vendor_id: &str, webhook_id: u64) -> Lookup {
+impl<K: Eq + std::hash::Hash, V: Default> Cells<K, V> {
+    fn cell(&self, key: K) -> Arc<V> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry((vendor_id.to_owned(), webhook_id)).or_default().clone()
+        map.entry(key).or_default().clone()
     }
 
-    /// Drops a read that is out of date: the batch's next message for the webhook reads again.
-    fn forget(&self, vendor_id: &str, webhook_id: u64) {
+    /// Drops a cell that is out of date: the batch's next message for the key starts a new one.
+    fn forget(&self, key: &K) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&(vendor_id.to_owned(), webhook_id));
+        map.remove(key);
     }
 }
 

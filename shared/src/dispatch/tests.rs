@@ -167,6 +167,14 @@ async fn store_with_webhook() -> (MemoryStore, Webhook) {
     (store, w)
 }
 
+/// [`store_with_webhook`], the webhook's last `failures` attempts failed.
+async fn store_with_failing_webhook(failures: u32) -> (MemoryStore, Webhook) {
+    let (store, w) = store_with_webhook().await;
+    let failing = Webhook { consecutive_failures: failures, version: w.version + 1, ..w.clone() };
+    store.replace_webhook(&w, &failing).await.unwrap();
+    (store, failing)
+}
+
 /// Receivers that answer this status, with this `Retry-After`, and are counted.
 struct Answers(u16, Option<Duration>, std::sync::atomic::AtomicU32);
 impl Deliverer for Answers {
@@ -482,10 +490,7 @@ async fn a_failed_attempt_is_retried_in_the_slow_lane() {
 
 #[tokio::test]
 async fn a_failing_webhooks_first_attempts_move_to_the_slow_lane_unattempted() {
-    let (store, w) = store_with_webhook().await;
-    let failing = Webhook { consecutive_failures: 1, version: w.version + 1, ..w.clone() };
-    store.replace_webhook(&w, &failing).await.unwrap();
-    let w = failing;
+    let (store, w) = store_with_failing_webhook(1).await;
     let d = with_slow_lane(store, answers(200, None));
     assert!(run(&d, vec![message(1, w.id), message(2, w.id)]).await.is_empty());
     assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 0, "not attempted in the deliveries queue");
@@ -511,10 +516,7 @@ async fn a_failing_webhooks_first_attempts_move_to_the_slow_lane_unattempted() {
 
 #[tokio::test]
 async fn without_a_slow_lane_a_failing_webhook_is_attempted_where_it_is() {
-    let (store, w) = store_with_webhook().await;
-    let failing = Webhook { consecutive_failures: 3, version: w.version + 1, ..w.clone() };
-    store.replace_webhook(&w, &failing).await.unwrap();
-    let w = failing;
+    let (store, w) = store_with_failing_webhook(3).await;
     let d = with_emails(store, answers(200, None), None);
     assert!(run(&d, vec![message(1, w.id)]).await.is_empty());
     assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 1);

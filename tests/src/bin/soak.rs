@@ -348,7 +348,7 @@ async fn main() -> Result<()> {
     let mut quiet = 0;
     while quiet < 3 {
         if Instant::now() > deadline {
-            bail!("the deliveries queue did not drain in 15 minutes");
+            bail!("the deliveries queue and the slow lane did not drain in 15 minutes");
         }
         let depth = queue_depth(&sqs, &queue_url).await? + queue_depth(&sqs, &slow_url).await?;
         quiet = if depth == 0 { quiet + 1 } else { 0 };
