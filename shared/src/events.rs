@@ -1,9 +1,12 @@
 //! Publishing: what the platform sends to `POST /events`, and the payload schema of each event
 //! type, taken from the two documents (required fields, types, non-negative amounts).
 use serde::Deserialize;
-use serde_json::{value::RawValue, Map, Value};
+use serde_json::{value::RawValue, Value};
 
-use crate::domain::{EventType, FieldError};
+use crate::{
+    domain::{EventType, FieldError},
+    fields::{self, Amount, AnyObject, Integer, List, Text},
+};
 
 /// The largest event accepted (an SQS message is at most 256 KiB).
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -128,121 +131,127 @@ pub fn test_payload(event_type: EventType) -> Value {
 }
 
 /// Checks a payload against the schema of its event type; the error names the field by its
-/// path (`payload.items[0].itemQuantity`).
+/// path (`payload.items[0].itemQuantity`). Fields beyond the schema's are kept and not checked.
 pub fn validate_payload(event_type: EventType, payload: &Value) -> Result<(), FieldError> {
-    let p = Obj::root(payload)?;
     match event_type {
         EventType::NewOrder | EventType::OrderCancellation => {
-            p.string("orderNo")?;
-            let kind = p.string("type")?;
-            if kind != event_type.as_str() {
+            let order: EcomnowOrder = fields::read_lenient(payload, "payload")?;
+            if order.kind.0 != event_type.as_str() {
                 return Err(FieldError::malformed(
                     "payload.type",
                     format!("payload.type must be {:?}, the event's type", event_type.as_str()),
                 ));
             }
-            let items = p.array("items")?;
-            if items.is_empty() {
+            if order.items.0.is_empty() {
                 return Err(FieldError::malformed("payload.items", "payload.items must not be empty"));
             }
-            for (i, item) in items.iter().enumerate() {
-                let it = p.element("items", i, item)?;
-                it.string("skuNr")?;
-                it.string("itemName")?;
-                let q = it.integer("itemQuantity")?;
-                if q <= 0 {
-                    return Err(it.error("itemQuantity", "must be greater than 0"));
+            for (i, item) in order.items.0.iter().enumerate() {
+                if item.item_quantity.0 <= 0 {
+                    return Err(item_error(i, "itemQuantity", "must be greater than 0"));
                 }
-                it.amount("itemPrice")?;
-                it.amount("itemTotal")?;
             }
         }
         EventType::OrdersCreated | EventType::OrdersUpdated | EventType::OrdersCancelled => {
-            p.integer("orderId")?;
-            p.string("channel")?;
-            p.amount("total")?;
-            p.string("currency")?;
-            for (i, item) in p.array("items")?.iter().enumerate() {
-                let it = p.element("items", i, item)?;
-                it.string("title")?;
-                it.amount("price")?;
-                if it.integer("itemQuantity")? < 0 {
-                    return Err(it.error("itemQuantity", "must not be negative"));
+            let order: VentiappOrder = fields::read_lenient(payload, "payload")?;
+            for (i, item) in order.items.0.iter().enumerate() {
+                if item.item_quantity.0 < 0 {
+                    return Err(item_error(i, "itemQuantity", "must not be negative"));
                 }
-                it.amount("total")?;
             }
         }
         EventType::BillsCreated => {
-            p.integer("orderId")?;
-            p.string("billingDate")?;
-            p.amount("total")?;
-            p.object("customer")?;
+            fields::read_lenient::<Bill>(payload, "payload")?;
         }
         EventType::ProductsCreated | EventType::ProductsUpdated | EventType::ProductsDeleted => {
-            p.integer("productId")?;
-            p.string("sku")?;
-            p.amount("price")?;
-            p.string("title")?;
+            fields::read_lenient::<Product>(payload, "payload")?;
         }
     }
     Ok(())
 }
 
-/// A JSON object being checked, with its path for error messages.
-struct Obj<'a> {
-    path: String,
-    map: &'a Map<String, Value>,
+fn item_error(index: usize, field: &str, problem: &str) -> FieldError {
+    let path = format!("payload.items[{index}].{field}");
+    FieldError::malformed(path.clone(), format!("{path} {problem}"))
 }
 
-impl<'a> Obj<'a> {
-    fn root(v: &'a Value) -> Result<Self, FieldError> {
-        v.as_object()
-            .map(|map| Obj { path: "payload".into(), map })
-            .ok_or_else(|| FieldError::malformed("payload", "payload must be a JSON object"))
-    }
+/// eComNow's `new_order` and `order_cancellation`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a JSON object")]
+struct EcomnowOrder {
+    #[serde(rename = "orderNo")]
+    _order_no: Text,
+    #[serde(rename = "type")]
+    kind: Text,
+    items: List<EcomnowItem>,
+}
 
-    fn error(&self, field: &str, problem: &str) -> FieldError {
-        let path = format!("{}.{field}", self.path);
-        FieldError::malformed(path.clone(), format!("{path} {problem}"))
-    }
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "an object")]
+struct EcomnowItem {
+    #[serde(rename = "skuNr")]
+    _sku_nr: Text,
+    #[serde(rename = "itemName")]
+    _item_name: Text,
+    item_quantity: Integer,
+    #[serde(rename = "itemPrice")]
+    _item_price: Amount,
+    #[serde(rename = "itemTotal")]
+    _item_total: Amount,
+}
 
-    fn get(&self, field: &str) -> Result<&'a Value, FieldError> {
-        match self.map.get(field) {
-            None | Some(Value::Null) => Err(self.error(field, "is required")),
-            Some(v) => Ok(v),
-        }
-    }
+/// Ventiapp's `orders/created`, `orders/updated` and `orders/cancelled`.
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
+struct VentiappOrder {
+    #[serde(rename = "orderId")]
+    _order_id: Integer,
+    #[serde(rename = "channel")]
+    _channel: Text,
+    #[serde(rename = "total")]
+    _total: Amount,
+    #[serde(rename = "currency")]
+    _currency: Text,
+    items: List<VentiappItem>,
+}
 
-    fn string(&self, field: &str) -> Result<&'a str, FieldError> {
-        self.get(field)?.as_str().ok_or_else(|| self.error(field, "must be a string"))
-    }
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "an object")]
+struct VentiappItem {
+    #[serde(rename = "title")]
+    _title: Text,
+    #[serde(rename = "price")]
+    _price: Amount,
+    item_quantity: Integer,
+    #[serde(rename = "total")]
+    _total: Amount,
+}
 
-    fn integer(&self, field: &str) -> Result<i64, FieldError> {
-        self.get(field)?.as_i64().ok_or_else(|| self.error(field, "must be an integer"))
-    }
+/// Ventiapp's `bills/created`.
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
+struct Bill {
+    #[serde(rename = "orderId")]
+    _order_id: Integer,
+    #[serde(rename = "billingDate")]
+    _billing_date: Text,
+    #[serde(rename = "total")]
+    _total: Amount,
+    #[serde(rename = "customer")]
+    _customer: AnyObject,
+}
 
-    fn amount(&self, field: &str) -> Result<f64, FieldError> {
-        let n = self.get(field)?.as_f64().ok_or_else(|| self.error(field, "must be a number"))?;
-        if n < 0.0 {
-            return Err(self.error(field, "must not be negative"));
-        }
-        Ok(n)
-    }
-
-    fn array(&self, field: &str) -> Result<&'a Vec<Value>, FieldError> {
-        self.get(field)?.as_array().ok_or_else(|| self.error(field, "must be an array"))
-    }
-
-    fn object(&self, field: &str) -> Result<&'a Map<String, Value>, FieldError> {
-        self.get(field)?.as_object().ok_or_else(|| self.error(field, "must be an object"))
-    }
-
-    fn element(&self, field: &str, i: usize, v: &'a Value) -> Result<Obj<'a>, FieldError> {
-        let path = format!("{}.{field}[{i}]", self.path);
-        v.as_object()
-            .map(|map| Obj { path: path.clone(), map })
-            .ok_or_else(|| FieldError::malformed(path.clone(), format!("{path} must be an object")))
-    }
+/// Ventiapp's `products/created`, `products/updated` and `products/deleted`.
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
+struct Product {
+    #[serde(rename = "productId")]
+    _product_id: Integer,
+    #[serde(rename = "sku")]
+    _sku: Text,
+    #[serde(rename = "price")]
+    _price: Amount,
+    #[serde(rename = "title")]
+    _title: Text,
 }
 
 #[cfg(test)]
@@ -351,6 +360,30 @@ mod tests {
         for t in EventType::ALL {
             assert_eq!(validate_payload(t, &test_payload(t)), Ok(()), "{t}");
         }
+    }
+
+    #[test]
+    fn payload_refusals_read_field_then_problem() {
+        let message = |t: EventType, v: Value| validate_payload(t, &v).unwrap_err().message;
+        let mut order: Value = serde_json::from_str(ECOMNOW_NEW_ORDER).unwrap();
+        order["items"][0]["itemQuantity"] = json!(0);
+        assert_eq!(
+            message(EventType::NewOrder, order.clone()),
+            "payload.items[0].itemQuantity must be greater than 0"
+        );
+        order["items"] = json!([7]);
+        assert_eq!(message(EventType::NewOrder, order.clone()), "payload.items[0] must be an object");
+        order["items"] = json!({});
+        assert_eq!(message(EventType::NewOrder, order.clone()), "payload.items must be an array");
+        order["orderNo"] = json!(5);
+        assert_eq!(message(EventType::NewOrder, order), "payload.orderNo must be a string");
+        let bill = json!({"orderId": 1, "billingDate": "x", "total": 1, "customer": []});
+        assert_eq!(message(EventType::BillsCreated, bill), "payload.customer must be an object");
+        let product = json!({"productId": 1.5, "sku": "a", "price": 1, "title": "t"});
+        assert_eq!(message(EventType::ProductsUpdated, product), "payload.productId must be an integer");
+        let product = json!({"productId": 1, "sku": null, "price": -2, "title": "t"});
+        assert_eq!(message(EventType::ProductsUpdated, product), "payload.sku is required");
+        assert_eq!(message(EventType::ProductsDeleted, json!("x")), "payload must be a JSON object");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod email_events;
 pub mod emails;
 pub mod error;
 pub mod events;
+pub mod fields;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;

@@ -4,14 +4,18 @@ use lambda_http::{
     http::{header, HeaderValue, StatusCode},
     Body, Response,
 };
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{
+    de::{self, SeqAccess, Visitor},
+    Deserialize, Deserializer, Serialize,
+};
+use serde_json::Value;
+use std::fmt;
 
-use super::request;
 use crate::{
     clock::{now, rfc3339, rfc3339_ms},
     domain::{self, Dialect, Vendor, Webhook, WebhookSpec},
     error::{json_response, ApiError},
+    fields::{self, NullableString},
     notify::{self, Notifications},
     store::AttemptRecord,
     urls,
@@ -194,94 +198,126 @@ impl<'a> NotificationsView<'a> {
     }
 }
 
-/// Parses `PUT /basic/notifications`: `{"email": string or null, "notify": [topic, …]}`. Setting
-/// an address (even the same one) clears a refusal: the next email tries it again.
-pub(super) fn notifications_from_body(body: &Map<String, Value>) -> Result<Notifications, ApiError> {
-    request::only_fields(body, "", &["email", "notify"])?;
-    if !body.contains_key("email") {
-        return Err(domain::FieldError::malformed("email", "email is required (null for none)").into());
+/// The body of `PUT /basic/notifications`: `{"email": string or null, "notify": [topic, …]}`.
+#[derive(Deserialize)]
+pub(super) struct NotificationsBody {
+    #[serde(default, deserialize_with = "fields::present")]
+    email: Option<NullableString>,
+    #[serde(default, deserialize_with = "fields::present")]
+    notify: Option<TopicNames>,
+}
+
+/// At most 16 names of notification topics.
+struct TopicNames(Vec<String>);
+
+impl<'de> Deserialize<'de> for TopicNames {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TopicNames;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of names")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TopicNames, A::Error> {
+                let mut names = Vec::new();
+                while let Some(item) = seq.next_element::<Value>()? {
+                    if names.len() == 16 {
+                        return Err(de::Error::custom("holds at most 16 names"));
+                    }
+                    match item {
+                        Value::String(name) => names.push(name),
+                        _ => return Err(de::Error::custom("must hold strings")),
+                    }
+                }
+                Ok(TopicNames(names))
+            }
+        }
+        d.deserialize_any(V)
     }
-    let email =
-        request::optional_str(body, "", "email")?.map(|e| notify::validate_email("email", e)).transpose()?;
-    let names = match body.get("notify") {
-        Some(Value::Array(items)) if items.len() <= 16 => items
-            .iter()
-            .map(|v| {
-                v.as_str().ok_or_else(|| domain::FieldError::malformed("notify", "notify must hold strings"))
-            })
-            .collect::<Result<Vec<&str>, _>>()?,
-        Some(Value::Array(_)) => {
-            return Err(domain::FieldError::malformed("notify", "notify holds at most 16 names").into())
-        }
-        Some(_) => {
-            return Err(domain::FieldError::malformed("notify", "notify must be an array of names").into())
-        }
-        None => {
-            return Err(domain::FieldError::malformed("notify", "notify is required ([] for none)").into())
-        }
+}
+
+/// Checks `PUT /basic/notifications`. Setting an address (even the same one) clears a refusal:
+/// the next email tries it again.
+pub(super) fn notifications_from_body(body: NotificationsBody) -> Result<Notifications, ApiError> {
+    let Some(NullableString(email)) = body.email else {
+        return Err(domain::FieldError::malformed("email", "email is required (null for none)").into());
     };
-    let topics = notify::parse_topics("notify", names)?;
+    let email = email.as_deref().map(|e| notify::validate_email("email", e)).transpose()?;
+    let Some(TopicNames(names)) = body.notify else {
+        return Err(domain::FieldError::malformed("notify", "notify is required ([] for none)").into());
+    };
+    let topics = notify::parse_topics("notify", names.iter().map(String::as_str))?;
     notify::check_settings(email.as_deref(), &topics, "notify")?;
     Ok(Notifications { email, topics, refused: None, updated_at: now() })
 }
 
-/// Parses the body of `POST` and `PUT`: `{"authentication"?, "webhookType", "url"}`.
-pub(super) fn spec_from_body(
-    body: &Map<String, Value>,
-    policy: urls::TargetPolicy,
-) -> Result<WebhookSpec, ApiError> {
-    request::only_fields(body, "", &["authentication", "webhookType", "url", "method", "maxInFlight"])?;
-    // The document speaks of a "webhook method"; POST is the only one deliveries use.
-    if let Some(method) = request::optional_str(body, "", "method")? {
+/// The body of `POST` and `PUT /basic/webhooks…`, in the order its fields are checked.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct WebhookBody {
+    #[serde(default)]
+    authentication: NullableString,
+    webhook_type: String,
+    url: String,
+    /// The document speaks of a "webhook method"; POST is the only one deliveries use.
+    #[serde(default)]
+    method: NullableString,
+    #[serde(default)]
+    max_in_flight: Option<InFlightCap>,
+}
+
+/// `maxInFlight`: a whole number from 1 to [`MAX_IN_FLIGHT`].
+struct InFlightCap(u32);
+
+impl<'de> Deserialize<'de> for InFlightCap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = InFlightCap;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a whole number from 1 to {MAX_IN_FLIGHT}")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<InFlightCap, E> {
+                match u32::try_from(n) {
+                    Ok(n) if (1..=MAX_IN_FLIGHT).contains(&n) => Ok(InFlightCap(n)),
+                    _ => Err(E::invalid_value(de::Unexpected::Unsigned(n), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Checks the body of `POST` and `PUT`: `{"authentication"?, "webhookType", "url"}`.
+pub(super) fn spec_from_body(body: WebhookBody, policy: urls::TargetPolicy) -> Result<WebhookSpec, ApiError> {
+    if let NullableString(Some(method)) = &body.method {
         if !method.eq_ignore_ascii_case("POST") {
             return Err(domain::FieldError::malformed("method", "method must be POST").into());
         }
     }
-    let event_type = domain::parse_event_type(
-        "webhookType",
-        request::required_str(body, "", "webhookType")?,
-        Dialect::Ecomnow,
-    )?;
-    let url = urls::validate_target_url("url", request::required_str(body, "", "url")?, policy)?;
-    let authentication = domain::validate_authentication(
-        "authentication",
-        request::optional_str(body, "", "authentication")?,
-    )?;
-    let max_in_flight = match body.get("maxInFlight") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_u64().filter(|n| (1..=u64::from(MAX_IN_FLIGHT)).contains(n)) {
-            Some(n) => Some(n as u32),
-            None => {
-                return Err(domain::FieldError::malformed(
-                    "maxInFlight",
-                    format!("maxInFlight must be a whole number from 1 to {MAX_IN_FLIGHT}"),
-                )
-                .into())
-            }
-        },
-    };
+    let event_type = domain::parse_event_type("webhookType", &body.webhook_type, Dialect::Ecomnow)?;
+    let url = urls::validate_target_url("url", &body.url, policy)?;
+    let authentication = domain::validate_authentication("authentication", body.authentication.0.as_deref())?;
+    let max_in_flight = body.max_in_flight.map(|InFlightCap(n)| n);
     Ok(WebhookSpec { event_type, url: url.into(), authentication, max_in_flight })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::EventType;
+    use crate::{api::request, domain::EventType};
     use serde_json::json;
 
     const LOCAL: urls::TargetPolicy = urls::TargetPolicy { allow_private: true, allow_http: true };
     const PROD: urls::TargetPolicy = urls::TargetPolicy { allow_private: false, allow_http: false };
 
-    fn body(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn spec(v: Value, policy: urls::TargetPolicy) -> Result<WebhookSpec, ApiError> {
+        spec_from_body(request::object(&v)?, policy)
     }
 
     #[test]
     fn the_documents_example_body_is_accepted() {
-        let spec = spec_from_body(
-            &body(json!({"authentication": "Basic XxxXxxXX", "webhookType": "new_order", "url": "https://vendor.example.com/hooks"})),
-            PROD,
-        )
+        let spec = spec(json!({"authentication": "Basic XxxXxxXX", "webhookType": "new_order", "url": "https://vendor.example.com/hooks"}), PROD)
         .unwrap();
         assert_eq!(spec.event_type, EventType::NewOrder);
         assert_eq!(spec.url, "https://vendor.example.com/hooks");
@@ -290,40 +326,31 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_and_the_allowed_values() {
-        let e =
-            spec_from_body(&body(json!({"webhookType": "order_created", "url": "https://a.example/"})), PROD)
-                .unwrap_err();
+        let e = spec(json!({"webhookType": "order_created", "url": "https://a.example/"}), PROD).unwrap_err();
         assert_eq!((e.status.as_u16(), e.field.as_deref()), (400, Some("webhookType")));
         assert!(e.message.contains("new_order, order_cancellation"));
 
-        let e = spec_from_body(&body(json!({"webhookType": "new_order"})), PROD).unwrap_err();
+        let e = spec(json!({"webhookType": "new_order"}), PROD).unwrap_err();
         assert_eq!((e.status.as_u16(), e.field.as_deref()), (400, Some("url")));
 
-        let e = spec_from_body(&body(json!({"webhookType": "new_order", "url": 5})), PROD).unwrap_err();
+        let e = spec(json!({"webhookType": "new_order", "url": 5}), PROD).unwrap_err();
         assert_eq!(e.message, "url must be a string");
 
-        let e = spec_from_body(
-            &body(json!({"webhookType": "new_order", "url": "https://a.example/", "hook": 1})),
-            PROD,
-        )
-        .unwrap_err();
+        let e = spec(json!({"webhookType": "new_order", "url": "https://a.example/", "hook": 1}), PROD)
+            .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("hook"));
 
-        let e = spec_from_body(&body(json!({"webhookType": "new_order", "url": "http://a.example/"})), PROD)
-            .unwrap_err();
+        let e = spec(json!({"webhookType": "new_order", "url": "http://a.example/"}), PROD).unwrap_err();
         assert_eq!((e.status.as_u16(), e.code), (422, "not_allowed"));
 
-        let e = spec_from_body(
-            &body(json!({"webhookType": "new_order", "url": "https://a.example/", "method": "GET"})),
-            PROD,
-        )
-        .unwrap_err();
+        let e = spec(json!({"webhookType": "new_order", "url": "https://a.example/", "method": "GET"}), PROD)
+            .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("method"));
     }
 
     #[test]
     fn local_policy_accepts_a_loopback_http_receiver() {
-        let spec = spec_from_body(&body(json!({"webhookType": "order_cancellation", "url": "http://127.0.0.1:8080/in", "authentication": null})), LOCAL).unwrap();
+        let spec = spec(json!({"webhookType": "order_cancellation", "url": "http://127.0.0.1:8080/in", "authentication": null}), LOCAL).unwrap();
         assert_eq!(spec.authentication, None);
     }
 }

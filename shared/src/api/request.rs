@@ -1,8 +1,9 @@
 //! Reading what a request carries: its JSON body and its path id, with clear 4xx errors.
 use lambda_http::{http::header, Request};
-use serde_json::{Map, Value};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
-use crate::{error::ApiError, ids::MAX_WEBHOOK_ID};
+use crate::{error::ApiError, fields, ids::MAX_WEBHOOK_ID};
 
 /// The largest registration request body accepted.
 pub const MAX_REGISTRATION_BODY: usize = 16 * 1024;
@@ -29,81 +30,22 @@ pub fn json_bytes(req: &Request, limit: usize) -> Result<&[u8], ApiError> {
     Ok(bytes)
 }
 
-/// Reads the body as a JSON object: `415` if declared as something else, `413` above `limit`,
-/// `400` if absent, not JSON or not an object.
-pub fn json_object(req: &Request, limit: usize) -> Result<Map<String, Value>, ApiError> {
+/// Reads the body, declared as JSON, into `T`: `415` if declared as something else, `413` above
+/// `limit`, `400` if absent, not JSON, not an object, or with a field `T` refuses (naming it).
+pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, ApiError> {
     match serde_json::from_slice::<Value>(json_bytes(req, limit)?) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::bad_request("invalid_json", "request body must be a JSON object")),
+        Ok(value) => object(&value),
         Err(e) => Err(ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))),
     }
 }
 
-/// Refuses fields outside `allowed`, naming the first unknown one and the allowed ones.
-pub fn only_fields(map: &Map<String, Value>, prefix: &str, allowed: &[&str]) -> Result<(), ApiError> {
-    if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        let shown: String = unknown.chars().take(64).collect();
-        let mut e = ApiError::bad_request(
-            "invalid_field",
-            format!("unknown field {prefix}{shown:?}; allowed: {}", allowed.join(", ")),
-        );
-        e.field = Some(format!("{prefix}{shown}"));
-        return Err(e);
+/// Reads a request body's JSON into `T` ([`fields::read`]): it must be an object, with only the
+/// fields `T` declares.
+pub fn object<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::bad_request("invalid_json", "request body must be a JSON object"));
     }
-    Ok(())
-}
-
-/// A required string field.
-pub fn required_str<'a>(map: &'a Map<String, Value>, prefix: &str, name: &str) -> Result<&'a str, ApiError> {
-    match map.get(name) {
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(field_error(prefix, name, "must be a string")),
-        None => Err(field_error(prefix, name, "is required")),
-    }
-}
-
-/// An optional string field; `null` counts as absent.
-pub fn optional_str<'a>(
-    map: &'a Map<String, Value>,
-    prefix: &str,
-    name: &str,
-) -> Result<Option<&'a str>, ApiError> {
-    match map.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(field_error(prefix, name, "must be a string or null")),
-    }
-}
-
-/// A required JSON object field.
-pub fn required_object<'a>(
-    map: &'a Map<String, Value>,
-    prefix: &str,
-    name: &str,
-) -> Result<&'a Map<String, Value>, ApiError> {
-    match map.get(name) {
-        Some(Value::Object(o)) => Ok(o),
-        Some(_) => Err(field_error(prefix, name, "must be an object")),
-        None => Err(field_error(prefix, name, "is required")),
-    }
-}
-
-/// A required webhook id in a body: a JSON integer in `1..2^53`.
-pub fn required_id(map: &Map<String, Value>, prefix: &str, name: &str) -> Result<u64, ApiError> {
-    match map.get(name) {
-        None => Err(field_error(prefix, name, "is required")),
-        Some(v) => v
-            .as_u64()
-            .filter(|id| (1..=MAX_WEBHOOK_ID).contains(id))
-            .ok_or_else(|| field_error(prefix, name, "must be a positive integer below 2^53")),
-    }
-}
-
-fn field_error(prefix: &str, name: &str, problem: &str) -> ApiError {
-    let field = format!("{prefix}{name}");
-    let mut e = ApiError::bad_request("invalid_field", format!("{field} {problem}"));
-    e.field = Some(field);
-    e
+    Ok(fields::read(value, "")?)
 }
 
 /// Parses a webhook id from the path: a positive integer below 2^53, digits only.
@@ -122,6 +64,119 @@ pub fn webhook_id(raw: Option<&str>, name: &str) -> Result<u64, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{ecomnow, ventiapp};
+    use serde_json::json;
+
+    /// Every refusal of a registration body: the field it names and its exact message.
+    #[test]
+    fn body_refusals_name_the_field_with_a_fixed_message() {
+        const LOCAL: crate::urls::TargetPolicy =
+            crate::urls::TargetPolicy { allow_private: true, allow_http: true };
+        let ecomnow = |v: Value| object(&v).and_then(|b| ecomnow::spec_from_body(b, LOCAL)).map(|_| ());
+        let ventiapp = |v: Value| object(&v).and_then(|b| ventiapp::spec_from_body(b, LOCAL)).map(|_| ());
+        let delete = |v: Value| object(&v).map(ventiapp::id_from_body).map(|_| ());
+        let notifications = |v: Value| object(&v).and_then(ecomnow::notifications_from_body).map(|_| ());
+        let ok = json!({"webhookType": "new_order", "url": "http://127.0.0.1:9/"});
+        let with = |k: &str, v: Value| {
+            let mut b = ok.clone();
+            b[k] = v;
+            b
+        };
+        let cases: Vec<(Result<(), ApiError>, &str, &str)> = vec![
+            (
+                ecomnow(with("hook", json!(1))),
+                "hook",
+                "unknown field \"hook\"; allowed: authentication, webhookType, url, method, maxInFlight",
+            ),
+            (ecomnow(json!({"url": "http://127.0.0.1:9/"})), "webhookType", "webhookType is required"),
+            (ecomnow(with("url", json!(5))), "url", "url must be a string"),
+            (ecomnow(with("url", Value::Null)), "url", "url must be a string"),
+            (
+                ecomnow(with("authentication", json!(1))),
+                "authentication",
+                "authentication must be a string or null",
+            ),
+            (ecomnow(with("method", json!([]))), "method", "method must be a string or null"),
+            (ecomnow(with("method", json!("GET"))), "method", "method must be POST"),
+            (
+                ecomnow(with("maxInFlight", json!(0))),
+                "maxInFlight",
+                "maxInFlight must be a whole number from 1 to 100",
+            ),
+            (
+                ecomnow(with("maxInFlight", json!(101))),
+                "maxInFlight",
+                "maxInFlight must be a whole number from 1 to 100",
+            ),
+            (
+                ecomnow(with("maxInFlight", json!("3"))),
+                "maxInFlight",
+                "maxInFlight must be a whole number from 1 to 100",
+            ),
+            (
+                ecomnow(with("maxInFlight", json!(1.5))),
+                "maxInFlight",
+                "maxInFlight must be a whole number from 1 to 100",
+            ),
+            (ventiapp(json!({})), "webhook", "webhook is required"),
+            (ventiapp(json!({"webhook": "x"})), "webhook", "webhook must be an object"),
+            (ventiapp(json!({"hook": {}})), "hook", "unknown field \"hook\"; allowed: webhook"),
+            (
+                ventiapp(
+                    json!({"webhook": {"topic": "bills/created", "address": "https://a/", "format": "xml"}}),
+                ),
+                "webhook.format",
+                "unknown field webhook.\"format\"; allowed: topic, address",
+            ),
+            (
+                ventiapp(json!({"webhook": {"address": "https://a/"}})),
+                "webhook.topic",
+                "webhook.topic is required",
+            ),
+            (
+                ventiapp(json!({"webhook": {"topic": 7, "address": "https://a/"}})),
+                "webhook.topic",
+                "webhook.topic must be a string",
+            ),
+            (delete(json!({"webhook": {}})), "webhook.id", "webhook.id is required"),
+            (
+                delete(json!({"webhook": {"id": "7"}})),
+                "webhook.id",
+                "webhook.id must be a positive integer below 2^53",
+            ),
+            (
+                delete(json!({"webhook": {"id": 9007199254740992u64}})),
+                "webhook.id",
+                "webhook.id must be a positive integer below 2^53",
+            ),
+            (
+                delete(json!({"webhook": {"id": 7, "url": "x"}})),
+                "webhook.url",
+                "unknown field webhook.\"url\"; allowed: id, address, topic, created_at, api_version",
+            ),
+            (notifications(json!({"notify": []})), "email", "email is required (null for none)"),
+            (notifications(json!({"email": 5, "notify": []})), "email", "email must be a string or null"),
+            (notifications(json!({"email": null})), "notify", "notify is required ([] for none)"),
+            (
+                notifications(json!({"email": null, "notify": null})),
+                "notify",
+                "notify must be an array of names",
+            ),
+            (notifications(json!({"email": null, "notify": [1]})), "notify", "notify must hold strings"),
+            (
+                notifications(json!({"email": null, "notify": vec!["new_order"; 17]})),
+                "notify",
+                "notify holds at most 16 names",
+            ),
+        ];
+        for (i, (result, field, message)) in cases.into_iter().enumerate() {
+            let e = result.expect_err(message);
+            assert_eq!((e.status.as_u16(), e.code), (400, "invalid_field"), "case {i}: {message}");
+            assert_eq!((e.field.as_deref(), e.message.as_str()), (Some(field), message), "case {i}");
+        }
+        let e = object::<ecomnow::WebhookBody>(&json!([ok])).err().unwrap();
+        assert_eq!((e.code, e.message.as_str()), ("invalid_json", "request body must be a JSON object"));
+    }
 
     #[test]
     fn path_ids_must_be_positive_integers_below_2_pow_53() {

@@ -1,14 +1,17 @@
 //! The Ventiapp dialect: `/api/webhooks/{list,create,delete}`, bearer tokens, and the shapes
 //! of the Ventiapp document (`id`, `address`, `topic`, `created_at`, `api_version`).
 use lambda_http::{http::StatusCode, Body, Response};
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{
+    de::{self, IgnoredAny, Visitor},
+    Deserialize, Deserializer, Serialize,
+};
+use std::fmt;
 use time::{macros::format_description, OffsetDateTime};
 
-use super::request;
 use crate::{
     domain::{self, Dialect, Webhook, WebhookSpec},
     error::{json_response, ApiError},
+    ids::MAX_WEBHOOK_ID,
     urls,
 };
 
@@ -84,33 +87,74 @@ pub(super) fn deleted(webhook: &Webhook) -> Response<Body> {
     json_response(StatusCode::OK, &One { webhook: view })
 }
 
-/// `{"webhook": {"topic", "address"}}`.
+/// A Ventiapp request body: `{"webhook": {…}}`.
+#[derive(Deserialize)]
+pub(super) struct Envelope<T> {
+    webhook: T,
+}
+
+/// The webhook of a creation: `{"topic", "address"}`.
+#[derive(Deserialize)]
+#[serde(expecting = "an object")]
+pub(super) struct NewWebhook {
+    topic: String,
+    address: String,
+}
+
+/// The webhook of a deletion: its `id`; the other fields of a webhook, sent back as they were,
+/// are ignored.
+#[derive(Deserialize)]
+#[serde(expecting = "an object")]
+#[allow(dead_code, reason = "declared to be accepted, never read")]
+pub(super) struct WebhookRef {
+    id: WebhookId,
+    #[serde(default)]
+    address: IgnoredAny,
+    #[serde(default)]
+    topic: IgnoredAny,
+    #[serde(default)]
+    created_at: IgnoredAny,
+    #[serde(default)]
+    api_version: IgnoredAny,
+}
+
+/// A webhook id in a body: a JSON integer in `1..2^53`.
+struct WebhookId(u64);
+
+impl<'de> Deserialize<'de> for WebhookId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WebhookId;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a positive integer below 2^53")
+            }
+            fn visit_u64<E: de::Error>(self, id: u64) -> Result<WebhookId, E> {
+                if (1..=MAX_WEBHOOK_ID).contains(&id) {
+                    Ok(WebhookId(id))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Unsigned(id), &self))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Checks a creation's topic and address.
 pub(super) fn spec_from_body(
-    body: &Map<String, Value>,
+    body: Envelope<NewWebhook>,
     policy: urls::TargetPolicy,
 ) -> Result<WebhookSpec, ApiError> {
-    request::only_fields(body, "", &["webhook"])?;
-    let webhook = request::required_object(body, "", "webhook")?;
-    request::only_fields(webhook, "webhook.", &["topic", "address"])?;
-    let event_type = domain::parse_event_type(
-        "webhook.topic",
-        request::required_str(webhook, "webhook.", "topic")?,
-        Dialect::Ventiapp,
-    )?;
-    let url = urls::validate_target_url(
-        "webhook.address",
-        request::required_str(webhook, "webhook.", "address")?,
-        policy,
-    )?;
+    let NewWebhook { topic, address } = body.webhook;
+    let event_type = domain::parse_event_type("webhook.topic", &topic, Dialect::Ventiapp)?;
+    let url = urls::validate_target_url("webhook.address", &address, policy)?;
     Ok(WebhookSpec { event_type, url: url.into(), authentication: None, max_in_flight: None })
 }
 
-/// `{"webhook": {"id": N}}`; the other fields of a webhook, sent back as they were, are ignored.
-pub(super) fn id_from_body(body: &Map<String, Value>) -> Result<u64, ApiError> {
-    request::only_fields(body, "", &["webhook"])?;
-    let webhook = request::required_object(body, "", "webhook")?;
-    request::only_fields(webhook, "webhook.", &["id", "address", "topic", "created_at", "api_version"])?;
-    request::required_id(webhook, "webhook.", "id")
+/// The id of the webhook a deletion names.
+pub(super) fn id_from_body(body: Envelope<WebhookRef>) -> u64 {
+    body.webhook.id.0
 }
 
 /// RFC 3339 with a numeric offset and no fractions, as the document writes it.
@@ -122,21 +166,23 @@ fn created_at(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::EventType;
-    use serde_json::json;
+    use crate::{api::request, domain::EventType};
+    use serde_json::{json, Value};
 
     const PROD: urls::TargetPolicy = urls::TargetPolicy { allow_private: false, allow_http: false };
 
-    fn body(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn spec(v: &Value, policy: urls::TargetPolicy) -> Result<WebhookSpec, ApiError> {
+        spec_from_body(request::object(v)?, policy)
+    }
+
+    fn id(v: Value) -> Result<u64, ApiError> {
+        request::object(&v).map(id_from_body)
     }
 
     #[test]
     fn the_documents_create_body_is_accepted() {
-        let spec = spec_from_body(
-            &body(
-                json!({"webhook": {"topic": "orders/created", "address": "https://whatever.hostname.com/"}}),
-            ),
+        let spec = spec(
+            &json!({"webhook": {"topic": "orders/created", "address": "https://whatever.hostname.com/"}}),
             PROD,
         )
         .unwrap();
@@ -155,12 +201,12 @@ mod tests {
             "products/updated",
             "products/deleted",
         ] {
-            let b = body(json!({"webhook": {"topic": topic, "address": "https://a.example/"}}));
-            assert_eq!(spec_from_body(&b, PROD).unwrap().event_type.as_str(), topic);
+            let b = json!({"webhook": {"topic": topic, "address": "https://a.example/"}});
+            assert_eq!(spec(&b, PROD).unwrap().event_type.as_str(), topic);
         }
         for topic in ["orders/create", "new_order", "orders/*", ""] {
-            let b = body(json!({"webhook": {"topic": topic, "address": "https://a.example/"}}));
-            let e = spec_from_body(&b, PROD).unwrap_err();
+            let b = json!({"webhook": {"topic": topic, "address": "https://a.example/"}});
+            let e = spec(&b, PROD).unwrap_err();
             assert_eq!(e.field.as_deref(), Some("webhook.topic"));
             assert!(
                 e.message.contains("orders/created, orders/updated, orders/cancelled, bills/created"),
@@ -173,8 +219,8 @@ mod tests {
     #[test]
     fn http_addresses_are_refused_even_where_local_targets_are_allowed() {
         let local_ventiapp = urls::TargetPolicy { allow_private: true, allow_http: false };
-        let b = body(json!({"webhook": {"topic": "bills/created", "address": "http://127.0.0.1:9/"}}));
-        let e = spec_from_body(&b, local_ventiapp).unwrap_err();
+        let b = json!({"webhook": {"topic": "bills/created", "address": "http://127.0.0.1:9/"}});
+        let e = spec(&b, local_ventiapp).unwrap_err();
         assert_eq!((e.status.as_u16(), e.field.as_deref()), (422, Some("webhook.address")));
     }
 
@@ -191,18 +237,18 @@ mod tests {
             ),
             (json!({"hook": {}}), "hook"),
         ] {
-            let e = spec_from_body(&body(b.clone()), PROD).unwrap_err();
+            let e = spec(&b, PROD).unwrap_err();
             assert_eq!(e.field.as_deref(), Some(field), "{b}");
         }
     }
 
     #[test]
     fn delete_ids_are_json_integers_below_2_pow_53() {
-        assert_eq!(id_from_body(&body(json!({"webhook": {"id": 1047897671}}))).unwrap(), 1047897671);
+        assert_eq!(id(json!({"webhook": {"id": 1047897671}})).unwrap(), 1047897671);
         let echoed = json!({"webhook": {"id": 7, "address": "https://a/", "topic": "orders/created", "created_at": "x", "api_version": "1.0.9"}});
-        assert_eq!(id_from_body(&body(echoed)).unwrap(), 7);
+        assert_eq!(id(echoed).unwrap(), 7);
         for bad in [json!("7"), json!(-7), json!(0), json!(1.5), json!(9007199254740992u64), json!(null)] {
-            let e = id_from_body(&body(json!({"webhook": {"id": bad}}))).unwrap_err();
+            let e = id(json!({"webhook": {"id": bad}})).unwrap_err();
             assert_eq!((e.status.as_u16(), e.field.as_deref()), (400, Some("webhook.id")), "{bad}");
         }
     }

@@ -11,11 +11,13 @@ use crate::{
 
 /// `POST /basic/webhooks` and `POST /api/webhooks/create`.
 pub async fn handle<S: WebhookStore, Q>(app: &App<S, Q>, call: Call) -> Result<Response<Body>, ApiError> {
-    let body = request::json_object(&call.request, request::MAX_REGISTRATION_BODY)?;
+    let limit = request::MAX_REGISTRATION_BODY;
     let policy = app.target_policy(call.dialect);
     let (spec, url_field) = match call.dialect {
-        Dialect::Ventiapp => (ventiapp::spec_from_body(&body, policy)?, "webhook.address"),
-        _ => (ecomnow::spec_from_body(&body, policy)?, "url"),
+        Dialect::Ventiapp => {
+            (ventiapp::spec_from_body(request::json_body(&call.request, limit)?, policy)?, "webhook.address")
+        }
+        _ => (ecomnow::spec_from_body(request::json_body(&call.request, limit)?, policy)?, "url"),
     };
     urls::check_resolved_host(url_field, &spec.url, policy).await?;
     let vendor = call.vendor()?;

@@ -12,8 +12,8 @@ use crate::{
 pub async fn handle<S: WebhookStore, Q>(app: &App<S, Q>, call: Call) -> Result<Response<Body>, ApiError> {
     let vendor = call.vendor()?;
     if call.dialect == Dialect::Ventiapp {
-        let body = request::json_object(&call.request, request::MAX_REGISTRATION_BODY)?;
-        let webhook = app.delete_webhook(vendor, ventiapp::id_from_body(&body)?).await?;
+        let body = request::json_body(&call.request, request::MAX_REGISTRATION_BODY)?;
+        let webhook = app.delete_webhook(vendor, ventiapp::id_from_body(body)).await?;
         return Ok(ventiapp::deleted(&webhook));
     }
     let webhook = app.delete_webhook(vendor, call.webhook_id()?).await?;

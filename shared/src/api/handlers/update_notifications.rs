@@ -13,8 +13,8 @@ use crate::{
 /// `PUT /basic/notifications` with `{"email", "notify"}`.
 pub async fn handle<S: NotifyStore, Q>(app: &App<S, Q>, call: Call) -> Result<Response<Body>, ApiError> {
     let vendor = call.vendor()?;
-    let body = request::json_object(&call.request, request::MAX_REGISTRATION_BODY)?;
-    let settings = notifications_from_body(&body)?;
+    let body = request::json_body(&call.request, request::MAX_REGISTRATION_BODY)?;
+    let settings = notifications_from_body(body)?;
     app.store.put_notifications(&vendor.vendor_id, &settings).await?;
     tracing::info!(
         topics = settings.topics.len(),
