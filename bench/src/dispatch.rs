@@ -101,7 +101,7 @@ where
     Run { name, deliveries: n, wall, cpu, latencies, requests: None, batches: 0 }
 }
 
-/// The bare client: hyper-util's pooled HTTP/1.1 client (what reqwest is built on), the same
+/// The bare client: hyper-util's pooled HTTP/1.1 client (what dispatch's sender is built on), the same
 /// POSTs with the same headers, `concurrency` at a time.
 pub async fn ceiling(port: u16, n: usize, concurrency: usize) -> Run {
     let client: Arc<Client<_, Full<Bytes>>> = Arc::new(Client::builder(TokioExecutor::new()).build_http());
@@ -124,7 +124,7 @@ pub async fn ceiling(port: u16, n: usize, concurrency: usize) -> Run {
     .await
 }
 
-/// dispatch's own sender (`HttpDeliverer`: reqwest, the address guard, the response cap) alone,
+/// dispatch's own sender (`HttpDeliverer`: hyper-util, the address guard, the response cap) alone,
 /// the same requests: where the gap between a and b goes.
 pub async fn sender_alone(port: u16, n: usize, concurrency: usize) -> Run {
     use shared::delivery::{Deliverer, DeliveryRequest, Outcome};
@@ -132,7 +132,7 @@ pub async fn sender_alone(port: u16, n: usize, concurrency: usize) -> Run {
     let sender = Arc::new(HttpDeliverer::new(&settings).unwrap());
     let body = Arc::new(payload().into_bytes());
     let url = Arc::new(format!("http://127.0.0.1:{port}/hook"));
-    closed_loop("a2. dispatch's sender alone (reqwest)", n, concurrency, move || {
+    closed_loop("a2. dispatch's sender alone", n, concurrency, move || {
         let (sender, body, url) = (sender.clone(), body.clone(), url.clone());
         async move {
             let attempt = sender

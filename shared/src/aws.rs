@@ -1,4 +1,4 @@
-//! The AWS SDK configuration every binary uses, with one HTTP client on rustls and ring.
+//! The AWS SDK configuration every binary uses, on the one HTTPS client of [`crate::https`].
 //!
 //! Deployed functions read it from the Lambda environment alone ([`lambda_sdk_config`]): Lambda
 //! hands every function its region and its role's credentials as environment variables, and
@@ -13,10 +13,11 @@ use aws_config::{
 };
 use aws_sdk_dynamodb::config::SharedCredentialsProvider;
 use aws_smithy_async::rt::sleep::TokioSleep;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+use crate::https::SdkHttpClient;
 
 fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https()
+    SdkHttpClient::shared()
 }
 
 /// The SDK configuration of the default chain, for the operator's tools.

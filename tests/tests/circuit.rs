@@ -75,7 +75,11 @@ async fn an_open_circuit_holds_deliveries_back_until_a_probe_succeeds() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(receiver.received().len(), 6, "nothing more");
     let waited = got[3].at - got[2].at;
-    assert!(waited >= Duration::from_secs(2), "the probe came after the circuit's time: {waited:?}");
+    let seen: Vec<(String, u128)> = got
+        .iter()
+        .map(|r| (format!("{:?}", r.headers.get("webhook-id")), (r.at - got[0].at).as_millis()))
+        .collect();
+    assert!(waited >= Duration::from_secs(2), "the probe came after the circuit's time: {waited:?} {seen:?}");
     let shown = api.vendor(&v, Method::GET, &path, None).await.json();
     assert_eq!((shown.get("circuit"), shown.get("consecutiveFailures")), (None, None), "closed: {shown}");
 

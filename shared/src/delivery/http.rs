@@ -1,5 +1,5 @@
-//! The HTTP sender: reqwest on rustls, one client per container, no redirects, bounded time and
-//! bounded response reads.
+//! The HTTP sender: hyper-util's pooled HTTP/1.1 client on rustls ([`crate::https`]), one client
+//! per container, no redirects, no proxy, bounded time and bounded response reads.
 use std::{
     env,
     path::PathBuf,
@@ -7,19 +7,27 @@ use std::{
 };
 
 use std::{
+    future::Future,
     net::{IpAddr, SocketAddr},
-    sync::Arc,
+    pin::Pin,
+    task::{Context, Poll},
 };
 
-use reqwest::{
-    dns::{Addrs, Name, Resolve, Resolving},
-    header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER},
-    redirect, Client,
+use bytes::Bytes;
+use http::{
+    header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT as USER_AGENT_HEADER},
+    Request,
+};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::{
+    connect::{dns::Name, HttpConnector},
+    Client,
 };
 use url::{Host, Url};
 
 use super::{Attempt, Deliverer, DeliveryRequest, Failure, Outcome};
-use crate::urls::is_forbidden_ip;
+use crate::{https, urls::is_forbidden_ip};
 
 /// How deliveries are made; every value has an environment variable.
 #[derive(Debug, Clone)]
@@ -52,7 +60,8 @@ impl Default for DeliverySettings {
 /// invocations of a warm container).
 #[derive(Clone)]
 pub struct HttpDeliverer {
-    client: Client,
+    client: Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>,
+    timeout: Duration,
     max_response_bytes: usize,
     allow_private_targets: bool,
 }
@@ -62,25 +71,35 @@ pub struct HttpDeliverer {
 #[error("the target resolves only to internal addresses")]
 pub struct RefusedAddress;
 
-/// Resolves names for deliveries and drops the addresses a delivery must not reach. reqwest
-/// connects to the addresses returned here and looks nothing up again, so a name cannot be
-/// re-pointed (DNS rebinding) between the check and the connection.
+/// Resolves names for deliveries and drops the addresses a delivery must not reach. The
+/// connector connects to the addresses returned here and looks nothing up again, so a name
+/// cannot be re-pointed (DNS rebinding) between the check and the connection.
+#[derive(Clone)]
 struct GuardedResolver {
     allow_private: bool,
 }
 
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let allow_private = self.allow_private;
-        let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
             let allowed: Vec<SocketAddr> =
                 found.iter().copied().filter(|a| allow_private || !is_forbidden_ip(a.ip())).collect();
             if allowed.is_empty() && !found.is_empty() {
-                return Err(Box::new(RefusedAddress) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(Box::new(RefusedAddress) as BoxError);
             }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
+            Ok(allowed.into_iter())
         })
     }
 }
@@ -90,28 +109,58 @@ pub const USER_AGENT: &str = concat!("order-webhooks/", env!("CARGO_PKG_VERSION"
 
 impl HttpDeliverer {
     /// Builds the client from the settings.
-    pub fn new(settings: &DeliverySettings) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let mut builder = Client::builder()
-            .redirect(redirect::Policy::none())
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
-            .user_agent(USER_AGENT)
-            .pool_idle_timeout(Duration::from_secs(60))
-            // A proxy from the environment would resolve and reach the target itself, past the
-            // address guard below: deliveries connect directly, always.
-            .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { allow_private: settings.allow_private_targets }));
-        if let Some(file) = &settings.extra_ca_file {
-            let pem = std::fs::read(file).map_err(|e| format!("EXTRA_CA_FILE {}: {e}", file.display()))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
-                builder = builder.add_root_certificate(cert);
+    pub fn new(settings: &DeliverySettings) -> Result<Self, BoxError> {
+        let extra = match &settings.extra_ca_file {
+            Some(file) => {
+                Some(std::fs::read(file).map_err(|e| format!("EXTRA_CA_FILE {}: {e}", file.display()))?)
             }
-        }
+            None => None,
+        };
+        // No proxy: one from the environment would resolve and reach the target itself, past
+        // the address guard. No redirects: hyper follows none.
+        let mut tcp = HttpConnector::new_with_resolver(GuardedResolver {
+            allow_private: settings.allow_private_targets,
+        });
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(settings.connect_timeout));
+        let tls = https::tls_config(extra.as_deref())?;
         Ok(Self {
-            client: builder.build()?,
+            client: https::client(https::connector(tcp, tls)),
+            timeout: settings.timeout,
             max_response_bytes: settings.max_response_bytes,
             allow_private_targets: settings.allow_private_targets,
         })
+    }
+
+    /// Sends the request and reads at most the limit of its answer, all within the timeout.
+    async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(u16, Option<Duration>, Vec<u8>), Failure> {
+        let response = self.client.request(request).await.map_err(|e| error_class(&e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| super::parse_retry_after(v, crate::clock::now()));
+        // Read at most the limit; a receiver that streams forever is cut off, not waited for.
+        let mut body = response.into_body();
+        let mut excerpt = Vec::new();
+        let mut read = 0usize;
+        while read < self.max_response_bytes {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    let Ok(chunk) = frame.into_data() else { continue };
+                    read += chunk.len();
+                    let room = 1024usize.saturating_sub(excerpt.len());
+                    excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                None | Some(Err(_)) => break,
+            }
+        }
+        Ok((status, retry_after, excerpt))
     }
 }
 
@@ -129,14 +178,12 @@ impl Deliverer for HttpDeliverer {
                 return failed(Failure::RefusedAddress, started);
             }
         }
-        let mut request = self
-            .client
-            .post(req.url)
+        let mut request = Request::post(req.url)
             .header(CONTENT_TYPE, "application/json")
+            .header(USER_AGENT_HEADER, USER_AGENT)
             .header("webhook-id", req.event_id)
             .header("webhook-timestamp", req.timestamp.to_string())
-            .header("webhook-signature", req.signature)
-            .body(req.body.to_vec());
+            .header("webhook-signature", req.signature);
         if let Some(auth) = req.authentication {
             match HeaderValue::from_str(auth) {
                 Ok(mut v) => {
@@ -146,29 +193,16 @@ impl Deliverer for HttpDeliverer {
                 Err(_) => return failed(Failure::BadAuthentication, started),
             }
         }
-        let mut response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return failed(error_class(&e), started),
+        let Ok(request) = request.body(Full::new(Bytes::copy_from_slice(req.body))) else {
+            // Registration accepts only URLs that make a request; this guards older records.
+            return failed(Failure::Network, started);
         };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| super::parse_retry_after(v, crate::clock::now()));
-        // Read at most the limit; a receiver that streams forever is cut off, not waited for.
-        let mut excerpt = Vec::new();
-        let mut read = 0usize;
-        while read < self.max_response_bytes {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    read += chunk.len();
-                    let room = 1024usize.saturating_sub(excerpt.len());
-                    excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                }
-                Ok(None) | Err(_) => break,
-            }
-        }
+        let (status, retry_after, excerpt) =
+            match tokio::time::timeout(self.timeout, self.exchange(request)).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(class)) => return failed(class, started),
+                Err(_) => return failed(Failure::Timeout, started),
+            };
         let outcome = if (200..300).contains(&status) {
             Outcome::Delivered { status }
         } else {
@@ -190,21 +224,12 @@ fn failed(class: Failure, started: Instant) -> Attempt {
     }
 }
 
-fn error_class(e: &reqwest::Error) -> Failure {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if s.is::<RefusedAddress>() {
-            return Failure::RefusedAddress;
-        }
-        source = s.source();
-    }
-    if e.is_timeout() {
-        Failure::Timeout
+fn error_class(e: &hyper_util::client::legacy::Error) -> Failure {
+    if https::source::<RefusedAddress>(e).is_some() {
+        Failure::RefusedAddress
     } else if e.is_connect() {
         Failure::Connect
-    } else if e.is_redirect() {
-        Failure::Redirect
-    } else if e.is_body() || e.is_decode() {
+    } else if https::source::<hyper::Error>(e).is_some_and(|h| h.is_parse() || h.is_incomplete_message()) {
         Failure::Response
     } else {
         Failure::Network
