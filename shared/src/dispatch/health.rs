@@ -1,7 +1,7 @@
 //! A webhook's health, as dispatch sees it: since when its deliveries fail, when it is
 //! disabled for failing too long, and when its vendor is told (through the emails queue, at most
 //! once an hour per webhook and each kind of news once per incident).
-use super::{Batch, Dispatcher};
+use super::{batch::Batch, Dispatcher};
 use crate::{
     clock,
     delivery::{Attempt, Failure, Outcome},

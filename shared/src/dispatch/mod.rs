@@ -8,11 +8,10 @@
 //! cannot hold up the others: retries, held deliveries and every delivery of a webhook whose last
 //! attempt failed go there, so the deliveries queue carries only first attempts to webhooks that
 //! answer. A hanging receiver then ties up the fast lane for one delivery timeout at most.
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use rand::Rng;
-use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::{
@@ -23,14 +22,17 @@ use crate::{
         Outcome, RetrySchedule, MESSAGE_VERSION,
     },
     domain::Webhook,
-    metrics,
     notify::Alert,
     queue::{DeliveryQueue, SqsQueue, MAX_VISIBILITY},
     sqs_batch::{run_batch, Disposition, MessageWithoutId},
     store::{AttemptLog, AttemptRecord, DeliverySlots, DynamoStore, NotifyStore, WebhookStore},
 };
 
+mod batch;
 mod health;
+mod holds;
+
+use batch::{attempt_record, Batch, DropReason, ATTEMPT_OVERHEAD};
 
 /// Everything dispatch needs, built once per container.
 pub struct Dispatcher<S, Q, D> {
@@ -359,108 +361,6 @@ where
         self.requeue_to(self.source(record), message, Duration::ZERO).await
     }
 
-    /// The queue `record` came from: its receipt handle is good for that one only.
-    fn source(&self, record: &SqsMessage) -> &Q {
-        if self.in_slow_lane(record) {
-            self.later()
-        } else {
-            &self.queue
-        }
-    }
-
-    /// Whether `record` came from the slow lane.
-    fn in_slow_lane(&self, record: &SqsMessage) -> bool {
-        match (&self.slow_lane, record.event_source_arn.as_deref()) {
-            (Some(lane), Some(arn)) => arn.rsplit(':').next() == Some(lane.name.as_str()),
-            _ => false,
-        }
-    }
-
-    /// Where what waits goes: the slow lane, if there is one.
-    fn later(&self) -> &Q {
-        self.slow_lane.as_ref().map_or(&self.queue, |lane| &lane.queue)
-    }
-
-    /// The message queued again (in the slow lane, if there is one) for the same attempt, not
-    /// before `wait` from now; if that fails, it comes back after its visibility timeout.
-    async fn requeue(&self, message: &DeliveryMessage, wait: Duration) -> Disposition {
-        self.requeue_to(self.later(), message, wait).await
-    }
-
-    async fn requeue_to(&self, queue: &Q, message: &DeliveryMessage, wait: Duration) -> Disposition {
-        let again = DeliveryMessage {
-            not_before_ms: (!wait.is_zero()).then(|| clock::now_ms() + wait.as_millis() as i64),
-            ..message.clone()
-        };
-        match queue.send_later(again.to_body(), wait).await {
-            Ok(()) => Disposition::Done,
-            Err(_) => Disposition::Retry,
-        }
-    }
-
-    /// A slot among the webhook's deliveries in flight, held until the attempt ends (or its
-    /// budget, if this instance dies); `None` if the webhook has its cap in flight. With no cap,
-    /// or if the store cannot say, the attempt goes ahead without one.
-    async fn take_slot(&self, webhook: &Webhook) -> Option<Option<String>> {
-        let cap = webhook.max_in_flight.unwrap_or(self.max_in_flight);
-        if cap == 0 {
-            return Some(None);
-        }
-        let lease = format!("{:016x}", rand::random::<u64>());
-        let now = clock::now_ms();
-        let until = now + self.attempt_budget.as_millis() as i64;
-        match self.store.take_slot(webhook.id, &lease, now, until, cap).await {
-            Ok(true) => Some(Some(lease)),
-            Ok(false) => {
-                tracing::info!(cap, "the webhook has its cap of deliveries in flight: this one waits");
-                None
-            }
-            Err(e) => {
-                tracing::warn!(error = %crate::error::chain(&e), "cannot count the deliveries in flight");
-                Some(None)
-            }
-        }
-    }
-
-    async fn give_slot(&self, webhook_id: u64, slot: Option<String>) {
-        let Some(lease) = slot else { return };
-        if let Err(e) = self.store.give_slot(webhook_id, &lease).await {
-            tracing::warn!(error = %crate::error::chain(&e), "cannot give the slot back: it frees itself at its expiry");
-        }
-    }
-
-    /// The webhook, if a delivery may be attempted now; otherwise how long to wait. While the
-    /// circuit is open nothing is attempted; once its time is past, the first delivery to claim
-    /// the probe (a conditional write) tries the receiver, and the others wait for its answer.
-    async fn through_circuit(&self, webhook: Webhook, batch: &Batch) -> Result<Webhook, Duration> {
-        let (Some(circuit), Some(until)) = (self.circuit, webhook.circuit_open_until) else {
-            return Ok(webhook);
-        };
-        let now = clock::now();
-        let wait = circuit.open_for(webhook.consecutive_failures).unwrap_or(Duration::from_secs(1));
-        // What waits comes back spread over the period after the probe, not all at its instant:
-        // a herd of a dead receiver's deliveries would otherwise arrive together at every probe.
-        let spread = |d: Duration| d + wait.mul_f64(rand::thread_rng().gen_range(0.0..1.0));
-        if until > now {
-            return Err(spread(Duration::from_secs((until - now) as u64)));
-        }
-        let probe_until = now + wait.as_secs() as i64;
-        let claimed = self
-            .change_webhook(webhook, batch, |w| {
-                (w.circuit_open_until == Some(until))
-                    .then(|| Webhook { circuit_open_until: Some(probe_until), ..w.clone() })
-            })
-            .await;
-        match claimed {
-            Some(w) => {
-                tracing::info!("circuit half-open: this delivery probes the receiver");
-                batch.lookups.forget(&(w.vendor_id.clone(), w.id));
-                Ok(w)
-            }
-            None => Err(spread(wait)),
-        }
-    }
-
     /// Drops a delivery on purpose, once the attempt log says so and why: every (event, webhook)
     /// pair ends somewhere a vendor or an operator can see. If the log cannot be written, the
     /// message stays for a later attempt, which drops it again.
@@ -500,128 +400,6 @@ where
                 false
             }
         }
-    }
-}
-
-/// What one attempt may take besides the HTTP request: the webhook read, signing, the log.
-const ATTEMPT_OVERHEAD: Duration = Duration::from_secs(2);
-
-/// One batch: when it was received, its deadline, its webhook reads and its tally.
-#[derive(Default)]
-struct Batch {
-    received_ms: i64,
-    deadline_ms: Option<i64>,
-    /// The webhook reads, by (vendor, webhook): the first message to need one reads, the others
-    /// wait for its answer.
-    lookups: Cells<(String, u64), OnceCell<Lookup>>,
-    /// The writes of each webhook: one at a time, and the last one written.
-    writes: Cells<u64, tokio::sync::Mutex<Option<Webhook>>>,
-    tally: Tally,
-}
-
-/// One webhook read's answer.
-type Lookup = Result<Option<Webhook>, String>;
-
-/// A cell per key, shared by the batch's messages for that key.
-struct Cells<K, V>(std::sync::Mutex<HashMap<K, Arc<V>>>);
-
-impl<K, V> Default for Cells<K, V> {
-    fn default() -> Self {
-        Self(std::sync::Mutex::new(HashMap::new()))
-    }
-}
-
-impl<K: Eq + std::hash::Hash, V: Default> Cells<K, V> {
-    fn cell(&self, key: K) -> Arc<V> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(key).or_default().clone()
-    }
-
-    /// Drops a cell that is out of date: the batch's next message for the key starts a new one.
-    fn forget(&self, key: &K) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(key);
-    }
-}
-
-/// What a batch did, for its metrics line.
-#[derive(Default)]
-struct Tally(std::sync::Mutex<Counts>);
-
-#[derive(Default)]
-struct Counts {
-    delivered: u64,
-    rejected: u64,
-    timeout: u64,
-    connect: u64,
-    refused: u64,
-    other: u64,
-    dropped: u64,
-    held: u64,
-    capped: u64,
-    moved: u64,
-    latency_ms: Vec<f64>,
-}
-
-impl Tally {
-    fn add(&self, f: impl FnOnce(&mut Counts)) {
-        if let Ok(mut c) = self.0.lock() {
-            f(&mut c);
-        }
-    }
-
-    /// Delivered, failed (all, then by class), dropped, and each attempt's latency.
-    fn record(&self) -> metrics::Record {
-        let c = self.0.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
-        metrics::Record::new("dispatch")
-            .count("Delivered", c.delivered)
-            .count("Failed", c.rejected + c.timeout + c.connect + c.refused + c.other)
-            .count("FailedRejected", c.rejected)
-            .count("FailedTimeout", c.timeout)
-            .count("FailedConnect", c.connect)
-            .count("FailedRefusedAddress", c.refused)
-            .count("FailedOther", c.other)
-            .count("Dropped", c.dropped)
-            .count("HeldByCircuit", c.held)
-            .count("HeldByInFlightCap", c.capped)
-            .count("MovedToSlowLane", c.moved)
-            .millis("AttemptLatency", c.latency_ms)
-    }
-}
-
-/// Why a delivery was let go without an attempt (the attempt log's outcome says which).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DropReason {
-    /// The webhook was deleted after the event was published.
-    Deleted,
-    /// The webhook was disabled after the event was published.
-    Disabled,
-    /// The webhook now takes another event type.
-    TypeChanged,
-}
-
-impl DropReason {
-    fn as_str(self) -> &'static str {
-        match self {
-            DropReason::Deleted => "dropped_deleted",
-            DropReason::Disabled => "dropped_disabled",
-            DropReason::TypeChanged => "dropped_type_changed",
-        }
-    }
-}
-
-/// An attempt record of a delivery, now, for the caller to fill in how it went.
-fn attempt_record(message: &DeliveryMessage) -> AttemptRecord {
-    AttemptRecord {
-        webhook_id: message.webhook_id,
-        vendor_id: message.vendor_id.clone(),
-        event_id: message.event_id.clone(),
-        attempt: message.attempt.max(1),
-        status: None,
-        outcome: String::new(),
-        duration_ms: 0,
-        at_ms: clock::now_ms(),
-        response_excerpt: String::new(),
     }
 }
 
