@@ -33,6 +33,19 @@ ensure_venv() {
   export PATH="$VENV/bin:$PATH"
 }
 
+# checkov in a venv of its own (its pins conflict with aws-sam-cli's), on PATH as `checkov`.
+ensure_checkov() {
+  local req="$ROOT/scripts/requirements-checkov.txt" venv="$VENV/checkov"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+  fi
+  if ! cmp -s "$req" "$venv/.requirements"; then
+    log "installing checkov into .venv/checkov"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$venv/.requirements"
+  fi
+}
+
 # The environment the functions, the CLI and the tests see.
 export_stack_env() {
   export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
