@@ -23,10 +23,15 @@ upgrade that loosens one is caught:
 - BatchWriteItem takes at most 25 requests; TransactWriteItems at most 4 MB of items (moto
   checks neither).
 
+With DYNAMO_ACCESS_LOG set to a file, each DynamoDB item operation is recorded there with the
+function that made it and the partition keys it touched (see below).
+
 Arguments are moto_server's.
 """
 import functools
 import json
+import os
+import re
 import threading
 
 from moto.dynamodb.exceptions import MockValidationException
@@ -175,6 +180,72 @@ def _transact_write_items_limited(self):
 
 
 DynamoHandler.transact_write_items = _transact_write_items_limited
+
+
+# --- DynamoDB: who reads and writes which partitions ---------------------------------------
+# With DYNAMO_ACCESS_LOG set, every item operation appends a JSON line: the calling function
+# (the `app/<name>` of its SDK user agent), the operation and the partition keys it touched.
+# scripts/test.sh checks them against each function's `dynamodb:LeadingKeys` in template.yaml.
+_ACCESS_LOG = os.environ.get("DYNAMO_ACCESS_LOG")
+_access_lock = threading.Lock()
+
+
+def _pk(key):
+    value = (key or {}).get("pk") or {}
+    return value.get("S")
+
+
+def _query_pk(body):
+    names = {v: k for k, v in (body.get("ExpressionAttributeNames") or {}).items()}
+    expression = body.get("KeyConditionExpression") or ""
+    for name, placeholder in re.findall(r"([#\w]+)\s*=\s*(:\w+)", expression):
+        if name == "pk" or names.get("pk") == name:
+            return _pk({"pk": (body.get("ExpressionAttributeValues") or {}).get(placeholder)})
+    return None
+
+
+def _leading_keys(operation, body):
+    if operation in ("get_item", "delete_item", "update_item"):
+        return [_pk(body.get("Key"))]
+    if operation == "put_item":
+        return [_pk(body.get("Item"))]
+    if operation == "query":
+        return [_query_pk(body)]
+    if operation in ("transact_write_items", "transact_get_items"):
+        keys = []
+        for entry in body.get("TransactItems", []):
+            op = next(iter(entry.values()))
+            keys.append(_pk(op.get("Item") or op.get("Key")))
+        return keys
+    if operation == "batch_get_item":
+        return [_pk(k) for table in (body.get("RequestItems") or {}).values() for k in table.get("Keys", [])]
+    if operation == "batch_write_item":
+        return [
+            _pk((r.get("PutRequest") or {}).get("Item") or (r.get("DeleteRequest") or {}).get("Key"))
+            for requests in (body.get("RequestItems") or {}).values()
+            for r in requests
+        ]
+    return []
+
+
+def _recorded(operation, method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        agent = self.headers.get("x-amz-user-agent") or self.headers.get("User-Agent") or ""
+        app = re.search(r"(?:^|\s)app/(\S+)", agent)
+        line = json.dumps({"app": app.group(1) if app else None, "op": operation,
+                           "keys": _leading_keys(operation, self.body or {})})
+        with _access_lock, open(_ACCESS_LOG, "a") as log:
+            log.write(line + "\n")
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+if _ACCESS_LOG:
+    for _op in ("get_item", "put_item", "update_item", "delete_item", "query", "scan",
+                "transact_write_items", "transact_get_items", "batch_get_item", "batch_write_item"):
+        setattr(DynamoHandler, _op, _recorded(_op, getattr(DynamoHandler, _op)))
 
 
 def _outbox(request, full_url, headers):

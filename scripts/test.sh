@@ -22,6 +22,10 @@ export ROTATION_GRACE_SECS=4 AUTO_DISABLE_AFTER=30s
 export CIRCUIT_BREAKER_AFTER=30 CIRCUIT_PROBE_AFTER=2s
 # Functions log at debug level, and the tests list every secret they use: none may be logged.
 export FUNCTIONS_RUST_LOG=debug SECRETS_FILE="$STACK_DIR/secrets.txt"
+# The emulator records which partition keys each function touches (scripts/moto_server.py); after
+# the tests they are checked against each function's dynamodb:LeadingKeys in template.yaml.
+export DYNAMO_ACCESS_LOG="$STACK_DIR/dynamo-access.jsonl"
+rm -f "$DYNAMO_ACCESS_LOG"
 source "$ROOT/scripts/stack.sh"
 trap stop_stack EXIT
 trap 'exit 130' INT TERM
@@ -70,6 +74,8 @@ if start_stack; then
   else
     passed=$((passed + 1))
   fi
+  check "dynamodb:LeadingKeys (template.yaml) hold what the functions did" \
+    target/debug/devstack leading-keys --template template.yaml --access-log "$DYNAMO_ACCESS_LOG"
   if grep -q 'panicked at' "$STACK_DIR/watch.log"; then
     log "a function panicked during the tests; see $STACK_DIR/watch.log"
     failures+=("function panic"); failed=$((failed + 1))
@@ -91,7 +97,7 @@ fi
 check "cargo clippy -D warnings" cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The soak, reduced: 1,000 events with every fault, on a stack of its own; every pair accounted for.
 # Ports and a folder of its own, so that `make soak` can run beside `make test`.
-check "soak, 1,000 events" env SOAK_MOTO_PORT=4621 SOAK_API_PORT=9141 SOAK_PROXY_PORT=4622 \
+check "soak, 1,000 events" env -u DYNAMO_ACCESS_LOG SOAK_MOTO_PORT=4621 SOAK_API_PORT=9141 SOAK_PROXY_PORT=4622 \
   SOAK_STACK_DIR="$ROOT/.stack/test-soak" scripts/soak.sh 1000
 
 echo

@@ -1,6 +1,7 @@
 //! Local-stack tooling: reads the resources of `template.yaml` and creates them in the
 //! emulator, so the local table is the deployed table, attribute for attribute.
 pub mod bridge;
+pub mod leading_keys;
 pub mod runtime;
 
 use anyhow::{anyhow, bail, Context, Result};

@@ -64,11 +64,39 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         pollers: usize,
     },
+    /// Checks the DynamoDB accesses the emulator recorded (`DYNAMO_ACCESS_LOG`) against each
+    /// function's `dynamodb:LeadingKeys` in the template; fails on any outside them.
+    LeadingKeys {
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+        #[arg(long)]
+        access_log: PathBuf,
+    },
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::LeadingKeys { template, access_log } => {
+            use devstack::leading_keys;
+            let text =
+                fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
+            let grants = leading_keys::grants(&devstack::parse_template(&text)?)?;
+            let log = fs::read_to_string(&access_log)
+                .with_context(|| format!("reading {}", access_log.display()))?;
+            let accesses: Vec<leading_keys::Access> =
+                log.lines().map(serde_json::from_str).collect::<Result<_, _>>().context("the access log")?;
+            let (bad, seen) = leading_keys::violations(&grants, &accesses);
+            println!(
+                "{} DynamoDB operations by {} functions: {}",
+                accesses.len(),
+                seen.len(),
+                seen.into_iter().collect::<Vec<_>>().join(", ")
+            );
+            if !bad.is_empty() {
+                anyhow::bail!("outside the template's dynamodb:LeadingKeys:\n{}", bad.join("\n"));
+            }
+        }
         Command::Bridge { queue_url, watch_url, function, batch_size, pollers } => {
             let aws = shared::aws::sdk_config().await;
             let invoke_url =

@@ -59,6 +59,10 @@ pub fn lambda_sdk_config() -> SdkConfig {
                 .build(),
         );
     builder.set_endpoint_url(env("AWS_ENDPOINT_URL"));
+    // The function names itself in every call's user agent (`app/<name>`): CloudTrail shows who
+    // called, and the local emulator records which keys each function reads and writes, to
+    // check the template's per-function `dynamodb:LeadingKeys` against (scripts/test.sh).
+    builder.set_app_name(env("AWS_LAMBDA_FUNCTION_NAME").and_then(|n| aws_config::AppName::new(n).ok()));
     builder.build()
 }
 
