@@ -2,6 +2,7 @@
 //! against a baseline of the same run (these machines are noisy). `scripts/bench.sh` runs them
 //! all from a fresh clone; see the README's Performance section.
 mod cold;
+mod cpu_share;
 mod dispatch;
 mod doubles;
 mod receiver;
@@ -47,6 +48,19 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         batch: usize,
     },
+    /// A password-authenticated `GET /basic/webhooks` (list-webhooks, on the emulator's table)
+    /// with the function held to the CPU share Lambda gives each memory size (a cgroup CPU
+    /// quota: needs root), beside a wrong password and no credentials at all.
+    AuthCpu {
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
+        /// The memory sizes (MB) whose CPU share to hold the function to.
+        #[arg(long, value_delimiter = ',', default_value = "128,256,512,1024,1769")]
+        memory: Vec<u32>,
+        /// Invocations per size and case (after one to warm the process up).
+        #[arg(long, default_value_t = 20)]
+        invocations: usize,
+    },
     /// The receiver process the measurements send to (internal).
     #[command(hide = true)]
     Receiver,
@@ -60,6 +74,9 @@ async fn main() -> Result<()> {
             run_dispatch(deliveries, concurrency, webhooks, dynamo).await
         }
         Command::ColdStart { bin_dir, runs, batch } => run_cold_start(&bin_dir, runs, batch).await,
+        Command::AuthCpu { bin_dir, memory, invocations } => {
+            run_auth_cpu(&bin_dir, &memory, invocations).await
+        }
     }
 }
 
@@ -206,11 +223,15 @@ const FUNCTIONS: &[(&str, &str)] = &[
 ];
 
 fn http_event(path: &str) -> Bytes {
+    http_request_event("PATCH", path, serde_json::json!({"accept": "application/json"}))
+}
+
+fn http_request_event(method: &str, path: &str, headers: serde_json::Value) -> Bytes {
     let event = serde_json::json!({
         "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
-        "headers": {"accept": "application/json"},
+        "headers": headers,
         "requestContext": {"accountId": "123456789012", "apiId": "bench", "domainName": "127.0.0.1",
-            "domainPrefix": "bench", "http": {"method": "PATCH", "path": path, "protocol": "HTTP/1.1",
+            "domainPrefix": "bench", "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
             "sourceIp": "127.0.0.1", "userAgent": "bench"}, "requestId": "bench", "routeKey": "$default",
             "stage": "$default", "time": "24/Nov/2026:09:00:00 +0000", "timeEpoch": 1795510800000u64},
         "isBase64Encoded": false
@@ -218,8 +239,8 @@ fn http_event(path: &str) -> Bytes {
     Bytes::from(event.to_string())
 }
 
-async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize) -> Result<()> {
-    let receiver = receiver::spawn().await?;
+/// The AWS settings of the functions under measurement, from this process's environment.
+fn function_env() -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         "AWS_ENDPOINT_URL",
         "AWS_REGION",
@@ -233,6 +254,71 @@ async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize) ->
     .collect();
     env.push(("ALLOW_PRIVATE_TARGETS".into(), "true".into()));
     env.push(("RUST_LOG".into(), "info".into()));
+    env
+}
+
+async fn run_auth_cpu(bin_dir: &std::path::Path, memory: &[u32], n: usize) -> Result<()> {
+    use shared::store::{StoreError, VendorStore};
+    const USERNAME: &str = "bench-password-check";
+    const PASSWORD: &str = "bench-password-only-for-measuring";
+    let aws = shared::aws::sdk_config().await;
+    let table = std::env::var("TABLE_NAME").context("auth-cpu needs TABLE_NAME and the emulator")?;
+    let store = shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    let vendor = shared::domain::Vendor {
+        vendor_id: "ven_bench_auth".into(),
+        username: USERNAME.into(),
+        created_at: shared::clock::now(),
+    };
+    let hash = shared::auth::hash_password(PASSWORD).map_err(|e| anyhow::anyhow!("{e}"))?;
+    match store.create_vendor(&vendor, &hash).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => {}
+        Err(e) => anyhow::bail!("creating the vendor: {}", shared::error::chain(&e)),
+    }
+    let binary = bin_dir.join("list-webhooks");
+    let env = function_env();
+    let cases = [
+        ("right password", serde_json::json!({"username": USERNAME, "password": PASSWORD}), 200),
+        (
+            "wrong password",
+            serde_json::json!({"username": USERNAME, "password": "not-the-password-at-all"}),
+            401,
+        ),
+        ("no credentials", serde_json::json!({"accept": "application/json"}), 401),
+    ];
+    eprintln!(
+        "list-webhooks, GET /basic/webhooks, {n} invocations per cell after one to warm up; p50 (p99) ms"
+    );
+    eprintln!("| memory MB | CPU share | right password | wrong password | no credentials |");
+    eprintln!("|---|---|---|---|---|");
+    for &mb in memory {
+        let share = cpu_share::CpuShare::new(mb)?;
+        let mut cells = Vec::new();
+        for (name, headers, status) in &cases {
+            let event = http_request_event("GET", "/basic/webhooks", headers.clone());
+            let runs = cpu_share::invoke_repeatedly(&binary, &env, mb, Some(&share), &event, n + 1).await?;
+            for (_, answer) in &runs {
+                let a: serde_json::Value = serde_json::from_slice(answer)?;
+                anyhow::ensure!(a["statusCode"] == *status, "{name} at {mb} MB: {a}");
+            }
+            let times: Vec<Duration> = runs.iter().skip(1).map(|(t, _)| *t).collect();
+            cells.push(format!(
+                "{} ({})",
+                ms(cpu_share::quantile(&times, 0.5)),
+                ms(cpu_share::quantile(&times, 0.99))
+            ));
+        }
+        eprintln!(
+            "| {mb} | {:.1}% | {} |",
+            100.0 * f64::from(mb.min(cpu_share::FULL_VCPU_MB)) / f64::from(cpu_share::FULL_VCPU_MB),
+            cells.join(" | ")
+        );
+    }
+    Ok(())
+}
+
+async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize) -> Result<()> {
+    let receiver = receiver::spawn().await?;
+    let env = function_env();
     // dispatch's batch: deliveries to webhooks stored in the table on the emulator.
     let hooks = dispatch::webhooks(receiver.port, 10, "ven_bench_cold", 800_000_000);
     {
