@@ -6,6 +6,8 @@
 #   1. dispatch against the bare hyper client ceiling (10,000 x 1 KiB, 50 in flight);
 #   2. cold start of every function (median of 20), its first invocation, peak RSS (dispatch with
 #      a 100-message batch);
+#   2b. a password-checked request with the function held to the CPU share of each Lambda memory
+#      size (a cgroup CPU quota; needs root), beside a wrong password and no credentials;
 #   3. the size of every arm64 bootstrap from `cargo lambda build --release --arm64`, and its zip
 #      (skipped with BENCH_ARM64=0: a cold arm64 build takes about 15 min on 2 cores).
 set -euo pipefail
@@ -36,6 +38,12 @@ target/release/webhooks-bench dispatch --dynamo 2>&1 >/dev/null
 echo
 echo "## Cold start and memory"
 target/release/webhooks-bench cold-start --bin-dir target/release 2>&1
+
+echo
+echo "## Password checks at Lambda's CPU share"
+# The function runs in a cgroup whose CPU quota is the share of one core Lambda gives each memory
+# size (1,769 MB: one vCPU). Needs root and a writable cgroup filesystem (v1 or v2).
+target/release/webhooks-bench auth-cpu --bin-dir target/release 2>&1
 
 if [ "${BENCH_ARM64:-1}" != "0" ]; then
   echo
