@@ -33,17 +33,18 @@ target/release/devstack bootstrap --template template.yaml --table "$TABLE_NAME"
 set -a; source "$STACK_DIR/queues.env"; set +a
 
 echo
+echo "## Password checks at Lambda's CPU share"
+# First, while the table is small (the emulator's queries slow down as it fills). The function
+# runs in a cgroup whose CPU quota is the share of one core Lambda gives each memory size
+# (1,769 MB: one vCPU). Needs root and a writable cgroup filesystem (v1 or v2).
+target/release/webhooks-bench auth-cpu --bin-dir target/release 2>&1
+
+echo
 echo "## Dispatch"
 target/release/webhooks-bench dispatch --dynamo 2>&1 >/dev/null
 echo
 echo "## Cold start and memory"
 target/release/webhooks-bench cold-start --bin-dir target/release 2>&1
-
-echo
-echo "## Password checks at Lambda's CPU share"
-# The function runs in a cgroup whose CPU quota is the share of one core Lambda gives each memory
-# size (1,769 MB: one vCPU). Needs root and a writable cgroup filesystem (v1 or v2).
-target/release/webhooks-bench auth-cpu --bin-dir target/release 2>&1
 
 if [ "${BENCH_ARM64:-1}" != "0" ]; then
   echo

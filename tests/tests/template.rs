@@ -719,3 +719,28 @@ fn checkov_skips_are_inline_with_reasons_and_never_the_forbidden_ones() {
         Some(("GetAtt".into(), "EmailEventsDeadLetterQueue.Arn".into()))
     );
 }
+
+/// Memory is CPU on Lambda: the functions that check a vendor's password (argon2id; their grant
+/// reads `USERNAME#` keys) get the measured size of `VendorApiMemorySize`, the others the
+/// global 128 MB.
+#[test]
+fn functions_that_check_passwords_get_the_memory_measured_for_it() {
+    let t = template();
+    assert_eq!(t["Parameters"]["VendorApiMemorySize"]["Default"].as_u64(), Some(1024));
+    assert_eq!(t["Globals"]["Function"]["MemorySize"].as_u64(), Some(128));
+    let mut checking = 0;
+    for (id, props) in devstack::resources_of_type(&t, "AWS::Serverless::Function") {
+        let grants = serde_yaml::to_string(&props["Policies"]).unwrap();
+        if grants.contains("USERNAME#*") {
+            checking += 1;
+            assert_eq!(
+                tagged(&props["MemorySize"]),
+                Some(("Ref".into(), "VendorApiMemorySize".into())),
+                "{id}"
+            );
+        } else {
+            assert!(props.get("MemorySize").is_none(), "{id} checks no password: the global size");
+        }
+    }
+    assert_eq!(checking, 12, "the eComNow functions and the Ventiapp ones that share them");
+}
