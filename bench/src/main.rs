@@ -204,7 +204,8 @@ fn cost_table(dispatch_reads: f64, dispatch_writes: f64, ms_per_batch: f64) {
 }
 
 /// The functions and, for each, an event that runs it without touching AWS: an HTTP function
-/// answers a method its route does not take (405) before any store call; dispatch gets a batch.
+/// answers a method its route does not take (405) before any store call; dispatch gets a batch;
+/// the email consumers an empty batch.
 const FUNCTIONS: &[(&str, &str)] = &[
     ("create-webhook", "/basic/webhooks"),
     ("get-webhook", "/basic/webhooks/1"),
@@ -220,6 +221,8 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("update-notifications", "/basic/notifications"),
     ("publish-event", "/events"),
     ("dispatch", ""),
+    ("send-email", ""),
+    ("email-events", ""),
 ];
 
 fn http_event(path: &str) -> Bytes {
@@ -276,29 +279,35 @@ async fn run_auth_cpu(bin_dir: &std::path::Path, memory: &[u32], n: usize) -> Re
     }
     let binary = bin_dir.join("list-webhooks");
     let env = function_env();
-    let cases = [
-        ("right password", serde_json::json!({"username": USERNAME, "password": PASSWORD}), 200),
-        (
-            "wrong password",
-            serde_json::json!({"username": USERNAME, "password": "not-the-password-at-all"}),
-            401,
-        ),
-        ("no credentials", serde_json::json!({"accept": "application/json"}), 401),
+    let right = serde_json::json!({"username": USERNAME, "password": PASSWORD});
+    let wrong = serde_json::json!({"username": USERNAME, "password": "not-the-password-at-all"});
+    // (case, headers, the statuses it may answer, settings): the defaults remember verified
+    // credentials for a minute and throttle a username after five failures; the others switch
+    // each off to show what a check costs every time.
+    let cases: [(&str, &serde_json::Value, &[u16], &[(&str, &str)]); 5] = [
+        ("right password, remembered", &right, &[200], &[]),
+        ("right password, checked every time", &right, &[200], &[("VERIFIED_LOGIN_TTL", "0s")]),
+        ("wrong password, checked every time", &wrong, &[401], &[("LOGIN_FAILURES_ALLOWED", "0")]),
+        ("wrong password, throttled after five", &wrong, &[401, 429], &[]),
+        ("no credentials", &serde_json::json!({"accept": "application/json"}), &[401], &[]),
     ];
     eprintln!(
         "list-webhooks, GET /basic/webhooks, {n} invocations per cell after one to warm up; p50 (p99) ms"
     );
-    eprintln!("| memory MB | CPU share | right password | wrong password | no credentials |");
-    eprintln!("|---|---|---|---|---|");
+    eprintln!("| memory MB | CPU share | {} |", cases.iter().map(|c| c.0).collect::<Vec<_>>().join(" | "));
+    eprintln!("|---|---|{}", "---|".repeat(cases.len()));
     for &mb in memory {
         let share = cpu_share::CpuShare::new(mb)?;
         let mut cells = Vec::new();
-        for (name, headers, status) in &cases {
-            let event = http_request_event("GET", "/basic/webhooks", headers.clone());
+        for (name, headers, statuses, settings) in &cases {
+            let event = http_request_event("GET", "/basic/webhooks", (*headers).clone());
+            let mut env = env.clone();
+            env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
             let runs = cpu_share::invoke_repeatedly(&binary, &env, mb, Some(&share), &event, n + 1).await?;
             for (_, answer) in &runs {
                 let a: serde_json::Value = serde_json::from_slice(answer)?;
-                anyhow::ensure!(a["statusCode"] == *status, "{name} at {mb} MB: {a}");
+                let status = a["statusCode"].as_u64().unwrap_or(0) as u16;
+                anyhow::ensure!(statuses.contains(&status), "{name} at {mb} MB: {a}");
             }
             let times: Vec<Duration> = runs.iter().skip(1).map(|(t, _)| *t).collect();
             cells.push(format!(
@@ -335,7 +344,7 @@ async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize) ->
     let records: Vec<_> = dispatch::batches(&hooks, batch).into_iter().flat_map(|e| e.records).collect();
     let dispatch_event = Bytes::from(serde_json::json!({"Records": records}).to_string());
 
-    eprintln!("median of {runs} starts; the first invocation: an HTTP function answers a 405 (no AWS call), dispatch delivers {batch} messages");
+    eprintln!("median of {runs} starts; the first invocation: an HTTP function answers a 405 (no AWS call), dispatch delivers {batch} messages, the email consumers get an empty batch");
     eprintln!("| function | bootstrap MB | exec to first poll ms | first invocation ms | peak RSS MB |");
     eprintln!("|---|---|---|---|---|");
     for (function, path) in FUNCTIONS {
@@ -343,15 +352,22 @@ async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize) ->
         let size = std::fs::metadata(&binary)
             .with_context(|| format!("{}: build it first", binary.display()))?
             .len();
-        let event = if *function == "dispatch" { dispatch_event.clone() } else { http_event(path) };
+        let event = match *function {
+            "dispatch" => dispatch_event.clone(),
+            "send-email" | "email-events" => Bytes::from_static(br#"{"Records": []}"#),
+            _ => http_event(path),
+        };
         let (mut starts, mut firsts, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let (start, first, answer, peak) = cold::start_once(&binary, &env, &event).await?;
-            if *function == "dispatch" {
+            if *function == "email-events" {
+                let a: serde_json::Value = serde_json::from_slice(&answer)?;
+                anyhow::ensure!(a["refused"] == 0, "email-events: {a}");
+            } else if matches!(*function, "dispatch" | "send-email") {
                 let failures: serde_json::Value = serde_json::from_slice(&answer)?;
                 anyhow::ensure!(
                     failures["batchItemFailures"] == serde_json::json!([]),
-                    "dispatch failed: {failures}"
+                    "{function} failed: {failures}"
                 );
             } else {
                 let a: serde_json::Value = serde_json::from_slice(&answer)?;

@@ -5,7 +5,10 @@ use std::{path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
-use crate::delivery::{self, DeliverySettings, RetrySchedule};
+use crate::{
+    delivery::{self, DeliverySettings, RetrySchedule},
+    login_guard::GuardSettings,
+};
 
 /// The settings of every function (each uses the part it needs).
 #[derive(Debug, Clone)]
@@ -49,6 +52,9 @@ pub struct Config {
     /// `https`-only rules for local receivers, at registration too; never in production): how
     /// deliveries are made.
     pub delivery: DeliverySettings,
+    /// `VERIFIED_LOGIN_TTL`, `LOGIN_FAILURES_ALLOWED` and `LOGIN_FAILURE_WINDOW`: what each
+    /// instance remembers of password checks ([`crate::login_guard`]).
+    pub login: GuardSettings,
 }
 
 /// How many webhooks a vendor may have unless `MAX_WEBHOOKS_PER_VENDOR` says otherwise.
@@ -92,6 +98,9 @@ struct Vars {
     delivery_timeout_ms: Option<String>,
     delivery_max_response_bytes: Option<String>,
     extra_ca_file: Option<String>,
+    verified_login_ttl: Option<String>,
+    login_failures_allowed: Option<String>,
+    login_failure_window: Option<String>,
 }
 
 /// A set, non-blank value.
@@ -173,7 +182,23 @@ impl Config {
             extra_ca_file: set(v.extra_ca_file).map(PathBuf::from),
             allow_private_targets: flag("ALLOW_PRIVATE_TARGETS", v.allow_private_targets)?,
         };
+        let duration = |name: &str, v: Option<String>, default: Duration| match set(v) {
+            None => Ok(default),
+            Some(spec) => delivery::parse_duration(&spec).map_err(|e| ConfigError::new(name, e)),
+        };
+        let g = GuardSettings::default();
+        let login = GuardSettings {
+            verified_for: duration("VERIFIED_LOGIN_TTL", v.verified_login_ttl, g.verified_for)?,
+            failures: number(
+                "LOGIN_FAILURES_ALLOWED",
+                v.login_failures_allowed,
+                "a number of failures",
+                g.failures,
+            )?,
+            window: duration("LOGIN_FAILURE_WINDOW", v.login_failure_window, g.window)?,
+        };
         Ok(Self {
+            login,
             table_name,
             rotation_grace_secs: number("ROTATION_GRACE_SECS", v.rotation_grace_secs, "seconds", 24 * 3600)?,
             email_sender,

@@ -53,6 +53,16 @@ impl ApiError {
             .with_header(header::WWW_AUTHENTICATE, challenge)
     }
 
+    /// `429` for a username with too many failed sign-ins (never saying whether it exists).
+    pub fn too_many_sign_ins(retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sign_ins",
+            format!("too many failed sign-ins for this username; try again in {retry_after_secs} s"),
+        )
+        .with_retry_after(retry_after_secs)
+    }
+
     /// `404`: also the answer for another vendor's webhook, so existence never leaks.
     pub fn not_found(what: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))

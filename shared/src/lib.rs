@@ -26,6 +26,7 @@ pub mod fuzzing;
 pub mod https;
 pub mod ids;
 pub mod json;
+pub mod login_guard;
 pub mod mail;
 pub mod metrics;
 pub mod notify;

@@ -374,3 +374,43 @@ async fn unknown_routes_are_json_404s() {
     let a = api.send(Method::GET, "/basic/webhooks/1/extra", &[], None).await;
     assert_eq!(a.status, 404, "{}", a.text);
 }
+
+/// A password check costs argon2 (about 37 ms of a core): repeated wrong passwords for one
+/// username answer 429 with Retry-After before they cost a check each, for a username that does
+/// not exist as for one that does, and other vendors sign in as before. Each function instance
+/// counts on its own (five failures a minute by default), and `cargo lambda watch` runs up to
+/// three instances of `list-webhooks`: within 16 tries one of them has seen six.
+#[tokio::test]
+async fn repeated_wrong_passwords_are_throttled_per_username() {
+    let (api, store) = (Api::new(), store().await);
+    let (v, other) = (new_vendor(&store).await, new_vendor(&store).await);
+    let unknown = tests::unique("no-such-vendor");
+    for username in [v.username.as_str(), unknown.as_str()] {
+        let mut statuses = Vec::new();
+        let mut throttled = None;
+        for _ in 0..16 {
+            let a = api
+                .send(
+                    Method::GET,
+                    "/basic/webhooks",
+                    &[("Username", username), ("Password", "wrong-password-1")],
+                    None,
+                )
+                .await;
+            statuses.push(a.status.as_u16());
+            if a.status == 429 {
+                throttled = Some(a);
+                break;
+            }
+            a.expect_error(401, "unauthorized");
+        }
+        let a = throttled.unwrap_or_else(|| panic!("{username}: never throttled: {statuses:?}"));
+        assert!(statuses.len() >= 6, "{username}: throttled after {} tries", statuses.len() - 1);
+        let e = a.expect_error(429, "too_many_sign_ins");
+        let wait: u64 = a.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert!(!a.text.contains("wrong-password-1") && !a.text.contains(username), "{e}");
+    }
+    let a = api.vendor(&other, Method::GET, "/basic/webhooks", None).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+}

@@ -16,6 +16,7 @@ use crate::{
     auth,
     domain::{Dialect, Vendor},
     error::ApiError,
+    login_guard::{Decision, LoginGuard},
     store::{TokenStore, VendorStore},
 };
 
@@ -114,7 +115,7 @@ async fn route<S: VendorStore + TokenStore, Q>(
         return Err(ApiError::internal_error());
     }
     let vendor = match route.dialect {
-        Dialect::Ecomnow => Some(authenticate_basic(&app.store, &req).await?),
+        Dialect::Ecomnow => Some(authenticate_basic(&app.store, &app.logins, &req).await?),
         Dialect::Ventiapp => Some(authenticate_bearer(&app.store, &req).await?),
         Dialect::Platform => None,
     };
@@ -124,21 +125,50 @@ async fn route<S: VendorStore + TokenStore, Q>(
     Ok(Call { dialect: route.dialect, vendor, param, request: req })
 }
 
-/// eComNow authentication: `Username`/`Password` headers or HTTP Basic.
-async fn authenticate_basic(store: &impl VendorStore, req: &Request) -> Result<Vendor, ApiError> {
+/// eComNow authentication: `Username`/`Password` headers or HTTP Basic. Credentials this
+/// instance verified a moment ago skip argon2; a username with too many failures gets `429`
+/// before any check ([`crate::login_guard`]).
+async fn authenticate_basic(
+    store: &impl VendorStore,
+    logins: &LoginGuard,
+    req: &Request,
+) -> Result<Vendor, ApiError> {
     const CHALLENGE: &str = "Basic realm=\"webhooks\", charset=\"UTF-8\"";
     let creds = auth::credentials_from_headers(req.headers()).ok_or(ApiError::unauthorized(CHALLENGE))?;
-    let login = match auth::normalize_username(&creds.username) {
-        Ok(username) => store.vendor_login(&username).await?,
-        Err(_) => None,
+    // A malformed username can have no account: it is refused as an unknown one is, at the
+    // same cost, and throttled under its own spelling.
+    let (username, login) = match auth::normalize_username(&creds.username) {
+        Ok(username) => {
+            let login = store.vendor_login(&username).await?;
+            (username, login)
+        }
+        Err(_) => (creds.username.chars().take(256).collect(), None),
     };
-    match login {
-        Some(login) if auth::verify_password(&creds.password, &login.password_hash) => Ok(login.vendor),
-        Some(_) => Err(ApiError::unauthorized(CHALLENGE)),
+    let stored = login.as_ref().map(|l| l.password_hash.as_str());
+    let now = std::time::Instant::now();
+    match logins.decide(&username, stored, &creds.password, now) {
+        Decision::Remembered => {
+            if let Some(login) = login {
+                return Ok(login.vendor);
+            }
+        }
+        Decision::Throttled(wait) => {
+            tracing::warn!(wait_ms = wait.as_millis() as u64, "sign-in throttled after repeated failures");
+            return Err(ApiError::too_many_sign_ins((wait.as_secs_f64().ceil() as u64).max(1)));
+        }
+        Decision::Check => {}
+    }
+    let ok = match &login {
+        Some(login) => auth::verify_password(&creds.password, &login.password_hash),
         None => {
             auth::verify_against_dummy(&creds.password);
-            Err(ApiError::unauthorized(CHALLENGE))
+            false
         }
+    };
+    logins.record(&username, stored, &creds.password, ok, now);
+    match login {
+        Some(login) if ok => Ok(login.vendor),
+        _ => Err(ApiError::unauthorized(CHALLENGE)),
     }
 }
 
@@ -192,6 +222,37 @@ mod tests {
 
     fn basic() -> Option<(&'static str, &'static str)> {
         Some(("authorization", "Basic YWNtZTpjb3JyZWN0IGhvcnNlIGJhdHRlcnkgc3RhcGxl"))
+    }
+
+    #[tokio::test]
+    async fn a_throttled_username_costs_no_password_check_and_a_verified_one_no_second() {
+        let app = app();
+        let list = |auth| {
+            serve(
+                app,
+                Operation::ListWebhooks,
+                &list_webhooks::handle,
+                request("GET", "/basic/webhooks", auth, ""),
+            )
+        };
+        // Verified once, then remembered: the second request runs no argon2.
+        assert_eq!(json(list(basic()).await).await.0, 200);
+        let checks = app.logins.full_checks();
+        assert_eq!(json(list(basic()).await).await.0, 200);
+        assert_eq!(app.logins.full_checks(), checks);
+        // Five wrong passwords are checked; the sixth is refused before any check.
+        let wrong = Some(("authorization", "Basic YWNtZTp3cm9uZw=="));
+        for _ in 0..5 {
+            assert_eq!(json(list(wrong).await).await.0, 401);
+        }
+        let checks = app.logins.full_checks();
+        let r = list(wrong).await;
+        assert_eq!(r.headers()[header::RETRY_AFTER], "60");
+        let (status, body) = json(r).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (429, Some("too_many_sign_ins")));
+        assert_eq!(app.logins.full_checks(), checks, "no argon2 for a throttled username");
+        // The vendor's remembered credentials still pass.
+        assert_eq!(json(list(basic()).await).await.0, 200);
     }
 
     #[tokio::test]

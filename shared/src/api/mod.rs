@@ -35,6 +35,9 @@ pub struct App<S = DynamoStore, Q = SqsQueue> {
     pub emails: Option<Q>,
     /// The HTTP client of test deliveries, built on the first one (only `test-webhook` sends).
     deliverer: std::sync::OnceLock<crate::delivery::HttpDeliverer>,
+    /// What this instance remembers of password checks: credentials verified a moment ago, and
+    /// usernames with too many failures.
+    pub logins: crate::login_guard::LoginGuard,
 }
 
 type StartError = Box<dyn std::error::Error + Send + Sync>;
@@ -65,14 +68,23 @@ impl App<DynamoStore> {
 
     fn from_parts(config: Config, aws: &aws_config::SdkConfig) -> Self {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
-        Self { config, store, queue: None, slow_lane: None, emails: None, deliverer: Default::default() }
+        Self::new(config, store)
     }
 }
 
 impl<S, Q> App<S, Q> {
     /// Builds an app over any store (tests use the emulator or an in-memory one).
     pub fn new(config: Config, store: S) -> Self {
-        Self { config, store, queue: None, slow_lane: None, emails: None, deliverer: Default::default() }
+        let logins = crate::login_guard::LoginGuard::new(config.login);
+        Self {
+            config,
+            store,
+            queue: None,
+            slow_lane: None,
+            emails: None,
+            deliverer: Default::default(),
+            logins,
+        }
     }
 
     /// The target policy for a dialect: Ventiapp requires https always, as its document says.
