@@ -284,7 +284,8 @@ async fn run_auth_cpu(bin_dir: &std::path::Path, memory: &[u32], n: usize) -> Re
     // (case, headers, the statuses it may answer, settings): the defaults remember verified
     // credentials for a minute and throttle a username after five failures; the others switch
     // each off to show what a check costs every time.
-    let cases: [(&str, &serde_json::Value, &[u16], &[(&str, &str)]); 5] = [
+    type Case<'a> = (&'a str, &'a serde_json::Value, &'a [u16], &'a [(&'a str, &'a str)]);
+    let cases: [Case; 5] = [
         ("right password, remembered", &right, &[200], &[]),
         ("right password, checked every time", &right, &[200], &[("VERIFIED_LOGIN_TTL", "0s")]),
         ("wrong password, checked every time", &wrong, &[401], &[("LOGIN_FAILURES_ALLOWED", "0")]),
