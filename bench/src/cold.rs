@@ -16,22 +16,40 @@ use tokio::{net::TcpListener, sync::mpsc};
 
 /// What the runtime API saw.
 #[derive(Debug)]
-enum Seen {
+pub enum Seen {
     Next(Instant),
     Answer(Instant, Bytes),
 }
 
-/// One start of `binary` with `env`, given `event`: (to first poll, first invocation, the answer,
-/// peak RSS in KiB).
-pub async fn start_once(
+/// A function process under a minimal Runtime API on 127.0.0.1 that hands it `event` for its
+/// first `invocations` polls and then keeps it waiting.
+pub struct Running {
+    pub child: tokio::process::Child,
+    /// Each poll for an event and each answer posted back, as they arrive.
+    pub seen: mpsc::UnboundedReceiver<Seen>,
+    /// When the process was started.
+    pub started: Instant,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Starts `binary` with `env`, as Lambda would at `memory_mb`, under its own Runtime API.
+pub async fn start(
     binary: &Path,
     env: &[(String, String)],
+    memory_mb: u32,
     event: &Bytes,
-) -> anyhow::Result<(Duration, Duration, Bytes, u64)> {
+    invocations: usize,
+) -> anyhow::Result<Running> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let handed = Arc::new(Mutex::new(false));
+    let (tx, seen) = mpsc::unbounded_channel();
+    let handed = Arc::new(Mutex::new(0usize));
     let event = event.clone();
     let server = tokio::spawn(async move {
         loop {
@@ -46,9 +64,13 @@ pub async fn start_once(
                         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                         if path.ends_with("/invocation/next") {
                             let _ = tx.send(Seen::Next(now));
-                            let first = !std::mem::replace(&mut *handed.lock().unwrap(), true);
-                            if !first {
-                                // One invocation per start: later polls wait until the process is killed.
+                            let given = {
+                                let mut h = handed.lock().unwrap();
+                                *h += 1;
+                                *h
+                            };
+                            if given > invocations {
+                                // Later polls wait until the process is killed.
                                 tokio::time::sleep(Duration::from_secs(3600)).await;
                             }
                             let deadline = (std::time::SystemTime::now() + Duration::from_secs(30))
@@ -56,7 +78,7 @@ pub async fn start_once(
                                 .unwrap()
                                 .as_millis();
                             let r = Response::builder()
-                                .header("lambda-runtime-aws-request-id", "bench-1")
+                                .header("lambda-runtime-aws-request-id", format!("bench-{given}"))
                                 .header("lambda-runtime-deadline-ms", deadline.to_string())
                                 .header(
                                     "lambda-runtime-invoked-function-arn",
@@ -77,24 +99,36 @@ pub async fn start_once(
     });
 
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(binary)
+    let child = tokio::process::Command::new(binary)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string())
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
-    let pid = child.id().unwrap_or(0);
-    let Some(Seen::Next(polled)) = next_seen(&mut rx).await else {
+    Ok(Running { child, seen, started, server })
+}
+
+/// One start of `binary` with `env`, given `event`: (to first poll, first invocation, the answer,
+/// peak RSS in KiB).
+pub async fn start_once(
+    binary: &Path,
+    env: &[(String, String)],
+    event: &Bytes,
+) -> anyhow::Result<(Duration, Duration, Bytes, u64)> {
+    let mut run = start(binary, env, 128, event, 1).await?;
+    let rx = &mut run.seen;
+    let pid = run.child.id().unwrap_or(0);
+    let Some(Seen::Next(polled)) = next_seen(rx).await else {
         anyhow::bail!("{} never polled", binary.display())
     };
     let (answered, answer) = loop {
-        match next_seen(&mut rx).await {
+        match next_seen(rx).await {
             Some(Seen::Answer(at, body)) => break (at, body),
             Some(Seen::Next(_)) => continue,
             None => anyhow::bail!("{} never answered", binary.display()),
@@ -106,9 +140,8 @@ pub async fn start_once(
     })
     .await;
     let peak_kib = peak_rss_kib(pid);
-    let _ = child.kill().await;
-    server.abort();
-    Ok((polled - started, answered - polled, answer, peak_kib))
+    let _ = run.child.kill().await;
+    Ok((polled - run.started, answered - polled, answer, peak_kib))
 }
 
 async fn next_seen(rx: &mut mpsc::UnboundedReceiver<Seen>) -> Option<Seen> {
