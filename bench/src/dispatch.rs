@@ -139,6 +139,7 @@ pub async fn sender_alone(port: u16, n: usize, concurrency: usize) -> Run {
                 .deliver(&DeliveryRequest {
                     url: &url,
                     authentication: None,
+                    headers: &[],
                     event_id: "evt_bench",
                     timestamp: 1_795_510_800,
                     signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
@@ -161,6 +162,7 @@ pub fn webhooks(port: u16, count: usize, vendor: &str, first_id: u64) -> Vec<Web
                 url: format!("http://127.0.0.1:{port}/hook/{i}"),
                 authentication: Some("Basic YmVuY2g6YmVuY2g=".into()),
                 max_in_flight: None,
+                options: Default::default(),
             };
             Webhook::new(first_id + i, vendor, spec, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(), 0)
         })

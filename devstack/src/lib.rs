@@ -52,6 +52,7 @@ pub async fn ensure_demo_webhook(store: &DynamoStore, demo: &Vendor) -> Result<b
         url: "https://example.com/webhooks/demo".into(),
         authentication: None,
         max_in_flight: None,
+        options: Default::default(),
     };
     let webhook = Webhook::new(DEMO_WEBHOOK_ID, &demo.vendor_id, spec, ids::signing_secret(), now());
     match store.insert_webhook(&webhook).await {

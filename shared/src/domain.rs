@@ -3,6 +3,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::options::{DeliveryOptions, OptionsChange};
+
 /// The nine event types across both dialects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
@@ -132,6 +134,8 @@ pub struct Webhook {
     /// The circuit breaker: while open (until this time, unix seconds) the webhook's deliveries
     /// wait unattempted; once past, one of them probes the receiver.
     pub circuit_open_until: Option<i64>,
+    /// Its filter, ordering and headers of its own.
+    pub options: DeliveryOptions,
 }
 
 // Secrets stay out of `{:?}`, so no log line can carry them by accident.
@@ -157,6 +161,7 @@ impl fmt::Debug for Webhook {
             .field("max_in_flight", &self.max_in_flight)
             .field("consecutive_failures", &self.consecutive_failures)
             .field("circuit_open_until", &self.circuit_open_until)
+            .field("options", &self.options)
             .finish()
     }
 }
@@ -171,6 +176,7 @@ impl Webhook {
             url: spec.url,
             authentication: spec.authentication,
             max_in_flight: spec.max_in_flight,
+            options: spec.options.apply(&DeliveryOptions::default()),
             secret,
             created_at: now,
             updated_at: now,
@@ -248,6 +254,8 @@ pub struct WebhookSpec {
     pub authentication: Option<String>,
     /// How many of its deliveries may be in flight at once (`None`: the service's default).
     pub max_in_flight: Option<u32>,
+    /// The delivery options the request sets or removes.
+    pub options: OptionsChange,
 }
 
 impl fmt::Debug for WebhookSpec {
@@ -256,6 +264,8 @@ impl fmt::Debug for WebhookSpec {
             .field("event_type", &self.event_type)
             .field("url", &self.url)
             .field("authentication", &self.authentication.as_ref().map(|_| "<redacted>"))
+            .field("max_in_flight", &self.max_in_flight)
+            .field("options", &self.options)
             .finish()
     }
 }
@@ -393,6 +403,7 @@ pub(crate) mod tests {
             max_in_flight: None,
             consecutive_failures: 0,
             circuit_open_until: None,
+            options: Default::default(),
         }
     }
 

@@ -30,6 +30,7 @@ pub mod login_guard;
 pub mod mail;
 pub mod metrics;
 pub mod notify;
+pub mod options;
 pub mod queue;
 pub mod sqs_batch;
 pub mod store;

@@ -224,8 +224,13 @@ pub async fn insert_webhook(store: &DynamoStore, vendor: &Vendor, url: String) -
         domain::{EventType, Webhook, WebhookSpec},
         store::WebhookStore,
     };
-    let spec =
-        WebhookSpec { event_type: EventType::NewOrder, url, authentication: None, max_in_flight: None };
+    let spec = WebhookSpec {
+        event_type: EventType::NewOrder,
+        url,
+        authentication: None,
+        max_in_flight: None,
+        options: Default::default(),
+    };
     let w = Webhook::new(ids::webhook_id(), &vendor.vendor_id, spec, ids::signing_secret(), 0);
     store.insert_webhook(&w).await.unwrap();
     w

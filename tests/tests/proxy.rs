@@ -36,6 +36,7 @@ async fn proxy_variables_are_ignored() {
         .deliver(&DeliveryRequest {
             url: &receiver.url,
             authentication: None,
+            headers: &[],
             event_id: "evt_proxy",
             timestamp: 0,
             signature: "v1,x",

@@ -10,6 +10,7 @@ fn request(url: &str) -> DeliveryRequest<'_> {
     DeliveryRequest {
         url,
         authentication: None,
+        headers: &[],
         event_id: "evt_ssrf",
         timestamp: 0,
         signature: "v1,x",

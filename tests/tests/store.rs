@@ -15,6 +15,7 @@ fn webhook(vendor: &Vendor, id: u64, url: &str) -> shared::domain::Webhook {
         url: url.into(),
         authentication: Some("Basic abc".into()),
         max_in_flight: None,
+        options: Default::default(),
     };
     shared::domain::Webhook::new(id, &vendor.vendor_id, spec, ids::signing_secret(), now())
 }
@@ -114,6 +115,7 @@ async fn twenty_parallel_creates_get_twenty_distinct_ids() {
                 url: format!("https://parallel.example.com/{i}"),
                 authentication: None,
                 max_in_flight: None,
+                options: Default::default(),
             };
             app.create_webhook(&vendor, spec).await.map(|w| w.id).map_err(|e| e.message)
         });
@@ -142,6 +144,7 @@ async fn parallel_creates_of_one_endpoint_make_exactly_one_webhook() {
                 url: "https://race.example.com/".into(),
                 authentication: None,
                 max_in_flight: None,
+                options: Default::default(),
             };
             app.create_webhook(&vendor, spec).await.map_err(|e| e.status.as_u16())
         });
@@ -211,6 +214,7 @@ async fn published_events_stay_out_of_their_vendors_partition() {
         url: "https://a.example/h".into(),
         authentication: None,
         max_in_flight: None,
+        options: Default::default(),
     };
     app(store.clone()).create_webhook(&v.vendor, spec).await.unwrap();
 

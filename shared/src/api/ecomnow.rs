@@ -17,6 +17,7 @@ use crate::{
     error::{json_response, ApiError},
     fields::{self, NullableString},
     notify::{self, Notifications},
+    options::{Filter, OptionsChange, Ordering},
     store::AttemptRecord,
     urls,
 };
@@ -51,6 +52,13 @@ pub(super) struct WebhookView<'a> {
     /// Failed attempts in a row since the last delivery.
     #[serde(skip_serializing_if = "is_zero")]
     consecutive_failures: u32,
+    /// The delivery options, each only when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filter: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ordering: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<serde_json::Map<String, Value>>,
     /// Only in the answers to the creation and a rotation: a signing secret is shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) secret: Option<&'a str>,
@@ -77,6 +85,11 @@ impl<'a> WebhookView<'a> {
             circuit: w.circuit_open_until.map(|until| if until > now() { "open" } else { "probing" }),
             circuit_open_until: w.circuit_open_until.map(rfc3339),
             consecutive_failures: w.consecutive_failures,
+            filter: w.options.filter.as_ref().map(Filter::to_value),
+            ordering: (w.options.ordering != Ordering::None).then(|| w.options.ordering.as_str()),
+            headers: (!w.options.headers.is_empty()).then(|| {
+                w.options.headers.iter().map(|(n, v)| (n.clone(), Value::String(v.clone()))).collect()
+            }),
             secret: None,
             previous_secret_expires_at: None,
         }
@@ -264,6 +277,11 @@ pub(super) struct WebhookBody {
     method: NullableString,
     #[serde(default)]
     max_in_flight: Option<InFlightCap>,
+    /// Absent leaves an option as it is (on `PUT`), `null` removes it.
+    #[serde(default, deserialize_with = "fields::present")]
+    filter: Option<Value>,
+    #[serde(default, deserialize_with = "fields::present")]
+    headers: Option<Value>,
 }
 
 /// `maxInFlight`: a whole number from 1 to [`MAX_IN_FLIGHT`].
@@ -299,7 +317,8 @@ pub(super) fn spec_from_body(body: WebhookBody, policy: urls::TargetPolicy) -> R
     let url = urls::validate_target_url("url", &body.url, policy)?;
     let authentication = domain::validate_authentication("authentication", body.authentication.0.as_deref())?;
     let max_in_flight = body.max_in_flight.map(|InFlightCap(n)| n);
-    Ok(WebhookSpec { event_type, url: url.into(), authentication, max_in_flight })
+    let options = OptionsChange::parse(body.filter.as_ref(), None, body.headers.as_ref())?;
+    Ok(WebhookSpec { event_type, url: url.into(), authentication, max_in_flight, options })
 }
 
 #[cfg(test)]

@@ -145,6 +145,7 @@ impl<S: WebhookStore, Q> App<S, Q> {
                 url: spec.url.clone(),
                 authentication: spec.authentication.clone(),
                 max_in_flight: spec.max_in_flight,
+                options: spec.options.apply(&c.options),
                 ..c.clone()
             })
             .await?;

@@ -122,6 +122,7 @@ impl<S: WebhookStore + AttemptLog, Q> App<S, Q> {
             .deliver(&DeliveryRequest {
                 url: &webhook.url,
                 authentication: webhook.authentication.as_deref(),
+                headers: &webhook.options.headers,
                 event_id: &event_id,
                 timestamp,
                 signature: &signature,

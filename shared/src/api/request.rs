@@ -86,7 +86,8 @@ mod tests {
             (
                 ecomnow(with("hook", json!(1))),
                 "hook",
-                "unknown field \"hook\"; allowed: authentication, webhookType, url, method, maxInFlight",
+                "unknown field \"hook\"; allowed: authentication, webhookType, url, method, maxInFlight, filter, \
+                 headers",
             ),
             (ecomnow(json!({"url": "http://127.0.0.1:9/"})), "webhookType", "webhookType is required"),
             (ecomnow(with("url", json!(5))), "url", "url must be a string"),
@@ -117,6 +118,18 @@ mod tests {
                 ecomnow(with("maxInFlight", json!(1.5))),
                 "maxInFlight",
                 "maxInFlight must be a whole number from 1 to 100",
+            ),
+            (
+                ecomnow(with("filter", json!({"/orderNo": {"$regex": "x"}}))),
+                "filter",
+                "filter at \"/orderNo\": unknown operator \"$regex\"; allowed: $eq, $ne, $in, $nin, $gt, \
+                 $gte, $lt, $lte, $exists",
+            ),
+            (ecomnow(with("filter", json!("x"))), "filter", "filter must be an object of JSON Pointer paths to conditions, or null"),
+            (
+                ecomnow(with("headers", json!({"Host": "a.example"}))),
+                "headers",
+                "headers name \"Host\" is reserved: the service sets it",
             ),
             (ventiapp(json!({})), "webhook", "webhook is required"),
             (ventiapp(json!({"webhook": "x"})), "webhook", "webhook must be an object"),

@@ -149,7 +149,13 @@ pub(super) fn spec_from_body(
     let NewWebhook { topic, address } = body.webhook;
     let event_type = domain::parse_event_type("webhook.topic", &topic, Dialect::Ventiapp)?;
     let url = urls::validate_target_url("webhook.address", &address, policy)?;
-    Ok(WebhookSpec { event_type, url: url.into(), authentication: None, max_in_flight: None })
+    Ok(WebhookSpec {
+        event_type,
+        url: url.into(),
+        authentication: None,
+        max_in_flight: None,
+        options: Default::default(),
+    })
 }
 
 /// The id of the webhook a deletion names.

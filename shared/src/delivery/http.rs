@@ -15,7 +15,9 @@ use std::{
 
 use bytes::Bytes;
 use http::{
-    header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT as USER_AGENT_HEADER},
+    header::{
+        HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT as USER_AGENT_HEADER,
+    },
     Request,
 };
 use http_body_util::{BodyExt, Full};
@@ -178,7 +180,17 @@ impl Deliverer for HttpDeliverer {
                 return failed(Failure::RefusedAddress, started);
             }
         }
-        let mut request = Request::post(req.url)
+        let mut request = Request::post(req.url);
+        for (name, value) in req.headers {
+            match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+                (Ok(name), Ok(mut value)) => {
+                    value.set_sensitive(true);
+                    request = request.header(name, value);
+                }
+                _ => return failed(Failure::BadHeader, started),
+            }
+        }
+        let mut request = request
             .header(CONTENT_TYPE, "application/json")
             .header(USER_AGENT_HEADER, USER_AGENT)
             .header("webhook-id", req.event_id)

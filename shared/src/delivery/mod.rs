@@ -310,6 +310,9 @@ pub enum Failure {
     /// The stored `authentication` value cannot be sent as a header (registration refuses
     /// such values; this guards older records).
     BadAuthentication,
+    /// A stored header of the webhook's own cannot be sent (registration refuses such headers;
+    /// this guards older records).
+    BadHeader,
     /// Anything else on the way.
     Network,
 }
@@ -324,6 +327,7 @@ impl Failure {
             Failure::Redirect => "redirect",
             Failure::Response => "response",
             Failure::BadAuthentication => "bad_authentication",
+            Failure::BadHeader => "bad_header",
             Failure::Network => "network",
         }
     }
@@ -342,6 +346,8 @@ pub struct Attempt {
 pub struct DeliveryRequest<'a> {
     pub url: &'a str,
     pub authentication: Option<&'a str>,
+    /// The webhook's own headers, sent before the signature's (which they cannot replace).
+    pub headers: &'a [(String, String)],
     pub event_id: &'a str,
     pub timestamp: i64,
     pub signature: &'a str,

@@ -222,6 +222,7 @@ where
             .deliver(&DeliveryRequest {
                 url: &webhook.url,
                 authentication: webhook.authentication.as_deref(),
+                headers: &webhook.options.headers,
                 event_id: &message.event_id,
                 timestamp,
                 signature: &signature,

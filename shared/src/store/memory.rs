@@ -301,6 +301,7 @@ mod tests {
             url: url.into(),
             authentication: None,
             max_in_flight: None,
+            options: Default::default(),
         };
         Webhook::new(id, "ven_a", spec, "whsec_x".into(), 1)
     }

@@ -185,7 +185,19 @@ where
     let published_at = now();
     let webhooks = app.store.list_webhooks(&event.vendor_id).await?;
     let (mut bodies, mut slow) = (Vec::new(), Vec::new());
+    // The payload as a value, read once and only if a filter needs it (it was validated).
+    let mut payload: Option<serde_json::Value> = None;
+    let mut filtered_out = 0;
     for w in webhooks.iter().filter(|w| w.event_type == event.event_type && w.disabled.is_none()) {
+        if let Some(filter) = &w.options.filter {
+            let payload = payload.get_or_insert_with(|| {
+                serde_json::from_str(event.payload.get()).unwrap_or(serde_json::Value::Null)
+            });
+            if !filter.matches(payload) {
+                filtered_out += 1;
+                continue;
+            }
+        }
         let body = DeliveryMessage::first(
             event_id.to_owned(),
             event.event_type,
@@ -202,6 +214,10 @@ where
         }
     }
     let deliveries = (bodies.len() + slow.len()) as u32;
+    if filtered_out > 0 {
+        tracing::info!(event_id, filtered_out, "webhooks whose filter the event does not pass");
+        metrics::Record::new("publish-event").count("FilteredOut", filtered_out).emit();
+    }
     // An order email, if the vendor asked for one: a message on the emails queue, so that sending
     // it never holds the deliveries up; send-email sends it once per order.
     let mut email = None;

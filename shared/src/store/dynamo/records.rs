@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::*;
+use crate::options::{DeliveryOptions, Filter, Ordering};
 
 /// A webhook as its item stores it (`VENDOR#<vendorId>` / `WEBHOOK#<id>`). Optional parts are
 /// absent attributes, never nulls.
@@ -45,6 +46,22 @@ pub(super) struct WebhookRecord {
     pub(super) consecutive_failures: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) circuit_open_until: Option<i64>,
+    /// The payload filter, as the vendor's JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) filter: Option<String>,
+    /// `per_order`; absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) ordering: Option<String>,
+    /// Headers of the vendor's own, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) headers: Vec<HeaderRecord>,
+}
+
+/// A header a webhook sends.
+#[derive(Serialize, Deserialize)]
+pub(super) struct HeaderRecord {
+    pub(super) name: String,
+    pub(super) value: String,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -86,6 +103,14 @@ pub(super) fn webhook_item(w: &Webhook) -> Result<Item, StoreError> {
         max_in_flight: w.max_in_flight,
         consecutive_failures: w.consecutive_failures,
         circuit_open_until: w.circuit_open_until,
+        filter: w.options.filter.as_ref().map(|f| f.to_value().to_string()),
+        ordering: (w.options.ordering != Ordering::None).then(|| w.options.ordering.as_str().to_owned()),
+        headers: w
+            .options
+            .headers
+            .iter()
+            .map(|(name, value)| HeaderRecord { name: name.clone(), value: value.clone() })
+            .collect(),
     })
 }
 
@@ -109,6 +134,19 @@ pub(super) fn webhook_from(item: Item) -> Result<Webhook, StoreError> {
     let mut previous_secrets: Vec<(String, i64)> =
         r.previous_secrets.into_iter().map(|p| (p.secret, p.until)).collect();
     previous_secrets.extend(both(r.previous_secret, r.previous_secret_until, "previous secret")?);
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("a webhook's {what}: {e}"));
+    let filter = match r.filter {
+        Some(json) => {
+            let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| corrupt("filter", &e))?;
+            Some(Filter::parse(&value).map_err(|e| corrupt("filter", &e))?)
+        }
+        None => None,
+    };
+    let ordering = match r.ordering.as_deref() {
+        Some(name) => Ordering::parse(name).ok_or_else(|| corrupt("ordering", &name))?,
+        None => Ordering::None,
+    };
     Ok(Webhook {
         id: r.webhook_id,
         vendor_id: r.vendor_id,
@@ -126,6 +164,11 @@ pub(super) fn webhook_from(item: Item) -> Result<Webhook, StoreError> {
         max_in_flight: r.max_in_flight,
         consecutive_failures: r.consecutive_failures,
         circuit_open_until: r.circuit_open_until,
+        options: DeliveryOptions {
+            filter,
+            ordering,
+            headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+        },
     })
 }
 
