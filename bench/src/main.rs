@@ -163,7 +163,8 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
 
 /// What a million deliveries cost at us-east-1 list prices (arm64 Lambda, on-demand DynamoDB,
 /// standard SQS, HTTP API), from the requests counted in this run, for an event going to one
-/// webhook (the worst case: nothing shared) and to ten.
+/// webhook (the worst case: nothing shared), to ten, and to one when the platform publishes in
+/// batches of 100 (`POST /events/batch`).
 fn cost_table(dispatch_reads: f64, dispatch_writes: f64, ms_per_batch: f64) {
     const SQS: f64 = 0.40; // per million requests (64 KiB each)
     const RRU: f64 = 0.125; // per million read request units (an eventually consistent read of <= 4 KB is 0.5)
@@ -172,35 +173,38 @@ fn cost_table(dispatch_reads: f64, dispatch_writes: f64, ms_per_batch: f64) {
     const LAMBDA_GBS: f64 = 0.000_013_333_4; // per GB-second, arm64
     const HTTP_API: f64 = 1.00; // per million requests
     let gb = 128.0 / 1024.0;
-    eprintln!("| per million deliveries, USD | fan-out 1 | fan-out 10 |");
-    eprintln!("|---|---|---|");
-    let mut totals = [0.0f64; 2];
-    let mut line = |what: &str, f: &dyn Fn(f64) -> f64| {
-        let v = [f(1.0), f(10.0)];
-        totals[0] += v[0];
-        totals[1] += v[1];
-        eprintln!("| {what} | {:.3} | {:.3} |", v[0], v[1]);
+    // (webhooks per event, events per request)
+    const COLUMNS: [(f64, f64); 3] = [(1.0, 1.0), (10.0, 1.0), (1.0, 100.0)];
+    eprintln!("| per million deliveries, USD | fan-out 1 | fan-out 10 | fan-out 1, batches of 100 |");
+    eprintln!("|---|---|---|---|");
+    let mut totals = [0.0f64; 3];
+    let mut line = |what: &str, f: &dyn Fn(f64, f64) -> f64| {
+        let v = COLUMNS.map(|(fan_out, batch)| f(fan_out, batch));
+        for (total, v) in totals.iter_mut().zip(v) {
+            *total += v;
+        }
+        eprintln!("| {what} | {:.3} | {:.3} | {:.3} |", v[0], v[1], v[2]);
     };
-    // Publishing, per event, shared by its deliveries: the API request, the function (about
-    // 10 ms), the vendor read, the webhooks query, the event kept for redelivery (1 KiB payload:
-    // 2 WRU), and one SendMessageBatch per ten deliveries.
-    line("POST /events: API Gateway + Lambda", &|f| {
-        (HTTP_API + LAMBDA_REQ + 10.0 / 1000.0 * gb * LAMBDA_GBS * 1e6) / f
+    // Publishing, per event, shared by its deliveries: the API request and the function (about
+    // 10 ms, and 1 ms more per event of a batch) shared by a batch's events; the vendor read and
+    // the webhooks query (each event of its own vendor: the worst case for a batch), the event
+    // kept for redelivery (1 KiB payload: 2 WRU, in a batch write or not), and one
+    // SendMessageBatch per ten deliveries, a batch's events' deliveries packed together.
+    line("publish: API Gateway + Lambda", &|f, b| {
+        (HTTP_API + LAMBDA_REQ + (10.0 + b) / 1000.0 * gb * LAMBDA_GBS * 1e6) / (f * b)
     });
-    line("POST /events: DynamoDB (vendor, webhooks, kept event)", &|f| {
-        (0.5 * RRU + 0.5 * RRU + 2.0 * WRU) / f
-    });
-    line("SQS SendMessageBatch", &|f| SQS * (f / 10.0).ceil() / f);
+    line("publish: DynamoDB (vendor, webhooks, kept event)", &|f, _| (0.5 * RRU + 0.5 * RRU + 2.0 * WRU) / f);
+    line("SQS SendMessageBatch", &|f, b| SQS * (f * b / 10.0).ceil() / (f * b));
     // Dispatch, per delivery: the event source mapping's receive and delete per batch of ten,
     // one invocation per batch, its billed time, the store requests counted above.
-    line("SQS receive + delete (event source mapping)", &|_| SQS * 2.0 / 10.0);
-    line("dispatch Lambda (requests + GB-s)", &|_| {
+    line("SQS receive + delete (event source mapping)", &|_, _| SQS * 2.0 / 10.0);
+    line("dispatch Lambda (requests + GB-s)", &|_, _| {
         (LAMBDA_REQ + ms_per_batch / 1000.0 * gb * LAMBDA_GBS * 1e6) / 10.0
     });
-    line("dispatch DynamoDB (webhook read, attempt record)", &|_| {
+    line("dispatch DynamoDB (webhook read, attempt record)", &|_, _| {
         dispatch_reads * 0.5 * RRU + dispatch_writes * WRU
     });
-    eprintln!("| **total** | **{:.2}** | **{:.2}** |", totals[0], totals[1]);
+    eprintln!("| **total** | **{:.2}** | **{:.2}** | **{:.2}** |", totals[0], totals[1], totals[2]);
 }
 
 /// The functions and, for each, an event that runs it without touching AWS: an HTTP function

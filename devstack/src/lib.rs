@@ -7,8 +7,9 @@ pub mod runtime;
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_dynamodb::{
     types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+        GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
+        ScalarAttributeType, TimeToLiveSpecification,
     },
     Client,
 };
@@ -69,6 +70,8 @@ pub struct TableDefinition {
     pub attributes: Vec<(String, String)>,
     pub key_schema: Vec<(String, String)>,
     pub ttl_attribute: Option<String>,
+    /// Global secondary indexes: (name, key schema); every one projects all attributes.
+    pub indexes: Vec<(String, Vec<(String, String)>)>,
 }
 
 /// Parses `template.yaml` (CloudFormation tags such as `!Ref` are kept as tagged values).
@@ -94,7 +97,7 @@ pub fn table_definition(template: &Value) -> Result<TableDefinition> {
     let [(logical_id, props)] = tables.as_slice() else {
         bail!("template.yaml must define exactly one AWS::DynamoDB::Table, found {}", tables.len());
     };
-    let pairs = |key: &str, a: &str, b: &str| -> Result<Vec<(String, String)>> {
+    let pairs_of = |props: &Value, key: &str, a: &str, b: &str| -> Result<Vec<(String, String)>> {
         props
             .get(key)
             .and_then(Value::as_sequence)
@@ -106,6 +109,17 @@ pub fn table_definition(template: &Value) -> Result<TableDefinition> {
             })
             .collect()
     };
+    let pairs = |key: &str, a: &str, b: &str| pairs_of(props, key, a, b);
+    let mut indexes = Vec::new();
+    for index in props.get("GlobalSecondaryIndexes").and_then(Value::as_sequence).into_iter().flatten() {
+        let name = index.get("IndexName").and_then(Value::as_str).context("an index without IndexName")?;
+        let projection =
+            index.get("Projection").and_then(|p| p.get("ProjectionType")).and_then(Value::as_str);
+        if projection != Some("ALL") {
+            bail!("index {name}: the local stack makes indexes that project ALL, as the template should");
+        }
+        indexes.push((name.to_owned(), pairs_of(index, "KeySchema", "AttributeName", "KeyType")?));
+    }
     let ttl = props.get("TimeToLiveSpecification");
     let ttl_enabled = ttl.and_then(|t| t.get("Enabled")).and_then(Value::as_bool) == Some(true);
     Ok(TableDefinition {
@@ -117,6 +131,7 @@ pub fn table_definition(template: &Value) -> Result<TableDefinition> {
             .and_then(|t| t.get("AttributeName"))
             .and_then(Value::as_str)
             .map(str::to_owned),
+        indexes,
     })
 }
 
@@ -237,24 +252,77 @@ pub async fn ensure_queues(
 
 /// Creates the table if it does not exist (idempotent), with its TTL setting.
 pub async fn ensure_table(client: &Client, name: &str, def: &TableDefinition) -> Result<bool> {
-    if client.describe_table().table_name(name).send().await.is_ok() {
-        return Ok(false);
-    }
-    let mut req = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
-    for (n, t) in &def.attributes {
-        req = req.attribute_definitions(
-            AttributeDefinition::builder()
+    let keys = |schema: &[(String, String)]| -> Result<Vec<KeySchemaElement>> {
+        schema
+            .iter()
+            .map(|(n, k)| {
+                Ok(KeySchemaElement::builder()
+                    .attribute_name(n)
+                    .key_type(KeyType::from(k.as_str()))
+                    .build()?)
+            })
+            .collect()
+    };
+    let attributes = def
+        .attributes
+        .iter()
+        .map(|(n, t)| {
+            Ok(AttributeDefinition::builder()
                 .attribute_name(n)
                 .attribute_type(ScalarAttributeType::from(t.as_str()))
-                .build()?,
-        );
+                .build()?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let index = |(index_name, schema): &(String, Vec<(String, String)>)| -> Result<GlobalSecondaryIndex> {
+        Ok(GlobalSecondaryIndex::builder()
+            .index_name(index_name)
+            .set_key_schema(Some(keys(schema)?))
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()?)
+    };
+    if let Ok(existing) = client.describe_table().table_name(name).send().await {
+        // A table made before an index was added to the template gets it, as CloudFormation
+        // would add it.
+        let has: Vec<String> = existing
+            .table()
+            .map(|t| {
+                t.global_secondary_indexes()
+                    .iter()
+                    .filter_map(|i| i.index_name().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for missing in def.indexes.iter().filter(|(n, _)| !has.contains(n)) {
+            let i = index(missing)?;
+            let create = CreateGlobalSecondaryIndexAction::builder()
+                .index_name(&missing.0)
+                .set_key_schema(Some(i.key_schema().to_vec()))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()?;
+            client
+                .update_table()
+                .table_name(name)
+                .set_attribute_definitions(Some(attributes.clone()))
+                .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
+                .send()
+                .await
+                .map_err(|e| anyhow!(shared::error::chain(&e)))
+                .with_context(|| format!("adding the index {}", missing.0))?;
+        }
+        return Ok(false);
     }
-    for (n, k) in &def.key_schema {
-        req = req.key_schema(
-            KeySchemaElement::builder().attribute_name(n).key_type(KeyType::from(k.as_str())).build()?,
-        );
-    }
-    req.send().await.map_err(|e| anyhow!(shared::error::chain(&e))).context("creating the table")?;
+    let indexes = def.indexes.iter().map(index).collect::<Result<Vec<_>>>()?;
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(attributes))
+        .set_key_schema(Some(keys(&def.key_schema)?))
+        .set_global_secondary_indexes(Some(indexes).filter(|i| !i.is_empty()))
+        .send()
+        .await
+        .map_err(|e| anyhow!(shared::error::chain(&e)))
+        .context("creating the table")?;
     if let Some(attr) = &def.ttl_attribute {
         client
             .update_time_to_live()

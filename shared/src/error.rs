@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// An error answer of the API: `{"error": {"code", "message"[, "field"]}}`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
@@ -113,13 +113,18 @@ impl ApiError {
 
     /// Turns the error into the JSON response.
     pub fn into_response(self) -> Response<Body> {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(field) = self.field {
-            error["field"] = json!(field);
-        }
-        let mut response = json_response(self.status, &json!({ "error": error }));
+        let mut response = json_response(self.status, &self.body());
         response.headers_mut().extend(self.headers);
         response
+    }
+
+    /// The answer's body: `{"error": {"code", "message"[, "field"]}}`.
+    pub fn body(&self) -> serde_json::Value {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(field) = &self.field {
+            error["field"] = json!(field);
+        }
+        json!({ "error": error })
     }
 }
 

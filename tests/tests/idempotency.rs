@@ -107,7 +107,7 @@ async fn a_duplicate_during_a_fan_out_gets_409_and_a_changed_body_is_refused() {
     let (status, retry_after, json) = publish(app, body.clone()).await;
     assert_eq!((status.as_u16(), json["error"]["code"].as_str()), (409, Some("in_progress")), "{json}");
     let secs: u64 = retry_after.expect("Retry-After").parse().unwrap();
-    assert!((1..=publish_event::FAN_OUT_LEASE_SECS as u64).contains(&secs), "{secs}");
+    assert!((1..=shared::api::publish::FAN_OUT_LEASE_SECS as u64).contains(&secs), "{secs}");
     // The same id with another payload is another event: refused, whatever the first's state.
     let changed = event(&v, Some(&key), "new_order", &order.replace("1000-4612", "1000-4613"));
     let (status, _, json) = publish(app, changed.clone()).await;

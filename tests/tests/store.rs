@@ -5,7 +5,7 @@ use shared::{
     config::Config,
     domain::{EventType, Vendor, WebhookSpec},
     ids,
-    store::{Conflict, StoreError, VendorStore, WebhookStore},
+    store::{Conflict, EventLog, StoreError, StoredEvent, VendorStore, WebhookStore},
 };
 use tests::{new_vendor, store, unique};
 
@@ -208,7 +208,7 @@ async fn published_events_stay_out_of_their_vendors_partition() {
         payload: r#"{"orderId":1}"#.into(),
         published_at: t,
     };
-    store.store_event(&event).await.unwrap();
+    store.store_events(std::slice::from_ref(&event)).await.unwrap();
     let spec = WebhookSpec {
         event_type: EventType::NewOrder,
         url: "https://a.example/h".into(),
@@ -304,4 +304,39 @@ async fn delivery_slots_hold_the_cap_and_free_themselves_at_their_expiry() {
     assert!(store.take_slot(id, "d", now + 1_000, now + 60_000, 2).await.unwrap(), "b expired");
     store.give_slot(id, "never-taken").await.unwrap();
     store.give_slot(shared::ids::webhook_id(), "x").await.unwrap();
+}
+
+/// Events are kept in batch writes (over 25 at once here) and read back by vendor, type and time
+/// from the `EventsByTime` index: one vendor's window, oldest first.
+#[tokio::test]
+async fn kept_events_are_read_back_by_vendor_type_and_window() {
+    let store = store().await;
+    let (v, other) = (new_vendor(&store).await, new_vendor(&store).await);
+    let t = tests::deliveries::now() - 1000;
+    let event = |vendor: &str, i: i64, event_type| StoredEvent {
+        event_id: format!("evt-{i}"),
+        vendor_id: vendor.to_owned(),
+        event_type,
+        payload: format!(r#"{{"orderNo":"{i}"}}"#),
+        published_at: t + i,
+    };
+    let mut events: Vec<StoredEvent> =
+        (0..30).map(|i| event(&v.vendor.vendor_id, i, EventType::NewOrder)).collect();
+    events.extend((0..3).map(|i| event(&v.vendor.vendor_id, 100 + i, EventType::OrderCancellation)));
+    events.extend((0..3).map(|i| event(&other.vendor.vendor_id, i, EventType::NewOrder)));
+    store.store_events(&events).await.unwrap();
+
+    let got = store.events_between(&v.vendor.vendor_id, EventType::NewOrder, t + 5, t + 26).await.unwrap();
+    let ids: Vec<&str> = got.iter().map(|e| e.event_id.as_str()).collect();
+    let expected: Vec<String> = (5..=26).map(|i| format!("evt-{i}")).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(got[0].payload, r#"{"orderNo":"5"}"#);
+    let cancelled =
+        store.events_between(&v.vendor.vendor_id, EventType::OrderCancellation, t, t + 1000).await.unwrap();
+    assert_eq!(cancelled.len(), 3);
+    assert!(store
+        .events_between(&v.vendor.vendor_id, EventType::NewOrder, t + 31, t + 99)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -228,6 +228,7 @@ fn functions_get_only_the_table_actions_they_use() {
                 "dynamodb:Query",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
+                "dynamodb:BatchWriteItem",
                 "sqs:SendMessage",
             ][..],
         ),
@@ -346,7 +347,7 @@ fn the_queues_keep_nothing_from_being_lost() {
         .or_else(|| t["Globals"]["Function"]["Timeout"].as_i64())
         .unwrap();
     assert!(
-        publish_timeout * 3 <= shared::api::handlers::publish_event::FAN_OUT_LEASE_SECS,
+        publish_timeout * 3 <= shared::api::publish::FAN_OUT_LEASE_SECS,
         "a fan-out's lease outlasts the publish function's time limit"
     );
     let publish = &t["Resources"]["PublishEventFunction"]["Properties"]["Events"]["Publish"]["Properties"];

@@ -24,6 +24,9 @@ use crate::{
 pub struct Call {
     /// The dialect of the route the request came in on.
     pub dialect: Dialect,
+    /// The route's path, as [`ROUTES`](super::ROUTES) writes it (`/events/batch`): what tells a
+    /// function's routes apart.
+    pub path: &'static str,
     /// The authenticated vendor; `None` on the platform's route.
     vendor: Option<Vendor>,
     /// The value of the route's `{param}` segment, if it has one.
@@ -122,7 +125,7 @@ async fn route<S: VendorStore + TokenStore, Q>(
     if let Some(v) = &vendor {
         tracing::Span::current().record("vendor", v.vendor_id.as_str());
     }
-    Ok(Call { dialect: route.dialect, vendor, param, request: req })
+    Ok(Call { dialect: route.dialect, path: route.path, vendor, param, request: req })
 }
 
 /// eComNow authentication: `Username`/`Password` headers or HTTP Basic. Credentials this

@@ -15,6 +15,7 @@ mod ecomnow;
 pub mod handlers;
 pub mod middleware;
 mod operate;
+pub mod publish;
 pub mod request;
 pub mod routes;
 mod ventiapp;

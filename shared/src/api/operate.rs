@@ -60,7 +60,9 @@ impl<S: WebhookStore + EventLog, Q: DeliveryQueue> App<S, Q> {
     pub async fn redeliver(&self, vendor: &Vendor, id: u64, event_id: &str) -> Result<Webhook, ApiError> {
         let webhook = self.find_webhook(vendor, id).await?;
         let event = self.store.get_event(&vendor.vendor_id, event_id).await?.ok_or_else(|| {
-            ApiError::not_found("event (events are kept 30 days, and only those delivered to a webhook)")
+            ApiError::not_found(
+                "event (events are kept 30 days, those of a type the vendor has a webhook for)",
+            )
         })?;
         if event.event_type != webhook.event_type {
             return Err(FieldError::not_allowed(

@@ -90,6 +90,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/basic/notifications", Operation::GetNotifications, Dialect::Ecomnow),
     route("PUT", "/basic/notifications", Operation::UpdateNotifications, Dialect::Ecomnow),
     route("POST", "/events", Operation::PublishEvent, Dialect::Platform),
+    route("POST", "/events/batch", Operation::PublishEvent, Dialect::Platform),
 ];
 
 /// What a request's method and path resolve to.

@@ -175,8 +175,18 @@ pub struct StoredEvent {
 /// Published events: their idempotency keys, kept for a day, and the events themselves, kept
 /// as long as the attempt log so that any delivery a vendor sees can be sent again.
 pub trait EventLog: Send + Sync {
-    /// Keeps a published event.
-    fn store_event(&self, event: &StoredEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Keeps published events.
+    fn store_events(&self, events: &[StoredEvent]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A vendor's kept events of one type published from `since` to `until` (Unix seconds, both
+    /// included), oldest first.
+    fn events_between(
+        &self,
+        vendor_id: &str,
+        event_type: EventType,
+        since: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 
     /// A vendor's event by id, if it is still kept.
     fn get_event(

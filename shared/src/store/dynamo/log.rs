@@ -2,18 +2,90 @@
 use super::{records::*, *};
 
 impl EventLog for DynamoStore {
-    async fn store_event(&self, e: &StoredEvent) -> Result<(), StoreError> {
-        let item = to_item(EventRecord {
-            pk: event_pk(&e.vendor_id, &e.event_id),
-            sk: "#".into(),
-            event_id: e.event_id.clone(),
-            event_type: e.event_type,
-            payload: e.payload.clone(),
-            published_at: e.published_at,
-            expires_at: e.published_at + ATTEMPT_TTL_SECS,
-        })?;
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(backend)?;
+    async fn store_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        // BatchWriteItem takes 25 requests; what DynamoDB leaves unprocessed is sent again.
+        for chunk in events.chunks(25) {
+            let mut requests = chunk
+                .iter()
+                .map(|e| {
+                    let item = to_item(EventRecord {
+                        pk: event_pk(&e.vendor_id, &e.event_id),
+                        sk: "#".into(),
+                        timeline: Some(timeline_pk(&e.vendor_id, e.event_type)),
+                        event_id: e.event_id.clone(),
+                        event_type: e.event_type,
+                        payload: e.payload.clone(),
+                        published_at: e.published_at,
+                        expires_at: e.published_at + ATTEMPT_TTL_SECS,
+                    })?;
+                    let put = PutRequest::builder().set_item(Some(item)).build().map_err(backend)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            for pause_ms in [0, 50, 100, 200, 400, 800] {
+                if requests.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                requests = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+            }
+            if !requests.is_empty() {
+                return Err(StoreError::Backend(
+                    format!("DynamoDB left {} events unwritten after six tries", requests.len()).into(),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    async fn events_between(
+        &self,
+        vendor_id: &str,
+        event_type: EventType,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(EVENTS_BY_TIME)
+                .key_condition_expression("timeline = :t AND publishedAt BETWEEN :since AND :until")
+                .expression_attribute_values(":t", s(timeline_pk(vendor_id, event_type)))
+                .expression_attribute_values(":since", n(since))
+                .expression_attribute_values(":until", n(until))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out.items.unwrap_or_default() {
+                let r: EventRecord = from_item(item)?;
+                if r.expires_at < crate::clock::now() {
+                    continue; // expired; TTL deletes lazily
+                }
+                events.push(StoredEvent {
+                    event_id: r.event_id,
+                    vendor_id: vendor_id.to_owned(),
+                    event_type: r.event_type,
+                    payload: r.payload,
+                    published_at: r.published_at,
+                });
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(events);
+            }
+        }
     }
 
     async fn get_event(&self, vendor_id: &str, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {

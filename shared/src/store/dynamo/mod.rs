@@ -11,7 +11,7 @@
 //! | `TOKENID#<tokenId>`  | `#`                              | revocation by id: the token's hash    |
 //! | `VENDOR#<vendorId>`  | `TOKEN#<tokenId>`                | a vendor's tokens, one query          |
 //! | `KEY#<vendorId>#<idempotency key>` | `#`                | a publisher's key, for 24 h (TTL)     |
-//! | `EVT#<vendorId>#<eventId>` | `#`                        | a published event, for 30 days (TTL)  |
+//! | `EVT#<vendorId>#<eventId>` | `#`                        | a published event, for 30 days (TTL); in `EventsByTime` under `timeline` = `EVTS#<vendorId>#<type>`, `publishedAt` |
 //! | `ATTEMPTS#<id>`      | `<at ms>#<eventId>#<attempt>`    | a delivery attempt, for 30 days (TTL) |
 //! | `VENDOR#<vendorId>`  | `NOTIFY`                         | email address, topics, refusal        |
 //! | `MAIL#<vendorId>#<type>#<sha256(orderNo)>` | `#`        | an order email's claim, then its record (30 days, TTL) |
@@ -35,7 +35,8 @@ use aws_sdk_dynamodb::{
         put_item::PutItemError, transact_write_items::TransactWriteItemsError, update_item::UpdateItemError,
     },
     types::{
-        AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+        AttributeValue, Delete, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
+        TransactWriteItem, WriteRequest,
     },
     Client,
 };
@@ -227,6 +228,14 @@ fn key_pk(vendor_id: &str, key: &str) -> String {
 /// A published event, in a partition of its own.
 fn event_pk(vendor_id: &str, event_id: &str) -> String {
     format!("EVT#{vendor_id}#{event_id}")
+}
+
+/// The index of a vendor's events of one type by time: `timeline` (S), `publishedAt` (N).
+pub const EVENTS_BY_TIME: &str = "EventsByTime";
+
+/// A vendor's events of one type, in [`EVENTS_BY_TIME`].
+fn timeline_pk(vendor_id: &str, event_type: EventType) -> String {
+    format!("EVTS#{vendor_id}#{}", event_type.as_str())
 }
 
 fn webhook_sk(id: u64) -> String {

@@ -240,6 +240,10 @@ pub(super) fn token_from(item: Item) -> Result<ApiToken, StoreError> {
 pub(super) struct EventRecord {
     pub(super) pk: String,
     pub(super) sk: String,
+    /// The vendor's events of one type, by `publishedAt`: the key of the `EventsByTime` index
+    /// (absent on events kept before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) timeline: Option<String>,
     pub(super) event_id: String,
     pub(super) event_type: EventType,
     pub(super) payload: String,
