@@ -7,9 +7,8 @@ pub mod runtime;
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_dynamodb::{
     types::{
-        AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
-        GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
-        ScalarAttributeType, TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+        ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
     },
     Client,
 };
@@ -280,35 +279,7 @@ pub async fn ensure_table(client: &Client, name: &str, def: &TableDefinition) ->
             .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()?)
     };
-    if let Ok(existing) = client.describe_table().table_name(name).send().await {
-        // A table made before an index was added to the template gets it, as CloudFormation
-        // would add it.
-        let has: Vec<String> = existing
-            .table()
-            .map(|t| {
-                t.global_secondary_indexes()
-                    .iter()
-                    .filter_map(|i| i.index_name().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for missing in def.indexes.iter().filter(|(n, _)| !has.contains(n)) {
-            let i = index(missing)?;
-            let create = CreateGlobalSecondaryIndexAction::builder()
-                .index_name(&missing.0)
-                .set_key_schema(Some(i.key_schema().to_vec()))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()?;
-            client
-                .update_table()
-                .table_name(name)
-                .set_attribute_definitions(Some(attributes.clone()))
-                .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
-                .send()
-                .await
-                .map_err(|e| anyhow!(shared::error::chain(&e)))
-                .with_context(|| format!("adding the index {}", missing.0))?;
-        }
+    if client.describe_table().table_name(name).send().await.is_ok() {
         return Ok(false);
     }
     let indexes = def.indexes.iter().map(index).collect::<Result<Vec<_>>>()?;
