@@ -196,10 +196,12 @@ def _pk(key):
 
 
 def _query_pk(body):
+    # The table's partition key is `pk`; an index's is the attribute of its key condition's
+    # equality (IAM's dynamodb:LeadingKeys is the index's partition key for a query on an index).
     names = {v: k for k, v in (body.get("ExpressionAttributeNames") or {}).items()}
     expression = body.get("KeyConditionExpression") or ""
     for name, placeholder in re.findall(r"([#\w]+)\s*=\s*(:\w+)", expression):
-        if name == "pk" or names.get("pk") == name:
+        if name == "pk" or names.get("pk") == name or body.get("IndexName"):
             return _pk({"pk": (body.get("ExpressionAttributeValues") or {}).get(placeholder)})
     return None
 

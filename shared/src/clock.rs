@@ -28,6 +28,11 @@ pub fn rfc3339_ms(ms: i64) -> String {
     rfc3339_nanos(ms as i128 * 1_000_000)
 }
 
+/// Reads an RFC 3339 time (any offset) as unix seconds, a fraction dropped.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    OffsetDateTime::parse(text, &Rfc3339).ok().map(OffsetDateTime::unix_timestamp)
+}
+
 /// RFC 3339 in UTC (`Z`), with fractions only where the time has them.
 fn rfc3339_nanos(nanos: i128) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(nanos)
@@ -45,6 +50,13 @@ mod tests {
         assert_eq!(rfc3339(1_583_343_384), "2020-03-04T17:36:24Z");
         assert_eq!(rfc3339_ms(1_583_343_384_000), "2020-03-04T17:36:24Z");
         assert_eq!(rfc3339_ms(1_583_343_384_250), "2020-03-04T17:36:24.25Z");
+    }
+
+    #[test]
+    fn rfc3339_reads_back_in_any_offset() {
+        assert_eq!(parse_rfc3339("2020-03-04T17:36:24Z"), Some(1_583_343_384));
+        assert_eq!(parse_rfc3339("2020-03-04T18:36:24.9+01:00"), Some(1_583_343_384));
+        assert_eq!(parse_rfc3339("2020-03-04 17:36:24"), None);
     }
 
     #[test]

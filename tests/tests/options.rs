@@ -156,3 +156,78 @@ async fn a_webhook_without_options_looks_as_it_always_did() {
         ]
     );
 }
+
+/// The sequence: a 410 disables the webhook; two events published meanwhile get no
+/// delivery; after `enable`, `recover` from before the disable brings each once (with its own id
+/// as `webhook-id`), and a second `recover` over the window queues nothing.
+#[tokio::test]
+async fn recover_brings_what_a_disabled_webhook_missed_once() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let r =
+        Receiver::start(vec![tests::receiver::Reply::Status(410)], tests::receiver::Reply::Status(200)).await;
+    let since = shared::clock::rfc3339(tests::deliveries::now() - 5);
+    let body = json!({"webhookType": "new_order", "url": r.url});
+    let created = api.vendor(&v, Method::POST, "/basic/webhooks", Some(&body)).await.json();
+    let id = created["webhookId"].as_u64().unwrap();
+    let path = format!("/basic/webhooks/{id}");
+
+    let gone = publish(&api, &event(&v, None, "new_order", &order("R-0", &[("SKU-1", 1)]))).await;
+    r.wait_for(1, WAIT).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while store.get_webhook(&v.vendor.vendor_id, id).await.unwrap().unwrap().disabled.is_none() {
+        assert!(std::time::Instant::now() < deadline, "the 410 did not disable the webhook");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut missed = Vec::new();
+    for no in ["R-1", "R-2"] {
+        let a = publish(&api, &event(&v, None, "new_order", &order(no, &[("SKU-1", 1)]))).await;
+        assert_eq!(a.json()["deliveries"], 0, "{}", a.text);
+        missed.push(a.json()["eventId"].as_str().unwrap().to_owned());
+    }
+
+    // Refusals first: disabled, a window outside the 30 days, a malformed time.
+    let recover = format!("{path}/recover");
+    let disabled = api.vendor(&v, Method::POST, &recover, Some(&json!({"since": since}))).await;
+    disabled.expect_error(409, "webhook_disabled");
+    assert_eq!(api.vendor(&v, Method::POST, &format!("{path}/enable"), None).await.status, 200);
+    let old = shared::clock::rfc3339(tests::deliveries::now() - 31 * 86_400);
+    let e = api
+        .vendor(&v, Method::POST, &recover, Some(&json!({"since": old})))
+        .await
+        .expect_error(400, "invalid_field");
+    assert_eq!(e["field"], "since");
+    assert!(e["message"].as_str().unwrap().starts_with("events are kept 30 days"), "{e}");
+    let e = api
+        .vendor(&v, Method::POST, &recover, Some(&json!({"since": "today"})))
+        .await
+        .expect_error(400, "invalid_field");
+    assert_eq!(e["field"], "since");
+
+    let a = api.vendor(&v, Method::POST, &recover, Some(&json!({"since": since}))).await;
+    // The 410'd event never got a 2xx either: it comes again with the two missed ones.
+    assert_eq!((a.status.as_u16(), a.json()), (202, json!({"webhookId": id, "queued": 3})), "{}", a.text);
+    let got = r.wait_for(4, WAIT).await;
+    let mut ids: Vec<&str> = got[1..].iter().map(|g| g.header("webhook-id").unwrap()).collect();
+    ids.sort();
+    let mut expected = vec![gone.json()["eventId"].as_str().unwrap().to_owned()];
+    expected.extend(missed);
+    expected.sort();
+    assert_eq!(ids, expected, "each once, with its own id");
+
+    // Once their attempts are logged as delivered, the window holds nothing to recover.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let delivered =
+            tests::attempts_of(&store, id, 4).await.iter().filter(|a| a.outcome == "delivered").count();
+        if delivered == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{delivered} delivered attempts logged");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let again = api.vendor(&v, Method::POST, &recover, Some(&json!({"since": since}))).await;
+    assert_eq!(again.json(), json!({"webhookId": id, "queued": 0}), "{}", again.text);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(r.received().len(), 4);
+}

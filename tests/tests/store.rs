@@ -326,17 +326,21 @@ async fn kept_events_are_read_back_by_vendor_type_and_window() {
     events.extend((0..3).map(|i| event(&other.vendor.vendor_id, i, EventType::NewOrder)));
     store.store_events(&events).await.unwrap();
 
-    let got = store.events_between(&v.vendor.vendor_id, EventType::NewOrder, t + 5, t + 26).await.unwrap();
+    let got =
+        store.events_between(&v.vendor.vendor_id, EventType::NewOrder, t + 5, t + 26, 100).await.unwrap();
     let ids: Vec<&str> = got.iter().map(|e| e.event_id.as_str()).collect();
     let expected: Vec<String> = (5..=26).map(|i| format!("evt-{i}")).collect();
     assert_eq!(ids, expected);
     assert_eq!(got[0].payload, r#"{"orderNo":"5"}"#);
-    let cancelled =
-        store.events_between(&v.vendor.vendor_id, EventType::OrderCancellation, t, t + 1000).await.unwrap();
-    assert_eq!(cancelled.len(), 3);
-    assert!(store
-        .events_between(&v.vendor.vendor_id, EventType::NewOrder, t + 31, t + 99)
+    let cancelled = store
+        .events_between(&v.vendor.vendor_id, EventType::OrderCancellation, t, t + 1000, 100)
         .await
-        .unwrap()
-        .is_empty());
+        .unwrap();
+    assert_eq!(cancelled.len(), 3);
+    let none =
+        store.events_between(&v.vendor.vendor_id, EventType::NewOrder, t + 31, t + 99, 100).await.unwrap();
+    assert!(none.is_empty());
+    let first = store.events_between(&v.vendor.vendor_id, EventType::NewOrder, t, t + 99, 4).await.unwrap();
+    let offsets: Vec<i64> = first.iter().map(|e| e.published_at - t).collect();
+    assert_eq!(offsets, [0, 1, 2, 3], "the oldest, at most the limit");
 }

@@ -16,6 +16,7 @@ pub mod handlers;
 pub mod middleware;
 mod operate;
 pub mod publish;
+pub mod recover;
 pub mod request;
 pub mod routes;
 mod ventiapp;

@@ -86,6 +86,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/basic/webhooks/{webhookId}/enable", Operation::EnableWebhook, Dialect::Ecomnow),
     route("POST", "/basic/webhooks/{webhookId}/rotate-secret", Operation::RotateSecret, Dialect::Ecomnow),
     route("POST", "/basic/webhooks/{webhookId}/redeliver", Operation::RedeliverEvent, Dialect::Ecomnow),
+    route("POST", "/basic/webhooks/{webhookId}/recover", Operation::RedeliverEvent, Dialect::Ecomnow),
     route("POST", "/basic/webhooks/{webhookId}/test", Operation::TestWebhook, Dialect::Ecomnow),
     route("GET", "/basic/notifications", Operation::GetNotifications, Dialect::Ecomnow),
     route("PUT", "/basic/notifications", Operation::UpdateNotifications, Dialect::Ecomnow),

@@ -209,6 +209,9 @@ impl AttemptLog for MemoryStore {
     ) -> Result<(Vec<AttemptRecord>, Option<String>), StoreError> {
         Ok((Vec::new(), None))
     }
+    async fn delivered_since(&self, _: u64, _: i64) -> Result<std::collections::HashSet<String>, StoreError> {
+        Ok(Default::default())
+    }
     async fn list_attempts(&self, _: u64, _: i32) -> Result<Vec<AttemptRecord>, StoreError> {
         Ok(Vec::new())
     }

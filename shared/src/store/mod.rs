@@ -5,7 +5,7 @@ use crate::domain::{EventType, Vendor, Webhook};
 
 mod dynamo;
 mod memory;
-pub use dynamo::DynamoStore;
+pub use dynamo::{DynamoStore, ATTEMPT_TTL_SECS};
 pub use memory::MemoryStore;
 
 /// A boxed cause from a storage backend.
@@ -179,13 +179,14 @@ pub trait EventLog: Send + Sync {
     fn store_events(&self, events: &[StoredEvent]) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A vendor's kept events of one type published from `since` to `until` (Unix seconds, both
-    /// included), oldest first.
+    /// included), oldest first, at most `limit` of them.
     fn events_between(
         &self,
         vendor_id: &str,
         event_type: EventType,
         since: i64,
         until: i64,
+        limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 
     /// A vendor's event by id, if it is still kept.
@@ -268,6 +269,13 @@ pub trait AttemptLog: Send + Sync {
         limit: i32,
         after: Option<&str>,
     ) -> impl Future<Output = Result<(Vec<AttemptRecord>, Option<String>), StoreError>> + Send;
+
+    /// The events a webhook got a 2xx for in attempts made since `since_ms` (Unix ms).
+    fn delivered_since(
+        &self,
+        webhook_id: u64,
+        since_ms: i64,
+    ) -> impl Future<Output = Result<std::collections::HashSet<String>, StoreError>> + Send;
 
     /// A webhook's latest attempts, newest first.
     fn list_attempts(

@@ -1,4 +1,6 @@
 //! Published events, publishers' idempotency keys and the attempt log.
+use std::collections::HashSet;
+
 use super::{records::*, *};
 
 impl EventLog for DynamoStore {
@@ -51,6 +53,7 @@ impl EventLog for DynamoStore {
         event_type: EventType,
         since: i64,
         until: i64,
+        limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut events = Vec::new();
         let mut start = None;
@@ -82,7 +85,8 @@ impl EventLog for DynamoStore {
                 });
             }
             start = out.last_evaluated_key;
-            if start.is_none() {
+            if start.is_none() || events.len() >= limit {
+                events.truncate(limit);
                 return Ok(events);
             }
         }
@@ -228,6 +232,38 @@ impl AttemptLog for DynamoStore {
         })?;
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(backend)?;
         Ok(())
+    }
+
+    async fn delivered_since(&self, webhook_id: u64, since_ms: i64) -> Result<HashSet<String>, StoreError> {
+        // Only the delivered attempts' event ids come back; DynamoDB still reads (and bills) every
+        // attempt since `since_ms`.
+        let mut delivered = HashSet::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk >= :since")
+                .filter_expression("outcome = :delivered")
+                .projection_expression("eventId")
+                .expression_attribute_values(":pk", s(format!("ATTEMPTS#{webhook_id}")))
+                .expression_attribute_values(":since", s(format!("{:013}", since_ms.max(0))))
+                .expression_attribute_values(":delivered", s("delivered"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out.items.unwrap_or_default() {
+                if let Some(AttributeValue::S(id)) = item.get("eventId") {
+                    delivered.insert(id.clone());
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(delivered);
+            }
+        }
     }
 
     async fn list_attempts(&self, webhook_id: u64, limit: i32) -> Result<Vec<AttemptRecord>, StoreError> {
