@@ -120,6 +120,8 @@ start_stack() {
     echo "DELIVERIES_QUEUE_URL=$DELIVERIES_QUEUE_URL"
     echo "SLOW_DELIVERIES_QUEUE_URL=$SLOW_DELIVERIES_QUEUE_URL"
     echo "DEAD_LETTER_QUEUE_URL=$DEAD_LETTER_QUEUE_URL"
+    echo "ORDERED_DELIVERIES_QUEUE_URL=$ORDERED_DELIVERIES_QUEUE_URL"
+    echo "ORDERED_DEAD_LETTER_QUEUE_URL=$ORDERED_DEAD_LETTER_QUEUE_URL"
     echo "EMAILS_QUEUE_URL=$EMAILS_QUEUE_URL"
     if [ -n "${RETRY_SCHEDULE:-}" ]; then echo "RETRY_SCHEDULE=$RETRY_SCHEDULE"; fi
     if [ -n "${RETRY_AFTER_CAP:-}" ]; then echo "RETRY_AFTER_CAP=$RETRY_AFTER_CAP"; fi
@@ -160,10 +162,12 @@ start_stack() {
 
   # The soak runs dispatch and its bridge itself, to kill and restart dispatch (STACK_NO_BRIDGE).
   if [ -z "${STACK_NO_BRIDGE:-}" ]; then
-    log "starting the SQS-to-dispatch bridges: the deliveries queue and the slow lane"
+    log "starting the SQS-to-dispatch bridges: the deliveries queue, the slow lane and the ordered queue"
     start_bg bridge "$ROOT/target/debug/devstack" bridge --queue-url "$DELIVERIES_QUEUE_URL" --watch-url "$WEBHOOKS_API_URL"
     start_bg slow-bridge "$ROOT/target/debug/devstack" bridge --queue-url "$SLOW_DELIVERIES_QUEUE_URL" \
       --watch-url "$WEBHOOKS_API_URL" --pollers 2
+    start_bg ordered-bridge "$ROOT/target/debug/devstack" bridge --queue-url "$ORDERED_DELIVERIES_QUEUE_URL" \
+      --watch-url "$WEBHOOKS_API_URL"
   fi
   log "starting the SQS-to-send-email bridge"
   start_bg email-bridge "$ROOT/target/debug/devstack" bridge --queue-url "$EMAILS_QUEUE_URL" \
@@ -180,6 +184,8 @@ start_stack() {
     echo "DELIVERIES_QUEUE_URL=$DELIVERIES_QUEUE_URL"
     echo "SLOW_DELIVERIES_QUEUE_URL=$SLOW_DELIVERIES_QUEUE_URL"
     echo "DEAD_LETTER_QUEUE_URL=$DEAD_LETTER_QUEUE_URL"
+    echo "ORDERED_DELIVERIES_QUEUE_URL=$ORDERED_DELIVERIES_QUEUE_URL"
+    echo "ORDERED_DEAD_LETTER_QUEUE_URL=$ORDERED_DEAD_LETTER_QUEUE_URL"
     echo "EMAILS_QUEUE_URL=$EMAILS_QUEUE_URL"
     echo "EMAILS_DEAD_LETTER_QUEUE_URL=$EMAILS_DEAD_LETTER_QUEUE_URL"
     echo "EMAIL_SENDER=$EMAIL_SENDER"

@@ -30,6 +30,8 @@ pub struct Queues {
     pub dead_letters: String,
     /// The emails' queues: their messages are emails, not deliveries.
     pub emails: bool,
+    /// The ordered deliveries' FIFO queues: a replayed message goes back in its group.
+    pub ordered: bool,
 }
 
 /// Which parked deliveries a command acts on.
@@ -269,10 +271,16 @@ impl Queues {
                     Some(d) => DeliveryMessage { attempt: 1, not_before_ms: None, ..d }.to_body(),
                     None => body.to_owned(),
                 };
+                // An ordered delivery goes back in its order's group, after what that order got
+                // since, with a deduplication id of its own (a replay is sent again on purpose).
+                let group = m.attributes().and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId));
+                let dedup = self.ordered.then(shared::ids::event_id);
                 self.sqs
                     .send_message()
                     .queue_url(&self.deliveries)
                     .message_body(body)
+                    .set_message_group_id(group.filter(|_| self.ordered).cloned())
+                    .set_message_deduplication_id(dedup)
                     .send()
                     .await
                     .map_err(|e| anyhow!(shared::error::chain(&e)))

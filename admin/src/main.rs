@@ -76,6 +76,11 @@ struct DlqArgs {
     /// emails queue ($EMAILS_QUEUE_URL).
     #[arg(long, global = true)]
     emails: bool,
+    /// Acts on the ordered deliveries' FIFO dead-letter queue ($ORDERED_DEAD_LETTER_QUEUE_URL),
+    /// replaying to the ordered deliveries queue ($ORDERED_DELIVERIES_QUEUE_URL), each delivery
+    /// in its order's group.
+    #[arg(long, global = true, conflicts_with = "emails")]
+    ordered: bool,
     #[command(subcommand)]
     command: DlqCommand,
 }
@@ -307,6 +312,8 @@ async fn main() -> Result<()> {
 async fn run_dlq(args: DlqArgs, aws: &aws_config::SdkConfig, store: &DynamoStore) -> Result<()> {
     let (dlq_var, queue_var) = if args.emails {
         ("EMAILS_DEAD_LETTER_QUEUE_URL", "EMAILS_QUEUE_URL")
+    } else if args.ordered {
+        ("ORDERED_DEAD_LETTER_QUEUE_URL", "ORDERED_DELIVERIES_QUEUE_URL")
     } else {
         ("DEAD_LETTER_QUEUE_URL", "DELIVERIES_QUEUE_URL")
     };
@@ -318,6 +325,7 @@ async fn run_dlq(args: DlqArgs, aws: &aws_config::SdkConfig, store: &DynamoStore
             .with_context(|| format!("set {dlq_var} or --dlq-url"))?,
         deliveries: args.queue_url.or_else(|| env::var(queue_var).ok()).unwrap_or_default(),
         emails: args.emails,
+        ordered: args.ordered,
     };
     match args.command {
         DlqCommand::List { webhook, vendor, max } => {

@@ -227,6 +227,7 @@ pub async fn through_dispatch<
         // Every receiver answers 2xx: no failure email would be asked for.
         emails: None,
         slow_lane: None,
+        ordered: None,
     });
     let n: usize = events.iter().map(|e| e.records.len()).sum();
     let batches = events.len();

@@ -143,6 +143,8 @@ pub struct QueueDefinition {
     pub maximum_message_size: Option<i64>,
     /// (dead-letter queue's logical id, maxReceiveCount)
     pub redrive: Option<(String, i64)>,
+    /// A FIFO queue (its local name ends in `.fifo`, as SQS requires).
+    pub fifo: bool,
 }
 
 /// Resolves a number that may be a literal or `!Ref` to a parameter's default.
@@ -186,6 +188,7 @@ pub fn queue_definitions(template: &Value) -> Result<Vec<QueueDefinition>> {
                 visibility_timeout: props.get("VisibilityTimeout").and_then(|v| number(template, v)),
                 retention: props.get("MessageRetentionPeriod").and_then(|v| number(template, v)),
                 maximum_message_size: props.get("MaximumMessageSize").and_then(|v| number(template, v)),
+                fifo: props.get("FifoQueue").and_then(Value::as_bool) == Some(true),
                 logical_id,
                 redrive,
             })
@@ -213,8 +216,12 @@ pub async fn ensure_queues(
     let mut order: Vec<&QueueDefinition> = defs.iter().filter(|d| d.redrive.is_none()).collect();
     order.extend(defs.iter().filter(|d| d.redrive.is_some()));
     for def in order {
-        let name = format!("{prefix}-{}", def.logical_id);
+        let suffix = if def.fifo { ".fifo" } else { "" };
+        let name = format!("{prefix}-{}{suffix}", def.logical_id);
         let mut req = client.create_queue().queue_name(&name);
+        if def.fifo {
+            req = req.attributes(A::FifoQueue, "true");
+        }
         if let Some(v) = visibility.or(def.visibility_timeout) {
             req = req.attributes(A::VisibilityTimeout, v.to_string());
         }

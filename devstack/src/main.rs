@@ -151,6 +151,8 @@ async fn main() -> Result<()> {
                     "DeliveriesQueue" => "DELIVERIES_QUEUE_URL",
                     "SlowDeliveriesQueue" => "SLOW_DELIVERIES_QUEUE_URL",
                     "DeadLetterQueue" => "DEAD_LETTER_QUEUE_URL",
+                    "OrderedDeliveriesQueue" => "ORDERED_DELIVERIES_QUEUE_URL",
+                    "OrderedDeadLetterQueue" => "ORDERED_DEAD_LETTER_QUEUE_URL",
                     "EmailsQueue" => "EMAILS_QUEUE_URL",
                     "EmailsDeadLetterQueue" => "EMAILS_DEAD_LETTER_QUEUE_URL",
                     _ => continue,

@@ -30,6 +30,11 @@ pub struct Config {
     /// `SLOW_DELIVERIES_QUEUE_URL`: the slow lane, where retries and the deliveries of failing
     /// webhooks go, consumed apart from the deliveries queue (unset: everything stays in one).
     pub slow_deliveries_queue_url: Option<String>,
+    /// `ORDERED_DELIVERIES_QUEUE_URL`: the FIFO queue of the webhooks whose deliveries keep
+    /// their order per order (unset: such webhooks are delivered as the others).
+    pub ordered_deliveries_queue_url: Option<String>,
+    /// `ORDERED_DEAD_LETTER_QUEUE_URL`: the FIFO dead-letter queue of ordered deliveries.
+    pub ordered_dead_letter_queue_url: Option<String>,
     /// `EMAILS_QUEUE_URL`: where emails are asked for; set whenever `EMAIL_SENDER` is.
     pub emails_queue_url: Option<String>,
     /// `RETRY_SCHEDULE`: the delays between delivery attempts (default: the standard schedule),
@@ -86,6 +91,8 @@ struct Vars {
     deliveries_queue_url: Option<String>,
     dead_letter_queue_url: Option<String>,
     slow_deliveries_queue_url: Option<String>,
+    ordered_deliveries_queue_url: Option<String>,
+    ordered_dead_letter_queue_url: Option<String>,
     emails_queue_url: Option<String>,
     retry_schedule: Option<String>,
     retry_after_cap: Option<String>,
@@ -206,6 +213,8 @@ impl Config {
             deliveries_queue_url: set(v.deliveries_queue_url),
             dead_letter_queue_url: set(v.dead_letter_queue_url),
             slow_deliveries_queue_url: set(v.slow_deliveries_queue_url),
+            ordered_deliveries_queue_url: set(v.ordered_deliveries_queue_url),
+            ordered_dead_letter_queue_url: set(v.ordered_dead_letter_queue_url),
             emails_queue_url,
             retry_schedule,
             auto_disable_after,

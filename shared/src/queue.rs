@@ -30,6 +30,17 @@ pub enum QueueError {
     Backend(#[source] BoxError),
 }
 
+/// A message for a FIFO queue: SQS hands out a group's messages one at a time, in the order they
+/// were sent, and drops one whose deduplication id it saw in the last five minutes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grouped {
+    pub body: String,
+    /// At most 128 characters of letters, digits and punctuation.
+    pub group: String,
+    /// At most 128 characters of letters, digits and punctuation.
+    pub dedup: String,
+}
+
 /// Where deliveries wait, and where failed ones wait out their backoff.
 pub trait DeliveryQueue: Send + Sync {
     /// Enqueues every body, or fails; entries the queue refuses are retried first.
@@ -49,6 +60,13 @@ pub trait DeliveryQueue: Send + Sync {
         receipt_handle: &str,
         delay: Duration,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Enqueues every message on a FIFO queue, in order, or fails. A queue that keeps no groups
+    /// refuses them all.
+    fn send_grouped(&self, messages: Vec<Grouped>) -> impl Future<Output = Result<(), QueueError>> + Send {
+        let refused = messages.len();
+        async move { Err(QueueError::NotEnqueued(refused)) }
+    }
 }
 
 /// The SQS implementation.
@@ -100,12 +118,21 @@ fn trace_header() -> Option<HashMap<MessageSystemAttributeNameForSends, MessageS
     Some(HashMap::from([(MessageSystemAttributeNameForSends::AwsTraceHeader, value)]))
 }
 
-impl DeliveryQueue for SqsQueue {
-    async fn send_all(&self, bodies: Vec<String>) -> Result<(), QueueError> {
+impl SqsQueue {
+    /// Sends every body (with its group and deduplication id, on a FIFO queue) in batches,
+    /// retrying what the queue refuses. On a FIFO queue a refused entry sent again lands after
+    /// the entries of its group that went through: SQS refuses entries only when throttled or
+    /// failing, and a deduplication id keeps a publisher's retry from doubling any.
+    async fn send_bodies(
+        &self,
+        bodies: Vec<String>,
+        groups: Option<Vec<(String, String)>>,
+    ) -> Result<(), QueueError> {
         let trace = trace_header();
         let sizes: Vec<usize> = bodies.iter().map(String::len).collect();
         for run in batches(&sizes)? {
-            let chunk = &bodies[run];
+            let chunk = &bodies[run.clone()];
+            let chunk_groups = groups.as_ref().map(|g| &g[run]);
             let mut pending: Vec<(String, &String)> =
                 chunk.iter().enumerate().map(|(i, b)| (i.to_string(), b)).collect();
             for round in 0..SEND_ROUNDS {
@@ -115,9 +142,12 @@ impl DeliveryQueue for SqsQueue {
                 let entries = pending
                     .iter()
                     .map(|(id, body)| {
+                        let group = chunk_groups.and_then(|g| g.get(id.parse::<usize>().ok()?));
                         SendMessageBatchRequestEntry::builder()
                             .id(id)
                             .message_body(*body)
+                            .set_message_group_id(group.map(|(g, _)| g.clone()))
+                            .set_message_deduplication_id(group.map(|(_, d)| d.clone()))
                             .set_message_system_attributes(trace.clone())
                             .build()
                             .map_err(|e| QueueError::Backend(Box::new(e)))
@@ -156,6 +186,17 @@ impl DeliveryQueue for SqsQueue {
             }
         }
         Ok(())
+    }
+}
+
+impl DeliveryQueue for SqsQueue {
+    async fn send_all(&self, bodies: Vec<String>) -> Result<(), QueueError> {
+        self.send_bodies(bodies, None).await
+    }
+
+    async fn send_grouped(&self, messages: Vec<Grouped>) -> Result<(), QueueError> {
+        let (bodies, groups) = messages.into_iter().map(|m| (m.body, (m.group, m.dedup))).unzip();
+        self.send_bodies(bodies, Some(groups)).await
     }
 
     async fn send_later(&self, body: String, delay: Duration) -> Result<(), QueueError> {

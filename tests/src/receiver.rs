@@ -27,6 +27,8 @@ pub enum Reply {
     Flaky(f64),
     /// The status until the instant, `200` after it.
     FailUntil(Instant, u16),
+    /// The status to the first `usize` requests carrying this `webhook-id`, `200` to the rest.
+    FailEvent(String, usize, u16),
 }
 
 /// A request a receiver got.
@@ -156,12 +158,18 @@ async fn answer(
         let reply = match s.script.pop_front().unwrap_or(then) {
             Reply::Flaky(share) => Reply::Status(if rand::random::<f64>() < share { 500 } else { 200 }),
             Reply::FailUntil(until, code) => Reply::Status(if Instant::now() < until { code } else { 200 }),
+            Reply::FailEvent(id, times, code) => {
+                let id = Some(id.as_str());
+                let seen = s.got.iter().filter(|g| g.header("webhook-id") == id).count();
+                let this = parts.headers.get("webhook-id").and_then(|v| v.to_str().ok()) == id;
+                Reply::Status(if this && seen < times { code } else { 200 })
+            }
             other => other,
         };
         let status = match &reply {
             Reply::Status(c) | Reply::Slow(_, c) | Reply::RetryAfter(c, _) => *c,
             Reply::Redirect(_) => 302,
-            Reply::Flaky(_) | Reply::FailUntil(..) => unreachable!("resolved above"),
+            Reply::Flaky(_) | Reply::FailUntil(..) | Reply::FailEvent(..) => unreachable!("resolved above"),
         };
         s.got.push(Received {
             path: parts.uri.path().to_owned(),
@@ -175,7 +183,7 @@ async fn answer(
     let mut response = Response::new(Full::new(Bytes::from_static(b"{\"received\": true}")));
     match reply {
         Reply::Status(code) => *response.status_mut() = code.try_into().unwrap(),
-        Reply::Flaky(_) | Reply::FailUntil(..) => unreachable!("resolved above"),
+        Reply::Flaky(_) | Reply::FailUntil(..) | Reply::FailEvent(..) => unreachable!("resolved above"),
         Reply::Slow(wait, code) => {
             tokio::time::sleep(wait).await;
             *response.status_mut() = code.try_into().unwrap();

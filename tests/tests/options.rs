@@ -231,3 +231,117 @@ async fn recover_brings_what_a_disabled_webhook_missed_once() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(r.received().len(), 4);
 }
+
+/// The test: three events for one order published back to back, to a receiver that
+/// fails the first one twice, arrive as 1, 1, 1, 2, 3; an event for another order, published
+/// after them, is delivered while the first one waits.
+#[tokio::test]
+async fn per_order_deliveries_arrive_in_publish_order_and_other_orders_do_not_wait() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let first = tests::unique("ord-1");
+    let r = Receiver::start(Vec::new(), tests::receiver::Reply::FailEvent(first.clone(), 2, 500)).await;
+    let body = json!({"webhookType": "new_order", "url": r.url, "ordering": "per_order"});
+    let created = api.vendor(&v, Method::POST, "/basic/webhooks", Some(&body)).await;
+    assert_eq!(
+        (created.status.as_u16(), &created.json()["ordering"]),
+        (201, &json!("per_order")),
+        "{}",
+        created.text
+    );
+    let id = created.json()["webhookId"].as_u64().unwrap();
+
+    let order_a = tests::unique("A");
+    let ids = [first.clone(), tests::unique("ord-2"), tests::unique("ord-3")];
+    for (i, event_id) in ids.iter().enumerate() {
+        let payload = order(&order_a, &[("SKU-1", i as u32 + 1)]);
+        let a = publish(&api, &event(&v, Some(event_id), "new_order", &payload)).await;
+        assert_eq!((a.status.as_u16(), a.json()["deliveries"].as_u64()), (202, Some(1)), "{}", a.text);
+    }
+    let other = tests::unique("ord-b");
+    let b =
+        publish(&api, &event(&v, Some(&other), "new_order", &order(&tests::unique("B"), &[("SKU-9", 1)])))
+            .await;
+    assert_eq!(b.status, 202, "{}", b.text);
+
+    let got = r.wait_for(6, WAIT).await;
+    let seen: Vec<&str> = got.iter().map(|g| g.header("webhook-id").unwrap()).collect();
+    let of_a: Vec<&str> = seen.iter().copied().filter(|s| *s != other).collect();
+    assert_eq!(of_a, [&ids[0], &ids[0], &ids[0], &ids[1], &ids[2]].map(String::as_str), "{seen:?}");
+    let b_at = seen.iter().position(|s| *s == other).unwrap();
+    let first_done = seen.iter().rposition(|s| *s == ids[0]).unwrap();
+    assert!(b_at < first_done, "the other order's event waited for the first order: {seen:?}");
+    assert_eq!(got.iter().map(|g| g.status).filter(|s| *s == 500).count(), 2);
+
+    // The attempt log numbers the ordered delivery's attempts 1, 2, 3.
+    let attempts = tests::attempts_of(&store, id, 6).await;
+    let mut of_first: Vec<u32> =
+        attempts.iter().filter(|a| a.event_id == ids[0]).map(|a| a.attempt).collect();
+    of_first.sort();
+    assert_eq!(of_first, [1, 2, 3]);
+
+    // GET shows the option; PUT with null turns it off.
+    let path = format!("/basic/webhooks/{id}");
+    assert_eq!(api.vendor(&v, Method::GET, &path, None).await.json()["ordering"], "per_order");
+    let put = json!({"webhookType": "new_order", "url": r.url, "ordering": null});
+    let off = api.vendor(&v, Method::PUT, &path, Some(&put)).await;
+    assert!(off.json().get("ordering").is_none(), "{}", off.text);
+}
+
+/// An ordered delivery that never gets a 2xx holds its order back for its attempts, then is
+/// parked, body intact, in the FIFO dead-letter queue, and the order's next delivery goes.
+#[tokio::test]
+async fn a_parked_ordered_delivery_lets_its_order_go_on() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let doomed = tests::unique("doomed");
+    let r = Receiver::start(Vec::new(), tests::receiver::Reply::FailEvent(doomed.clone(), 1000, 503)).await;
+    let body = json!({"webhookType": "new_order", "url": r.url, "ordering": "per_order"});
+    let id = api.vendor(&v, Method::POST, "/basic/webhooks", Some(&body)).await.json()["webhookId"]
+        .as_u64()
+        .unwrap();
+    let (no, next) = (tests::unique("P"), tests::unique("next"));
+    let doomed_payload = order(&no, &[("SKU-1", 1)]);
+    publish(&api, &event(&v, Some(&doomed), "new_order", &doomed_payload)).await;
+    publish(&api, &event(&v, Some(&next), "new_order", &order(&no, &[("SKU-2", 2)]))).await;
+
+    let attempts = shared::delivery::RetrySchedule::parse(
+        &std::env::var("RETRY_SCHEDULE").unwrap_or("1s,1s,1s,1s,1s,1s,1s".into()),
+    )
+    .unwrap()
+    .max_attempts() as usize;
+    let got = r.wait_for(attempts + 1, Duration::from_secs(60)).await;
+    let seen: Vec<&str> = got.iter().map(|g| g.header("webhook-id").unwrap()).collect();
+    let mut expected = vec![doomed.as_str(); attempts];
+    expected.push(next.as_str());
+    assert_eq!(seen, expected, "every attempt of the first, then the next");
+
+    let sqs = aws_sdk_sqs::Client::new(&shared::aws::sdk_config().await);
+    let url = tests::stack_var("ORDERED_DEAD_LETTER_QUEUE_URL");
+    let deadline = std::time::Instant::now() + WAIT;
+    let parked = loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let found = out.messages.unwrap_or_default().into_iter().find_map(|m| {
+            let d: shared::delivery::DeliveryMessage = serde_json::from_str(m.body()?).ok()?;
+            (d.webhook_id == id).then_some((d, m))
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing parked in the ordered dead-letter queue");
+    };
+    assert_eq!(
+        (parked.0.event_id.as_str(), parked.0.payload.get()),
+        (doomed.as_str(), doomed_payload.as_str()),
+        "body intact"
+    );
+    let receipt = parked.1.receipt_handle().unwrap();
+    sqs.delete_message().queue_url(&url).receipt_handle(receipt).send().await.unwrap();
+}

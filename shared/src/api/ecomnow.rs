@@ -281,6 +281,8 @@ pub(super) struct WebhookBody {
     #[serde(default, deserialize_with = "fields::present")]
     filter: Option<Value>,
     #[serde(default, deserialize_with = "fields::present")]
+    ordering: Option<Value>,
+    #[serde(default, deserialize_with = "fields::present")]
     headers: Option<Value>,
 }
 
@@ -317,7 +319,7 @@ pub(super) fn spec_from_body(body: WebhookBody, policy: urls::TargetPolicy) -> R
     let url = urls::validate_target_url("url", &body.url, policy)?;
     let authentication = domain::validate_authentication("authentication", body.authentication.0.as_deref())?;
     let max_in_flight = body.max_in_flight.map(|InFlightCap(n)| n);
-    let options = OptionsChange::parse(body.filter.as_ref(), None, body.headers.as_ref())?;
+    let options = OptionsChange::parse(body.filter.as_ref(), body.ordering.as_ref(), body.headers.as_ref())?;
     Ok(WebhookSpec { event_type, url: url.into(), authentication, max_in_flight, options })
 }
 

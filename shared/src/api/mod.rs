@@ -33,6 +33,8 @@ pub struct App<S = DynamoStore, Q = SqsQueue> {
     /// The slow lane, where a failing webhook's deliveries go (for publishing; `None`: the
     /// deliveries queue).
     pub slow_lane: Option<Q>,
+    /// The FIFO queue of ordered deliveries (`per_order` webhooks), when the stack has one.
+    pub ordered: Option<Q>,
     /// Where order emails are asked for (for publishing, with emails on).
     pub emails: Option<Q>,
     /// The HTTP client of test deliveries, built on the first one (only `test-webhook` sends).
@@ -59,11 +61,13 @@ impl App<DynamoStore> {
         let url = config.require_deliveries_queue()?.to_owned();
         let emails = config.emails_queue_url.clone();
         let slow_lane = config.slow_deliveries_queue_url.clone();
+        let ordered = config.ordered_deliveries_queue_url.clone();
         let aws = crate::aws::lambda_sdk_config();
         let mut app = Self::from_parts(config, &aws);
         let sqs = aws_sdk_sqs::Client::new(&aws);
         app.emails = emails.map(|url| SqsQueue::new(sqs.clone(), url));
         app.slow_lane = slow_lane.map(|url| SqsQueue::new(sqs.clone(), url));
+        app.ordered = ordered.map(|url| SqsQueue::new(sqs.clone(), url));
         app.queue = Some(SqsQueue::new(sqs, url));
         Ok(app)
     }
@@ -83,6 +87,7 @@ impl<S, Q> App<S, Q> {
             store,
             queue: None,
             slow_lane: None,
+            ordered: None,
             emails: None,
             deliverer: Default::default(),
             logins,

@@ -82,21 +82,16 @@ impl<S: WebhookStore + EventLog, Q: DeliveryQueue> App<S, Q> {
                 "the webhook is disabled: enable it (POST .../enable), then redeliver",
             ));
         }
-        let Some(queue) = &self.queue else {
-            tracing::error!("redeliver runs without DELIVERIES_QUEUE_URL");
-            return Err(ApiError::internal_error());
-        };
         let payload = RawValue::from_string(event.payload).map_err(|e| ApiError::internal(&e))?;
-        let body = DeliveryMessage::first(
+        let message = DeliveryMessage::first(
             event.event_id,
             event.event_type,
             event.vendor_id,
             webhook.id,
             event.published_at,
             payload,
-        )
-        .to_body();
-        if let Err(e) = queue.send_all(vec![body]).await {
+        );
+        if let Err(e) = self.enqueue_for(&webhook, vec![message]).await {
             tracing::error!(error = %crate::error::chain(&e), "cannot queue the redelivery");
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -7,9 +7,11 @@ use super::App;
 use crate::{
     clock::{parse_rfc3339, rfc3339},
     delivery::DeliveryMessage,
-    domain::{FieldError, Vendor},
+    domain::{FieldError, Vendor, Webhook},
     error::ApiError,
-    queue::DeliveryQueue,
+    ids,
+    options::{self, Ordering},
+    queue::{DeliveryQueue, QueueError},
     store::{AttemptLog, EventLog, WebhookStore, ATTEMPT_TTL_SECS},
 };
 
@@ -87,7 +89,7 @@ impl<S: WebhookStore + EventLog + AttemptLog, Q: DeliveryQueue> App<S, Q> {
         // Attempts come after their event's publishing: those since the window began say which
         // of its events the webhook got.
         let delivered = self.store.delivered_since(id, window.since * 1000).await?;
-        let mut bodies = Vec::new();
+        let mut messages = Vec::new();
         for event in events.into_iter().filter(|e| !delivered.contains(&e.event_id)) {
             if let Some(filter) = &webhook.options.filter {
                 let payload = serde_json::from_str(&event.payload).unwrap_or(serde_json::Value::Null);
@@ -96,31 +98,24 @@ impl<S: WebhookStore + EventLog + AttemptLog, Q: DeliveryQueue> App<S, Q> {
                 }
             }
             let payload = RawValue::from_string(event.payload).map_err(|e| ApiError::internal(&e))?;
-            bodies.push(
-                DeliveryMessage::first(
-                    event.event_id,
-                    event.event_type,
-                    event.vendor_id,
-                    id,
-                    event.published_at,
-                    payload,
-                )
-                .to_body(),
-            );
+            messages.push(DeliveryMessage::first(
+                event.event_id,
+                event.event_type,
+                event.vendor_id,
+                id,
+                event.published_at,
+                payload,
+            ));
         }
-        let queued = bodies.len() as u32;
-        let Some(queue) = &self.queue else {
-            tracing::error!("recover runs without DELIVERIES_QUEUE_URL");
-            return Err(ApiError::internal_error());
-        };
-        if let Err(e) = queue.send_all(bodies).await {
+        let queued = messages.len() as u32;
+        self.enqueue_for(&webhook, messages).await.map_err(|e| {
             tracing::error!(error = %crate::error::chain(&e), "cannot queue the recovered events");
-            return Err(ApiError::new(
+            ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "the events could not all be queued; recover again (a receiver drops what it got twice by webhook-id)",
-            ));
-        }
+            )
+        })?;
         tracing::info!(
             webhook_id = id,
             queued,
@@ -129,6 +124,38 @@ impl<S: WebhookStore + EventLog + AttemptLog, Q: DeliveryQueue> App<S, Q> {
             "events recovered"
         );
         Ok(queued)
+    }
+}
+
+impl<S, Q: DeliveryQueue> App<S, Q> {
+    /// Queues deliveries to one webhook, in order: on the FIFO queue, each in its order's group,
+    /// if the webhook keeps its order per order; on the deliveries queue otherwise.
+    pub(super) async fn enqueue_for(
+        &self,
+        webhook: &Webhook,
+        messages: Vec<DeliveryMessage>,
+    ) -> Result<(), QueueError> {
+        let Some(queue) = &self.queue else {
+            tracing::error!("queueing deliveries without DELIVERIES_QUEUE_URL");
+            return Err(QueueError::NotEnqueued(messages.len()));
+        };
+        let (mut grouped, mut bodies) = (Vec::new(), Vec::new());
+        for message in messages {
+            let key = (webhook.options.ordering == Ordering::PerOrder && self.ordered.is_some())
+                .then(|| serde_json::from_str(message.payload.get()).ok())
+                .flatten()
+                .and_then(|payload| options::order_key(message.event_type, &payload));
+            match key {
+                // Sent again on purpose: a deduplication id of its own, never one SQS saw.
+                Some(key) => grouped.push(options::grouped(&message, &key, ids::event_id())),
+                None => bodies.push(message.to_body()),
+            }
+        }
+        queue.send_all(bodies).await?;
+        match &self.ordered {
+            Some(ordered) if !grouped.is_empty() => ordered.send_grouped(grouped).await,
+            _ => Ok(()),
+        }
     }
 }
 

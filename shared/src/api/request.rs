@@ -87,7 +87,7 @@ mod tests {
                 ecomnow(with("hook", json!(1))),
                 "hook",
                 "unknown field \"hook\"; allowed: authentication, webhookType, url, method, maxInFlight, filter, \
-                 headers",
+                 ordering, headers",
             ),
             (ecomnow(json!({"url": "http://127.0.0.1:9/"})), "webhookType", "webhookType is required"),
             (ecomnow(with("url", json!(5))), "url", "url must be a string"),
@@ -126,6 +126,7 @@ mod tests {
                  $gte, $lt, $lte, $exists",
             ),
             (ecomnow(with("filter", json!("x"))), "filter", "filter must be an object of JSON Pointer paths to conditions, or null"),
+            (ecomnow(with("ordering", json!("fifo"))), "ordering", "ordering must be one of: none, per_order"),
             (
                 ecomnow(with("headers", json!({"Host": "a.example"}))),
                 "headers",

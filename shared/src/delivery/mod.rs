@@ -208,6 +208,24 @@ impl RetrySchedule {
         self.delays.len() as u32 + 1
     }
 
+    /// How long after the first attempt attempt `attempt` is due, without jitter (attempt 1 at
+    /// zero); `None` past the last. What a delivery that waits in place (an ordered one) keeps
+    /// time by: its number is where its age falls in the schedule.
+    pub fn due_after_first(&self, attempt: u32) -> Option<Duration> {
+        let steps = attempt.checked_sub(1)? as usize;
+        (steps < self.max_attempts() as usize).then(|| self.delays[..steps].iter().sum())
+    }
+
+    /// The attempt a delivery first tried `age` ago is at: the last whose time has come, a
+    /// quarter of a second's slack allowed between SQS's clock and ours.
+    pub fn attempt_at(&self, age: Duration) -> u32 {
+        let age = age + Duration::from_millis(250);
+        (2..=self.max_attempts())
+            .take_while(|&n| self.due_after_first(n).is_some_and(|due| due <= age))
+            .last()
+            .unwrap_or(1)
+    }
+
     /// The wait after failed attempt `attempt` (1-based): the scheduled delay scaled by `jitter`
     /// (0.8 to 1.2 in production, against thundering herds), or longer if the receiver's
     /// `Retry-After` asks for longer, up to the cap; never over [`MAX_BACKOFF`]. `None` after
@@ -385,6 +403,20 @@ mod tests {
         assert_eq!(total, Duration::from_secs(5 + 300 + 1800 + 7200 + 18000 + 36000 + 36000));
         assert_eq!(s.delay_after(8, None, 1.0), None);
         assert_eq!(s.delay_after(0, None, 1.0), None);
+    }
+
+    #[test]
+    fn an_ordered_deliverys_attempt_is_where_its_age_falls_in_the_schedule() {
+        let s = RetrySchedule::parse("10s,1m").unwrap();
+        assert_eq!(s.due_after_first(1), Some(Duration::ZERO));
+        assert_eq!(s.due_after_first(3), Some(Duration::from_secs(70)));
+        assert_eq!(s.due_after_first(4), None);
+        assert_eq!(s.attempt_at(Duration::ZERO), 1);
+        assert_eq!(s.attempt_at(Duration::from_millis(9_800)), 2, "a moment early is on time");
+        assert_eq!(s.attempt_at(Duration::from_secs(9)), 1);
+        assert_eq!(s.attempt_at(Duration::from_secs(30)), 2);
+        assert_eq!(s.attempt_at(Duration::from_secs(70)), 3);
+        assert_eq!(s.attempt_at(Duration::from_secs(86_400)), 3, "never past the last");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Where a delivery waits: the lanes (the queue a record came from, the slow lane for what
-//! comes later), the per-webhook cap on deliveries in flight, and the circuit breaker.
+//! comes later), the per-webhook cap on deliveries in flight, the circuit breaker, a retry's
+//! backoff, and after the last attempt the dead-letter queue.
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsMessage;
@@ -10,7 +11,7 @@ use crate::{
     clock,
     delivery::{Deliverer, DeliveryMessage},
     domain::Webhook,
-    queue::DeliveryQueue,
+    queue::{DeliveryQueue, MAX_VISIBILITY},
     sqs_batch::Disposition,
     store::{AttemptLog, DeliverySlots, NotifyStore, WebhookStore},
 };
@@ -23,10 +24,10 @@ where
 {
     /// The queue `record` came from: its receipt handle is good for that one only.
     pub(super) fn source(&self, record: &SqsMessage) -> &Q {
-        if self.in_slow_lane(record) {
-            self.later()
-        } else {
-            &self.queue
+        match self.ordered_lane(record) {
+            Some(lane) => &lane.queue,
+            None if self.in_slow_lane(record) => self.later(),
+            None => &self.queue,
         }
     }
 
@@ -125,6 +126,82 @@ where
                 Ok(w)
             }
             None => Err(spread(wait)),
+        }
+    }
+
+    /// After a failed attempt: the next attempt's message, delayed by its backoff (a
+    /// receiver's `Retry-After` on a 429 or 503 included), or after the last attempt the
+    /// dead-letter queue. The message in hand is then done. If the queue cannot take the new
+    /// message, this one comes back after the backoff instead, for the same attempt again.
+    pub(super) async fn retry(
+        &self,
+        record: &SqsMessage,
+        message: DeliveryMessage,
+        retry_after: Option<Duration>,
+    ) -> Disposition {
+        let jitter = rand::thread_rng().gen_range(0.8..1.2);
+        let Some(delay) = self.schedule.delay_after(message.attempt.max(1), retry_after, jitter) else {
+            return self.park(record).await;
+        };
+        let next = DeliveryMessage {
+            attempt: message.attempt.max(1) + 1,
+            not_before_ms: Some(clock::now_ms() + delay.as_millis() as i64),
+            ..message
+        };
+        match self.later().send_later(next.to_body(), delay).await {
+            Ok(()) => {
+                tracing::info!(
+                    next_attempt = next.attempt,
+                    next_in_ms = delay.as_millis() as u64,
+                    "will retry"
+                );
+                Disposition::Done
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "cannot queue the next attempt: this one comes back");
+                if let Some(receipt) = record.receipt_handle.as_deref() {
+                    let _ = self.source(record).delay(receipt, delay.min(MAX_VISIBILITY / 2)).await;
+                }
+                Disposition::Retry
+            }
+        }
+    }
+
+    /// After the last attempt: the message, exactly as received, to the dead-letter queue.
+    pub(super) async fn park(&self, record: &SqsMessage) -> Disposition {
+        let body = record.body.clone().unwrap_or_default();
+        match self.dead_letters.send_all(vec![body]).await {
+            Ok(()) => {
+                tracing::warn!("last attempt failed: parked in the dead-letter queue");
+                Disposition::Done
+            }
+            Err(e) => {
+                tracing::error!(error = %crate::error::chain(&e), "cannot park the delivery: it comes back");
+                Disposition::Retry
+            }
+        }
+    }
+
+    /// A message not due yet (its backoff outlasts SQS's 15-minute delay): hidden until it is,
+    /// as far as SQS allows from this receive.
+    pub(super) async fn wait(&self, record: &SqsMessage, remaining: Duration, batch: &Batch) -> Disposition {
+        let held = Duration::from_millis((clock::now_ms() - batch.received_ms).max(0) as u64);
+        let allowed = MAX_VISIBILITY.saturating_sub(held + Duration::from_secs(1));
+        if let Some(receipt) = record.receipt_handle.as_deref() {
+            if let Err(e) = self.source(record).delay(receipt, remaining.min(allowed)).await {
+                tracing::warn!(error = %crate::error::chain(&e), "cannot hide the message until it is due");
+            }
+        }
+        tracing::debug!(due_in_ms = remaining.as_millis() as u64, "not due yet");
+        Disposition::Retry
+    }
+
+    /// A message this invocation has no time left for: queued again as it is, in its own lane,
+    /// for another invocation.
+    pub(super) async fn hand_back(&self, record: &SqsMessage, message: &DeliveryMessage) -> Disposition {
+        match self.ordered_lane(record) {
+            Some(lane) => self.hold_in_place(lane, record, Duration::ZERO).await,
+            None => self.requeue_to(self.source(record), message, Duration::ZERO).await,
         }
     }
 }

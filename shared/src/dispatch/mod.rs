@@ -23,7 +23,7 @@ use crate::{
     },
     domain::Webhook,
     notify::Alert,
-    queue::{DeliveryQueue, SqsQueue, MAX_VISIBILITY},
+    queue::{DeliveryQueue, SqsQueue},
     sqs_batch::{run_batch, Disposition, MessageWithoutId},
     store::{AttemptLog, AttemptRecord, DeliverySlots, DynamoStore, NotifyStore, WebhookStore},
 };
@@ -31,6 +31,9 @@ use crate::{
 mod batch;
 mod health;
 mod holds;
+mod ordered;
+
+pub use ordered::OrderedLane;
 
 use batch::{attempt_record, Batch, DropReason, ATTEMPT_OVERHEAD};
 
@@ -54,6 +57,8 @@ pub struct Dispatcher<S, Q, D> {
     pub emails: Option<Q>,
     /// Where retries and the deliveries of failing webhooks go (`None`: the deliveries queue).
     pub slow_lane: Option<SlowLane<Q>>,
+    /// The FIFO queue of webhooks that keep their order per order (`None`: there is none).
+    pub ordered: Option<OrderedLane<Q>>,
 }
 
 /// The slow lane's queue, and its name: a record whose event source ARN ends in it came from
@@ -92,6 +97,10 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
             circuit: config.circuit,
             max_in_flight: config.max_in_flight_per_webhook,
             emails: config.emails_queue_url.map(|url| SqsQueue::new(sqs.clone(), url)),
+            ordered: match (&config.ordered_deliveries_queue_url, &config.ordered_dead_letter_queue_url) {
+                (Some(url), Some(parked)) => Some(OrderedLane::at(sqs.clone(), url, parked)),
+                _ => None,
+            },
             slow_lane: config.slow_deliveries_queue_url.map(|url| SlowLane::at(sqs, &url)),
         })
     }
@@ -114,6 +123,7 @@ where
         // A deadline already past on arrival says nothing (`cargo lambda watch` sends 0).
         let deadline_ms = deadline_ms.filter(|&d| d > received_ms);
         let batch = Batch { received_ms, deadline_ms, ..Batch::default() };
+        let groups = ordered::Groups::of(&event.records);
         let answer = run_batch(event, |record, message: DeliveryMessage| {
             let span = tracing::info_span!(
                 "delivery",
@@ -121,15 +131,34 @@ where
                 webhook_id = message.webhook_id,
                 attempt = message.attempt
             );
-            self.process(record, message, &batch).instrument(span)
+            let (groups, batch) = (&groups, &batch);
+            async move {
+                // An ordered record waits for those before it in its group, and once one of them
+                // is not done, is handed back untried, right behind it.
+                let (Some(lock), Some(lane)) = (groups.lock(record), self.ordered_lane(record)) else {
+                    return self.process(record, message, batch).await;
+                };
+                let mut blocked = lock.lock().await;
+                if *blocked {
+                    return self.hold_in_place(lane, record, Duration::ZERO).await;
+                }
+                let done = self.process(record, message, batch).await;
+                *blocked = done == Disposition::Retry;
+                done
+            }
+            .instrument(span)
         })
         .await;
         batch.tally.record().emit();
         answer
     }
 
-    async fn process(&self, record: &SqsMessage, message: DeliveryMessage, batch: &Batch) -> Disposition {
+    async fn process(&self, record: &SqsMessage, mut message: DeliveryMessage, batch: &Batch) -> Disposition {
         let (tally, lookups) = (&batch.tally, &batch.lookups);
+        let lane = self.ordered_lane(record);
+        if lane.is_some() {
+            message.attempt = self.ordered_attempt(record);
+        }
         let attempt_no = message.attempt.max(1);
         if message.v != MESSAGE_VERSION {
             tracing::error!(version = message.v, "unknown message version: left for the dead-letter queue");
@@ -188,7 +217,7 @@ where
             tally.add(|t| t.dropped += 1);
             return self.drop_recorded(&message, DropReason::TypeChanged).await;
         }
-        if webhook.failing() && !self.in_slow_lane(record) {
+        if webhook.failing() && !self.in_slow_lane(record) && lane.is_none() {
             if let Some(lane) = &self.slow_lane {
                 tracing::info!("the webhook's last attempt failed: delivery moved to the slow lane");
                 tally.add(|t| t.moved += 1);
@@ -199,7 +228,10 @@ where
             Ok(w) => w,
             Err(wait) => {
                 tally.add(|t| t.held += 1);
-                return self.requeue(&message, wait).await;
+                return match lane {
+                    Some(lane) => self.hold_in_place(lane, record, wait).await,
+                    None => self.requeue(&message, wait).await,
+                };
             }
         };
 
@@ -215,7 +247,10 @@ where
         let Some(slot) = self.take_slot(&webhook).await else {
             tally.add(|t| t.capped += 1);
             let wait = Duration::from_millis(rand::thread_rng().gen_range(1_000..3_000));
-            return self.requeue(&message, wait).await;
+            return match lane {
+                Some(lane) => self.hold_in_place(lane, record, wait).await,
+                None => self.requeue(&message, wait).await,
+            };
         };
         let attempt = self
             .deliverer
@@ -279,87 +314,20 @@ where
                 self.note_failure(webhook, &attempt, attempt_no, batch).await;
                 // Only a 429 or a 503 says when to come back.
                 let retry_after = retry_after.filter(|_| matches!(status, 429 | 503));
-                self.retry(record, message, retry_after).await
+                match lane {
+                    Some(lane) => self.retry_in_place(lane, record, &message, retry_after).await,
+                    None => self.retry(record, message, retry_after).await,
+                }
             }
             Outcome::Failed { class } => {
                 tracing::warn!(class = class.as_str(), "delivery failed");
                 self.note_failure(webhook, &attempt, attempt_no, batch).await;
-                self.retry(record, message, None).await
-            }
-        }
-    }
-
-    /// After a failed attempt: the next attempt's message, delayed by its backoff (a
-    /// receiver's `Retry-After` on a 429 or 503 included), or after the last attempt the
-    /// dead-letter queue. The message in hand is then done. If the queue cannot take the new
-    /// message, this one comes back after the backoff instead, for the same attempt again.
-    async fn retry(
-        &self,
-        record: &SqsMessage,
-        message: DeliveryMessage,
-        retry_after: Option<Duration>,
-    ) -> Disposition {
-        let jitter = rand::thread_rng().gen_range(0.8..1.2);
-        let Some(delay) = self.schedule.delay_after(message.attempt.max(1), retry_after, jitter) else {
-            return self.park(record).await;
-        };
-        let next = DeliveryMessage {
-            attempt: message.attempt.max(1) + 1,
-            not_before_ms: Some(clock::now_ms() + delay.as_millis() as i64),
-            ..message
-        };
-        match self.later().send_later(next.to_body(), delay).await {
-            Ok(()) => {
-                tracing::info!(
-                    next_attempt = next.attempt,
-                    next_in_ms = delay.as_millis() as u64,
-                    "will retry"
-                );
-                Disposition::Done
-            }
-            Err(e) => {
-                tracing::warn!(error = %crate::error::chain(&e), "cannot queue the next attempt: this one comes back");
-                if let Some(receipt) = record.receipt_handle.as_deref() {
-                    let _ = self.source(record).delay(receipt, delay.min(MAX_VISIBILITY / 2)).await;
+                match lane {
+                    Some(lane) => self.retry_in_place(lane, record, &message, None).await,
+                    None => self.retry(record, message, None).await,
                 }
-                Disposition::Retry
             }
         }
-    }
-
-    /// After the last attempt: the message, exactly as received, to the dead-letter queue.
-    async fn park(&self, record: &SqsMessage) -> Disposition {
-        let body = record.body.clone().unwrap_or_default();
-        match self.dead_letters.send_all(vec![body]).await {
-            Ok(()) => {
-                tracing::warn!("last attempt failed: parked in the dead-letter queue");
-                Disposition::Done
-            }
-            Err(e) => {
-                tracing::error!(error = %crate::error::chain(&e), "cannot park the delivery: it comes back");
-                Disposition::Retry
-            }
-        }
-    }
-
-    /// A message not due yet (its backoff outlasts SQS's 15-minute delay): hidden until it is,
-    /// as far as SQS allows from this receive.
-    async fn wait(&self, record: &SqsMessage, remaining: Duration, batch: &Batch) -> Disposition {
-        let held = Duration::from_millis((clock::now_ms() - batch.received_ms).max(0) as u64);
-        let allowed = MAX_VISIBILITY.saturating_sub(held + Duration::from_secs(1));
-        if let Some(receipt) = record.receipt_handle.as_deref() {
-            if let Err(e) = self.source(record).delay(receipt, remaining.min(allowed)).await {
-                tracing::warn!(error = %crate::error::chain(&e), "cannot hide the message until it is due");
-            }
-        }
-        tracing::debug!(due_in_ms = remaining.as_millis() as u64, "not due yet");
-        Disposition::Retry
-    }
-
-    /// A message this invocation has no time left for: queued again as it is, in its own lane,
-    /// for another invocation.
-    async fn hand_back(&self, record: &SqsMessage, message: &DeliveryMessage) -> Disposition {
-        self.requeue_to(self.source(record), message, Duration::ZERO).await
     }
 
     /// Drops a delivery on purpose, once the attempt log says so and why: every (event, webhook)

@@ -66,6 +66,7 @@ fn with_emails<S, D>(store: S, deliverer: D, emails: Option<&Recorder>) -> Dispa
         max_in_flight: 10,
         emails,
         slow_lane: None,
+        ordered: None,
     }
 }
 

@@ -191,6 +191,26 @@ pub fn order_key(event_type: EventType, payload: &Value) -> Option<String> {
     }
 }
 
+/// The FIFO message group of a webhook's deliveries for one order: SQS hands them out one at a
+/// time, in order. The order key is hashed: a group id is 128 characters of a narrow alphabet.
+pub fn message_group(webhook_id: u64, order_key: &str) -> String {
+    format!("{webhook_id}-{}", &crate::digest::sha256_hex(order_key)[..32])
+}
+
+/// A delivery for an ordered webhook, as its FIFO queue takes it: in its order's group, with a
+/// deduplication id (`dedup`) that makes a publisher's retry within five minutes a no-op.
+pub fn grouped(
+    message: &crate::delivery::DeliveryMessage,
+    order_key: &str,
+    dedup: String,
+) -> crate::queue::Grouped {
+    crate::queue::Grouped {
+        body: message.to_body(),
+        group: message_group(message.webhook_id, order_key),
+        dedup,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

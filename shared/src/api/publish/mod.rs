@@ -12,15 +12,17 @@ use crate::{
     clock::now,
     delivery::DeliveryMessage,
     digest,
-    domain::{FieldError, Webhook},
+    domain::FieldError,
     emails::EmailMessage,
     error::ApiError,
     events::PublishRequest,
     ids, metrics,
-    notify::Topic,
     queue::{DeliveryQueue, MAX_MESSAGE_BYTES},
-    store::{EventClaim, EventLog, EventStart, NotifyStore, StoredEvent, VendorStore, WebhookStore},
+    store::{EventClaim, EventLog, EventStart, NotifyStore, VendorStore, WebhookStore},
 };
+
+mod fan_out;
+use fan_out::fan_out;
 
 /// How long a publisher's idempotency key is remembered.
 pub const IDEMPOTENCY_WINDOW_SECS: i64 = 24 * 3600;
@@ -252,135 +254,6 @@ async fn claim<S: EventLog, Q>(
         }
         EventStart::Mismatch => Claimed::Answer(Err(mismatch())),
     })
-}
-
-/// Queues one delivery per matching active webhook whose filter the event passes (and the order
-/// email, if the vendor asked for one), and keeps each event that a webhook of its type could
-/// want (for redelivery and recovery); the number of deliveries of each event. A webhook whose
-/// last attempt failed has its delivery put in the slow lane, where dispatch would move it:
-/// healthy webhooks' deliveries never queue behind it.
-async fn fan_out<S, Q>(app: &App<S, Q>, queue: &Q, pending: &[Pending]) -> Result<Vec<u32>, ApiError>
-where
-    S: WebhookStore + EventLog + NotifyStore,
-    Q: DeliveryQueue,
-{
-    if pending.is_empty() {
-        return Ok(Vec::new());
-    }
-    let published_at = now();
-    let vendors: HashSet<&str> = pending.iter().map(|p| p.event.vendor_id.as_str()).collect();
-    let mut webhooks: HashMap<&str, Vec<Webhook>> = HashMap::new();
-    for (vendor, listed) in
-        join_all(vendors.iter().map(|v| async move { (*v, app.store.list_webhooks(v).await) })).await
-    {
-        webhooks.insert(vendor, listed?);
-    }
-    // Email settings, for the vendors with an order event in this batch.
-    let mut settings = HashMap::new();
-    if app.emails.is_some() {
-        let wanted: HashSet<&str> = pending
-            .iter()
-            .filter(|p| Topic::of_event(p.event.event_type).is_some())
-            .map(|p| p.event.vendor_id.as_str())
-            .collect();
-        for (vendor, read) in
-            join_all(wanted.iter().map(|v| async move { (*v, app.store.get_notifications(v).await) })).await
-        {
-            settings.insert(vendor, read?);
-        }
-    }
-
-    let (mut bodies, mut slow, mut emails, mut kept) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut counts = Vec::with_capacity(pending.len());
-    let mut filtered_out = 0;
-    for p in pending {
-        let event = &p.event;
-        let of_type: Vec<&Webhook> =
-            webhooks[event.vendor_id.as_str()].iter().filter(|w| w.event_type == event.event_type).collect();
-        // The payload as a value, read only if a filter needs it (it was validated).
-        let mut payload: Option<serde_json::Value> = None;
-        let mut deliveries = 0;
-        for w in of_type.iter().filter(|w| w.disabled.is_none()) {
-            if let Some(filter) = &w.options.filter {
-                let payload = payload.get_or_insert_with(|| {
-                    serde_json::from_str(event.payload.get()).unwrap_or(serde_json::Value::Null)
-                });
-                if !filter.matches(payload) {
-                    filtered_out += 1;
-                    continue;
-                }
-            }
-            let body = DeliveryMessage::first(
-                p.event_id.clone(),
-                event.event_type,
-                event.vendor_id.clone(),
-                w.id,
-                published_at,
-                event.payload.clone(),
-            )
-            .to_body();
-            deliveries += 1;
-            if w.failing() && app.slow_lane.is_some() {
-                slow.push(body);
-            } else {
-                bodies.push(body);
-            }
-        }
-        counts.push(deliveries);
-        // Kept for redelivery and for recovery (a disabled or filtering webhook may want it
-        // later), whenever the vendor has a webhook of its type.
-        if !of_type.is_empty() {
-            kept.push(StoredEvent {
-                event_id: p.event_id.clone(),
-                vendor_id: event.vendor_id.clone(),
-                event_type: event.event_type,
-                payload: event.payload.get().to_owned(),
-                published_at,
-            });
-        }
-        // An order email, if the vendor asked for one: a message on the emails queue, so that
-        // sending it never holds the deliveries up; send-email sends it once per order.
-        let topic = Topic::of_event(event.event_type);
-        let wants = |s: &Option<crate::notify::Notifications>| {
-            topic.is_some_and(|t| s.as_ref().and_then(|s| s.address_for(t)).is_some())
-        };
-        if settings.get(event.vendor_id.as_str()).is_some_and(wants) {
-            emails.push(
-                EmailMessage::order(
-                    &p.event_id,
-                    event.event_type,
-                    &event.vendor_id,
-                    published_at,
-                    event.payload.clone(),
-                )
-                .to_body(),
-            );
-        }
-    }
-    if filtered_out > 0 {
-        metrics::Record::new("publish-event").count("FilteredOut", filtered_out).emit();
-    }
-    // Delivering matters more than being able to deliver again: a failure to keep the events is
-    // logged, and the fan-out goes on.
-    if let Err(e) = app.store.store_events(&kept).await {
-        tracing::error!(error = %crate::error::chain(&e), "cannot keep the events for redelivery");
-    }
-    let mut queued = queue.send_all(bodies).await;
-    if let (Ok(()), Some(lane)) = (&queued, app.slow_lane.as_ref().filter(|_| !slow.is_empty())) {
-        queued = lane.send_all(slow).await;
-    }
-    if let (Ok(()), Some(queue)) = (&queued, app.emails.as_ref().filter(|_| !emails.is_empty())) {
-        queued = queue.send_all(emails).await;
-    }
-    if let Err(e) = queued {
-        tracing::error!(error = %crate::error::chain(&e), "fan-out failed");
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the event could not be queued; publish it again with the same id",
-        ));
-    }
-    Ok(counts)
 }
 
 /// What makes two publishes under one id the same event: their type and payload, as JSON
