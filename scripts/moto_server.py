@@ -28,6 +28,7 @@ function that made it and the partition keys it touched (see below).
 
 Arguments are moto_server's.
 """
+import copy
 import functools
 import json
 import os
@@ -35,7 +36,9 @@ import re
 import threading
 
 from moto.dynamodb.exceptions import MockValidationException
+from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.responses import DynamoHandler
 from moto.moto_api._internal import urls as moto_api_urls
@@ -180,6 +183,54 @@ def _transact_write_items_limited(self):
 
 
 DynamoHandler.transact_write_items = _transact_write_items_limited
+
+
+# moto rolls a failed TransactWriteItems back from a deep copy of each table it names, made
+# before it starts, once per item: on a table the tests have filled, one transaction took
+# seconds, past the SDK's timeouts (webhook writes answered 500 under schemathesis). The same
+# all-or-nothing from a copy of only the items the transaction names: moto's DynamoDB models
+# get a `copy` module that leaves tables alone, and a failed transaction puts its items back.
+class _CopyButTables:
+    def __getattr__(self, name):
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value, *args, **kwargs):
+        return value if isinstance(value, Table) else copy.deepcopy(value, *args, **kwargs)
+
+
+dynamodb_models.copy = _CopyButTables()
+_transact_write_items_backend = DynamoDBBackend.transact_write_items
+
+
+def _transact_write_items_undoable(self, transact_items):
+    saved = []
+    for entry in transact_items:
+        op = next(iter(entry.values()))
+        table = self.tables.get(op.get("TableName"))
+        attrs = op.get("Key") or op.get("Item") or {}
+        if table is None or table.hash_key_attr not in attrs:
+            continue
+        hash_key = DynamoType(attrs[table.hash_key_attr])
+        range_key = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr in attrs else None
+        if table.range_key_attr and range_key is None:
+            continue
+        current = table.items[hash_key].get(range_key) if range_key else table.items.get(hash_key)
+        saved.append((table, hash_key, range_key, copy.deepcopy(current)))
+    try:
+        return _transact_write_items_backend(self, transact_items)
+    except Exception:
+        for table, hash_key, range_key, item in reversed(saved):
+            place = table.items[hash_key] if range_key else table.items
+            key = range_key if range_key else hash_key
+            if item is None:
+                place.pop(key, None)
+            else:
+                place[key] = item
+        raise
+
+
+DynamoDBBackend.transact_write_items = _serialised(_transact_write_items_undoable)
 
 
 # --- DynamoDB: who reads and writes which partitions ---------------------------------------

@@ -27,6 +27,9 @@ async fn ask(api: &Api, who: &(TestVendor, String), route: &Route, id: u64, even
         Operation::UpdateWebhook => {
             Some(json!({"webhookType": "order_cancellation", "url": "http://127.0.0.1:9/x"}))
         }
+        Operation::RedeliverEvent if path.ends_with("/recover") => {
+            Some(json!({"since": shared::clock::rfc3339(shared::clock::now() - 3600)}))
+        }
         Operation::RedeliverEvent => Some(json!({"eventId": event_id})),
         Operation::DeleteWebhook if path.starts_with("/api/") => Some(json!({"webhook": {"id": id}})),
         _ => None,
@@ -73,7 +76,7 @@ async fn another_vendors_webhook_is_not_found_on_every_route_and_nothing_changes
             assert!(!a.text.contains(&id.to_string()), "a list shows only the vendor's own: {context}");
         }
     }
-    assert_eq!(asked, 9, "every route that names a webhook was asked");
+    assert_eq!(asked, 10, "every route that names a webhook was asked");
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = store.get_webhook(&owner.vendor.vendor_id, id).await.unwrap().unwrap();

@@ -205,6 +205,62 @@ async fn dynamodb_refuses_transactions_over_100_items_or_4_mb() {
         .expect("100 small items");
 }
 
+/// A transaction that fails changes nothing: what it wrote before its failing item is undone.
+/// (The wrapper rolls back from a copy of the transaction's own items, not of the whole table as
+/// moto does, which took seconds once the tests had filled the table.)
+#[tokio::test]
+async fn a_failed_transaction_changes_nothing() {
+    let db = dynamo().await;
+    let table = stack_var("TABLE_NAME");
+    let pk = unique("emulator");
+    db.put_item().table_name(&table).set_item(Some(item(&pk, 1, 10))).send().await.unwrap();
+    let key = |sk: usize| {
+        let mut k = item(&pk, sk, 0);
+        k.remove("data");
+        k
+    };
+    let e = db
+        .transact_write_items()
+        .transact_items(
+            TransactWriteItem::builder()
+                .put(Put::builder().table_name(&table).set_item(Some(item(&pk, 0, 5))).build().unwrap())
+                .build(),
+        )
+        .transact_items(
+            TransactWriteItem::builder()
+                .delete(
+                    aws_sdk_dynamodb::types::Delete::builder()
+                        .table_name(&table)
+                        .set_key(Some(key(1)))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .transact_items(
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&table)
+                        .set_item(Some(item(&pk, 2, 5)))
+                        .condition_expression("attribute_exists(pk)")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("the last item's condition fails")
+        .into_service_error();
+    assert_eq!(code(&e), "TransactionCanceledException", "{e:?}");
+    let get =
+        |sk: usize| db.get_item().table_name(&table).set_key(Some(key(sk))).consistent_read(true).send();
+    assert!(get(0).await.unwrap().item.is_none(), "the put before it is undone");
+    assert_eq!(get(1).await.unwrap().item, Some(item(&pk, 1, 10)), "the delete before it is undone");
+    assert!(get(2).await.unwrap().item.is_none());
+}
+
 #[tokio::test]
 async fn dynamodb_refuses_a_batch_write_over_25_items() {
     let db = dynamo().await;
