@@ -27,8 +27,9 @@ pub enum Reply {
     Flaky(f64),
     /// The status until the instant, `200` after it.
     FailUntil(Instant, u16),
-    /// The status to the first `usize` requests carrying this `webhook-id`, `200` to the rest.
-    FailEvent(String, usize, u16),
+    /// The status to the first `usize` requests carrying this `webhook-id` (with `Retry-After:
+    /// <u64>` unless it is 0), `200` to the rest.
+    FailEvent(String, usize, u16, u64),
 }
 
 /// A request a receiver got.
@@ -158,11 +159,15 @@ async fn answer(
         let reply = match s.script.pop_front().unwrap_or(then) {
             Reply::Flaky(share) => Reply::Status(if rand::random::<f64>() < share { 500 } else { 200 }),
             Reply::FailUntil(until, code) => Reply::Status(if Instant::now() < until { code } else { 200 }),
-            Reply::FailEvent(id, times, code) => {
+            Reply::FailEvent(id, times, code, retry_after) => {
                 let id = Some(id.as_str());
                 let seen = s.got.iter().filter(|g| g.header("webhook-id") == id).count();
                 let this = parts.headers.get("webhook-id").and_then(|v| v.to_str().ok()) == id;
-                Reply::Status(if this && seen < times { code } else { 200 })
+                match (this && seen < times, retry_after) {
+                    (false, _) => Reply::Status(200),
+                    (true, 0) => Reply::Status(code),
+                    (true, secs) => Reply::RetryAfter(code, secs),
+                }
             }
             other => other,
         };
