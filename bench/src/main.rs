@@ -188,12 +188,15 @@ fn cost_table(dispatch_reads: f64, dispatch_writes: f64, ms_per_batch: f64) {
     // Publishing, per event, shared by its deliveries: the API request and the function (about
     // 10 ms, and 1 ms more per event of a batch) shared by a batch's events; the vendor read and
     // the webhooks query (each event of its own vendor: the worst case for a batch), the event
-    // kept for redelivery (1 KiB payload: 2 WRU, in a batch write or not), and one
+    // kept for redelivery and recovery (1 KiB payload: 2 WRU, in a batch write or not, and 1 for
+    // its key in the EventsByTime index), and one
     // SendMessageBatch per ten deliveries, a batch's events' deliveries packed together.
     line("publish: API Gateway + Lambda", &|f, b| {
         (HTTP_API + LAMBDA_REQ + (10.0 + b) / 1000.0 * gb * LAMBDA_GBS * 1e6) / (f * b)
     });
-    line("publish: DynamoDB (vendor, webhooks, kept event)", &|f, _| (0.5 * RRU + 0.5 * RRU + 2.0 * WRU) / f);
+    line("publish: DynamoDB (vendor, webhooks, kept event and its index key)", &|f, _| {
+        (0.5 * RRU + 0.5 * RRU + 3.0 * WRU) / f
+    });
     line("SQS SendMessageBatch", &|f, b| SQS * (f * b / 10.0).ceil() / (f * b));
     // Dispatch, per delivery: the event source mapping's receive and delete per batch of ten,
     // one invocation per batch, its billed time, the store requests counted above.

@@ -69,8 +69,17 @@ pub struct TableDefinition {
     pub attributes: Vec<(String, String)>,
     pub key_schema: Vec<(String, String)>,
     pub ttl_attribute: Option<String>,
-    /// Global secondary indexes: (name, key schema); every one projects all attributes.
-    pub indexes: Vec<(String, Vec<(String, String)>)>,
+    pub indexes: Vec<IndexDefinition>,
+}
+
+/// A global secondary index of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDefinition {
+    pub name: String,
+    /// (attribute, `HASH` or `RANGE`)
+    pub key_schema: Vec<(String, String)>,
+    /// `ALL` or `KEYS_ONLY`.
+    pub projection: String,
 }
 
 /// Parses `template.yaml` (CloudFormation tags such as `!Ref` are kept as tagged values).
@@ -114,10 +123,15 @@ pub fn table_definition(template: &Value) -> Result<TableDefinition> {
         let name = index.get("IndexName").and_then(Value::as_str).context("an index without IndexName")?;
         let projection =
             index.get("Projection").and_then(|p| p.get("ProjectionType")).and_then(Value::as_str);
-        if projection != Some("ALL") {
-            bail!("index {name}: the local stack makes indexes that project ALL, as the template should");
-        }
-        indexes.push((name.to_owned(), pairs_of(index, "KeySchema", "AttributeName", "KeyType")?));
+        let Some(projection @ ("ALL" | "KEYS_ONLY")) = projection else {
+            bail!("index {name}: the local stack makes indexes that project ALL or KEYS_ONLY");
+        };
+        let key_schema = pairs_of(index, "KeySchema", "AttributeName", "KeyType")?;
+        indexes.push(IndexDefinition {
+            name: name.to_owned(),
+            key_schema,
+            projection: projection.to_owned(),
+        });
     }
     let ttl = props.get("TimeToLiveSpecification");
     let ttl_enabled = ttl.and_then(|t| t.get("Enabled")).and_then(Value::as_bool) == Some(true);
@@ -279,12 +293,16 @@ pub async fn ensure_table(client: &Client, name: &str, def: &TableDefinition) ->
                 .build()?)
         })
         .collect::<Result<Vec<_>>>()?;
-    let index = |(index_name, schema): &(String, Vec<(String, String)>)| -> Result<GlobalSecondaryIndex> {
-        Ok(GlobalSecondaryIndex::builder()
-            .index_name(index_name)
-            .set_key_schema(Some(keys(schema)?))
-            .projection(Projection::builder().projection_type(ProjectionType::All).build())
-            .build()?)
+    let index = |i: &IndexDefinition| {
+        let projection =
+            Projection::builder().projection_type(ProjectionType::from(i.projection.as_str())).build();
+        Ok::<_, anyhow::Error>(
+            GlobalSecondaryIndex::builder()
+                .index_name(&i.name)
+                .set_key_schema(Some(keys(&i.key_schema)?))
+                .projection(projection)
+                .build()?,
+        )
     };
     if client.describe_table().table_name(name).send().await.is_ok() {
         return Ok(false);

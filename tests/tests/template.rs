@@ -213,7 +213,10 @@ fn functions_get_only_the_table_actions_they_use() {
         ("list-deliveries", &["dynamodb:GetItem", "dynamodb:Query"][..]),
         ("enable-webhook", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
         ("rotate-secret", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
-        ("redeliver-event", &["dynamodb:GetItem", "dynamodb:Query", "sqs:SendMessage"][..]),
+        (
+            "redeliver-event",
+            &["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "sqs:SendMessage"][..],
+        ),
         ("test-webhook", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
         ("get-notifications", &["dynamodb:GetItem"][..]),
         ("update-notifications", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),

@@ -1,5 +1,7 @@
 //! Published events, publishers' idempotency keys and the attempt log.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::{records::*, *};
 
@@ -55,9 +57,11 @@ impl EventLog for DynamoStore {
         until: i64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut events = Vec::new();
+        // The index holds keys only (an index write of one unit per event, not a second copy
+        // of its payload): the window's keys from it, then the events by BatchGetItem.
+        let mut keys = Vec::new();
         let mut start = None;
-        loop {
+        while keys.len() < limit {
             let out = self
                 .client
                 .query()
@@ -71,25 +75,60 @@ impl EventLog for DynamoStore {
                 .send()
                 .await
                 .map_err(backend)?;
-            for item in out.items.unwrap_or_default() {
-                let r: EventRecord = from_item(item)?;
-                if r.expires_at < crate::clock::now() {
-                    continue; // expired; TTL deletes lazily
-                }
-                events.push(StoredEvent {
-                    event_id: r.event_id,
-                    vendor_id: vendor_id.to_owned(),
-                    event_type: r.event_type,
-                    payload: r.payload,
-                    published_at: r.published_at,
-                });
-            }
+            keys.extend(out.items.unwrap_or_default().into_iter().filter_map(|mut k| k.remove("pk")));
             start = out.last_evaluated_key;
-            if start.is_none() || events.len() >= limit {
-                events.truncate(limit);
-                return Ok(events);
+            if start.is_none() {
+                break;
             }
         }
+        keys.truncate(limit);
+        let mut found: HashMap<String, EventRecord> = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let mut wanted = chunk
+                .iter()
+                .map(|pk| Item::from([("pk".into(), pk.clone()), ("sk".into(), s("#"))]))
+                .collect::<Vec<_>>();
+            for pause_ms in [0, 50, 100, 200, 400, 800] {
+                if wanted.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+                let batch = KeysAndAttributes::builder().set_keys(Some(wanted)).build().map_err(backend)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, batch)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    let r: EventRecord = from_item(item)?;
+                    found.insert(r.pk.clone(), r);
+                }
+                wanted = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+            if !wanted.is_empty() {
+                return Err(StoreError::Backend("DynamoDB left events unread after six tries".into()));
+            }
+        }
+        let now = crate::clock::now();
+        Ok(keys
+            .iter()
+            .filter_map(|pk| found.remove(pk.as_s().ok()?))
+            // Expired: TTL deletes lazily.
+            .filter(|r| r.expires_at >= now)
+            .map(|r| StoredEvent {
+                event_id: r.event_id,
+                vendor_id: vendor_id.to_owned(),
+                event_type: r.event_type,
+                payload: r.payload,
+                published_at: r.published_at,
+            })
+            .collect())
     }
 
     async fn get_event(&self, vendor_id: &str, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
