@@ -5,11 +5,31 @@ use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::{records::*, *};
 
+/// Sends `pending` with `send`, which answers what DynamoDB left unprocessed, again after a
+/// growing pause, until nothing is left, six times at most.
+async fn until_processed<T, F, Fut>(what: &str, mut pending: Vec<T>, mut send: F) -> Result<(), StoreError>
+where
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, StoreError>>,
+{
+    for pause_ms in [0, 50, 100, 200, 400, 800] {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+        pending = send(pending).await?;
+    }
+    match pending.len() {
+        0 => Ok(()),
+        left => Err(StoreError::Backend(format!("DynamoDB left {left} {what} after six tries").into())),
+    }
+}
+
 impl EventLog for DynamoStore {
     async fn store_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
         // BatchWriteItem takes 25 requests; what DynamoDB leaves unprocessed is sent again.
         for chunk in events.chunks(25) {
-            let mut requests = chunk
+            let requests = chunk
                 .iter()
                 .map(|e| {
                     let item = to_item(EventRecord {
@@ -26,11 +46,7 @@ impl EventLog for DynamoStore {
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            for pause_ms in [0, 50, 100, 200, 400, 800] {
-                if requests.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+            until_processed("events unwritten", requests, |requests| async move {
                 let out = self
                     .client
                     .batch_write_item()
@@ -38,13 +54,9 @@ impl EventLog for DynamoStore {
                     .send()
                     .await
                     .map_err(backend)?;
-                requests = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
-            }
-            if !requests.is_empty() {
-                return Err(StoreError::Backend(
-                    format!("DynamoDB left {} events unwritten after six tries", requests.len()).into(),
-                ));
-            }
+                Ok(out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default())
+            })
+            .await?;
         }
         Ok(())
     }
@@ -82,17 +94,15 @@ impl EventLog for DynamoStore {
             }
         }
         keys.truncate(limit);
-        let mut found: HashMap<String, EventRecord> = HashMap::new();
+        // Filled by each BatchGetItem round, the lock taken only between awaits.
+        let found: std::sync::Mutex<HashMap<String, EventRecord>> = Default::default();
         for chunk in keys.chunks(100) {
-            let mut wanted = chunk
+            let wanted = chunk
                 .iter()
                 .map(|pk| Item::from([("pk".into(), pk.clone()), ("sk".into(), s("#"))]))
                 .collect::<Vec<_>>();
-            for pause_ms in [0, 50, 100, 200, 400, 800] {
-                if wanted.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+            let found = &found;
+            until_processed("events unread", wanted, |wanted| async move {
                 let batch = KeysAndAttributes::builder().set_keys(Some(wanted)).build().map_err(backend)?;
                 let out = self
                     .client
@@ -103,19 +113,18 @@ impl EventLog for DynamoStore {
                     .map_err(backend)?;
                 for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
                     let r: EventRecord = from_item(item)?;
-                    found.insert(r.pk.clone(), r);
+                    found.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(r.pk.clone(), r);
                 }
-                wanted = out
+                Ok(out
                     .unprocessed_keys
                     .and_then(|mut u| u.remove(&self.table))
                     .map(|k| k.keys)
-                    .unwrap_or_default();
-            }
-            if !wanted.is_empty() {
-                return Err(StoreError::Backend("DynamoDB left events unread after six tries".into()));
-            }
+                    .unwrap_or_default())
+            })
+            .await?;
         }
-        let now = crate::clock::now();
+        let (now, mut found) =
+            (crate::clock::now(), found.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner));
         Ok(keys
             .iter()
             .filter_map(|pk| found.remove(pk.as_s().ok()?))
