@@ -23,6 +23,9 @@ pub struct PublishRequest {
     pub event_type: EventType,
     /// The payload's bytes exactly as published: what receivers get and what is signed.
     pub payload: Box<RawValue>,
+    /// The payload as a value, read once when it was validated: what filters, order keys and the
+    /// idempotency fingerprint look at.
+    pub value: Value,
 }
 
 #[derive(Deserialize)]
@@ -87,7 +90,7 @@ pub fn parse_publish(body: &[u8]) -> Result<PublishRequest, PublishError> {
     let payload = raw.payload.ok_or_else(|| FieldError::malformed("payload", "payload is required"))?;
     let value: Value = serde_json::from_str(payload.get()).map_err(|e| PublishError::Json(e.to_string()))?;
     validate_payload(event_type, &value)?;
-    Ok(PublishRequest { id, vendor_id, event_type, payload: payload.to_owned() })
+    Ok(PublishRequest { id, vendor_id, event_type, payload: payload.to_owned(), value })
 }
 
 /// The payload of a test event (`POST /basic/webhooks/{id}/test`): the type's shape, with values

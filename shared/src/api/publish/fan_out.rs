@@ -69,15 +69,10 @@ where
         let event = &p.event;
         let of_type: Vec<&Webhook> =
             webhooks[event.vendor_id.as_str()].iter().filter(|w| w.event_type == event.event_type).collect();
-        // The payload as a value, read only if a filter needs it (it was validated).
-        let mut payload: Option<serde_json::Value> = None;
         let mut deliveries = 0;
         for w in of_type.iter().filter(|w| w.disabled.is_none()) {
             if let Some(filter) = &w.options.filter {
-                let payload = payload.get_or_insert_with(|| {
-                    serde_json::from_str(event.payload.get()).unwrap_or(serde_json::Value::Null)
-                });
-                if !filter.matches(payload) {
+                if !filter.matches(&event.value) {
                     filtered_out += 1;
                     continue;
                 }
@@ -94,10 +89,7 @@ where
             // A webhook that keeps its order per order: its deliveries go to the FIFO queue, in
             // their order's group.
             if w.options.ordering == Ordering::PerOrder && app.ordered.is_some() {
-                let payload = payload.get_or_insert_with(|| {
-                    serde_json::from_str(event.payload.get()).unwrap_or(serde_json::Value::Null)
-                });
-                if let Some(key) = options::order_key(event.event_type, payload) {
+                if let Some(key) = options::order_key(event.event_type, &event.value) {
                     let dedup = digest::sha256_hex(format!("{}\n{}", w.id, p.event_id));
                     ordered.push(options::grouped(&message, &key, dedup));
                     continue;

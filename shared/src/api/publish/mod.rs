@@ -261,10 +261,7 @@ async fn claim<S: EventLog, Q>(
 /// other whitespace, publishes the same event).
 fn fingerprint(event: &PublishRequest) -> String {
     let mut canonical = format!("{}\n", event.event_type.as_str());
-    match serde_json::from_str::<serde_json::Value>(event.payload.get()) {
-        Ok(value) => write_canonical(&value, &mut canonical),
-        Err(_) => canonical.push_str(event.payload.get()),
-    }
+    write_canonical(&event.value, &mut canonical);
     digest::sha256_hex(canonical.as_bytes())
 }
 
