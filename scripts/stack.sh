@@ -116,6 +116,8 @@ start_stack() {
     echo "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"
     echo "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
     echo "ALLOW_PRIVATE_TARGETS=true"
+    # The portal is served over plain http on 127.0.0.1: its cookies cannot be Secure here.
+    echo "PORTAL_INSECURE_COOKIES=true"
     echo "RUST_LOG=${FUNCTIONS_RUST_LOG:-info}"
     echo "DELIVERIES_QUEUE_URL=$DELIVERIES_QUEUE_URL"
     echo "SLOW_DELIVERIES_QUEUE_URL=$SLOW_DELIVERIES_QUEUE_URL"
@@ -155,6 +157,7 @@ start_stack() {
   curl -s -o /dev/null --max-time 180 -X POST "$WEBHOOKS_API_URL/basic/webhooks/1/test" || true
   curl -s -o /dev/null --max-time 180 "$WEBHOOKS_API_URL/basic/notifications" || true
   curl -s -o /dev/null --max-time 180 -X PUT "$WEBHOOKS_API_URL/basic/notifications" || true
+  curl -s -o /dev/null --max-time 180 "$WEBHOOKS_API_URL/portal/sign-in" || true
   curl -s -o /dev/null --max-time 180 -d '{"Records": []}' \
     "$WEBHOOKS_API_URL/2015-03-31/functions/dispatch/invocations" || true
   curl -s -o /dev/null --max-time 180 -d '{"Records": []}' \

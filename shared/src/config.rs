@@ -60,6 +60,9 @@ pub struct Config {
     /// `VERIFIED_LOGIN_TTL`, `LOGIN_FAILURES_ALLOWED` and `LOGIN_FAILURE_WINDOW`: what each
     /// instance remembers of password checks ([`crate::login_guard`]).
     pub login: GuardSettings,
+    /// `PORTAL_INSECURE_COOKIES`: the portal's cookies without `Secure`, for the local stack's
+    /// plain http on 127.0.0.1 (never in production).
+    pub portal_insecure_cookies: bool,
 }
 
 /// How many webhooks a vendor may have unless `MAX_WEBHOOKS_PER_VENDOR` says otherwise.
@@ -108,6 +111,7 @@ struct Vars {
     verified_login_ttl: Option<String>,
     login_failures_allowed: Option<String>,
     login_failure_window: Option<String>,
+    portal_insecure_cookies: Option<String>,
 }
 
 /// A set, non-blank value.
@@ -206,6 +210,7 @@ impl Config {
         };
         Ok(Self {
             login,
+            portal_insecure_cookies: flag("PORTAL_INSECURE_COOKIES", v.portal_insecure_cookies)?,
             table_name,
             rotation_grace_secs: number("ROTATION_GRACE_SECS", v.rotation_grace_secs, "seconds", 24 * 3600)?,
             email_sender,

@@ -1,5 +1,6 @@
 //! Publishing: what the platform sends to `POST /events`, and the payload schema of each event
 //! type, taken from the two documents (required fields, types, non-negative amounts).
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{value::RawValue, Value};
 
@@ -172,29 +173,56 @@ pub fn validate_payload(event_type: EventType, payload: &Value) -> Result<(), Fi
     Ok(())
 }
 
+/// The JSON Schema (draft 2020-12) of an event type's payload, derived from the structs
+/// [`validate_payload`] reads it into, with the rules it checks beyond their types (an order's
+/// `type` is its event's, its items are not empty, quantities are positive or not negative).
+/// Keys beyond a schema's properties are allowed, as publishing allows them.
+pub fn payload_schema(event_type: EventType) -> Value {
+    let mut schema = match event_type {
+        EventType::NewOrder | EventType::OrderCancellation => schemars::schema_for!(EcomnowOrder),
+        EventType::OrdersCreated | EventType::OrdersUpdated | EventType::OrdersCancelled => {
+            schemars::schema_for!(VentiappOrder)
+        }
+        EventType::BillsCreated => schemars::schema_for!(Bill),
+        EventType::ProductsCreated | EventType::ProductsUpdated | EventType::ProductsDeleted => {
+            schemars::schema_for!(Product)
+        }
+    }
+    .to_value();
+    if let Some(kind) = schema.pointer_mut("/properties/type") {
+        kind["const"] = Value::from(event_type.as_str());
+    }
+    if let Some(o) = schema.as_object_mut() {
+        o.insert("title".into(), Value::from(format!("{} payload", event_type.as_str())));
+    }
+    schema
+}
+
 fn item_error(index: usize, field: &str, problem: &str) -> FieldError {
     let path = format!("payload.items[{index}].{field}");
     FieldError::malformed(path.clone(), format!("{path} {problem}"))
 }
 
 /// eComNow's `new_order` and `order_cancellation`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", expecting = "a JSON object")]
 struct EcomnowOrder {
     #[serde(rename = "orderNo")]
     _order_no: Text,
     #[serde(rename = "type")]
     kind: Text,
+    #[schemars(extend("minItems" = 1))]
     items: List<EcomnowItem>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", expecting = "an object")]
 struct EcomnowItem {
     #[serde(rename = "skuNr")]
     _sku_nr: Text,
     #[serde(rename = "itemName")]
     _item_name: Text,
+    #[schemars(extend("exclusiveMinimum" = 0))]
     item_quantity: Integer,
     #[serde(rename = "itemPrice")]
     _item_price: Amount,
@@ -203,7 +231,7 @@ struct EcomnowItem {
 }
 
 /// Ventiapp's `orders/created`, `orders/updated` and `orders/cancelled`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(expecting = "a JSON object")]
 struct VentiappOrder {
     #[serde(rename = "orderId")]
@@ -217,20 +245,21 @@ struct VentiappOrder {
     items: List<VentiappItem>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", expecting = "an object")]
 struct VentiappItem {
     #[serde(rename = "title")]
     _title: Text,
     #[serde(rename = "price")]
     _price: Amount,
+    #[schemars(extend("minimum" = 0))]
     item_quantity: Integer,
     #[serde(rename = "total")]
     _total: Amount,
 }
 
 /// Ventiapp's `bills/created`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(expecting = "a JSON object")]
 struct Bill {
     #[serde(rename = "orderId")]
@@ -244,7 +273,7 @@ struct Bill {
 }
 
 /// Ventiapp's `products/created`, `products/updated` and `products/deleted`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(expecting = "a JSON object")]
 struct Product {
     #[serde(rename = "productId")]
@@ -387,6 +416,26 @@ mod tests {
         let product = json!({"productId": 1, "sku": null, "price": -2, "title": "t"});
         assert_eq!(message(EventType::ProductsUpdated, product), "payload.sku is required");
         assert_eq!(message(EventType::ProductsDeleted, json!("x")), "payload must be a JSON object");
+    }
+
+    #[test]
+    fn payload_schemas_come_from_the_validating_structs() {
+        let s = payload_schema(EventType::NewOrder);
+        assert_eq!(s["title"], "new_order payload");
+        assert_eq!(s["properties"]["type"]["const"], "new_order");
+        let required: Vec<&str> = s["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert_eq!(required, ["orderNo", "type", "items"]);
+        assert_eq!(s["properties"]["items"]["minItems"], 1);
+        let item = &s["properties"]["items"]["items"];
+        let item = match item.get("$ref").and_then(Value::as_str) {
+            Some(r) => s.pointer(r.trim_start_matches('#')).unwrap(),
+            None => item,
+        };
+        assert_eq!(item["properties"]["itemQuantity"], json!({"type": "integer", "exclusiveMinimum": 0}));
+        assert_eq!(item["properties"]["itemPrice"], json!({"type": "number", "minimum": 0}));
+        let p = payload_schema(EventType::ProductsDeleted);
+        assert_eq!(p["properties"]["productId"], json!({"type": "integer"}));
+        assert!(p["properties"].get("type").is_none());
     }
 
     #[test]

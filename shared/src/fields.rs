@@ -352,6 +352,49 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
     }
 }
 
+/// The JSON Schema of each kind of value above, for the schemas derived from the structs that
+/// read event payloads (`crate::events::payload_schema`).
+mod schema {
+    use std::borrow::Cow;
+
+    use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+
+    use super::{Amount, AnyObject, Integer, List, Text};
+
+    macro_rules! inline_schema {
+        ($name:ty, $schema:tt) => {
+            impl JsonSchema for $name {
+                fn inline_schema() -> bool {
+                    true
+                }
+                fn schema_name() -> Cow<'static, str> {
+                    stringify!($name).into()
+                }
+                fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                    json_schema!($schema)
+                }
+            }
+        };
+    }
+
+    inline_schema!(Text, {"type": "string"});
+    inline_schema!(Integer, {"type": "integer"});
+    inline_schema!(Amount, {"type": "number", "minimum": 0});
+    inline_schema!(AnyObject, {"type": "object"});
+
+    impl<T: JsonSchema> JsonSchema for List<T> {
+        fn inline_schema() -> bool {
+            true
+        }
+        fn schema_name() -> Cow<'static, str> {
+            format!("List_of_{}", T::schema_name()).into()
+        }
+        fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+            json_schema!({"type": "array", "items": generator.subschema_for::<T>()})
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,7 @@ pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub mod options;
+pub mod portal;
 pub mod queue;
 pub mod sqs_batch;
 pub mod store;

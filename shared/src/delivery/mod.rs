@@ -11,7 +11,7 @@ use sha2::Sha256;
 use crate::domain::{EventType, Webhook};
 
 mod http;
-pub use http::{DeliverySettings, HttpDeliverer};
+pub use http::{DeliverySettings, HttpDeliverer, USER_AGENT};
 
 /// The version of [`DeliveryMessage`] this code writes; dispatch refuses others.
 pub const MESSAGE_VERSION: u32 = 1;

@@ -365,6 +365,9 @@ impl AttemptLog for LogDown {
     async fn list_attempts(&self, _: u64, _: i32) -> Result<Vec<AttemptRecord>, crate::store::StoreError> {
         Ok(Vec::new())
     }
+    async fn get_attempt(&self, _: u64, _: &str) -> Result<Option<AttemptRecord>, crate::store::StoreError> {
+        Ok(None)
+    }
 }
 
 /// Found by the soak: a drop must be recorded before the message is let go.

@@ -8,8 +8,8 @@ use std::{
 };
 
 use super::{
-    ApiToken, AttemptLog, AttemptRecord, Conflict, DeliverySlots, MailClaim, NotifyStore, StoreError,
-    TokenStore, VendorLogin, VendorStore, WebhookStore,
+    ApiToken, AttemptLog, AttemptRecord, Conflict, DeliverySlots, MailClaim, NotifyStore, PortalSession,
+    SessionStore, StoreError, TokenStore, VendorLogin, VendorStore, WebhookStore,
 };
 use crate::{
     domain::{Vendor, Webhook},
@@ -38,6 +38,40 @@ pub struct MemoryStore {
     tokens: Mutex<HashMap<String, ApiToken>>,
     /// Deliveries in flight: webhook -> lease -> expiry (Unix ms).
     slots: Mutex<HashMap<u64, HashMap<String, i64>>>,
+    /// Portal sessions by id hash.
+    sessions: Mutex<HashMap<String, PortalSession>>,
+    /// Failed sign-ins by key: (failures, window end).
+    sign_ins: Mutex<HashMap<String, (u32, i64)>>,
+}
+
+impl SessionStore for MemoryStore {
+    async fn put_session(&self, id_hash: &str, session: &PortalSession) -> Result<(), StoreError> {
+        self.sessions.lock().unwrap().insert(id_hash.to_owned(), session.clone());
+        Ok(())
+    }
+
+    async fn get_session(&self, id_hash: &str, now: i64) -> Result<Option<PortalSession>, StoreError> {
+        Ok(self.sessions.lock().unwrap().get(id_hash).filter(|s| s.expires_at > now).cloned())
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        self.sessions.lock().unwrap().remove(id_hash);
+        Ok(())
+    }
+
+    async fn sign_in_failures(&self, key: &str, now: i64) -> Result<(u32, i64), StoreError> {
+        Ok(self.sign_ins.lock().unwrap().get(key).copied().filter(|(_, ends)| *ends > now).unwrap_or((0, now)))
+    }
+
+    async fn count_sign_in_failure(&self, key: &str, now: i64, window_secs: i64) -> Result<(), StoreError> {
+        let mut all = self.sign_ins.lock().unwrap();
+        let entry = all.entry(key.to_owned()).or_insert((0, now + window_secs));
+        if entry.1 <= now {
+            *entry = (0, now + window_secs);
+        }
+        entry.0 += 1;
+        Ok(())
+    }
 }
 
 impl DeliverySlots for MemoryStore {
@@ -214,6 +248,9 @@ impl AttemptLog for MemoryStore {
     }
     async fn list_attempts(&self, _: u64, _: i32) -> Result<Vec<AttemptRecord>, StoreError> {
         Ok(Vec::new())
+    }
+    async fn get_attempt(&self, _: u64, _: &str) -> Result<Option<AttemptRecord>, StoreError> {
+        Ok(None)
     }
 }
 

@@ -266,7 +266,7 @@ impl AttemptLog for DynamoStore {
     async fn record_attempt(&self, r: &AttemptRecord) -> Result<(), StoreError> {
         let item = to_item(AttemptItem {
             pk: format!("ATTEMPTS#{}", r.webhook_id),
-            sk: format!("{:013}#{}#{:02}", r.at_ms, r.event_id, r.attempt),
+            sk: super::super::attempt_key(r),
             webhook_id: r.webhook_id,
             vendor_id: r.vendor_id.clone(),
             event_id: r.event_id.clone(),
@@ -318,6 +318,10 @@ impl AttemptLog for DynamoStore {
         Ok(self.attempts_page(webhook_id, limit, None).await?.0)
     }
 
+    async fn get_attempt(&self, webhook_id: u64, key: &str) -> Result<Option<AttemptRecord>, StoreError> {
+        self.get_item(format!("ATTEMPTS#{webhook_id}"), key.to_owned()).await?.map(attempt_record).transpose()
+    }
+
     async fn attempts_page(
         &self,
         webhook_id: u64,
@@ -341,25 +345,23 @@ impl AttemptLog for DynamoStore {
             .map_err(backend)?;
         let next =
             out.last_evaluated_key.as_ref().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).cloned();
-        let records = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| {
-                let a: AttemptItem = from_item(item)?;
-                Ok(AttemptRecord {
-                    webhook_id: a.webhook_id,
-                    vendor_id: a.vendor_id,
-                    event_id: a.event_id,
-                    attempt: a.attempt,
-                    status: a.status,
-                    outcome: a.outcome,
-                    duration_ms: a.duration_ms,
-                    at_ms: a.at,
-                    response_excerpt: a.response.unwrap_or_default(),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let records =
+            out.items.unwrap_or_default().into_iter().map(attempt_record).collect::<Result<Vec<_>, _>>()?;
         Ok((records, next))
     }
+}
+
+fn attempt_record(item: Item) -> Result<AttemptRecord, StoreError> {
+    let a: AttemptItem = from_item(item)?;
+    Ok(AttemptRecord {
+        webhook_id: a.webhook_id,
+        vendor_id: a.vendor_id,
+        event_id: a.event_id,
+        attempt: a.attempt,
+        status: a.status,
+        outcome: a.outcome,
+        duration_ms: a.duration_ms,
+        at_ms: a.at,
+        response_excerpt: a.response.unwrap_or_default(),
+    })
 }

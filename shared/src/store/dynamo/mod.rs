@@ -16,6 +16,8 @@
 //! | `VENDOR#<vendorId>`  | `NOTIFY`                         | email address, topics, refusal        |
 //! | `MAIL#<vendorId>#<type>#<sha256(orderNo)>` | `#`        | an order email's claim, then its record (30 days, TTL) |
 //! | `ALERT#<webhookId>`  | `#`                              | the last failure email: when, incident, kinds |
+//! | `SESSION#<sha256(id)>` | `#`                            | a portal session: vendor, CSRF token, for 12 h (TTL) |
+//! | `SIGNIN#<sha256(kind:value)>` | `#`                     | failed portal sign-ins of a username or address in a window (TTL) |
 //!
 //! Events and idempotency keys have a partition each, not a place in their vendor's: a busy
 //! vendor's publishing would otherwise share one partition key's write limit, and every query for
@@ -43,7 +45,8 @@ use aws_sdk_dynamodb::{
 
 use super::{
     ApiToken, AttemptLog, AttemptRecord, Conflict, DeliverySlots, EventClaim, EventLog, EventStart,
-    MailClaim, NotifyStore, StoreError, StoredEvent, TokenStore, VendorLogin, VendorStore, WebhookStore,
+    MailClaim, NotifyStore, PortalSession, SessionStore, SignedInWith, StoreError, StoredEvent, TokenStore,
+    VendorLogin, VendorStore, WebhookStore,
 };
 use crate::{
     domain::{EventType, Vendor, Webhook},
@@ -54,6 +57,7 @@ mod accounts;
 mod log;
 mod notify;
 mod records;
+mod sessions;
 mod slots;
 mod webhooks;
 

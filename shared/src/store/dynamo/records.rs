@@ -336,6 +336,31 @@ pub(super) struct AlertItem {
     pub(super) expires_at: i64,
 }
 
+/// A portal session (`SESSION#<sha256(id)>`, 12 hours, TTL).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SessionRecord {
+    pub(super) pk: String,
+    pub(super) sk: String,
+    pub(super) vendor_id: String,
+    pub(super) username: String,
+    pub(super) vendor_created_at: i64,
+    pub(super) signed_in_with: SignedInWith,
+    pub(super) csrf: String,
+    pub(super) expires_at: i64,
+}
+
+/// Failed portal sign-ins under one key (`SIGNIN#<sha256(kind:value)>`), in a window (TTL).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SignInFailuresRecord {
+    pub(super) pk: String,
+    pub(super) sk: String,
+    pub(super) failures: u32,
+    pub(super) window_ends: i64,
+    pub(super) expires_at: i64,
+}
+
 pub(super) fn to_item<T: Serialize>(record: T) -> Result<Item, StoreError> {
     serde_dynamo::to_item(record).map_err(|e| StoreError::Corrupt(format!("cannot write an item: {e}")))
 }
