@@ -148,6 +148,10 @@ impl<S: AttemptLog> AttemptLog for Counting<S> {
         self.read();
         self.inner.list_attempts(id, limit).await
     }
+    async fn get_attempt(&self, id: u64, key: &str) -> Result<Option<AttemptRecord>, StoreError> {
+        self.read();
+        self.inner.get_attempt(id, key).await
+    }
 }
 
 /// The deliveries queue as dispatch uses it (only to delay retries): counted.

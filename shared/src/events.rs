@@ -423,7 +423,8 @@ mod tests {
         let s = payload_schema(EventType::NewOrder);
         assert_eq!(s["title"], "new_order payload");
         assert_eq!(s["properties"]["type"]["const"], "new_order");
-        let required: Vec<&str> = s["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let required: Vec<&str> =
+            s["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         assert_eq!(required, ["orderNo", "type", "items"]);
         assert_eq!(s["properties"]["items"]["minItems"], 1);
         let item = &s["properties"]["items"]["items"];

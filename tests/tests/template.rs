@@ -10,6 +10,7 @@ use shared::{
 use tests::repo_root;
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+const PORTAL: &str = shared::portal::BASE;
 
 fn template() -> Value {
     devstack::parse_template(&std::fs::read_to_string(repo_root().join("template.yaml")).unwrap()).unwrap()
@@ -53,6 +54,13 @@ fn watch_routes() -> BTreeMap<(String, String), String> {
     let router = cargo["workspace"]["metadata"]["lambda"]["watch"]["router"].as_table().unwrap().clone();
     let mut routes = BTreeMap::new();
     for (path, entries) in router {
+        if let Some(function) = entries.as_str() {
+            // One function for every method of the path.
+            for method in METHODS {
+                routes.insert((method.to_owned(), path.clone()), function.to_owned());
+            }
+            continue;
+        }
         for e in entries.as_array().unwrap() {
             let key = (e["method"].as_str().unwrap().to_owned(), path.clone());
             assert!(
@@ -88,13 +96,24 @@ fn the_template_the_local_router_and_the_code_route_alike() {
             assert_eq!(watch.get(&key).map(String::as_str), Some(expected), "Cargo.toml router: {key:?}");
         }
     }
-    for (method, path) in template.keys() {
+    // The portal's pages: every method of /portal and below, to the portal function.
+    let portal = |p: &str| p == PORTAL || p.starts_with("/portal/");
+    for path in ["/portal", "/portal/{proxy+}"] {
+        assert_eq!(template_target(&template, "ANY", path).map(String::as_str), Some("portal"), "{path}");
+    }
+    for path in ["/portal", "/portal/", "/portal/{*path}"] {
+        for method in METHODS {
+            let key = (method.to_owned(), path.to_owned());
+            assert_eq!(watch.get(&key).map(String::as_str), Some("portal"), "Cargo.toml router: {key:?}");
+        }
+    }
+    for (method, path) in template.keys().filter(|(_, p)| !portal(p)) {
         assert!(
             paths.contains(path.as_str()),
             "template routes {method} {path}, which the code does not know"
         );
     }
-    for (method, path) in watch.keys() {
+    for (method, path) in watch.keys().filter(|(_, p)| !portal(p)) {
         assert!(
             paths.contains(path.as_str()),
             "the local router routes {method} {path}, which the code does not know"
@@ -221,6 +240,17 @@ fn functions_get_only_the_table_actions_they_use() {
         ("get-notifications", &["dynamodb:GetItem"][..]),
         ("update-notifications", &["dynamodb:GetItem", "dynamodb:PutItem"][..]),
         ("email-events", &["dynamodb:UpdateItem"][..]),
+        (
+            "portal",
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:Query",
+                "sqs:SendMessage",
+            ][..],
+        ),
         ("create-webhook", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"][..]),
         ("update-webhook", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"][..]),
         ("delete-webhook", &["dynamodb:GetItem", "dynamodb:DeleteItem"][..]),
@@ -746,5 +776,5 @@ fn functions_that_check_passwords_get_the_memory_measured_for_it() {
             assert!(props.get("MemorySize").is_none(), "{id} checks no password: the global size");
         }
     }
-    assert_eq!(checking, 12, "the eComNow functions and the Ventiapp ones that share them");
+    assert_eq!(checking, 13, "the eComNow functions, the Ventiapp ones that share them, and the portal");
 }

@@ -42,12 +42,15 @@ pub(super) async fn answer<S: PortalStore, Q: DeliveryQueue>(
             Ok(Page::ok(pages::webhooks(s, &webhooks)))
         }
         ["webhooks"] if post => create(app, r, s).await,
-        ["webhooks", "new"] if get => Ok(Page::ok(pages::new_webhook(s, &FormState { values: r, errors: vec![] }))),
+        ["webhooks", "new"] if get => {
+            Ok(Page::ok(pages::new_webhook(s, &FormState { values: r, errors: vec![] })))
+        }
         ["webhooks", id] if get => webhook_page(app, r, s, webhook_id(id)?).await,
         ["webhooks", id, "deliveries", key] if get => {
             let id = webhook_id(id)?;
             let webhook = app.find_webhook(&s.vendor, id).await?;
-            let attempt = app.store.get_attempt(id, key).await?.ok_or_else(|| ApiError::not_found("attempt"))?;
+            let attempt =
+                app.store.get_attempt(id, key).await?.ok_or_else(|| ApiError::not_found("attempt"))?;
             Ok(Page::ok(pages::attempt(s, &webhook, &attempt)))
         }
         ["webhooks", id, "test"] if post => {
@@ -62,13 +65,15 @@ pub(super) async fn answer<S: PortalStore, Q: DeliveryQueue>(
         ["webhooks", id, "rotate"] if post => {
             let id = webhook_id(id)?;
             let webhook = app.rotate_secret(&s.vendor, id, app.config.rotation_grace_secs, None).await?;
-            let notice = "Signing secret rotated: the former one keeps signing for its grace period.".to_owned();
+            let notice =
+                "Signing secret rotated: the former one keeps signing for its grace period.".to_owned();
             webhook_page_with(app, r, s, webhook.id, Some(notice), Some(webhook.secret)).await
         }
         ["webhooks", id, "enable"] if post => {
             let id = webhook_id(id)?;
             app.enable_webhook(&s.vendor, id).await?;
-            webhook_page_with(app, r, s, id, Some("Webhook enabled: deliveries start again.".into()), None).await
+            webhook_page_with(app, r, s, id, Some("Webhook enabled: deliveries start again.".into()), None)
+                .await
         }
         ["webhooks", id, "redeliver"] if post => {
             let id = webhook_id(id)?;
@@ -125,7 +130,8 @@ async fn webhook_page_with<S: PortalStore, Q: DeliveryQueue>(
     // `after` is a cursor the previous page gave: the key of its last attempt.
     let after = r.query("after").filter(|a| a.len() <= 400 && a.split('#').count() == 3);
     let (attempts, next) = app.store.attempts_page(id, DELIVERIES_PER_PAGE, after).await?;
-    let rows: Vec<(String, &crate::store::AttemptRecord)> = attempts.iter().map(|a| (attempt_key(a), a)).collect();
+    let rows: Vec<(String, &crate::store::AttemptRecord)> =
+        attempts.iter().map(|a| (attempt_key(a), a)).collect();
     Ok(Page::ok(pages::webhook(
         s,
         &webhook,
@@ -144,7 +150,10 @@ async fn create<S: PortalStore, Q>(app: &App<S, Q>, r: &PageRequest, s: &Session
         Some(t) => Some(t),
         None => {
             let all: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-            errors.push(FieldError::malformed("eventType", format!("eventType must be one of: {}", all.join(", "))));
+            errors.push(FieldError::malformed(
+                "eventType",
+                format!("eventType must be one of: {}", all.join(", ")),
+            ));
             None
         }
     };
@@ -175,12 +184,16 @@ async fn create<S: PortalStore, Q>(app: &App<S, Q>, r: &PageRequest, s: &Session
     let (Some(event_type), Some(url), true) = (event_type, url, errors.is_empty()) else {
         return Ok(form_again(errors));
     };
-    let spec = WebhookSpec { event_type, url, authentication, max_in_flight: None, options: Default::default() };
+    let spec =
+        WebhookSpec { event_type, url, authentication, max_in_flight: None, options: Default::default() };
     match app.create_webhook(&s.vendor, spec).await {
         Ok(webhook) => Ok(Page::html(StatusCode::CREATED, pages::created(s, &webhook))),
         Err(e) if e.status.is_client_error() => {
             // A duplicate or the vendor's limit: said at the URL, the field it is about.
-            Ok(form_again(vec![FieldError::malformed(e.field.clone().unwrap_or_else(|| "url".into()), e.message)]))
+            Ok(form_again(vec![FieldError::malformed(
+                e.field.clone().unwrap_or_else(|| "url".into()),
+                e.message,
+            )]))
         }
         Err(e) => Err(e),
     }
@@ -221,7 +234,11 @@ async fn save_notifications<S: PortalStore, Q>(
         return Ok(Page::html(StatusCode::BAD_REQUEST, page));
     }
     app.store.put_notifications(&s.vendor.vendor_id, &settings).await?;
-    tracing::info!(topics = settings.topics.len(), has_email = settings.email.is_some(), "notification settings changed");
+    tracing::info!(
+        topics = settings.topics.len(),
+        has_email = settings.email.is_some(),
+        "notification settings changed"
+    );
     Ok(Page::ok(pages::notifications(s, &settings, Some("Notification settings saved."), &[])))
 }
 

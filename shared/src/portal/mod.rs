@@ -9,7 +9,8 @@
 //! - every form carries a CSRF token (the session's; before sign-in, a cookie's double), and a
 //!   post without the right one is refused with 403;
 //! - failed sign-ins are counted per username and per source address in the table, so every
-//!   instance sees them: 10 in 15 minutes and the next gets a 429 page saying when to come back;
+//!   instance sees them: 10 for a username (50 from an address) in 15 minutes, and the next
+//!   sign-in gets a 429 page saying when to come back, before any password check;
 //! - pages are sent with a Content-Security-Policy that allows only the portal's own stylesheet
 //!   and script, and are never cached.
 use lambda_http::{
@@ -20,27 +21,30 @@ use tracing::Instrument;
 
 use crate::{
     api::App,
-    auth,
     clock::now,
     digest,
     domain::Vendor,
     error::ApiError,
     queue::DeliveryQueue,
     store::{
-        AttemptLog, EventLog, NotifyStore, PortalSession, SessionStore, SignedInWith, TokenStore, VendorStore,
-        WebhookStore,
+        AttemptLog, EventLog, NotifyStore, SessionStore, SignedInWith, TokenStore, VendorStore, WebhookStore,
     },
 };
 
 mod actions;
 mod pages;
+mod sign_in;
+
+use sign_in::{sign_in, sign_in_form};
 
 /// Where the portal is served.
 pub const BASE: &str = "/portal";
 /// How long a session lasts.
 pub const SESSION_SECS: i64 = 12 * 3600;
-/// Failed sign-ins allowed per username, and per source address, in a window of...
-pub const SIGN_IN_FAILURES_ALLOWED: u32 = 10;
+/// Failed sign-ins allowed per username in a window of [`SIGN_IN_WINDOW_SECS`]...
+pub const SIGN_IN_FAILURES_PER_USERNAME: u32 = 10;
+/// ... and per source address, more: many vendors' people can share one (an office's NAT).
+pub const SIGN_IN_FAILURES_PER_ADDRESS: u32 = 50;
 /// ... this many seconds, which the first failure opens.
 pub const SIGN_IN_WINDOW_SECS: i64 = 15 * 60;
 
@@ -57,8 +61,8 @@ pub trait PortalStore:
     VendorStore + TokenStore + WebhookStore + AttemptLog + EventLog + NotifyStore + SessionStore
 {
 }
-impl<S: VendorStore + TokenStore + WebhookStore + AttemptLog + EventLog + NotifyStore + SessionStore> PortalStore
-    for S
+impl<S: VendorStore + TokenStore + WebhookStore + AttemptLog + EventLog + NotifyStore + SessionStore>
+    PortalStore for S
 {
 }
 
@@ -82,7 +86,8 @@ impl PageRequest {
             .filter(|s| !s.is_empty())
             .map(|s| {
                 let pair = format!("x={}", s.replace('+', "%2B"));
-                let decoded = url::form_urlencoded::parse(pair.as_bytes()).next().map(|(_, v)| v.into_owned());
+                let decoded =
+                    url::form_urlencoded::parse(pair.as_bytes()).next().map(|(_, v)| v.into_owned());
                 decoded.unwrap_or_default()
             })
             .collect();
@@ -249,7 +254,7 @@ pub async fn serve<S: PortalStore, Q: DeliveryQueue>(app: &App<S, Q>, req: Reque
         vendor = tracing::field::Empty,
     );
     async move {
-        let page = answer(app, &PageRequest::of(&req)).await.unwrap_or_else(|e| error_page(&e));
+        let page = answer(app, &PageRequest::of(&req)).await.unwrap_or_else(|e| error_page(None, &e));
         tracing::info!(status = page.status.as_u16(), "answered");
         page.into_response()
     }
@@ -258,7 +263,7 @@ pub async fn serve<S: PortalStore, Q: DeliveryQueue>(app: &App<S, Q>, req: Reque
 }
 
 /// The page for an operation's error that no form shows next to a field.
-pub(crate) fn error_page(e: &ApiError) -> Page {
+pub(crate) fn error_page(session: Option<&Session>, e: &ApiError) -> Page {
     if e.status.is_server_error() {
         tracing::error!(code = e.code, "portal request failed");
     }
@@ -275,14 +280,17 @@ pub(crate) fn error_page(e: &ApiError) -> Page {
         }
         _ => ("That did not work", e.message.clone()),
     };
-    Page::html(status, pages::message(None, title, &message))
+    Page::html(status, pages::message(session, title, &message))
 }
 
 fn forbidden() -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "csrf", "the form's CSRF token is missing or wrong")
 }
 
-async fn answer<S: PortalStore, Q: DeliveryQueue>(app: &App<S, Q>, r: &PageRequest) -> Result<Page, ApiError> {
+async fn answer<S: PortalStore, Q: DeliveryQueue>(
+    app: &App<S, Q>,
+    r: &PageRequest,
+) -> Result<Page, ApiError> {
     let secure = !app.config.portal_insecure_cookies;
     let segs: Vec<&str> = r.segments.iter().map(String::as_str).collect();
     let get = r.method == Method::GET || r.method == Method::HEAD;
@@ -312,16 +320,23 @@ async fn answer<S: PortalStore, Q: DeliveryQueue>(app: &App<S, Q>, r: &PageReque
             if let (["sign-out"], true) = (segs.as_slice(), post) {
                 app.store.delete_session(&s.id_hash).await?;
                 tracing::info!("signed out");
-                return Ok(Page::see_other(format!("{BASE}/sign-in"))
-                    .with_cookie(cookie(SESSION_COOKIE, "", 0, secure)));
+                return Ok(Page::see_other(format!("{BASE}/sign-in")).with_cookie(cookie(
+                    SESSION_COOKIE,
+                    "",
+                    0,
+                    secure,
+                )));
             }
-            actions::answer(app, r, &s, &segs).await
+            Ok(actions::answer(app, r, &s, &segs).await.unwrap_or_else(|e| error_page(Some(&s), &e)))
         }
     }
 }
 
 /// The session the request's cookie names, if it is live.
-async fn current_session<S: PortalStore, Q>(app: &App<S, Q>, r: &PageRequest) -> Result<Option<Session>, ApiError> {
+async fn current_session<S: PortalStore, Q>(
+    app: &App<S, Q>,
+    r: &PageRequest,
+) -> Result<Option<Session>, ApiError> {
     let Some(id) = r.cookie(SESSION_COOKIE) else { return Ok(None) };
     let id_hash = digest::sha256_hex(id);
     Ok(app.store.get_session(&id_hash, now()).await?.map(|s| Session {
@@ -330,96 +345,4 @@ async fn current_session<S: PortalStore, Q>(app: &App<S, Q>, r: &PageRequest) ->
         signed_in_with: s.signed_in_with,
         id_hash,
     }))
-}
-
-/// The sign-in page, with a fresh CSRF cookie its forms carry the double of.
-fn sign_in_form(r: &PageRequest, secure: bool, error: Option<(SignedInWith, &str)>) -> Page {
-    let csrf = r.cookie(CSRF_COOKIE).map(str::to_owned).unwrap_or_else(random_token);
-    let status = match error {
-        Some(_) => StatusCode::UNAUTHORIZED,
-        None => StatusCode::OK,
-    };
-    Page::html(status, pages::sign_in(&csrf, error, r.field("username").unwrap_or("")))
-        .with_cookie(cookie(CSRF_COOKIE, &csrf, SESSION_SECS, secure))
-}
-
-/// Signs a vendor in with a password or a token, throttled per username and address.
-async fn sign_in<S: PortalStore, Q>(
-    app: &App<S, Q>,
-    r: &PageRequest,
-    with: SignedInWith,
-    secure: bool,
-) -> Result<Page, ApiError> {
-    match r.cookie(CSRF_COOKIE) {
-        Some(expected) if r.csrf_matches(expected) => {}
-        _ => {
-            tracing::warn!("a sign-in form without its CSRF token refused");
-            return Err(forbidden());
-        }
-    }
-    let now = now();
-    let username = match with {
-        SignedInWith::Password => {
-            let raw = r.field("username").unwrap_or("");
-            Some(auth::normalize_username(raw).unwrap_or_else(|_| raw.chars().take(256).collect()))
-        }
-        SignedInWith::Token => None,
-    };
-    let mut keys = vec![digest::sha256_hex(format!("addr:{}", r.source_ip))];
-    if let Some(u) = &username {
-        keys.push(digest::sha256_hex(format!("user:{u}")));
-    }
-    let mut wait = 0;
-    for key in &keys {
-        let (failures, window_ends) = app.store.sign_in_failures(key, now).await?;
-        if failures >= SIGN_IN_FAILURES_ALLOWED {
-            wait = wait.max(window_ends - now);
-        }
-    }
-    if wait > 0 {
-        tracing::warn!(wait_secs = wait, "portal sign-in throttled after repeated failures");
-        let mut page = Page::html(StatusCode::TOO_MANY_REQUESTS, pages::throttled(wait));
-        page.retry_after = Some(wait as u64);
-        return Ok(page);
-    }
-    let vendor = match (with, &username) {
-        (SignedInWith::Password, Some(username)) => {
-            let password = r.field("password").unwrap_or("");
-            match app.store.vendor_login(username).await? {
-                Some(login) if auth::verify_password(password, &login.password_hash) => Some(login.vendor),
-                Some(_) => None,
-                None => {
-                    auth::verify_against_dummy(password);
-                    None
-                }
-            }
-        }
-        _ => {
-            let token = r.field("token").unwrap_or("").trim();
-            match token.is_empty() {
-                true => None,
-                false => app.store.token_by_hash(&auth::token_hash(token)).await?.map(|t| t.vendor),
-            }
-        }
-    };
-    let Some(vendor) = vendor else {
-        for key in &keys {
-            app.store.count_sign_in_failure(key, now, SIGN_IN_WINDOW_SECS).await?;
-        }
-        tracing::warn!(with = ?with, "portal sign-in refused");
-        let message = match with {
-            SignedInWith::Password => "Wrong username or password",
-            SignedInWith::Token => "Wrong token",
-        };
-        return Ok(sign_in_form(r, secure, Some((with, message))));
-    };
-    let id = random_token();
-    let session =
-        PortalSession { vendor, signed_in_with: with, csrf: random_token(), expires_at: now + SESSION_SECS };
-    app.store.put_session(&digest::sha256_hex(&id), &session).await?;
-    tracing::Span::current().record("vendor", session.vendor.vendor_id.as_str());
-    tracing::info!(with = ?with, "signed in to the portal");
-    Ok(Page::see_other(format!("{BASE}/webhooks"))
-        .with_cookie(cookie(SESSION_COOKIE, &id, SESSION_SECS, secure))
-        .with_cookie(cookie(CSRF_COOKIE, "", 0, secure)))
 }

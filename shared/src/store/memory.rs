@@ -60,7 +60,14 @@ impl SessionStore for MemoryStore {
     }
 
     async fn sign_in_failures(&self, key: &str, now: i64) -> Result<(u32, i64), StoreError> {
-        Ok(self.sign_ins.lock().unwrap().get(key).copied().filter(|(_, ends)| *ends > now).unwrap_or((0, now)))
+        Ok(self
+            .sign_ins
+            .lock()
+            .unwrap()
+            .get(key)
+            .copied()
+            .filter(|(_, ends)| *ends > now)
+            .unwrap_or((0, now)))
     }
 
     async fn count_sign_in_failure(&self, key: &str, now: i64, window_secs: i64) -> Result<(), StoreError> {

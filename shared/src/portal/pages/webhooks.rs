@@ -1,156 +1,18 @@
-//! The portal's pages. Names a vendor's automation finds elements by (labels, buttons, links,
-//! headings) are part of the portal's contract: README, Portal.
-use maud::{html, Markup, DOCTYPE};
+//! The webhooks' pages: the list, a new one, one webhook with its deliveries, an attempt.
+use maud::{html, Markup};
 
-use super::{
-    actions::{pretty, FormState, TOPICS},
-    Session, BASE,
-};
+use super::{csrf, field_error, layout, notice, rfc3339, status_text, webhook_path};
 use crate::{
-    clock::{rfc3339, rfc3339_ms},
-    domain::{EventType, FieldError, Webhook},
-    events,
-    notify::Notifications,
+    clock::rfc3339_ms,
+    domain::{EventType, Webhook},
+    portal::{actions::FormState, Session, BASE},
     store::AttemptRecord,
 };
 
 /// How much of a response body an attempt's page shows.
 const RESPONSE_SHOWN: usize = 1024;
 
-fn layout(session: Option<&Session>, title: &str, main: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Webhooks portal" }
-                link rel="stylesheet" href={ (BASE) "/static/portal.css" };
-                script src={ (BASE) "/static/portal.js" } defer {}
-            }
-            body {
-                a.skip href="#main" { "Skip to content" }
-                header.top {
-                    span.brand { "Webhooks portal" }
-                    @if let Some(s) = session {
-                        nav aria-label="Main" {
-                            ul {
-                                li { a href={ (BASE) "/webhooks" } { "Webhooks" } }
-                                li { a href={ (BASE) "/notifications" } { "Notifications" } }
-                                li { a href={ (BASE) "/event-types" } { "Event types" } }
-                            }
-                        }
-                        div.account {
-                            span.who {
-                                "Signed in as " strong { (s.vendor.username) }
-                                @if s.signed_in_with == crate::store::SignedInWith::Token { " (API token)" }
-                            }
-                            form method="post" action={ (BASE) "/sign-out" } {
-                                (csrf(s))
-                                button type="submit" { "Sign out" }
-                            }
-                        }
-                    }
-                }
-                main id="main" { (main) }
-            }
-        }
-    }
-}
-
-fn csrf(s: &Session) -> Markup {
-    html! { input type="hidden" name="csrf" value=(s.csrf); }
-}
-
-fn notice(text: Option<&str>) -> Markup {
-    html! {
-        div.notice role="status" {
-            @if let Some(t) = text { p { (t) } }
-        }
-    }
-}
-
-fn field_error(id: &str, error: Option<&str>) -> Markup {
-    html! {
-        @if let Some(e) = error { p.field-error id={ (id) "-error" } { (e) } }
-    }
-}
-
-fn status_text(w: &Webhook) -> String {
-    match &w.disabled {
-        None => "active".into(),
-        Some((at, why)) => format!("disabled: {why} (since {})", rfc3339(*at)),
-    }
-}
-
-fn webhook_path(w: &Webhook) -> String {
-    format!("{BASE}/webhooks/{}", w.id)
-}
-
-/// A page with a heading and a sentence: errors, and what is not found.
-pub(super) fn message(session: Option<&Session>, title: &str, text: &str) -> Markup {
-    layout(
-        session,
-        title,
-        html! {
-            h1 { (title) }
-            p { (text) }
-            p { a href={ (BASE) "/" } { "Back to the portal" } }
-        },
-    )
-}
-
-pub(super) fn throttled(wait_secs: i64) -> Markup {
-    let minutes = (wait_secs + 59) / 60;
-    let when = if minutes <= 1 { "a minute".to_owned() } else { format!("{minutes} minutes") };
-    layout(
-        None,
-        "Too many sign-in attempts",
-        html! {
-            h1 { "Too many sign-in attempts" }
-            p role="alert" { "Too many failed sign-ins. Try again in " (when) "." }
-            p { a href={ (BASE) "/sign-in" } { "Back to sign-in" } }
-        },
-    )
-}
-
-pub(super) fn sign_in(csrf: &str, error: Option<(crate::store::SignedInWith, &str)>, username: &str) -> Markup {
-    use crate::store::SignedInWith;
-    let error_for = |w: SignedInWith| error.filter(|(with, _)| *with == w).map(|(_, m)| m);
-    layout(
-        None,
-        "Sign in",
-        html! {
-            h1 { "Sign in" }
-            div.cards {
-                section.card aria-labelledby="with-password" {
-                    h2 id="with-password" { "With your username" }
-                    @if let Some(m) = error_for(SignedInWith::Password) { p.error role="alert" { (m) } }
-                    form method="post" action={ (BASE) "/sign-in" } {
-                        input type="hidden" name="csrf" value=(csrf);
-                        label for="username" { "Username" }
-                        input id="username" name="username" type="text" autocomplete="username" required value=(username);
-                        label for="password" { "Password" }
-                        input id="password" name="password" type="password" autocomplete="current-password" required;
-                        button type="submit" { "Sign in" }
-                    }
-                }
-                section.card aria-labelledby="with-token" {
-                    h2 id="with-token" { "With a Ventiapp API token" }
-                    @if let Some(m) = error_for(SignedInWith::Token) { p.error role="alert" { (m) } }
-                    form method="post" action={ (BASE) "/sign-in/token" } {
-                        input type="hidden" name="csrf" value=(csrf);
-                        label for="token" { "API token" }
-                        input id="token" name="token" type="password" autocomplete="off" required;
-                        button type="submit" { "Sign in with token" }
-                    }
-                }
-            }
-        },
-    )
-}
-
-pub(super) fn webhooks(s: &Session, list: &[Webhook]) -> Markup {
+pub(crate) fn webhooks(s: &Session, list: &[Webhook]) -> Markup {
     layout(
         Some(s),
         "Webhooks",
@@ -180,7 +42,7 @@ pub(super) fn webhooks(s: &Session, list: &[Webhook]) -> Markup {
     )
 }
 
-pub(super) fn new_webhook(s: &Session, form: &FormState) -> Markup {
+pub(crate) fn new_webhook(s: &Session, form: &FormState) -> Markup {
     let v = |name: &str| form.values.field(name).unwrap_or("").to_owned();
     let chosen = v("eventType");
     layout(
@@ -227,7 +89,7 @@ fn secret_box(secret: &str) -> Markup {
     }
 }
 
-pub(super) fn created(s: &Session, w: &Webhook) -> Markup {
+pub(crate) fn created(s: &Session, w: &Webhook) -> Markup {
     layout(
         Some(s),
         "Webhook created",
@@ -241,7 +103,7 @@ pub(super) fn created(s: &Session, w: &Webhook) -> Markup {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(super) fn webhook(
+pub(crate) fn webhook(
     s: &Session,
     w: &Webhook,
     rows: &[(String, &AttemptRecord)],
@@ -328,7 +190,7 @@ fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-pub(super) fn attempt(s: &Session, w: &Webhook, a: &AttemptRecord) -> Markup {
+pub(crate) fn attempt(s: &Session, w: &Webhook, a: &AttemptRecord) -> Markup {
     let path = webhook_path(w);
     let mut shown = a.response_excerpt.as_str();
     if shown.len() > RESPONSE_SHOWN {
@@ -381,7 +243,7 @@ pub(super) fn attempt(s: &Session, w: &Webhook, a: &AttemptRecord) -> Markup {
     )
 }
 
-pub(super) fn confirm_delete(s: &Session, w: &Webhook) -> Markup {
+pub(crate) fn confirm_delete(s: &Session, w: &Webhook) -> Markup {
     let path = webhook_path(w);
     layout(
         Some(s),
@@ -395,106 +257,4 @@ pub(super) fn confirm_delete(s: &Session, w: &Webhook) -> Markup {
             }
         },
     )
-}
-
-pub(super) fn notifications(
-    s: &Session,
-    settings: &Notifications,
-    saved: Option<&str>,
-    errors: &[FieldError],
-) -> Markup {
-    let error = |f: &str| errors.iter().find(|e| e.field == f).map(|e| e.message.as_str());
-    layout(
-        Some(s),
-        "Notifications",
-        html! {
-            h1 { "Notifications" }
-            (notice(saved))
-            @if let Some((at, why)) = &settings.refused {
-                p.error role="alert" { "Emails to this address were refused on " (rfc3339(*at)) ": " (why) ". Save it again to try it again." }
-            }
-            form.stack method="post" action={ (BASE) "/notifications" } novalidate {
-                (csrf(s))
-                label for="email" { "Email" }
-                input id="email" name="email" type="email" autocomplete="email" value=(settings.email.as_deref().unwrap_or(""))
-                    aria-invalid=[error("email").map(|_| "true")] aria-describedby=[error("email").map(|_| "email-error")];
-                (field_error("email", error("email")))
-                fieldset aria-describedby=[error("notify").map(|_| "notify-error")] {
-                    legend { "Email me about" }
-                    @for (topic, label) in TOPICS {
-                        div.check {
-                            input type="checkbox" id={ "notify-" (topic.as_str()) } name="notify" value=(topic.as_str())
-                                checked[settings.topics.contains(&topic)];
-                            label for={ "notify-" (topic.as_str()) } { (label) }
-                        }
-                    }
-                }
-                (field_error("notify", error("notify")))
-                button type="submit" { "Save" }
-            }
-        },
-    )
-}
-
-const VERIFY_PYTHON: &str = r#"# pip install standardwebhooks
-from standardwebhooks.webhooks import Webhook
-
-wh = Webhook("whsec_...")  # the webhook's signing secret
-# body: the request's raw bytes; headers: its webhook-id, webhook-timestamp, webhook-signature
-payload = wh.verify(body, headers)  # raises on a wrong signature or an old timestamp"#;
-
-const VERIFY_JS: &str = r#"// npm install standardwebhooks
-import { Webhook } from "standardwebhooks";
-
-const wh = new Webhook("whsec_...");           // the webhook's signing secret
-const payload = wh.verify(rawBody, headers);    // throws on a wrong signature"#;
-
-pub(super) fn event_types(s: &Session) -> Markup {
-    layout(
-        Some(s),
-        "Event types",
-        html! {
-            h1 { "Event types" }
-            p { "Each event type's payload, as a JSON Schema (the rules every published event is checked against) and an example. Payloads may carry more fields than their schema names." }
-            nav aria-label="Event types" {
-                ul.inline { @for t in EventType::ALL { li { a href={ "#" (anchor(t)) } { (t.as_str()) } } } }
-            }
-            @for t in EventType::ALL {
-                section.event-type id=(anchor(t)) aria-labelledby={ (anchor(t)) "-h" } {
-                    h2 id={ (anchor(t)) "-h" } { (t.as_str()) }
-                    p { (describe(t)) }
-                    h3 { "Schema" }
-                    pre.json data-schema=(t.as_str()) tabindex="0" { (pretty(&events::payload_schema(t))) }
-                    h3 { "Example" }
-                    pre.json data-example=(t.as_str()) tabindex="0" { (pretty(&events::test_payload(t))) }
-                }
-            }
-            section aria-labelledby="verify-h" {
-                h2 id="verify-h" { "Verifying a signature" }
-                p { "Every delivery is signed as the Standard Webhooks specification says (headers webhook-id, webhook-timestamp and webhook-signature). Verify it with one of the specification's libraries before trusting the body:" }
-                h3 { "Python" }
-                pre.code tabindex="0" { (VERIFY_PYTHON) }
-                h3 { "JavaScript" }
-                pre.code tabindex="0" { (VERIFY_JS) }
-            }
-        },
-    )
-}
-
-fn anchor(t: EventType) -> String {
-    t.as_str().replace('/', "-")
-}
-
-fn describe(t: EventType) -> &'static str {
-    match t {
-        EventType::NewOrder => "eComNow: an order was placed.",
-        EventType::OrderCancellation => "eComNow: an order was cancelled.",
-        EventType::OrdersCreated => "Ventiapp: an order was created.",
-        EventType::OrdersUpdated => "Ventiapp: an order changed.",
-        EventType::OrdersCancelled => "Ventiapp: an order was cancelled.",
-        EventType::BillsCreated => "Ventiapp: a bill was issued for an order.",
-        EventType::ProductsCreated => "Ventiapp: a product was created.",
-        EventType::ProductsUpdated => "Ventiapp: a product changed.",
-        EventType::ProductsDeleted => "Ventiapp: a product was deleted.",
-    }
 }
