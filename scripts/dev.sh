@@ -9,6 +9,7 @@ start_stack
 cat <<MSG
 
   API           $WEBHOOKS_API_URL/basic/webhooks (eComNow), $WEBHOOKS_API_URL/api/webhooks/list (Ventiapp)
+  portal        $WEBHOOKS_API_URL/portal/ (sign in as the demo vendor, or with its token)
   demo vendor   Username: $DEMO_USERNAME   Password: $DEMO_PASSWORD
                 Authorization: Bearer vwt_local-demo-token-do-not-use-in-production
   AWS emulator  $AWS_ENDPOINT_URL (table $TABLE_NAME)

@@ -46,6 +46,19 @@ ensure_checkov() {
   fi
 }
 
+# Debian's chromium for the portal's browser tests (Playwright drives it; it never downloads a
+# browser, which cannot work on a closed network). Installed with apt-get when missing.
+ensure_chromium() {
+  command -v chromium >/dev/null && return 0
+  log "installing Debian's chromium for the portal's browser tests"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get install -y -q chromium >/dev/null 2>&1 ||
+    { "${sudo[@]}" apt-get update -q >/dev/null && "${sudo[@]}" apt-get install -y -q chromium >/dev/null; }
+  command -v chromium >/dev/null
+}
+
 # The environment the functions, the CLI and the tests see.
 export_stack_env() {
   export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"

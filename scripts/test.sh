@@ -45,6 +45,9 @@ ensure_venv || exit 1
 mkdir -p "$ROOT/.stack"
 ensure_checkov > "$ROOT/.stack/checkov-install.log" 2>&1 &
 checkov_install=$!
+# chromium likewise, for the portal's tests.
+ensure_chromium > "$ROOT/.stack/chromium-install.log" 2>&1 &
+chromium_install=$!
 export SAM_CLI_TELEMETRY=0
 check "cargo fmt --check" cargo fmt --all -- --check
 check "cfn-lint" cfn-lint template.yaml
@@ -64,6 +67,23 @@ if start_stack; then
   fi
   # The OpenAPI description against the running functions, as a vendor of its own.
   check "schemathesis (openapi.yaml)" scripts/schemathesis.sh
+  # The portal in a real browser: Debian's chromium driven by Playwright (tests/portal).
+  if wait "$chromium_install"; then
+    log "== portal in chromium (Playwright)"
+    python -m pytest -q -p no:cacheprovider tests/portal 2>&1 | tee "$STACK_DIR/portal-test.log"
+    portal_rc=${PIPESTATUS[0]}
+    p_pass=$(grep -oE '[0-9]+ passed' "$STACK_DIR/portal-test.log" | tail -1 | cut -d' ' -f1)
+    p_fail=$(grep -oE '[0-9]+ (failed|error)' "$STACK_DIR/portal-test.log" | tail -1 | cut -d' ' -f1)
+    passed=$((passed + ${p_pass:-0}))
+    failed=$((failed + ${p_fail:-0}))
+    if [ "$portal_rc" -ne 0 ]; then
+      failures+=("portal tests")
+      [ "${p_fail:-0}" -gt 0 ] || failed=$((failed + 1))
+    fi
+  else
+    log "chromium could not be installed; see .stack/chromium-install.log"
+    failures+=("chromium install"); failed=$((failed + 1))
+  fi
   # Only the stack's logs (not the test runner's own output); no short pattern matches by chance.
   grep -E '^.{8,}$' "$SECRETS_FILE" > "$STACK_DIR/secret-patterns.txt"
   stack_logs=("$STACK_DIR/moto.log" "$STACK_DIR/watch.log" "$STACK_DIR/bridge.log" "$STACK_DIR/slow-bridge.log" "$STACK_DIR/email-bridge.log")

@@ -192,6 +192,30 @@ def test_sign_in_with_a_password_and_see_the_list(world):
     accessible(page, "webhooks-empty")
 
 
+def test_the_keyboard_alone_signs_in_and_reaches_a_page(world):
+    context = world["browser"].new_context(viewport={"width": 360, "height": 740})
+    page = context.new_page()
+    page.goto(f"{PORTAL}/")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Username")).to_be_focused()
+    page.keyboard.type(world["username"])
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1, name="Webhooks")).to_be_visible()
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "New webhook":
+            break
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1, name="New webhook")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    shot(page, "new-webhook-360")
+    context.close()
+
+
 def test_create_a_webhook_and_see_its_secret_once(world):
     page, receiver = world["page"], world["receiver"]
     page.get_by_role("link", name="New webhook").click()

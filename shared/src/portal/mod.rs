@@ -346,3 +346,73 @@ async fn current_session<S: PortalStore, Q>(
         id_hash,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::http;
+
+    use super::*;
+
+    fn request(method: &str, uri: &str, cookie: Option<&str>, body: &str) -> PageRequest {
+        let mut b = http::Request::builder().method(method).uri(uri);
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        PageRequest::of(&b.body(Body::from(body)).unwrap())
+    }
+
+    #[test]
+    fn cookies_are_http_only_strict_and_secure_outside_the_local_stack() {
+        let c = cookie(SESSION_COOKIE, "abc", SESSION_SECS, true);
+        assert_eq!(c, "portal_session=abc; Path=/portal; Max-Age=43200; HttpOnly; SameSite=Strict; Secure");
+        assert!(!cookie(SESSION_COOKIE, "abc", 0, false).contains("Secure"));
+    }
+
+    #[test]
+    fn a_request_is_read_into_segments_fields_and_cookies() {
+        let r = request(
+            "POST",
+            "/portal/webhooks/12/deliveries/0001700000000000%23evt%2B1%20x%2302?after=a%23b",
+            Some("a=1; portal_session=s3cr3t;portal_csrf="),
+            "csrf=tok&notify=new_order&notify=failures&email=a%40b.example",
+        );
+        assert_eq!(r.segments, ["webhooks", "12", "deliveries", "0001700000000000#evt+1 x#02"]);
+        assert_eq!(r.query("after"), Some("a#b"));
+        assert_eq!(r.cookie(SESSION_COOKIE), Some("s3cr3t"));
+        assert_eq!(r.cookie(CSRF_COOKIE), None, "an emptied cookie is none");
+        assert_eq!(r.fields("notify").collect::<Vec<_>>(), ["new_order", "failures"]);
+        assert_eq!(r.field("email"), Some("a@b.example"));
+        // A GET's body is never read as a form.
+        assert_eq!(request("GET", "/portal/webhooks", None, "csrf=tok").field("csrf"), None);
+    }
+
+    #[test]
+    fn a_form_needs_exactly_its_csrf_token() {
+        let with = |body: &str| request("POST", "/portal/sign-out", None, body);
+        assert!(with("csrf=tok-123").csrf_matches("tok-123"));
+        for body in ["", "csrf=", "csrf=tok-12", "csrf=tok-1234", "csrf=TOK-123", "other=tok-123"] {
+            assert!(!with(body).csrf_matches("tok-123"), "{body:?}");
+        }
+        assert!(!with("csrf=").csrf_matches(""), "an empty expected token matches nothing");
+    }
+
+    #[test]
+    fn every_page_is_sent_with_its_security_headers() {
+        let r = Page::ok(maud::html! { p { "x" } }).with_cookie(cookie(CSRF_COOKIE, "t", 1, true)).into_response();
+        let h = r.headers();
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert!(h[header::SET_COOKIE].to_str().unwrap().starts_with("portal_csrf=t;"));
+    }
+
+    #[test]
+    fn session_ids_and_tokens_are_256_random_bits() {
+        let (a, b) = (random_token(), random_token());
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
+    }
+}
