@@ -398,7 +398,9 @@ mod tests {
 
     #[test]
     fn every_page_is_sent_with_its_security_headers() {
-        let r = Page::ok(maud::html! { p { "x" } }).with_cookie(cookie(CSRF_COOKIE, "t", 1, true)).into_response();
+        let r = Page::ok(maud::html! { p { "x" } })
+            .with_cookie(cookie(CSRF_COOKIE, "t", 1, true))
+            .into_response();
         let h = r.headers();
         let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
