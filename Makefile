@@ -10,7 +10,7 @@ test:
 bench:
 	./scripts/bench.sh
 
-# The 10,000-event soak with faults (make test runs 1,000 of it).
+# The 10,000-event soak with faults (make test runs 700 of it).
 soak:
 	./scripts/soak.sh
 

@@ -317,6 +317,33 @@ def test_redeliver_an_event(world):
     page.screenshot(path=str(ROOT / "docs" / "portal-webhook.png"), full_page=True)
 
 
+def test_deliveries_are_paged_newest_first(world):
+    page, receiver, state = world["page"], world["receiver"], world["state"]
+    ids = [f"portal-page-{i:02}-{SUFFIX}" for i in range(20)]
+    events = [{"id": i, "vendorId": vendor_id(world), "type": "new_order", "payload": order_payload(i)} for i in ids]
+    status, body = api("POST", "/events/batch", {"events": events})
+    assert status in (200, 202), body
+    got = {r[0].get("webhook-id") for r in receiver.wait_for(
+        lambda r: len({x[0].get("webhook-id") for x in receiver.requests} & set(ids)) == 20, "the batch")}
+    assert set(ids) <= got
+    # The log holds at least 23 attempts now (a test event, an order and its redelivery, the 20).
+    page.goto(f"{PORTAL}/webhooks/{state['webhook_id']}")
+    table = page.get_by_role("table", name="Deliveries")
+    rows = table.locator("tbody tr")
+    expect(rows).to_have_count(20)
+    times = rows.locator("time").evaluate_all("ts => ts.map(t => t.getAttribute('datetime'))")
+    assert times == sorted(times, reverse=True), "newest first"
+    page.get_by_role("link", name="Older deliveries").click()
+    older = table.locator("tbody tr")
+    expect(older.first).to_be_visible()
+    assert 3 <= older.count() <= 20
+    older_times = older.locator("time").evaluate_all("ts => ts.map(t => t.getAttribute('datetime'))")
+    assert max(older_times) <= min(times), "the next page is older"
+    expect(table.get_by_role("link", name=re.compile(r"^test_"))).to_have_count(1)
+    page.get_by_role("link", name="Newest deliveries").click()
+    expect(table.locator("tbody tr")).to_have_count(20)
+
+
 def vendor_id(world):
     return api("GET", "/basic/notifications", username=world["username"])[1]["vendorId"]
 

@@ -344,3 +344,38 @@ async fn kept_events_are_read_back_by_vendor_type_and_window() {
     let offsets: Vec<i64> = first.iter().map(|e| e.published_at - t).collect();
     assert_eq!(offsets, [0, 1, 2, 3], "the oldest, at most the limit");
 }
+
+/// Portal sessions: kept under their id's hash until they expire, gone once deleted; failed
+/// sign-ins counted in a window the first failure opens, and counted afresh once it is over.
+#[tokio::test]
+async fn portal_sessions_expire_and_end_and_sign_in_failures_count_in_their_window() {
+    use shared::store::{PortalSession, SessionStore, SignedInWith};
+    let store = store().await;
+    let vendor = new_vendor(&store).await.vendor;
+    let now = now();
+    let (live, old) = (unique("session"), unique("session"));
+    let session = PortalSession {
+        vendor: vendor.clone(),
+        signed_in_with: SignedInWith::Password,
+        csrf: unique("csrf"),
+        expires_at: now + 3600,
+    };
+    store.put_session(&live, &session).await.unwrap();
+    store.put_session(&old, &PortalSession { expires_at: now - 1, ..session.clone() }).await.unwrap();
+    assert!(store.get_session(&live, now).await.unwrap() == Some(session.clone()));
+    assert!(store.get_session(&old, now).await.unwrap().is_none(), "expired, though its item is still there");
+    assert!(store.get_session(&live, now + 3600).await.unwrap().is_none(), "at its expiry");
+    assert!(store.put_session(&live, &session).await.is_err(), "an id is never taken twice");
+    store.delete_session(&live).await.unwrap();
+    assert!(store.get_session(&live, now).await.unwrap().is_none(), "signed out");
+
+    let key = unique("signin");
+    assert_eq!(store.sign_in_failures(&key, now).await.unwrap(), (0, now));
+    for i in 0..3 {
+        store.count_sign_in_failure(&key, now + i, 900).await.unwrap();
+    }
+    assert_eq!(store.sign_in_failures(&key, now + 10).await.unwrap(), (3, now + 900), "one window");
+    assert_eq!(store.sign_in_failures(&key, now + 900).await.unwrap(), (0, now + 900), "over");
+    store.count_sign_in_failure(&key, now + 901, 900).await.unwrap();
+    assert_eq!(store.sign_in_failures(&key, now + 902).await.unwrap(), (1, now + 1801), "a new window");
+}
