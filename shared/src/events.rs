@@ -1,5 +1,6 @@
 //! Publishing: what the platform sends to `POST /events`, and the payload schema of each event
 //! type, taken from the two documents (required fields, types, non-negative amounts).
+#[cfg(test)]
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{value::RawValue, Value};
@@ -173,29 +174,23 @@ pub fn validate_payload(event_type: EventType, payload: &Value) -> Result<(), Fi
     Ok(())
 }
 
-/// The JSON Schema (draft 2020-12) of an event type's payload, derived from the structs
-/// [`validate_payload`] reads it into, with the rules it checks beyond their types (an order's
-/// `type` is its event's, its items are not empty, quantities are positive or not negative).
-/// Keys beyond a schema's properties are allowed, as publishing allows them.
-pub fn payload_schema(event_type: EventType) -> Value {
-    let mut schema = match event_type {
-        EventType::NewOrder | EventType::OrderCancellation => schemars::schema_for!(EcomnowOrder),
-        EventType::OrdersCreated | EventType::OrdersUpdated | EventType::OrdersCancelled => {
-            schemars::schema_for!(VentiappOrder)
-        }
-        EventType::BillsCreated => schemars::schema_for!(Bill),
-        EventType::ProductsCreated | EventType::ProductsUpdated | EventType::ProductsDeleted => {
-            schemars::schema_for!(Product)
-        }
+/// The JSON Schema (draft 2020-12) of an event type's payload, as published in
+/// `events/schemas/` (which the portal shows). A test derives each from the structs
+/// [`validate_payload`] reads payloads into, with the rules it checks beyond their types (an
+/// order's `type` is its event's, its items are not empty, quantities positive or not negative),
+/// and fails if a file differs: the schemas cannot drift from the validation.
+pub fn payload_schema(event_type: EventType) -> &'static str {
+    match event_type {
+        EventType::NewOrder => include_str!("../../events/schemas/new_order.json"),
+        EventType::OrderCancellation => include_str!("../../events/schemas/order_cancellation.json"),
+        EventType::OrdersCreated => include_str!("../../events/schemas/orders-created.json"),
+        EventType::OrdersUpdated => include_str!("../../events/schemas/orders-updated.json"),
+        EventType::OrdersCancelled => include_str!("../../events/schemas/orders-cancelled.json"),
+        EventType::BillsCreated => include_str!("../../events/schemas/bills-created.json"),
+        EventType::ProductsCreated => include_str!("../../events/schemas/products-created.json"),
+        EventType::ProductsUpdated => include_str!("../../events/schemas/products-updated.json"),
+        EventType::ProductsDeleted => include_str!("../../events/schemas/products-deleted.json"),
     }
-    .to_value();
-    if let Some(kind) = schema.pointer_mut("/properties/type") {
-        kind["const"] = Value::from(event_type.as_str());
-    }
-    if let Some(o) = schema.as_object_mut() {
-        o.insert("title".into(), Value::from(format!("{} payload", event_type.as_str())));
-    }
-    schema
 }
 
 fn item_error(index: usize, field: &str, problem: &str) -> FieldError {
@@ -204,25 +199,27 @@ fn item_error(index: usize, field: &str, problem: &str) -> FieldError {
 }
 
 /// eComNow's `new_order` and `order_cancellation`.
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 #[serde(rename_all = "camelCase", expecting = "a JSON object")]
 struct EcomnowOrder {
     #[serde(rename = "orderNo")]
     _order_no: Text,
     #[serde(rename = "type")]
     kind: Text,
-    #[schemars(extend("minItems" = 1))]
+    #[cfg_attr(test, schemars(extend("minItems" = 1)))]
     items: List<EcomnowItem>,
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 #[serde(rename_all = "camelCase", expecting = "an object")]
 struct EcomnowItem {
     #[serde(rename = "skuNr")]
     _sku_nr: Text,
     #[serde(rename = "itemName")]
     _item_name: Text,
-    #[schemars(extend("exclusiveMinimum" = 0))]
+    #[cfg_attr(test, schemars(extend("exclusiveMinimum" = 0)))]
     item_quantity: Integer,
     #[serde(rename = "itemPrice")]
     _item_price: Amount,
@@ -231,7 +228,8 @@ struct EcomnowItem {
 }
 
 /// Ventiapp's `orders/created`, `orders/updated` and `orders/cancelled`.
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 #[serde(expecting = "a JSON object")]
 struct VentiappOrder {
     #[serde(rename = "orderId")]
@@ -245,21 +243,23 @@ struct VentiappOrder {
     items: List<VentiappItem>,
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 #[serde(rename_all = "camelCase", expecting = "an object")]
 struct VentiappItem {
     #[serde(rename = "title")]
     _title: Text,
     #[serde(rename = "price")]
     _price: Amount,
-    #[schemars(extend("minimum" = 0))]
+    #[cfg_attr(test, schemars(extend("minimum" = 0)))]
     item_quantity: Integer,
     #[serde(rename = "total")]
     _total: Amount,
 }
 
 /// Ventiapp's `bills/created`.
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 #[serde(expecting = "a JSON object")]
 struct Bill {
     #[serde(rename = "orderId")]
@@ -273,7 +273,8 @@ struct Bill {
 }
 
 /// Ventiapp's `products/created`, `products/updated` and `products/deleted`.
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(JsonSchema))]
 #[serde(expecting = "a JSON object")]
 struct Product {
     #[serde(rename = "productId")]
@@ -418,13 +419,44 @@ mod tests {
         assert_eq!(message(EventType::ProductsDeleted, json!("x")), "payload must be a JSON object");
     }
 
+    /// An event type's payload schema, derived from the structs that validate its payloads.
+    fn derived_schema(event_type: EventType) -> Value {
+        let mut schema = match event_type {
+            EventType::NewOrder | EventType::OrderCancellation => schemars::schema_for!(EcomnowOrder),
+            EventType::OrdersCreated | EventType::OrdersUpdated | EventType::OrdersCancelled => {
+                schemars::schema_for!(VentiappOrder)
+            }
+            EventType::BillsCreated => schemars::schema_for!(Bill),
+            EventType::ProductsCreated | EventType::ProductsUpdated | EventType::ProductsDeleted => {
+                schemars::schema_for!(Product)
+            }
+        }
+        .to_value();
+        if let Some(kind) = schema.pointer_mut("/properties/type") {
+            kind["const"] = Value::from(event_type.as_str());
+        }
+        schema["title"] = Value::from(format!("{} payload", event_type.as_str()));
+        schema
+    }
+
+    /// `events/schemas/` holds each derived schema; `UPDATE_SCHEMAS=1` writes them again.
     #[test]
-    fn payload_schemas_come_from_the_validating_structs() {
-        let s = payload_schema(EventType::NewOrder);
-        assert_eq!(s["title"], "new_order payload");
+    fn the_published_schemas_are_the_ones_derived_from_the_validation() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/schemas");
+        let derived = |t: EventType| serde_json::to_string_pretty(&derived_schema(t)).unwrap() + "\n";
+        let path = |t: EventType| dir.join(format!("{}.json", t.as_str().replace('/', "-")));
+        if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+            for t in EventType::ALL {
+                std::fs::write(path(t), derived(t)).unwrap();
+            }
+        }
+        for t in EventType::ALL {
+            let hint = format!("{}: run UPDATE_SCHEMAS=1 cargo test -p shared", path(t).display());
+            assert_eq!(payload_schema(t), derived(t), "{hint}");
+        }
+        let s: Value = serde_json::from_str(payload_schema(EventType::NewOrder)).unwrap();
         assert_eq!(s["properties"]["type"]["const"], "new_order");
-        let required: Vec<&str> =
-            s["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let required: Vec<&str> = s["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         assert_eq!(required, ["orderNo", "type", "items"]);
         assert_eq!(s["properties"]["items"]["minItems"], 1);
         let item = &s["properties"]["items"]["items"];
@@ -434,7 +466,7 @@ mod tests {
         };
         assert_eq!(item["properties"]["itemQuantity"], json!({"type": "integer", "exclusiveMinimum": 0}));
         assert_eq!(item["properties"]["itemPrice"], json!({"type": "number", "minimum": 0}));
-        let p = payload_schema(EventType::ProductsDeleted);
+        let p: Value = serde_json::from_str(payload_schema(EventType::ProductsDeleted)).unwrap();
         assert_eq!(p["properties"]["productId"], json!({"type": "integer"}));
         assert!(p["properties"].get("type").is_none());
     }

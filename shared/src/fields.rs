@@ -353,7 +353,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
 }
 
 /// The JSON Schema of each kind of value above, for the schemas derived from the structs that
-/// read event payloads (`crate::events::payload_schema`).
+/// read event payloads (`crate::events::payload_schema`, checked by its test).
+#[cfg(test)]
 mod schema {
     use std::borrow::Cow;
 

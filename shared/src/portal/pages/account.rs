@@ -79,7 +79,7 @@ pub(crate) fn event_types(s: &Session) -> Markup {
                     h2 id={ (anchor(t)) "-h" } { (t.as_str()) }
                     p { (describe(t)) }
                     h3 { "Schema" }
-                    pre.json data-schema=(t.as_str()) tabindex="0" { (pretty(&events::payload_schema(t))) }
+                    pre.json data-schema=(t.as_str()) tabindex="0" { (events::payload_schema(t).trim_end()) }
                     h3 { "Example" }
                     pre.json data-example=(t.as_str()) tabindex="0" { (pretty(&events::test_payload(t))) }
                 }
