@@ -456,7 +456,8 @@ mod tests {
         }
         let s: Value = serde_json::from_str(payload_schema(EventType::NewOrder)).unwrap();
         assert_eq!(s["properties"]["type"]["const"], "new_order");
-        let required: Vec<&str> = s["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let required: Vec<&str> =
+            s["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         assert_eq!(required, ["orderNo", "type", "items"]);
         assert_eq!(s["properties"]["items"]["minItems"], 1);
         let item = &s["properties"]["items"]["items"];
