@@ -465,7 +465,8 @@ mod tests {
         }
         for t in EventType::ALL {
             let hint = format!("{}: run UPDATE_SCHEMAS=1 cargo test -p shared", path(t).display());
-            let published: Value = serde_json::from_str(payload_schema(t)).expect("a published schema is JSON");
+            let published: Value =
+                serde_json::from_str(payload_schema(t)).expect("a published schema is JSON");
             assert_eq!(published, derived(t), "{hint}");
         }
         let s: Value = serde_json::from_str(payload_schema(EventType::NewOrder)).unwrap();

@@ -113,6 +113,9 @@ def world():
     admin("vendor", "create", "--username", other, "--password-stdin", stdin=PASSWORD)
     token = json.loads(admin("token", "create", "--vendor", other, "--label", "portal test"))["token"]
     remember_secret(token)
+    # A second token of the other vendor's, to revoke while a session it opened is open.
+    revocable = json.loads(admin("token", "create", "--vendor", other, "--label", "portal revoked"))
+    remember_secret(revocable["token"])
     receiver = Receiver()
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -124,7 +127,7 @@ def world():
         context = browser.new_context(viewport={"width": 1440, "height": 900})
         page = context.new_page()
         page.set_default_timeout(20_000)
-        yield {"username": username, "other": other, "token": token, "receiver": receiver,
+        yield {"username": username, "other": other, "token": token, "revocable": revocable, "receiver": receiver,
                "browser": browser, "context": context, "page": page, "state": {}}
         context.close()
         browser.close()
@@ -460,6 +463,19 @@ def test_another_vendors_webhook_is_not_found(world):
     response = page.request.post(f"{PORTAL}/webhooks/{state['webhook_id']}/delete", form={"csrf": csrf})
     assert response.status == 404
     assert api("GET", f"/basic/webhooks/{state['webhook_id']}", username=world["username"])[0] == 200
+    context.close()
+
+
+def test_a_token_session_ends_when_its_token_is_revoked(world):
+    context = world["browser"].new_context()
+    page = context.new_page()
+    page.goto(f"{PORTAL}/")
+    page.get_by_label("API token").fill(world["revocable"]["token"])
+    page.get_by_role("button", name="Sign in with token").click()
+    expect(page.get_by_role("heading", level=1, name="Webhooks")).to_be_visible()
+    admin("token", "revoke", "--token-id", world["revocable"]["tokenId"])
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Notifications").click()
+    expect(page.get_by_role("heading", level=1, name="Sign in")).to_be_visible()
     context.close()
 
 

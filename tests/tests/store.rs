@@ -357,6 +357,7 @@ async fn portal_sessions_expire_and_end_and_sign_in_failures_count_in_their_wind
     let session = PortalSession {
         vendor: vendor.clone(),
         signed_in_with: SignedInWith::Password,
+        token_hash: None,
         csrf: unique("csrf"),
         expires_at: now + 3600,
     };

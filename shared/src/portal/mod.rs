@@ -5,7 +5,8 @@
 //! validation, limits and attempt log; the portal adds sessions and forms around them:
 //! - a session is a random 256-bit id in an `HttpOnly`, `SameSite=Strict` cookie (`Secure`
 //!   outside the local stack), kept server-side under its SHA-256 for 12 hours
-//!   ([`SessionStore`]); the password is checked once, at sign-in;
+//!   ([`SessionStore`]); the password is checked once, at sign-in (a token session is looked
+//!   up again on each page, and ends when its token is revoked);
 //! - every form carries a CSRF token (the session's; before sign-in, a cookie's double), and a
 //!   post without the right one is refused with 403;
 //! - failed sign-ins are counted per username and per source address in the table, so every
@@ -48,6 +49,8 @@ pub const SIGN_IN_FAILURES_PER_ADDRESS: u32 = 50;
 /// ... this many seconds, which the first failure opens.
 pub const SIGN_IN_WINDOW_SECS: i64 = 15 * 60;
 
+/// The largest form a page takes (its largest field, an Authorization header, is 4 KiB).
+const MAX_FORM_BYTES: usize = 64 * 1024;
 const SESSION_COOKIE: &str = "portal_session";
 const CSRF_COOKIE: &str = "portal_csrf";
 /// Only the portal's own files: no inline script or style, no frames, forms to the portal only.
@@ -75,6 +78,8 @@ pub(crate) struct PageRequest {
     pub form: Vec<(String, String)>,
     cookies: Vec<(String, String)>,
     source_ip: String,
+    /// The body is over [`MAX_FORM_BYTES`]: refused unread.
+    too_large: bool,
 }
 
 impl PageRequest {
@@ -93,7 +98,9 @@ impl PageRequest {
             .collect();
         let pairs = |b: &[u8]| url::form_urlencoded::parse(b).into_owned().collect::<Vec<_>>();
         let query = pairs(req.uri().query().unwrap_or("").as_bytes());
-        let form = if req.method() == Method::POST { pairs(req.body().as_ref()) } else { Vec::new() };
+        let body = req.body().as_ref();
+        let too_large = body.len() > MAX_FORM_BYTES;
+        let form = if req.method() == Method::POST && !too_large { pairs(body) } else { Vec::new() };
         let cookies = req
             .headers()
             .get_all(header::COOKIE)
@@ -108,7 +115,7 @@ impl PageRequest {
             _ => None,
         }
         .unwrap_or_default();
-        Self { method: req.method().clone(), segments, query, form, cookies, source_ip }
+        Self { method: req.method().clone(), segments, query, form, cookies, source_ip, too_large }
     }
 
     pub fn field(&self, name: &str) -> Option<&str> {
@@ -300,6 +307,13 @@ async fn answer<S: PortalStore, Q: DeliveryQueue>(
         ["static", "portal.js"] if get => return Ok(Page::asset(SCRIPT, "text/javascript; charset=utf-8")),
         _ => {}
     }
+    if r.too_large {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the form is too large",
+        ));
+    }
     let session = current_session(app, r).await?;
     if let Some(s) = &session {
         tracing::Span::current().record("vendor", s.vendor.vendor_id.as_str());
@@ -339,12 +353,17 @@ async fn current_session<S: PortalStore, Q>(
 ) -> Result<Option<Session>, ApiError> {
     let Some(id) = r.cookie(SESSION_COOKIE) else { return Ok(None) };
     let id_hash = digest::sha256_hex(id);
-    Ok(app.store.get_session(&id_hash, now()).await?.map(|s| Session {
-        vendor: s.vendor,
-        csrf: s.csrf,
-        signed_in_with: s.signed_in_with,
-        id_hash,
-    }))
+    let Some(s) = app.store.get_session(&id_hash, now()).await? else { return Ok(None) };
+    // A token session lasts as long as its token: revoked, the session ends with it.
+    if let Some(token_hash) = &s.token_hash {
+        let token = app.store.token_by_hash(token_hash).await?;
+        if token.is_none_or(|t| t.vendor.vendor_id != s.vendor.vendor_id) {
+            app.store.delete_session(&id_hash).await?;
+            tracing::info!("a session whose token was revoked ended");
+            return Ok(None);
+        }
+    }
+    Ok(Some(Session { vendor: s.vendor, csrf: s.csrf, signed_in_with: s.signed_in_with, id_hash }))
 }
 
 #[cfg(test)]
@@ -384,6 +403,14 @@ mod tests {
         assert_eq!(r.field("email"), Some("a@b.example"));
         // A GET's body is never read as a form.
         assert_eq!(request("GET", "/portal/webhooks", None, "csrf=tok").field("csrf"), None);
+    }
+
+    #[test]
+    fn a_form_over_64_kib_is_not_read() {
+        let big = format!("csrf=tok&url={}", "a".repeat(MAX_FORM_BYTES));
+        let r = request("POST", "/portal/webhooks", None, &big);
+        assert!(r.too_large && r.form.is_empty());
+        assert!(!request("POST", "/portal/webhooks", None, "csrf=tok").too_large);
     }
 
     #[test]

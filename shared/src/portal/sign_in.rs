@@ -69,6 +69,10 @@ pub(super) async fn sign_in<S: PortalStore, Q>(
         page.retry_after = Some(wait as u64);
         return Ok(page);
     }
+    let token_hash = match with {
+        SignedInWith::Token => Some(auth::token_hash(r.field("token").unwrap_or("").trim())),
+        SignedInWith::Password => None,
+    };
     let vendor = match (with, &username) {
         (SignedInWith::Password, Some(username)) => {
             let password = r.field("password").unwrap_or("");
@@ -81,13 +85,10 @@ pub(super) async fn sign_in<S: PortalStore, Q>(
                 }
             }
         }
-        _ => {
-            let token = r.field("token").unwrap_or("").trim();
-            match token.is_empty() {
-                true => None,
-                false => app.store.token_by_hash(&auth::token_hash(token)).await?.map(|t| t.vendor),
-            }
-        }
+        _ => match (r.field("token").unwrap_or("").trim().is_empty(), &token_hash) {
+            (false, Some(hash)) => app.store.token_by_hash(hash).await?.map(|t| t.vendor),
+            _ => None,
+        },
     };
     let Some(vendor) = vendor else {
         for (key, _) in &keys {
@@ -101,8 +102,13 @@ pub(super) async fn sign_in<S: PortalStore, Q>(
         return Ok(sign_in_form(r, secure, Some((with, message))));
     };
     let id = random_token();
-    let session =
-        PortalSession { vendor, signed_in_with: with, csrf: random_token(), expires_at: now + SESSION_SECS };
+    let session = PortalSession {
+        vendor,
+        signed_in_with: with,
+        token_hash,
+        csrf: random_token(),
+        expires_at: now + SESSION_SECS,
+    };
     app.store.put_session(&digest::sha256_hex(&id), &session).await?;
     tracing::Span::current().record("vendor", session.vendor.vendor_id.as_str());
     tracing::info!(with = ?with, "signed in to the portal");

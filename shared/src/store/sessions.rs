@@ -18,6 +18,8 @@ pub enum SignedInWith {
 pub struct PortalSession {
     pub vendor: Vendor,
     pub signed_in_with: SignedInWith,
+    /// The SHA-256 of the token a token session was opened with: revoking the token ends it.
+    pub token_hash: Option<String>,
     /// The token every form of the session carries.
     pub csrf: String,
     /// Unix seconds.
@@ -29,6 +31,7 @@ impl std::fmt::Debug for PortalSession {
         f.debug_struct("PortalSession")
             .field("vendor", &self.vendor.vendor_id)
             .field("signed_in_with", &self.signed_in_with)
+            .field("token_hash", &self.token_hash.as_ref().map(|_| "<redacted>"))
             .field("csrf", &"<redacted>")
             .field("expires_at", &self.expires_at)
             .finish()

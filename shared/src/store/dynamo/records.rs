@@ -346,6 +346,8 @@ pub(super) struct SessionRecord {
     pub(super) username: String,
     pub(super) vendor_created_at: i64,
     pub(super) signed_in_with: SignedInWith,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) token_hash: Option<String>,
     pub(super) csrf: String,
     pub(super) expires_at: i64,
 }

@@ -18,6 +18,7 @@ impl SessionStore for DynamoStore {
             username: session.vendor.username.clone(),
             vendor_created_at: session.vendor.created_at,
             signed_in_with: session.signed_in_with,
+            token_hash: session.token_hash.clone(),
             csrf: session.csrf.clone(),
             expires_at: session.expires_at,
         })?;
@@ -46,6 +47,7 @@ impl SessionStore for DynamoStore {
         Ok(Some(PortalSession {
             vendor: Vendor { vendor_id: r.vendor_id, username: r.username, created_at: r.vendor_created_at },
             signed_in_with: r.signed_in_with,
+            token_hash: r.token_hash,
             csrf: r.csrf,
             expires_at: r.expires_at,
         }))
