@@ -17,7 +17,7 @@ use crate::{
     domain::{Dialect, Vendor},
     error::ApiError,
     login_guard::{Decision, LoginGuard},
-    store::{TokenStore, VendorStore},
+    store::{StoreError, TokenStore, VendorLogin, VendorStore},
 };
 
 /// A request as its operation's handler receives it: routed, and its caller authenticated.
@@ -138,15 +138,7 @@ async fn authenticate_basic(
 ) -> Result<Vendor, ApiError> {
     const CHALLENGE: &str = "Basic realm=\"webhooks\", charset=\"UTF-8\"";
     let creds = auth::credentials_from_headers(req.headers()).ok_or(ApiError::unauthorized(CHALLENGE))?;
-    // A malformed username can have no account: it is refused as an unknown one is, at the
-    // same cost, and throttled under its own spelling.
-    let (username, login) = match auth::normalize_username(&creds.username) {
-        Ok(username) => {
-            let login = store.vendor_login(&username).await?;
-            (username, login)
-        }
-        Err(_) => (creds.username.chars().take(256).collect(), None),
-    };
+    let (username, login) = login_named(store, &creds.username).await?;
     let stored = login.as_ref().map(|l| l.password_hash.as_str());
     let now = std::time::Instant::now();
     match logins.decide(&username, stored, &creds.password, now) {
@@ -161,17 +153,27 @@ async fn authenticate_basic(
         }
         Decision::Check => {}
     }
-    let ok = match &login {
-        Some(login) => auth::verify_password(&creds.password, &login.password_hash),
-        None => {
-            auth::verify_against_dummy(&creds.password);
-            false
-        }
-    };
+    let ok = auth::verify_login(&creds.password, stored);
     logins.record(&username, stored, &creds.password, ok, now);
     match login {
         Some(login) if ok => Ok(login.vendor),
         _ => Err(ApiError::unauthorized(CHALLENGE)),
+    }
+}
+
+/// The account a sign-in's username names, and the name its failures are throttled under. A
+/// malformed username can have no account: it is looked up nowhere, refused as an unknown one is
+/// (at the same cost, [`auth::verify_login`]), and throttled under its own spelling.
+pub(crate) async fn login_named(
+    store: &impl VendorStore,
+    raw: &str,
+) -> Result<(String, Option<VendorLogin>), StoreError> {
+    match auth::normalize_username(raw) {
+        Ok(username) => {
+            let login = store.vendor_login(&username).await?;
+            Ok((username, login))
+        }
+        Err(_) => Ok((raw.chars().take(256).collect(), None)),
     }
 }
 

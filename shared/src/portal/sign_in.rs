@@ -8,12 +8,20 @@ use super::{
     SIGN_IN_WINDOW_SECS,
 };
 use crate::{
-    api::App,
+    api::{middleware::login_named, App},
     auth,
     clock::now,
     digest,
-    store::{PortalSession, SignedInWith},
+    store::{PortalSession, SignedInWith, VendorLogin},
 };
+
+/// What a sign-in form carries.
+enum Credential {
+    /// A username, as looked up and throttled, and its account if it has one.
+    Password { username: String, login: Option<VendorLogin> },
+    /// The SHA-256 of an API token (`None`: the field was empty).
+    Token { hash: Option<String> },
+}
 
 /// The sign-in page, with a fresh CSRF cookie its forms carry the double of.
 pub(super) fn sign_in_form(r: &PageRequest, secure: bool, error: Option<(SignedInWith, &str)>) -> Page {
@@ -45,16 +53,21 @@ pub(super) async fn sign_in<S: PortalStore, Q>(
         }
     }
     let now = now();
-    let username = match with {
+    // The account a password names (read before the throttle, which counts under its name), or
+    // the hash of a token; an empty token is no token.
+    let credential = match with {
         SignedInWith::Password => {
-            let raw = r.field("username").unwrap_or("");
-            Some(auth::normalize_username(raw).unwrap_or_else(|_| raw.chars().take(256).collect()))
+            let (username, login) = login_named(&app.store, r.field("username").unwrap_or("")).await?;
+            Credential::Password { username, login }
         }
-        SignedInWith::Token => None,
+        SignedInWith::Token => {
+            let token = r.field("token").unwrap_or("").trim();
+            Credential::Token { hash: (!token.is_empty()).then(|| auth::token_hash(token)) }
+        }
     };
     let mut keys = vec![(digest::sha256_hex(format!("addr:{}", r.source_ip)), SIGN_IN_FAILURES_PER_ADDRESS)];
-    if let Some(u) = &username {
-        keys.push((digest::sha256_hex(format!("user:{u}")), SIGN_IN_FAILURES_PER_USERNAME));
+    if let Credential::Password { username, .. } = &credential {
+        keys.push((digest::sha256_hex(format!("user:{username}")), SIGN_IN_FAILURES_PER_USERNAME));
     }
     let mut wait = 0;
     for (key, allowed) in &keys {
@@ -69,26 +82,16 @@ pub(super) async fn sign_in<S: PortalStore, Q>(
         page.retry_after = Some(wait as u64);
         return Ok(page);
     }
-    let token_hash = match with {
-        SignedInWith::Token => Some(auth::token_hash(r.field("token").unwrap_or("").trim())),
-        SignedInWith::Password => None,
-    };
-    let vendor = match (with, &username) {
-        (SignedInWith::Password, Some(username)) => {
-            let password = r.field("password").unwrap_or("");
-            match app.store.vendor_login(username).await? {
-                Some(login) if auth::verify_password(password, &login.password_hash) => Some(login.vendor),
-                Some(_) => None,
-                None => {
-                    auth::verify_against_dummy(password);
-                    None
-                }
-            }
+    let (vendor, token_hash) = match credential {
+        Credential::Password { login, .. } => {
+            let hash = login.as_ref().map(|l| l.password_hash.as_str());
+            let ok = auth::verify_login(r.field("password").unwrap_or(""), hash);
+            (login.filter(|_| ok).map(|l| l.vendor), None)
         }
-        _ => match (r.field("token").unwrap_or("").trim().is_empty(), &token_hash) {
-            (false, Some(hash)) => app.store.token_by_hash(hash).await?.map(|t| t.vendor),
-            _ => None,
-        },
+        Credential::Token { hash: Some(hash) } => {
+            (app.store.token_by_hash(&hash).await?.map(|t| t.vendor), Some(hash))
+        }
+        Credential::Token { hash: None } => (None, None),
     };
     let Some(vendor) = vendor else {
         for (key, _) in &keys {
