@@ -228,6 +228,7 @@ async fn a_past_event_is_delivered_again_on_request() {
         (json!({}), "eventId"),
         (json!({"eventId": 5}), "eventId"),
         (json!({"eventId": ""}), "eventId"),
+        (json!({"eventId": "e".repeat(257)}), "eventId"),
         (json!({"eventId": event_id, "x": 1}), "x"),
     ] {
         let e = api.vendor(&v, Method::POST, &path, Some(&body)).await.expect_error(400, "invalid_field");

@@ -58,6 +58,9 @@ impl<S: WebhookStore + EventLog, Q: DeliveryQueue> App<S, Q> {
     /// Queues a kept event for one of the vendor's webhooks again, as a new delivery with its
     /// own attempts and the event's own id (receivers deduplicate on `webhook-id`).
     pub async fn redeliver(&self, vendor: &Vendor, id: u64, event_id: &str) -> Result<Webhook, ApiError> {
+        if event_id.is_empty() || event_id.len() > 256 {
+            return Err(FieldError::malformed("eventId", "eventId must be 1 to 256 characters").into());
+        }
         let webhook = self.find_webhook(vendor, id).await?;
         let event = self.store.get_event(&vendor.vendor_id, event_id).await?.ok_or_else(|| {
             ApiError::not_found(

@@ -1,13 +1,12 @@
 //! The signed-in vendor's pages and forms, each through the API's own operation.
 use lambda_http::http::StatusCode;
-use serde_json::Value;
 
 use super::{pages, ApiError, Page, PageRequest, PortalStore, Session, BASE};
 use crate::{
     api::App,
     clock::now,
     domain::{self, EventType, FieldError, WebhookSpec},
-    notify::{self, Notifications, Topic},
+    notify::{self, Notifications},
     queue::DeliveryQueue,
     store::attempt_key,
     urls,
@@ -34,8 +33,7 @@ pub(super) async fn answer<S: PortalStore, Q: DeliveryQueue>(
     s: &Session,
     segs: &[&str],
 ) -> Result<Page, ApiError> {
-    let get = r.method == lambda_http::http::Method::GET || r.method == lambda_http::http::Method::HEAD;
-    let post = r.method == lambda_http::http::Method::POST;
+    let (get, post) = (r.is_get(), r.is_post());
     match segs {
         ["webhooks"] if get => {
             let webhooks = app.store.list_webhooks(&s.vendor.vendor_id).await?;
@@ -45,7 +43,7 @@ pub(super) async fn answer<S: PortalStore, Q: DeliveryQueue>(
         ["webhooks", "new"] if get => {
             Ok(Page::ok(pages::new_webhook(s, &FormState { values: r, errors: vec![] })))
         }
-        ["webhooks", id] if get => webhook_page(app, r, s, webhook_id(id)?).await,
+        ["webhooks", id] if get => webhook_page(app, r, s, webhook_id(id)?, None, None).await,
         ["webhooks", id, "deliveries", key] if get => {
             let id = webhook_id(id)?;
             let webhook = app.find_webhook(&s.vendor, id).await?;
@@ -60,30 +58,26 @@ pub(super) async fn answer<S: PortalStore, Q: DeliveryQueue>(
                 Some(code) => format!("Test event sent: the receiver answered {code} ({}).", attempt.outcome),
                 None => format!("Test event sent: no answer ({}).", attempt.outcome),
             };
-            webhook_page_with(app, r, s, id, Some(notice), None).await
+            webhook_page(app, r, s, id, Some(notice), None).await
         }
         ["webhooks", id, "rotate"] if post => {
             let id = webhook_id(id)?;
             let webhook = app.rotate_secret(&s.vendor, id, app.config.rotation_grace_secs, None).await?;
             let notice =
                 "Signing secret rotated: the former one keeps signing for its grace period.".to_owned();
-            webhook_page_with(app, r, s, webhook.id, Some(notice), Some(webhook.secret)).await
+            webhook_page(app, r, s, webhook.id, Some(notice), Some(webhook.secret)).await
         }
         ["webhooks", id, "enable"] if post => {
             let id = webhook_id(id)?;
             app.enable_webhook(&s.vendor, id).await?;
-            webhook_page_with(app, r, s, id, Some("Webhook enabled: deliveries start again.".into()), None)
-                .await
+            webhook_page(app, r, s, id, Some("Webhook enabled: deliveries start again.".into()), None).await
         }
         ["webhooks", id, "redeliver"] if post => {
             let id = webhook_id(id)?;
             let event_id = r.field("eventId").unwrap_or("");
-            if event_id.is_empty() || event_id.len() > 256 {
-                return Err(FieldError::malformed("eventId", "eventId must be 1 to 256 characters").into());
-            }
             app.redeliver(&s.vendor, id, event_id).await?;
             let notice = format!("Event {event_id} queued for delivery again.");
-            webhook_page_with(app, r, s, id, Some(notice), None).await
+            webhook_page(app, r, s, id, Some(notice), None).await
         }
         ["webhooks", id, "delete"] if get => {
             let webhook = app.find_webhook(&s.vendor, webhook_id(id)?).await?;
@@ -108,17 +102,8 @@ fn webhook_id(raw: &str) -> Result<u64, ApiError> {
     raw.parse::<u64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found("webhook"))
 }
 
-async fn webhook_page<S: PortalStore, Q: DeliveryQueue>(
-    app: &App<S, Q>,
-    r: &PageRequest,
-    s: &Session,
-    id: u64,
-) -> Result<Page, ApiError> {
-    webhook_page_with(app, r, s, id, None, None).await
-}
-
 /// A webhook's page: its details, its actions and a page of its deliveries, newest first.
-async fn webhook_page_with<S: PortalStore, Q: DeliveryQueue>(
+async fn webhook_page<S: PortalStore, Q: DeliveryQueue>(
     app: &App<S, Q>,
     r: &PageRequest,
     s: &Session,
@@ -240,16 +225,4 @@ async fn save_notifications<S: PortalStore, Q>(
         "notification settings changed"
     );
     Ok(Page::ok(pages::notifications(s, &settings, Some("Notification settings saved."), &[])))
-}
-
-/// The topics a vendor can tick, with their labels.
-pub(crate) const TOPICS: [(Topic, &str); 3] = [
-    (Topic::NewOrder, "New orders"),
-    (Topic::OrderCancellation, "Cancelled orders"),
-    (Topic::Failures, "Failing webhooks"),
-];
-
-/// A payload pretty-printed for a page.
-pub(crate) fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default()
 }

@@ -118,6 +118,16 @@ impl PageRequest {
         Self { method: req.method().clone(), segments, query, form, cookies, source_ip, too_large }
     }
 
+    /// A GET (or HEAD): a page to show.
+    pub fn is_get(&self) -> bool {
+        self.method == Method::GET || self.method == Method::HEAD
+    }
+
+    /// A POST: a form.
+    pub fn is_post(&self) -> bool {
+        self.method == Method::POST
+    }
+
     pub fn field(&self, name: &str) -> Option<&str> {
         self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
@@ -162,15 +172,12 @@ pub(crate) struct Page {
 }
 
 impl Page {
+    fn new(status: StatusCode, body: String, content_type: &'static str) -> Self {
+        Self { status, body, location: None, cookies: Vec::new(), retry_after: None, content_type }
+    }
+
     pub fn html(status: StatusCode, body: maud::Markup) -> Self {
-        Self {
-            status,
-            body: body.into_string(),
-            location: None,
-            cookies: Vec::new(),
-            retry_after: None,
-            content_type: "text/html; charset=utf-8",
-        }
+        Self::new(status, body.into_string(), "text/html; charset=utf-8")
     }
 
     pub fn ok(body: maud::Markup) -> Self {
@@ -185,14 +192,7 @@ impl Page {
     }
 
     fn asset(body: &'static str, content_type: &'static str) -> Self {
-        Self {
-            status: StatusCode::OK,
-            body: body.to_owned(),
-            location: None,
-            cookies: Vec::new(),
-            retry_after: None,
-            content_type,
-        }
+        Self::new(StatusCode::OK, body.to_owned(), content_type)
     }
 
     fn with_cookie(mut self, cookie: String) -> Self {
@@ -300,19 +300,14 @@ async fn answer<S: PortalStore, Q: DeliveryQueue>(
 ) -> Result<Page, ApiError> {
     let secure = !app.config.portal_insecure_cookies;
     let segs: Vec<&str> = r.segments.iter().map(String::as_str).collect();
-    let get = r.method == Method::GET || r.method == Method::HEAD;
-    let post = r.method == Method::POST;
+    let (get, post) = (r.is_get(), r.is_post());
     match segs.as_slice() {
         ["static", "portal.css"] if get => return Ok(Page::asset(STYLESHEET, "text/css; charset=utf-8")),
         ["static", "portal.js"] if get => return Ok(Page::asset(SCRIPT, "text/javascript; charset=utf-8")),
         _ => {}
     }
     if r.too_large {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the form is too large",
-        ));
+        return Err(ApiError::too_large(MAX_FORM_BYTES));
     }
     let session = current_session(app, r).await?;
     if let Some(s) = &session {

@@ -6,7 +6,6 @@ use serde::Deserialize;
 use crate::{
     api::{recover::Window, request, App, Call},
     clock::now,
-    domain::FieldError,
     error::{json_response, ApiError},
     queue::DeliveryQueue,
     store::{AttemptLog, EventLog, WebhookStore},
@@ -48,9 +47,6 @@ pub async fn handle<S: WebhookStore + EventLog + AttemptLog, Q: DeliveryQueue>(
     }
     let RedeliverBody { event_id } = request::json_body(&call.request, request::MAX_REGISTRATION_BODY)?;
     let event_id = event_id.as_str();
-    if event_id.is_empty() || event_id.len() > 256 {
-        return Err(FieldError::malformed("eventId", "eventId must be 1 to 256 characters").into());
-    }
     app.redeliver(call.vendor()?, id, event_id).await?;
     Ok(json_response(
         StatusCode::ACCEPTED,

@@ -6,11 +6,21 @@ use crate::{
     domain::{EventType, FieldError},
     events,
     notify::Notifications,
-    portal::{
-        actions::{pretty, TOPICS},
-        Session, BASE,
-    },
+    notify::Topic,
+    portal::{Session, BASE},
 };
+
+/// The topics a vendor can tick, with their labels.
+const TOPICS: [(Topic, &str); 3] = [
+    (Topic::NewOrder, "New orders"),
+    (Topic::OrderCancellation, "Cancelled orders"),
+    (Topic::Failures, "Failing webhooks"),
+];
+
+/// A payload pretty-printed for a page.
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
 
 pub(crate) fn notifications(
     s: &Session,
