@@ -77,6 +77,10 @@ if start_stack; then
     passed=$((passed + ${p_pass:-0}))
     failed=$((failed + ${p_fail:-0}))
     if [ "$portal_rc" -ne 0 ]; then
+      # What the portal's function and cargo lambda said, for a failure seen only on CI.
+      log "the portal's warnings and errors, and cargo lambda's own lines, from $STACK_DIR/watch.log:"
+      grep -F '"function":"portal"' "$STACK_DIR/watch.log" | grep -E '"level":"(WARN|ERROR)"' | tail -n 15 >&2
+      grep -v '^{' "$STACK_DIR/watch.log" | grep -v -E 'Blocking waiting|Finished `dev`|^ *Running `' | tail -n 25 >&2
       failures+=("portal tests")
       [ "${p_fail:-0}" -gt 0 ] || failed=$((failed + 1))
     fi

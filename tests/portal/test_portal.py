@@ -34,6 +34,9 @@ SECRETS_FILE = os.environ.get("SECRETS_FILE")
 SUFFIX = secrets.token_hex(4)
 PASSWORD = "portal-password-" + secrets.token_hex(8)
 AUTHENTICATION = "Basic portal-" + secrets.token_hex(8)
+# Assertions wait as long as actions do: a page of the local stack can take seconds on a busy
+# 2-core machine (every function, the emulator and the browser share it).
+expect.set_options(timeout=20_000)
 EVENT_TYPES = [
     "new_order", "order_cancellation", "orders/created", "orders/updated", "orders/cancelled",
     "bills/created", "products/created", "products/updated", "products/deleted",
@@ -396,6 +399,7 @@ def test_enable_a_webhook_after_a_410(world):
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=receiver.url))
     expect(row.get_by_role("cell").nth(2)).to_contain_text("disabled")
     page.get_by_role("link", name=receiver.url).click()
+    expect(page.get_by_role("button", name="Enable")).to_be_visible()
     accessible(page, "webhook-disabled")
     page.get_by_role("button", name="Enable").click()
     expect(page.get_by_role("status")).to_contain_text("Webhook enabled")
@@ -406,6 +410,7 @@ def test_enable_a_webhook_after_a_410(world):
 
 def test_save_notification_settings(world):
     page = world["page"]
+    page.goto(f"{PORTAL}/webhooks")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Notifications").click()
     expect(page.get_by_role("heading", level=1, name="Notifications")).to_be_visible()
     page.get_by_label("Email", exact=True).fill("not an address")
@@ -427,6 +432,7 @@ def test_save_notification_settings(world):
 
 def test_event_types_show_each_schema_and_an_example_that_passes_it(world):
     page = world["page"]
+    page.goto(f"{PORTAL}/webhooks")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Event types").click()
     expect(page.get_by_role("heading", level=1, name="Event types")).to_be_visible()
     for t in EVENT_TYPES:
