@@ -32,10 +32,14 @@ pub fn validate_target_url(field: &str, raw: &str, policy: TargetPolicy) -> Resu
             format!("{field} must be at most {MAX_URL_LEN} characters"),
         ));
     }
-    let url = Url::parse(raw).map_err(|e| {
-        FieldError::malformed(field, format!("{field} must be an absolute https:// URL ({e})"))
+    let url = Url::parse(raw).map_err(|e| match e {
+        url::ParseError::IdnaError => FieldError::malformed(
+            field,
+            format!("{field}'s host must be ASCII: write an international domain name in its punycode form (xn--…)"),
+        ),
+        e => FieldError::malformed(field, format!("{field} must be an absolute https:// URL ({e})")),
     })?;
-    // Normalising can lengthen a URL (an international name becomes punycode, spaces %20).
+    // Normalising can lengthen a URL (spaces become %20, a host is lower-cased).
     if url.as_str().len() > MAX_URL_LEN {
         return Err(FieldError::malformed(
             field,
@@ -262,6 +266,18 @@ mod tests {
         assert_eq!(u.as_str(), "https://example.com/");
         let u = validate_target_url("url", "https://hooks.example.com:8443/in?x=1", PROD).unwrap();
         assert_eq!(u.as_str(), "https://hooks.example.com:8443/in?x=1");
+    }
+
+    #[test]
+    fn an_international_name_is_taken_in_its_punycode_form_only() {
+        let u = validate_target_url("url", "https://xn--bcher-kva.example/in", PROD).unwrap();
+        assert_eq!(u.as_str(), "https://xn--bcher-kva.example/in");
+        let e = validate_target_url("url", "https://bücher.example/in", PROD).unwrap_err();
+        assert!(!e.not_allowed);
+        assert_eq!(
+            e.message,
+            "url's host must be ASCII: write an international domain name in its punycode form (xn--…)"
+        );
     }
 
     #[test]

@@ -26,7 +26,6 @@ use hyper_util::client::legacy::{
     connect::{dns::Name, HttpConnector},
     Client,
 };
-use url::{Host, Url};
 
 use super::{Attempt, Deliverer, DeliveryRequest, Failure, Outcome};
 use crate::{https, urls::is_forbidden_ip};
@@ -170,15 +169,8 @@ impl Deliverer for HttpDeliverer {
     async fn deliver(&self, req: &DeliveryRequest<'_>) -> Attempt {
         let started = Instant::now();
         // Literal addresses never reach the resolver: check them here, before any connection.
-        if !self.allow_private_targets {
-            let literal = Url::parse(req.url).ok().and_then(|u| match u.host() {
-                Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-                Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-                _ => None,
-            });
-            if literal.is_some_and(is_forbidden_ip) {
-                return failed(Failure::RefusedAddress, started);
-            }
+        if !self.allow_private_targets && literal_address(req.url).is_some_and(is_forbidden_ip) {
+            return failed(Failure::RefusedAddress, started);
         }
         let mut request = Request::post(req.url);
         for (name, value) in req.headers {
@@ -228,6 +220,17 @@ impl Deliverer for HttpDeliverer {
     }
 }
 
+/// The address a URL names literally, as the connector reads it: a dotted IPv4 address or a
+/// bracketed IPv6 one connects without the resolver. (Stored URLs were normalised by
+/// registration's `url` parse; any other spelling of an address is a name, which the resolver
+/// guards.) Parsed with `http`'s URI, as the request is, rather than `url`, whose parse does
+/// far more than this needs on every delivery.
+fn literal_address(url: &str) -> Option<IpAddr> {
+    let uri: http::Uri = url.parse().ok()?;
+    let host = uri.host()?;
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).parse().ok()
+}
+
 fn failed(class: Failure, started: Instant) -> Attempt {
     Attempt {
         outcome: Outcome::Failed { class },
@@ -245,5 +248,21 @@ fn error_class(e: &hyper_util::client::legacy::Error) -> Failure {
         Failure::Response
     } else {
         Failure::Network
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal_address;
+
+    #[test]
+    fn a_literal_address_is_read_as_the_connector_reads_it() {
+        assert_eq!(literal_address("https://10.0.0.7/hook"), Some([10, 0, 0, 7].into()));
+        assert_eq!(literal_address("http://127.0.0.1:8080/x?y=1"), Some([127, 0, 0, 1].into()));
+        assert_eq!(literal_address("https://[::1]:8443/hook"), Some(std::net::Ipv6Addr::LOCALHOST.into()));
+        assert_eq!(literal_address("https://hooks.example.com/a"), None);
+        // Not an address to the connector either: a name, which the resolver guards.
+        assert_eq!(literal_address("http://0x7f000001/"), None);
+        assert_eq!(literal_address("not a url"), None);
     }
 }
