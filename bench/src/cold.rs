@@ -99,7 +99,13 @@ pub async fn start(
     });
 
     let started = Instant::now();
+    // The environment Lambda gives a function, and nothing of this machine's: a variable such as
+    // SSL_CERT_DIR (set on many developer machines) changes what a function reads at start.
     let child = tokio::process::Command::new(binary)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LANG", "en_US.UTF-8")
+        .env("TZ", ":UTC")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "bench")

@@ -34,20 +34,87 @@ use rustls::{pki_types::CertificateDer, ClientConfig, RootCertStore};
 /// a connection older than this is not worth trying again).
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The system's trusted roots, read once per process (a few milliseconds of the cold start).
+/// The system's trusted roots, read once per process.
 fn system_roots() -> &'static RootCertStore {
     static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
     ROOTS.get_or_init(|| {
-        let found = rustls_native_certs::load_native_certs();
-        for e in &found.errors {
-            tracing::warn!(error = %e, "a system root certificate could not be read");
-        }
         let mut roots = RootCertStore::empty();
-        let (_, ignored) = roots.add_parsable_certificates(found.certs);
+        let (_, ignored) = roots.add_parsable_certificates(native_certificates());
         if ignored > 0 {
             tracing::warn!(ignored, "system root certificates rustls cannot use were skipped");
         }
         roots
+    })
+}
+
+/// The system's root certificates where OpenSSL finds them: the bundle file (`SSL_CERT_FILE`,
+/// else the platform's, found by openssl-probe), and the directories of `SSL_CERT_DIR`, or the
+/// platform's directory when there is no bundle file; each file read once, duplicates dropped.
+///
+/// `rustls-native-certs` reads the platform's directory besides its bundle, which the distributions
+/// build from the same certificates (update-ca-certificates, update-ca-trust): on Debian that is
+/// 290 more links to follow and 150 certificates read twice, and its PEM decoder is constant-time
+/// (meant for private keys). Together they were 5 of dispatch's 8 ms from exec to its first poll
+/// (README, Performance). OpenSSL itself reads a directory only when a certificate's issuer is not
+/// found, by subject hash. A root certificate is public: a plain base64 decoder reads it.
+fn native_certificates() -> Vec<CertificateDer<'static>> {
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    let (file, dirs) = match (env("SSL_CERT_FILE"), env("SSL_CERT_DIR")) {
+        (None, None) => {
+            let probed = openssl_probe::probe();
+            let dirs = if probed.cert_file.is_some() { Vec::new() } else { probed.cert_dir };
+            (probed.cert_file, dirs)
+        }
+        (file, dirs) => (file, dirs.map(|d| std::env::split_paths(&d).collect()).unwrap_or_default()),
+    };
+    let mut seen = std::collections::HashSet::new();
+    // Each certificate's base64, once: a directory holds the bundle's certificates again.
+    let mut blocks = std::collections::BTreeSet::new();
+    let mut read = |path: &std::path::Path| {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(path) else { return };
+        if !meta.is_file() || !seen.insert((meta.dev(), meta.ino())) {
+            return;
+        }
+        match std::fs::read(path) {
+            Ok(pem) => match std::str::from_utf8(&pem) {
+                Ok(text) => blocks.extend(pem_blocks(text)),
+                Err(_) => blocks.extend(pem_blocks(&String::from_utf8_lossy(&pem))),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "a root certificate file could not be read")
+            }
+        }
+    };
+    if let Some(file) = &file {
+        read(file);
+    }
+    for dir in &dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        for entry in entries.flatten() {
+            read(&entry.path());
+        }
+    }
+    use base64::Engine;
+    let mut certs: Vec<Vec<u8>> =
+        blocks.iter().filter_map(|b| base64::engine::general_purpose::STANDARD.decode(b).ok()).collect();
+    certs.sort_unstable();
+    certs.dedup();
+    certs.into_iter().map(CertificateDer::from).collect()
+}
+
+/// The base64 of each `CERTIFICATE` block of a PEM text, without its line breaks (other blocks
+/// are skipped).
+fn pem_blocks(pem: &str) -> impl Iterator<Item = String> + '_ {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut rest = pem;
+    std::iter::from_fn(move || {
+        let start = rest.find(BEGIN)? + BEGIN.len();
+        let end = start + rest[start..].find(END)?;
+        let body = rest[start..end].chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        rest = &rest[end + END.len()..];
+        Some(body)
     })
 }
 
@@ -199,4 +266,27 @@ pub fn source<'a, E: std::error::Error + 'static>(e: &'a (dyn std::error::Error 
         next = err.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_system_roots_are_the_ones_rustls_native_certs_reads() {
+        let mut theirs: Vec<Vec<u8>> =
+            rustls_native_certs::load_native_certs().certs.iter().map(|c| c.to_vec()).collect();
+        theirs.sort_unstable();
+        theirs.dedup();
+        let ours: Vec<Vec<u8>> = super::native_certificates().iter().map(|c| c.to_vec()).collect();
+        assert!(!ours.is_empty(), "this machine has root certificates");
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn only_certificate_blocks_of_a_pem_text_are_read() {
+        let text = "# a comment\n-----BEGIN TRUSTED CERTIFICATE-----\nAAAA\n-----END TRUSTED CERTIFICATE-----\n\
+                    -----BEGIN CERTIFICATE-----\nTUlJ\r\nQg==\n-----END CERTIFICATE-----\n\
+                    -----BEGIN CERTIFICATE-----\nAQID\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBAU=";
+        let got: Vec<String> = super::pem_blocks(text).collect();
+        assert_eq!(got, ["TUlJQg==", "AQID"]);
+    }
 }
