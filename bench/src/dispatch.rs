@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use shared::{
-    delivery::{DeliveryMessage, DeliverySettings, HttpDeliverer, RetrySchedule},
+    delivery::{Deliverer, DeliveryMessage, DeliverySettings, HttpDeliverer, RetrySchedule},
     dispatch::Dispatcher,
     domain::{EventType, Webhook, WebhookSpec},
     store::{AttemptLog, NotifyStore, WebhookStore},
@@ -204,7 +204,7 @@ pub fn batches(hooks: &[Webhook], n: usize) -> Vec<SqsEvent> {
 }
 
 /// The dispatch handler over `store`, `concurrency / 10` invocations at a time (each a batch of
-/// ten, delivered concurrently, as in Lambda).
+/// ten, delivered concurrently, as in Lambda), sending with dispatch's own sender.
 pub async fn through_dispatch<
     S: WebhookStore + AttemptLog + NotifyStore + shared::store::DeliverySlots + 'static,
 >(
@@ -214,12 +214,27 @@ pub async fn through_dispatch<
     concurrency: usize,
 ) -> Run {
     let settings = DeliverySettings { allow_private_targets: true, ..DeliverySettings::default() };
+    through_dispatch_with(name, store, HttpDeliverer::new(&settings).unwrap(), events, concurrency).await
+}
+
+/// As [`through_dispatch`], sending with `deliverer`.
+pub async fn through_dispatch_with<
+    S: WebhookStore + AttemptLog + NotifyStore + shared::store::DeliverySlots + 'static,
+    D: Deliverer + 'static,
+>(
+    name: &'static str,
+    store: S,
+    deliverer: D,
+    events: Vec<SqsEvent>,
+    concurrency: usize,
+) -> Run {
+    let settings = DeliverySettings::default();
     let dispatcher = Arc::new(Dispatcher {
         store: Counting::new(store),
         queue: CountingQueue::default(),
         dead_letters: CountingQueue::default(),
         attempt_budget: settings.timeout,
-        deliverer: Timed { inner: HttpDeliverer::new(&settings).unwrap(), latencies: Mutex::new(Vec::new()) },
+        deliverer: Timed { inner: deliverer, latencies: Mutex::new(Vec::new()) },
         schedule: RetrySchedule::standard(),
         auto_disable_after: Some(Duration::from_secs(5 * 86400)),
         circuit: None,

@@ -123,7 +123,11 @@ where
         // A deadline already past on arrival says nothing (`cargo lambda watch` sends 0).
         let deadline_ms = deadline_ms.filter(|&d| d > received_ms);
         let batch = Batch { received_ms, deadline_ms, ..Batch::default() };
-        let groups = ordered::Groups::of(&event.records);
+        // Only the ordered lane's records have groups to keep in order.
+        let groups = match &self.ordered {
+            Some(_) => ordered::Groups::of(&event.records),
+            None => ordered::Groups::default(),
+        };
         let answer = run_batch(event, |record, message: DeliveryMessage| {
             let span = tracing::info_span!(
                 "delivery",
