@@ -268,7 +268,13 @@ fn function_env() -> Vec<(String, String)> {
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "TABLE_NAME",
+        // dispatch's queues, as the template gives them (the local stack's, from queues.env).
         "DELIVERIES_QUEUE_URL",
+        "SLOW_DELIVERIES_QUEUE_URL",
+        "DEAD_LETTER_QUEUE_URL",
+        "ORDERED_DELIVERIES_QUEUE_URL",
+        "ORDERED_DEAD_LETTER_QUEUE_URL",
+        "EMAILS_QUEUE_URL",
     ]
     .iter()
     .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
