@@ -228,12 +228,11 @@ pub async fn through_dispatch_with<
     events: Vec<SqsEvent>,
     concurrency: usize,
 ) -> Run {
-    let settings = DeliverySettings::default();
     let dispatcher = Arc::new(Dispatcher {
         store: Counting::new(store),
         queue: CountingQueue::default(),
         dead_letters: CountingQueue::default(),
-        attempt_budget: settings.timeout,
+        attempt_budget: DeliverySettings::default().timeout,
         deliverer: Timed { inner: deliverer, latencies: Mutex::new(Vec::new()) },
         schedule: RetrySchedule::standard(),
         auto_disable_after: Some(Duration::from_secs(5 * 86400)),

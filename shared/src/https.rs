@@ -95,12 +95,13 @@ fn native_certificates() -> Vec<CertificateDer<'static>> {
             read(&entry.path());
         }
     }
+    // Distinct blocks are distinct certificates: the standard engine decodes canonical base64 alone.
     use base64::Engine;
-    let mut certs: Vec<Vec<u8>> =
-        blocks.iter().filter_map(|b| base64::engine::general_purpose::STANDARD.decode(b).ok()).collect();
-    certs.sort_unstable();
-    certs.dedup();
-    certs.into_iter().map(CertificateDer::from).collect()
+    blocks
+        .iter()
+        .filter_map(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .map(CertificateDer::from)
+        .collect()
 }
 
 /// The base64 of each `CERTIFICATE` block of a PEM text, without its line breaks (other blocks
@@ -276,7 +277,8 @@ mod tests {
             rustls_native_certs::load_native_certs().certs.iter().map(|c| c.to_vec()).collect();
         theirs.sort_unstable();
         theirs.dedup();
-        let ours: Vec<Vec<u8>> = super::native_certificates().iter().map(|c| c.to_vec()).collect();
+        let mut ours: Vec<Vec<u8>> = super::native_certificates().iter().map(|c| c.to_vec()).collect();
+        ours.sort_unstable();
         assert!(!ours.is_empty(), "this machine has root certificates");
         assert_eq!(ours, theirs);
     }
