@@ -105,20 +105,20 @@ impl<S: NotifyStore> NotifyStore for Counting<S> {
 }
 
 impl<S: DeliverySlots> DeliverySlots for Counting<S> {
-    async fn take_slot(
+    async fn take_slots(
         &self,
         id: u64,
-        lease: &str,
+        leases: &[String],
         now: i64,
         until: i64,
         cap: u32,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<usize, StoreError> {
         self.write();
-        self.inner.take_slot(id, lease, now, until, cap).await
+        self.inner.take_slots(id, leases, now, until, cap).await
     }
-    async fn give_slot(&self, id: u64, lease: &str) -> Result<(), StoreError> {
+    async fn give_slots(&self, id: u64, leases: &[String]) -> Result<(), StoreError> {
         self.write();
-        self.inner.give_slot(id, lease).await
+        self.inner.give_slots(id, leases).await
     }
 }
 

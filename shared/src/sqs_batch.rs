@@ -35,41 +35,72 @@ where
     F: Fn(&'a SqsMessage, T) -> Fut,
     Fut: Future<Output = Disposition>,
 {
-    let mut ids = Vec::with_capacity(event.records.len());
-    for record in &event.records {
-        match record.message_id.as_deref() {
-            Some(id) if !id.is_empty() => ids.push(id),
-            _ => {
+    Ok(Decoded::of(event)?.run(handle).await)
+}
+
+/// A batch's messages decoded, before any is handled: a consumer that needs to know the whole
+/// batch first (dispatch counts its deliveries per webhook) looks at them, then runs them.
+pub struct Decoded<'a, T> {
+    /// Each record, its id, and its message if it decoded.
+    records: Vec<(&'a SqsMessage, &'a str, Option<T>)>,
+}
+
+impl<'a, T: DeserializeOwned> Decoded<'a, T> {
+    /// Decodes every message of `event`; a message without an id fails the whole batch.
+    pub fn of(event: &'a SqsEvent) -> Result<Self, MessageWithoutId> {
+        let mut records = Vec::with_capacity(event.records.len());
+        for record in &event.records {
+            let Some(id) = record.message_id.as_deref().filter(|id| !id.is_empty()) else {
                 tracing::error!("SQS message without an id");
                 return Err(MessageWithoutId);
-            }
-        }
-    }
-    let handle = &handle;
-    let dispositions = futures_util::future::join_all(event.records.iter().zip(&ids).map(|(record, id)| {
-        async move {
-            let Some(body) = record.body.as_deref() else {
-                tracing::error!("message without a body: left for the dead-letter queue");
-                return Disposition::Retry;
             };
-            match serde_json::from_str::<T>(body) {
-                Ok(message) => handle(record, message).await,
-                Err(e) => {
-                    tracing::error!(error = %e, "undecodable message: left for the dead-letter queue");
-                    Disposition::Retry
+            let message = tracing::info_span!("message", message_id = %id).in_scope(|| {
+                let Some(body) = record.body.as_deref() else {
+                    tracing::error!("message without a body: left for the dead-letter queue");
+                    return None;
+                };
+                serde_json::from_str::<T>(body)
+                    .map_err(|e| tracing::error!(error = %e, "undecodable message: left for the dead-letter queue"))
+                    .ok()
+            });
+            records.push((record, id, message));
+        }
+        Ok(Self { records })
+    }
+
+    /// The messages that decoded.
+    pub fn messages(&self) -> impl Iterator<Item = &T> {
+        self.records.iter().filter_map(|(_, _, m)| m.as_ref())
+    }
+
+    /// Runs `handle` on every decoded message, concurrently, each in a span with its message
+    /// id; the answer lists the messages to retry, those that did not decode among them.
+    pub async fn run<F, Fut>(self, handle: F) -> SqsBatchResponse
+    where
+        F: Fn(&'a SqsMessage, T) -> Fut,
+        Fut: Future<Output = Disposition>,
+    {
+        let handle = &handle;
+        let ids: Vec<&str> = self.records.iter().map(|(_, id, _)| *id).collect();
+        let dispositions =
+            futures_util::future::join_all(self.records.into_iter().map(|(record, id, message)| {
+                async move {
+                    match message {
+                        Some(message) => handle(record, message).await,
+                        None => Disposition::Retry,
+                    }
                 }
+                .instrument(tracing::info_span!("message", message_id = %id))
+            }))
+            .await;
+        let mut response = SqsBatchResponse::default();
+        for (id, d) in ids.into_iter().zip(dispositions) {
+            if d == Disposition::Retry {
+                response.add_failure(id);
             }
         }
-        .instrument(tracing::info_span!("message", message_id = %id))
-    }))
-    .await;
-    let mut response = SqsBatchResponse::default();
-    for (id, d) in ids.iter().zip(dispositions) {
-        if d == Disposition::Retry {
-            response.add_failure(*id);
-        }
+        response
     }
-    Ok(response)
 }
 
 #[cfg(test)]

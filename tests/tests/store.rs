@@ -287,23 +287,46 @@ async fn an_idempotency_key_is_leased_fingerprinted_and_taken_over_when_its_leas
     );
 }
 
-/// Deliveries in flight per webhook, on DynamoDB: at most the cap, a slot given back frees it,
-/// and one whose holder died frees itself at its expiry.
+/// Deliveries in flight per webhook, on DynamoDB: at most the cap, a batch's several taken in
+/// one write (as many as fit), slots given back free them, and one whose holder died frees
+/// itself at its expiry.
 #[tokio::test]
 async fn delivery_slots_hold_the_cap_and_free_themselves_at_their_expiry() {
     use shared::store::DeliverySlots;
     let store = store().await;
     let id = shared::ids::webhook_id();
     let now = shared::clock::now_ms();
-    assert!(store.take_slot(id, "a", now, now + 60_000, 2).await.unwrap(), "the first makes the item");
-    assert!(store.take_slot(id, "b", now, now + 500, 2).await.unwrap());
-    assert!(!store.take_slot(id, "c", now, now + 60_000, 2).await.unwrap(), "the cap is in flight");
-    store.give_slot(id, "a").await.unwrap();
-    assert!(store.take_slot(id, "c", now, now + 60_000, 2).await.unwrap(), "a slot given back");
-    assert!(!store.take_slot(id, "d", now, now + 60_000, 2).await.unwrap());
-    assert!(store.take_slot(id, "d", now + 1_000, now + 60_000, 2).await.unwrap(), "b expired");
-    store.give_slot(id, "never-taken").await.unwrap();
-    store.give_slot(shared::ids::webhook_id(), "x").await.unwrap();
+    let leases = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let take = |names: &'static [&'static str], now: i64, until: i64| {
+        let (store, leases) = (&store, leases(names));
+        async move { store.take_slots(id, &leases, now, until, 5).await.unwrap() }
+    };
+    assert_eq!(take(&["a"], now, now + 60_000).await, 1, "the first makes the item");
+    assert_eq!(take(&["b1", "b2"], now, now + 500).await, 2, "a batch's two in one write");
+    assert_eq!(take(&["c1", "c2", "c3", "c4"], now, now + 60_000).await, 2, "two fit beside three");
+    assert_eq!(take(&["c3"], now, now + 60_000).await, 0, "the cap is in flight");
+    store.give_slots(id, &leases(&["a", "c1"])).await.unwrap();
+    assert_eq!(take(&["d1", "d2", "d3"], now, now + 60_000).await, 2, "two given back");
+    assert_eq!(take(&["e1", "e2"], now, now + 60_000).await, 0);
+    assert_eq!(take(&["e1", "e2", "e3"], now + 1_000, now + 60_000).await, 2, "b1 and b2 expired");
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let item = tests::dynamo()
+        .await
+        .get_item()
+        .table_name(tests::stack_var("TABLE_NAME"))
+        .key("pk", AttributeValue::S(format!("INFLIGHT#{id}")))
+        .key("sk", AttributeValue::S("#".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the slots item");
+    let mut held: Vec<&String> = item["leases"].as_m().unwrap().keys().collect();
+    held.sort();
+    assert_eq!(held, ["c2", "d1", "d2", "e1", "e2"], "exactly the slots taken and not given back");
+    store.give_slots(id, &leases(&["never-taken"])).await.unwrap();
+    store.give_slots(shared::ids::webhook_id(), &leases(&["x"])).await.unwrap();
 }
 
 /// Events are kept in batch writes (over 25 at once here) and read back by vendor, type and time

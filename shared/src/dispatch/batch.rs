@@ -19,6 +19,8 @@ pub(super) struct Batch {
     pub(super) lookups: Cells<(String, u64), OnceCell<Lookup>>,
     /// The writes of each webhook: one at a time, and the last one written.
     pub(super) writes: Cells<u64, tokio::sync::Mutex<Option<Webhook>>>,
+    /// The slots in flight the batch holds, by webhook.
+    pub(super) slots: Slots,
     pub(super) tally: Tally,
 }
 
@@ -44,6 +46,65 @@ impl<K: Eq + std::hash::Hash, V: Default> Cells<K, V> {
     pub(super) fn forget(&self, key: &K) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.remove(key);
+    }
+}
+
+/// The slots a batch holds among its webhooks' deliveries in flight: for each webhook, taken
+/// in one write for as many of the batch's deliveries to it as the cap leaves room for, and
+/// given back in one write once the last of them is done. A webhook with ten deliveries in a
+/// batch then costs two writes, not twenty; a slot is held until the batch's last delivery to
+/// its webhook ends, never shorter than its own.
+#[derive(Default)]
+pub(super) struct Slots(std::sync::Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Pool>>>>);
+
+/// One webhook's slots in a batch.
+#[derive(Default)]
+pub(super) struct Pool {
+    /// The leases taken, all held until the batch's last delivery to the webhook is done.
+    pub(super) leases: Vec<String>,
+    /// How many of them no delivery has used yet.
+    pub(super) unused: usize,
+    /// When the last of them were taken (Unix milliseconds).
+    pub(super) taken_ms: i64,
+    /// Whether that take found the cap in flight, fewer slots free than asked for.
+    pub(super) capped: bool,
+    /// The batch's deliveries to the webhook that have not asked for a slot yet.
+    pub(super) to_ask: usize,
+    /// The batch's deliveries to the webhook that are not done yet.
+    pub(super) to_finish: usize,
+}
+
+impl Slots {
+    /// A batch's slots, for the batch's deliveries to these webhooks (one id per message).
+    pub(super) fn counting(webhook_ids: impl Iterator<Item = u64>) -> Self {
+        let mut pools: HashMap<u64, Pool> = HashMap::new();
+        for id in webhook_ids {
+            let pool = pools.entry(id).or_default();
+            pool.to_ask += 1;
+            pool.to_finish += 1;
+        }
+        Self(std::sync::Mutex::new(
+            pools.into_iter().map(|(id, p)| (id, Arc::new(tokio::sync::Mutex::new(p)))).collect(),
+        ))
+    }
+
+    /// The webhook's slots in this batch.
+    pub(super) fn pool(&self, webhook_id: u64) -> Arc<tokio::sync::Mutex<Pool>> {
+        let mut pools = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        pools.entry(webhook_id).or_default().clone()
+    }
+
+    /// One of the batch's deliveries to the webhook is done: once the last one is, the leases
+    /// to give back.
+    pub(super) async fn finish(&self, webhook_id: u64) -> Vec<String> {
+        let pool = self.pool(webhook_id);
+        let mut pool = pool.lock().await;
+        pool.to_finish = pool.to_finish.saturating_sub(1);
+        if pool.to_finish > 0 {
+            return Vec::new();
+        }
+        pool.unused = 0;
+        std::mem::take(&mut pool.leases)
     }
 }
 

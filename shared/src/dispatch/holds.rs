@@ -16,6 +16,10 @@ use crate::{
     store::{AttemptLog, DeliverySlots, NotifyStore, WebhookStore},
 };
 
+/// How long after a batch took its slots for a webhook its other deliveries to it may still
+/// use them: each slot's lease lasts an attempt's budget and this.
+const SLOT_SHARING_MS: i64 = 1_000;
+
 impl<S, Q, D> Dispatcher<S, Q, D>
 where
     S: WebhookStore + AttemptLog + NotifyStore + DeliverySlots,
@@ -66,34 +70,57 @@ where
         }
     }
 
-    /// A slot among the webhook's deliveries in flight, held until the attempt ends (or its
-    /// budget, if this instance dies); `None` if the webhook has its cap in flight. With no cap,
-    /// or if the store cannot say, the attempt goes ahead without one.
-    pub(super) async fn take_slot(&self, webhook: &Webhook) -> Option<Option<String>> {
+    /// A slot among the webhook's deliveries in flight, from those the batch holds for it or
+    /// taken now for this delivery and the batch's others to the webhook that have not asked
+    /// yet, held until the batch's last delivery to it ends (or their budget, if this instance
+    /// dies); false if the webhook has its cap in flight. With no cap, or if the store cannot
+    /// say, the attempt goes ahead without one.
+    pub(super) async fn take_slot(&self, webhook: &Webhook, batch: &Batch) -> bool {
         let cap = webhook.max_in_flight.unwrap_or(self.max_in_flight);
         if cap == 0 {
-            return Some(None);
+            return true;
         }
-        let lease = format!("{:016x}", rand::random::<u64>());
+        let pool = batch.slots.pool(webhook.id);
+        let mut pool = pool.lock().await;
+        pool.to_ask = pool.to_ask.saturating_sub(1);
         let now = clock::now_ms();
-        let until = now + self.attempt_budget.as_millis() as i64;
-        match self.store.take_slot(webhook.id, &lease, now, until, cap).await {
-            Ok(true) => Some(Some(lease)),
-            Ok(false) => {
-                tracing::info!(cap, "the webhook has its cap of deliveries in flight: this one waits");
-                None
+        // Taken for this batch's deliveries a moment ago, and still good for a whole attempt;
+        // if they were fewer than asked for, the cap was in flight then, and is still.
+        if now <= pool.taken_ms + SLOT_SHARING_MS {
+            if pool.unused > 0 {
+                pool.unused -= 1;
+                return true;
+            }
+            if pool.capped {
+                return false;
+            }
+        }
+        let leases: Vec<String> =
+            (0..=pool.to_ask).map(|_| format!("{:016x}", rand::random::<u64>())).collect();
+        let until = now + self.attempt_budget.as_millis() as i64 + SLOT_SHARING_MS;
+        match self.store.take_slots(webhook.id, &leases, now, until, cap).await {
+            Ok(taken) => {
+                (pool.unused, pool.taken_ms, pool.capped) =
+                    (taken.saturating_sub(1), now, taken < leases.len());
+                pool.leases.extend(leases.into_iter().take(taken));
+                taken > 0
             }
             Err(e) => {
                 tracing::warn!(error = %crate::error::chain(&e), "cannot count the deliveries in flight");
-                Some(None)
+                true
             }
         }
     }
 
-    pub(super) async fn give_slot(&self, webhook_id: u64, slot: Option<String>) {
-        let Some(lease) = slot else { return };
-        if let Err(e) = self.store.give_slot(webhook_id, &lease).await {
-            tracing::warn!(error = %crate::error::chain(&e), "cannot give the slot back: it frees itself at its expiry");
+    /// One of the batch's deliveries to the webhook is done; after the last, the batch's slots
+    /// for it are given back.
+    pub(super) async fn finish_slots(&self, webhook_id: u64, batch: &Batch) {
+        let leases = batch.slots.finish(webhook_id).await;
+        if leases.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.give_slots(webhook_id, &leases).await {
+            tracing::warn!(error = %crate::error::chain(&e), "cannot give the slots back: they free themselves at their expiry");
         }
     }
 

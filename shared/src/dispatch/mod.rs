@@ -24,7 +24,7 @@ use crate::{
     domain::Webhook,
     notify::Alert,
     queue::{DeliveryQueue, SqsQueue},
-    sqs_batch::{run_batch, Disposition, MessageWithoutId},
+    sqs_batch::{Decoded, Disposition, MessageWithoutId},
     store::{AttemptLog, AttemptRecord, DeliverySlots, DynamoStore, NotifyStore, WebhookStore},
 };
 
@@ -35,7 +35,7 @@ mod ordered;
 
 pub use ordered::OrderedLane;
 
-use batch::{attempt_record, Batch, DropReason, ATTEMPT_OVERHEAD};
+use batch::{attempt_record, Batch, DropReason, Slots, ATTEMPT_OVERHEAD};
 
 /// Everything dispatch needs, built once per container.
 pub struct Dispatcher<S, Q, D> {
@@ -122,39 +122,48 @@ where
         let received_ms = clock::now_ms();
         // A deadline already past on arrival says nothing (`cargo lambda watch` sends 0).
         let deadline_ms = deadline_ms.filter(|&d| d > received_ms);
-        let batch = Batch { received_ms, deadline_ms, ..Batch::default() };
+        let messages = Decoded::<DeliveryMessage>::of(event)?;
+        let slots = Slots::counting(messages.messages().map(|m| m.webhook_id));
+        let batch = Batch { received_ms, deadline_ms, slots, ..Batch::default() };
         // Only the ordered lane's records have groups to keep in order.
         let groups = match &self.ordered {
             Some(_) => ordered::Groups::of(&event.records),
             None => ordered::Groups::default(),
         };
-        let answer = run_batch(event, |record, message: DeliveryMessage| {
-            let span = tracing::info_span!(
-                "delivery",
-                event_id = %message.event_id,
-                webhook_id = message.webhook_id,
-                attempt = message.attempt
-            );
-            let (groups, batch) = (&groups, &batch);
-            async move {
-                // An ordered record waits for those before it in its group, and once one of them
-                // is not done, is handed back untried, right behind it.
-                let (Some(lock), Some(lane)) = (groups.lock(record), self.ordered_lane(record)) else {
-                    return self.process(record, message, batch).await;
-                };
-                let mut blocked = lock.lock().await;
-                if *blocked {
-                    return self.hold_in_place(lane, record, Duration::ZERO).await;
+        let answer = messages
+            .run(|record, message| {
+                let span = tracing::info_span!(
+                    "delivery",
+                    event_id = %message.event_id,
+                    webhook_id = message.webhook_id,
+                    attempt = message.attempt
+                );
+                let (groups, batch) = (&groups, &batch);
+                async move {
+                    let webhook_id = message.webhook_id;
+                    // An ordered record waits for those before it in its group, and once one of them
+                    // is not done, is handed back untried, right behind it.
+                    let done = match (groups.lock(record), self.ordered_lane(record)) {
+                        (Some(lock), Some(lane)) => {
+                            let mut blocked = lock.lock().await;
+                            if *blocked {
+                                self.hold_in_place(lane, record, Duration::ZERO).await
+                            } else {
+                                let done = self.process(record, message, batch).await;
+                                *blocked = done == Disposition::Retry;
+                                done
+                            }
+                        }
+                        _ => self.process(record, message, batch).await,
+                    };
+                    self.finish_slots(webhook_id, batch).await;
+                    done
                 }
-                let done = self.process(record, message, batch).await;
-                *blocked = done == Disposition::Retry;
-                done
-            }
-            .instrument(span)
-        })
-        .await;
+                .instrument(span)
+            })
+            .await;
         batch.tally.record().emit();
-        answer
+        Ok(answer)
     }
 
     async fn process(&self, record: &SqsMessage, mut message: DeliveryMessage, batch: &Batch) -> Disposition {
@@ -248,14 +257,15 @@ where
                 return Disposition::Retry;
             }
         };
-        let Some(slot) = self.take_slot(&webhook).await else {
+        if !self.take_slot(&webhook, batch).await {
+            tracing::info!("the webhook has its cap of deliveries in flight: this one waits");
             tally.add(|t| t.capped += 1);
             let wait = Duration::from_millis(rand::thread_rng().gen_range(1_000..3_000));
             return match lane {
                 Some(lane) => self.hold_in_place(lane, record, wait).await,
                 None => self.requeue(&message, wait).await,
             };
-        };
+        }
         let attempt = self
             .deliverer
             .deliver(&DeliveryRequest {
@@ -269,7 +279,6 @@ where
             })
             .await;
         self.log_attempt(&message, &attempt).await;
-        self.give_slot(webhook.id, slot).await;
         let ms = attempt.duration.as_secs_f64() * 1000.0;
         tally.add(|t| {
             t.latency_ms.push(ms);

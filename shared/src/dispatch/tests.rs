@@ -329,18 +329,18 @@ impl NotifyStore for LogDown {
     }
 }
 impl DeliverySlots for LogDown {
-    async fn take_slot(
+    async fn take_slots(
         &self,
         id: u64,
-        lease: &str,
+        leases: &[String],
         now: i64,
         until: i64,
         cap: u32,
-    ) -> Result<bool, StoreError> {
-        self.0.take_slot(id, lease, now, until, cap).await
+    ) -> Result<usize, StoreError> {
+        self.0.take_slots(id, leases, now, until, cap).await
     }
-    async fn give_slot(&self, id: u64, lease: &str) -> Result<(), StoreError> {
-        self.0.give_slot(id, lease).await
+    async fn give_slots(&self, id: u64, leases: &[String]) -> Result<(), StoreError> {
+        self.0.give_slots(id, leases).await
     }
 }
 impl AttemptLog for LogDown {
@@ -455,8 +455,9 @@ async fn a_webhook_with_its_cap_in_flight_holds_the_next_delivery_without_an_att
     let now = clock::now_ms();
     // Two deliveries in flight elsewhere (another instance), one of them with a lease of a
     // crashed instance that runs out in a moment.
-    assert!(store.take_slot(w.id, "other", now, now + 60_000, 2).await.unwrap());
-    assert!(store.take_slot(w.id, "crashed", now, now + 300, 2).await.unwrap());
+    let lease = |name: &str| [name.to_owned()];
+    assert_eq!(store.take_slots(w.id, &lease("other"), now, now + 60_000, 2).await.unwrap(), 1);
+    assert_eq!(store.take_slots(w.id, &lease("crashed"), now, now + 300, 2).await.unwrap(), 1);
     let d = with_circuit(store, answers(200, None));
 
     assert!(run(&d, vec![with_attempt(message(1, w.id), 2, None)]).await.is_empty());
@@ -470,7 +471,41 @@ async fn a_webhook_with_its_cap_in_flight_holds_the_next_delivery_without_an_att
     assert!(run(&d, vec![message(2, w.id)]).await.is_empty());
     assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 1, "the crashed instance's slot freed itself");
     // The attempt gave its slot back: one more fits beside "other".
-    assert!(d.store.take_slot(w.id, "next", clock::now_ms(), clock::now_ms() + 1_000, 2).await.unwrap());
+    let now = clock::now_ms();
+    assert_eq!(d.store.take_slots(w.id, &lease("next"), now, now + 1_000, 2).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_batch_takes_its_slots_for_a_webhook_in_one_write_and_gives_them_back_in_one() {
+    let (store, mut w) = store_with_webhook().await;
+    w.max_in_flight = Some(4);
+    let current = store.get_webhook("ven_x", w.id).await.unwrap().unwrap();
+    store.replace_webhook(&current, &Webhook { version: current.version + 1, ..w.clone() }).await.unwrap();
+    let other = Webhook { id: w.id + 1, url: format!("{}/other", w.url), max_in_flight: None, ..w.clone() };
+    store.insert_webhook(&other).await.unwrap();
+    let now = clock::now_ms();
+    // One delivery in flight elsewhere: three of the cap of four are free.
+    assert_eq!(store.take_slots(w.id, &["elsewhere".to_owned()], now, now + 60_000, 4).await.unwrap(), 1);
+    let before = store.slot_writes.load(Ordering::Relaxed);
+    let d = with_circuit(store, answers(200, None));
+
+    let mut batch: Vec<SqsMessage> = (1..=5).map(|i| message(i, w.id)).collect();
+    batch.extend((6..=7).map(|i| message(i, other.id)));
+    assert!(run(&d, batch).await.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 3 + 2, "three of w's five, and other's two");
+    let held = d.queue.messages();
+    assert_eq!(held.len(), 2, "w's other two held by its cap");
+    assert!(held.iter().all(|m| m.webhook_id == w.id && m.attempt == 1 && m.not_before_ms.is_some()));
+    assert_eq!(
+        d.store.slot_writes.load(Ordering::Relaxed) - before,
+        4,
+        "each webhook's slots taken in one write and given back in one"
+    );
+    // All given back: only the slot held elsewhere is left.
+    let now = clock::now_ms();
+    let four: Vec<String> = (0..4).map(|i| format!("after{i}")).collect();
+    assert_eq!(d.store.take_slots(w.id, &four, now, now + 1_000, 4).await.unwrap(), 3);
+    assert_eq!(d.store.take_slots(other.id, &four, now, now + 1_000, 10).await.unwrap(), 4);
 }
 
 /// [`with_emails`] with a slow lane of its own, `slow`.

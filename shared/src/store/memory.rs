@@ -26,6 +26,8 @@ pub struct MemoryStore {
     pub attempts: AtomicU64,
     /// `get_webhook` calls.
     pub reads: AtomicU64,
+    /// `take_slots` and `give_slots` calls.
+    pub slot_writes: AtomicU64,
     /// Vendors' notification settings.
     pub notifications: Mutex<HashMap<String, Notifications>>,
     /// Email claims: key -> (token, claimed at, sent).
@@ -82,29 +84,33 @@ impl SessionStore for MemoryStore {
 }
 
 impl DeliverySlots for MemoryStore {
-    async fn take_slot(
+    async fn take_slots(
         &self,
         webhook_id: u64,
-        lease: &str,
+        leases: &[String],
         now_ms: i64,
         expires_ms: i64,
         cap: u32,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<usize, StoreError> {
+        self.slot_writes.fetch_add(1, Ordering::Relaxed);
         let mut slots = self.slots.lock().unwrap();
         let held = slots.entry(webhook_id).or_default();
-        if held.len() >= cap as usize {
+        if held.len() + leases.len() > cap as usize {
             held.retain(|_, until| *until > now_ms);
         }
-        if held.len() >= cap as usize {
-            return Ok(false);
+        let taken = leases.len().min((cap as usize).saturating_sub(held.len()));
+        for lease in &leases[..taken] {
+            held.insert(lease.clone(), expires_ms);
         }
-        held.insert(lease.to_owned(), expires_ms);
-        Ok(true)
+        Ok(taken)
     }
 
-    async fn give_slot(&self, webhook_id: u64, lease: &str) -> Result<(), StoreError> {
+    async fn give_slots(&self, webhook_id: u64, leases: &[String]) -> Result<(), StoreError> {
+        self.slot_writes.fetch_add(1, Ordering::Relaxed);
         if let Some(held) = self.slots.lock().unwrap().get_mut(&webhook_id) {
-            held.remove(lease);
+            for lease in leases {
+                held.remove(lease);
+            }
         }
         Ok(())
     }

@@ -224,19 +224,24 @@ pub trait EventLog: Send + Sync {
 /// before an attempt and given back after it. A slot not given back (a crashed instance) frees
 /// itself at its expiry.
 pub trait DeliverySlots: Send + Sync {
-    /// Takes a slot for `lease` until `expires_ms` (Unix milliseconds) if fewer than `cap` are
-    /// held; false if the webhook has `cap` deliveries in flight.
-    fn take_slot(
+    /// Takes a slot for each of `leases`, until `expires_ms` (Unix milliseconds), or for as many
+    /// of the first of them as fit under `cap` beside the slots held; how many were taken (0:
+    /// the webhook has `cap` deliveries in flight).
+    fn take_slots(
         &self,
         webhook_id: u64,
-        lease: &str,
+        leases: &[String],
         now_ms: i64,
         expires_ms: i64,
         cap: u32,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
-    /// Gives a slot back.
-    fn give_slot(&self, webhook_id: u64, lease: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Gives slots back.
+    fn give_slots(
+        &self,
+        webhook_id: u64,
+        leases: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// One delivery attempt, as the log keeps it for 30 days.

@@ -1,6 +1,7 @@
 //! Deliveries in flight per webhook: one item per webhook (`INFLIGHT#<webhookId>`) whose
-//! `leases` map holds each slot taken, by lease id, with its expiry. Taking a slot is one
-//! conditional update (`size(leases) < cap`); a full map is swept of expired leases once.
+//! `leases` map holds each slot taken, by lease id, with its expiry. Taking slots, one or a
+//! batch's several, is one conditional update (`size(leases) <= cap - taken`); a full map is
+//! swept of expired leases first.
 use super::*;
 
 /// How long the item outlives its last slot (TTL).
@@ -10,78 +11,100 @@ fn slots_pk(webhook_id: u64) -> String {
     format!("INFLIGHT#{webhook_id}")
 }
 
+/// The most leases one write takes or gives back (each is an expression attribute name).
+const MAX_LEASES_PER_WRITE: usize = 50;
+
 impl DeliverySlots for DynamoStore {
-    async fn take_slot(
+    async fn take_slots(
         &self,
         webhook_id: u64,
-        lease: &str,
+        leases: &[String],
         now_ms: i64,
         expires_ms: i64,
         cap: u32,
-    ) -> Result<bool, StoreError> {
-        for _ in 0..3 {
-            let taken = self
+    ) -> Result<usize, StoreError> {
+        let mut want = leases.len().min(cap as usize).min(MAX_LEASES_PER_WRITE);
+        for _ in 0..4 {
+            if want == 0 {
+                return Ok(0);
+            }
+            // All `want` leases in one update, if the map leaves room for them.
+            let mut update = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .key("pk", s(slots_pk(webhook_id)))
-                .key("sk", s("#"))
-                .update_expression("SET leases.#lease = :until, expiresAt = :ttl")
-                .condition_expression("attribute_exists(leases) AND size(leases) < :cap")
-                .expression_attribute_names("#lease", lease)
+                .key("sk", s("#"));
+            let mut sets = Vec::with_capacity(want + 1);
+            for (i, lease) in leases[..want].iter().enumerate() {
+                update = update.expression_attribute_names(format!("#l{i}"), lease);
+                sets.push(format!("leases.#l{i} = :until"));
+            }
+            sets.push("expiresAt = :ttl".to_owned());
+            let taken = update
+                .update_expression(format!("SET {}", sets.join(", ")))
+                .condition_expression("attribute_exists(leases) AND size(leases) <= :room")
                 .expression_attribute_values(":until", n(expires_ms))
                 .expression_attribute_values(":ttl", n(now_ms / 1000 + SLOTS_TTL_SECS))
-                .expression_attribute_values(":cap", n(cap))
+                .expression_attribute_values(":room", n(cap as usize - want))
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
                 .await;
             let held = match taken {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(want),
                 Err(SdkError::ServiceError(e)) => match e.into_err() {
                     UpdateItemError::ConditionalCheckFailedException(full) => full.item,
                     other => return Err(backend(other)),
                 },
                 Err(e) => return Err(backend(e)),
             };
-            let Some(leases) = held.and_then(|mut item| item.remove("leases")) else {
+            let Some(held) = held.and_then(|mut item| item.remove("leases")) else {
                 // No item yet: make it, then take.
                 self.create_slots(webhook_id, now_ms).await?;
                 continue;
             };
-            let expired: Vec<(String, String)> = leases
-                .as_m()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
+            let held = held.as_m().cloned().unwrap_or_default();
+            let expired: Vec<(String, String)> = held
+                .iter()
                 .filter_map(|(id, until)| {
-                    let until = until.as_n().ok()?.to_owned();
-                    (until.parse::<i64>().ok()? <= now_ms).then_some((id, until))
+                    let until = until.as_n().ok()?;
+                    (until.parse::<i64>().ok()? <= now_ms).then(|| (id.clone(), until.clone()))
                 })
                 .collect();
-            if expired.is_empty() {
-                return Ok(false);
+            // As many as the slots still held leave room for; the expired swept first.
+            want = want.min((cap as usize).saturating_sub(held.len() - expired.len()));
+            if !expired.is_empty() && want > 0 {
+                self.sweep(webhook_id, &expired).await?;
             }
-            self.sweep(webhook_id, &expired).await?;
         }
-        Ok(false)
+        Ok(0)
     }
 
-    async fn give_slot(&self, webhook_id: u64, lease: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(slots_pk(webhook_id)))
-            .key("sk", s("#"))
-            .update_expression("REMOVE leases.#lease")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#lease", lease)
-            .send()
-            .await
-            .map(|_| ())
-            .or_else(|e| match e {
-                SdkError::ServiceError(e) if e.err().is_conditional_check_failed_exception() => Ok(()),
-                e => Err(backend(e)),
-            })
+    async fn give_slots(&self, webhook_id: u64, leases: &[String]) -> Result<(), StoreError> {
+        for chunk in leases.chunks(MAX_LEASES_PER_WRITE) {
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(slots_pk(webhook_id)))
+                .key("sk", s("#"));
+            let mut removes = Vec::with_capacity(chunk.len());
+            for (i, lease) in chunk.iter().enumerate() {
+                update = update.expression_attribute_names(format!("#l{i}"), lease);
+                removes.push(format!("leases.#l{i}"));
+            }
+            let given = update
+                .update_expression(format!("REMOVE {}", removes.join(", ")))
+                .condition_expression("attribute_exists(pk)")
+                .send()
+                .await;
+            match given {
+                Ok(_) => {}
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        Ok(())
     }
 }
 
