@@ -136,13 +136,13 @@ impl<S: AttemptLog> AttemptLog for Counting<S> {
         self.read();
         self.inner.attempts_page(id, limit, after).await
     }
-    async fn delivered_since(
+    async fn attempted_since(
         &self,
         id: u64,
         since_ms: i64,
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
+    ) -> Result<std::collections::HashMap<String, bool>, StoreError> {
         self.read();
-        self.inner.delivered_since(id, since_ms).await
+        self.inner.attempted_since(id, since_ms).await
     }
     async fn list_attempts(&self, id: u64, limit: i32) -> Result<Vec<AttemptRecord>, StoreError> {
         self.read();

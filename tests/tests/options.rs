@@ -1,6 +1,7 @@
 //! Delivery options end to end on the local stack: payload filters and headers of a vendor's own.
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use reqwest::Method;
 use serde_json::{json, Value};
 use shared::store::WebhookStore;
@@ -211,7 +212,7 @@ async fn recover_brings_what_a_disabled_webhook_missed_once() {
     let mut ids: Vec<&str> = got[1..].iter().map(|g| g.header("webhook-id").unwrap()).collect();
     ids.sort();
     let mut expected = vec![gone.json()["eventId"].as_str().unwrap().to_owned()];
-    expected.extend(missed);
+    expected.extend(missed.iter().cloned());
     expected.sort();
     assert_eq!(ids, expected, "each once, with its own id");
 
@@ -230,6 +231,31 @@ async fn recover_brings_what_a_disabled_webhook_missed_once() {
     assert_eq!(again.json(), json!({"webhookId": id, "queued": 0}), "{}", again.text);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(r.received().len(), 4);
+
+    // Only the two events no delivery was queued for are in the vendor's timeline; the 410'd
+    // one was found through the attempt log.
+    let db = tests::dynamo().await;
+    let gone_id = gone.json()["eventId"].as_str().unwrap().to_owned();
+    for (event_id, in_timeline) in [(&gone_id, false), (&missed[0], true), (&missed[1], true)] {
+        let item = db
+            .get_item()
+            .table_name(tests::stack_var("TABLE_NAME"))
+            .key("pk", AttributeValue::S(format!("EVT#{}#{event_id}", v.vendor.vendor_id)))
+            .key("sk", AttributeValue::S("#".into()))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("the event is kept");
+        assert_eq!(item.contains_key("timeline"), in_timeline, "{event_id}");
+    }
+    // A webhook created since recovers nothing published before it existed.
+    let r2 = Receiver::start(Vec::new(), tests::receiver::Reply::Status(200)).await;
+    let body = json!({"webhookType": "new_order", "url": r2.url});
+    let later = api.vendor(&v, Method::POST, "/basic/webhooks", Some(&body)).await.json();
+    let recover = format!("/basic/webhooks/{}/recover", later["webhookId"]);
+    let none = api.vendor(&v, Method::POST, &recover, Some(&json!({"since": since}))).await;
+    assert_eq!(none.json()["queued"], 0, "{}", none.text);
 }
 
 /// The test: three events for one order published back to back, to a receiver that

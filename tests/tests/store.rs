@@ -207,6 +207,7 @@ async fn published_events_stay_out_of_their_vendors_partition() {
         event_type: EventType::NewOrder,
         payload: r#"{"orderId":1}"#.into(),
         published_at: t,
+        in_timeline: false,
     };
     store.store_events(std::slice::from_ref(&event)).await.unwrap();
     let spec = WebhookSpec {
@@ -330,7 +331,8 @@ async fn delivery_slots_hold_the_cap_and_free_themselves_at_their_expiry() {
 }
 
 /// Events are kept in batch writes (over 25 at once here) and read back by vendor, type and time
-/// from the `EventsByTime` index: one vendor's window, oldest first.
+/// from the `EventsByTime` index, those in the vendor's timeline: one vendor's window, oldest
+/// first. The others are read by id.
 #[tokio::test]
 async fn kept_events_are_read_back_by_vendor_type_and_window() {
     let store = store().await;
@@ -342,9 +344,13 @@ async fn kept_events_are_read_back_by_vendor_type_and_window() {
         event_type,
         payload: format!(r#"{{"orderNo":"{i}"}}"#),
         published_at: t + i,
+        in_timeline: true,
     };
     let mut events: Vec<StoredEvent> =
         (0..30).map(|i| event(&v.vendor.vendor_id, i, EventType::NewOrder)).collect();
+    // Out of the timeline: every webhook of its type was sent it.
+    events
+        .push(StoredEvent { in_timeline: false, ..event(&v.vendor.vendor_id, 10_000, EventType::NewOrder) });
     events.extend((0..3).map(|i| event(&v.vendor.vendor_id, 100 + i, EventType::OrderCancellation)));
     events.extend((0..3).map(|i| event(&other.vendor.vendor_id, i, EventType::NewOrder)));
     store.store_events(&events).await.unwrap();
@@ -366,6 +372,92 @@ async fn kept_events_are_read_back_by_vendor_type_and_window() {
     let first = store.events_between(&v.vendor.vendor_id, EventType::NewOrder, t, t + 99, 4).await.unwrap();
     let offsets: Vec<i64> = first.iter().map(|e| e.published_at - t).collect();
     assert_eq!(offsets, [0, 1, 2, 3], "the oldest, at most the limit");
+    let late =
+        store.events_between(&v.vendor.vendor_id, EventType::NewOrder, t, t + 20_000, 100).await.unwrap();
+    assert_eq!(late.len(), 30, "the event out of the timeline is not in it");
+
+    let ids = ["evt-7", "evt-10000", "evt-none"].map(String::from);
+    let mut by_id = store.events_by_id(&v.vendor.vendor_id, &ids).await.unwrap();
+    by_id.sort_by_key(|e| e.published_at);
+    assert_eq!(by_id, [events[7].clone(), events[30].clone()], "read by id, in the timeline or not");
+    assert!(
+        store.events_by_id(&other.vendor.vendor_id, &ids[..1]).await.unwrap().is_empty(),
+        "another vendor's"
+    );
+}
+
+/// The size DynamoDB bills an item by: each attribute's name and value (a number about half its
+/// digits, and one byte).
+fn item_bytes(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    item.iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(s) => s.len(),
+                    AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+                    AttributeValue::B(b) => b.as_ref().len(),
+                    other => panic!("unexpected attribute {other:?}"),
+                }
+        })
+        .sum()
+}
+
+/// A kept event's payload is deflated: a 1.5 KiB order, two write units as published, is kept in
+/// one. An event kept before that (its payload as a string) still reads, by id and by time.
+#[tokio::test]
+async fn kept_payloads_are_deflated_into_one_write_unit_and_the_old_layout_still_reads() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (store, v) = (store().await, new_vendor(&store().await).await);
+    let vendor_id = v.vendor.vendor_id.clone();
+    let payload = tests::fixture("ventiapp/order.json");
+    assert!(payload.len() > 1400, "{}", payload.len());
+    let t = tests::deliveries::now() - 100;
+    let event = StoredEvent {
+        event_id: unique("evt"),
+        vendor_id: vendor_id.clone(),
+        event_type: EventType::NewOrder,
+        payload: payload.clone(),
+        published_at: t,
+        in_timeline: false,
+    };
+    store.store_events(std::slice::from_ref(&event)).await.unwrap();
+    let db = tests::dynamo().await;
+    let table = tests::stack_var("TABLE_NAME");
+    let raw = db
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("EVT#{vendor_id}#{}", event.event_id)))
+        .key("sk", AttributeValue::S("#".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(raw.contains_key("deflated") && !raw.contains_key("payload") && !raw.contains_key("timeline"));
+    let size = item_bytes(&raw);
+    assert!(size <= 1024, "one write unit: {size} bytes");
+    assert_eq!(store.get_event(&vendor_id, &event.event_id).await.unwrap(), Some(event));
+
+    // As events were kept before: the payload a string, every event in the timeline.
+    let old_id = unique("evt");
+    db.put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S(format!("EVT#{vendor_id}#{old_id}")))
+        .item("sk", AttributeValue::S("#".into()))
+        .item("timeline", AttributeValue::S(format!("EVTS#{vendor_id}#new_order")))
+        .item("eventId", AttributeValue::S(old_id.clone()))
+        .item("eventType", AttributeValue::S("new_order".into()))
+        .item("payload", AttributeValue::S(r#"{"orderNo":"old"}"#.into()))
+        .item("publishedAt", AttributeValue::N((t + 1).to_string()))
+        .item("expiresAt", AttributeValue::N((t + 30 * 86_400).to_string()))
+        .send()
+        .await
+        .unwrap();
+    let old = store.get_event(&vendor_id, &old_id).await.unwrap().unwrap();
+    assert_eq!((old.payload.as_str(), old.published_at), (r#"{"orderNo":"old"}"#, t + 1));
+    let by_time = store.events_between(&vendor_id, EventType::NewOrder, t, t + 10, 10).await.unwrap();
+    assert_eq!(by_time, [old]);
 }
 
 /// Portal sessions: kept under their id's hash until they expire, gone once deleted; failed

@@ -1,5 +1,9 @@
 //! Recovery: the events of a window that a webhook never got with a 2xx (published while it was
 //! disabled, parked in the dead-letter queue, or lost to a receiver's outage), queued again.
+//! The webhook's attempt log says which events it was sent and which it got; the events no
+//! delivery to it was queued for are in the vendor's timeline (`EventLog::events_between`).
+use std::collections::HashSet;
+
 use lambda_http::http::StatusCode;
 use serde_json::value::RawValue;
 
@@ -54,9 +58,9 @@ impl Window {
 }
 
 impl<S: WebhookStore + EventLog + AttemptLog, Q: DeliveryQueue> App<S, Q> {
-    /// Queues every kept event of the webhook's type published in `window` that the webhook has
-    /// not had a 2xx for and that passes its filter: each with its own id as `webhook-id`, so a
-    /// receiver that did get one drops it. The number queued.
+    /// Queues every kept event of the webhook's type published in `window`, since the webhook
+    /// was created, that the webhook has not had a 2xx for and that passes its filter: each with
+    /// its own id as `webhook-id`, so a receiver that did get one drops it. The number queued.
     pub async fn recover(&self, vendor: &Vendor, id: u64, window: Window) -> Result<u32, ApiError> {
         let webhook = self.find_webhook(vendor, id).await?;
         if webhook.disabled.is_some() {
@@ -66,7 +70,26 @@ impl<S: WebhookStore + EventLog + AttemptLog, Q: DeliveryQueue> App<S, Q> {
                 "the webhook is disabled: enable it (POST .../enable), then recover",
             ));
         }
-        let events = self
+        let window = Window { since: window.since.max(webhook.created_at), ..window };
+        if window.since > window.until {
+            return Ok(0); // the window ended before the webhook was created
+        }
+        // Attempts come after their event's publishing: those since the window began say which
+        // events the webhook was sent, and which of them it got with a 2xx.
+        let attempted = self.store.attempted_since(id, window.since * 1000).await?;
+        let too_many = || -> ApiError {
+            FieldError::malformed(
+                "since",
+                format!(
+                    "the window holds more than {MAX_RECOVERED_EVENTS} events of this type: recover it in \
+                     narrower windows"
+                ),
+            )
+            .into()
+        };
+        // Events no delivery to the webhook was queued for (published while it was disabled, or
+        // refused by its filter) are in the vendor's timeline.
+        let mut events = self
             .store
             .events_between(
                 &vendor.vendor_id,
@@ -77,20 +100,28 @@ impl<S: WebhookStore + EventLog + AttemptLog, Q: DeliveryQueue> App<S, Q> {
             )
             .await?;
         if events.len() > MAX_RECOVERED_EVENTS {
-            return Err(FieldError::malformed(
-                "since",
-                format!(
-                    "the window holds more than {MAX_RECOVERED_EVENTS} events of this type: recover it in \
-                     narrower windows"
-                ),
-            )
-            .into());
+            return Err(too_many());
         }
-        // Attempts come after their event's publishing: those since the window began say which
-        // of its events the webhook got.
-        let delivered = self.store.delivered_since(id, window.since * 1000).await?;
+        // The events it was sent and never got, from the attempt log.
+        let in_timeline: HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        let missed: Vec<String> = attempted
+            .iter()
+            .filter(|(event_id, delivered)| !**delivered && !in_timeline.contains(event_id.as_str()))
+            .map(|(event_id, _)| event_id.clone())
+            .collect();
+        for chunk in missed.chunks(MAX_RECOVERED_EVENTS) {
+            let sent = self.store.events_by_id(&vendor.vendor_id, chunk).await?;
+            events.extend(sent.into_iter().filter(|e| {
+                e.event_type == webhook.event_type && (window.since..=window.until).contains(&e.published_at)
+            }));
+            if events.len() > MAX_RECOVERED_EVENTS {
+                return Err(too_many());
+            }
+        }
+        events.sort_by(|a, b| (a.published_at, &a.event_id).cmp(&(b.published_at, &b.event_id)));
+        let delivered = |event_id: &str| attempted.get(event_id).copied().unwrap_or(false);
         let mut messages = Vec::new();
-        for event in events.into_iter().filter(|e| !delivered.contains(&e.event_id)) {
+        for event in events.into_iter().filter(|e| !delivered(&e.event_id)) {
             if let Some(filter) = &webhook.options.filter {
                 let payload = serde_json::from_str(&event.payload).unwrap_or(serde_json::Value::Null);
                 if !filter.matches(&payload) {

@@ -355,11 +355,11 @@ impl AttemptLog for LogDown {
     ) -> Result<(Vec<AttemptRecord>, Option<String>), crate::store::StoreError> {
         Ok((Vec::new(), None))
     }
-    async fn delivered_since(
+    async fn attempted_since(
         &self,
         _: u64,
         _: i64,
-    ) -> Result<std::collections::HashSet<String>, crate::store::StoreError> {
+    ) -> Result<std::collections::HashMap<String, bool>, crate::store::StoreError> {
         Ok(Default::default())
     }
     async fn list_attempts(&self, _: u64, _: i32) -> Result<Vec<AttemptRecord>, crate::store::StoreError> {

@@ -256,7 +256,7 @@ impl AttemptLog for MemoryStore {
     ) -> Result<(Vec<AttemptRecord>, Option<String>), StoreError> {
         Ok((Vec::new(), None))
     }
-    async fn delivered_since(&self, _: u64, _: i64) -> Result<std::collections::HashSet<String>, StoreError> {
+    async fn attempted_since(&self, _: u64, _: i64) -> Result<HashMap<String, bool>, StoreError> {
         Ok(Default::default())
     }
     async fn list_attempts(&self, _: u64, _: i32) -> Result<Vec<AttemptRecord>, StoreError> {

@@ -172,6 +172,10 @@ pub struct StoredEvent {
     pub payload: String,
     /// Unix seconds.
     pub published_at: i64,
+    /// Whether the event is in its vendor's timeline, where recovery finds events by time:
+    /// only one that a webhook of its type got no delivery of (disabled, or its filter said
+    /// no). Recovery finds the others through the webhook's attempt log.
+    pub in_timeline: bool,
 }
 
 /// Published events: their idempotency keys, kept for a day, and the events themselves, kept
@@ -180,8 +184,8 @@ pub trait EventLog: Send + Sync {
     /// Keeps published events.
     fn store_events(&self, events: &[StoredEvent]) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// A vendor's kept events of one type published from `since` to `until` (Unix seconds, both
-    /// included), oldest first, at most `limit` of them.
+    /// A vendor's kept events of one type in its timeline published from `since` to `until`
+    /// (Unix seconds, both included), oldest first, at most `limit` of them.
     fn events_between(
         &self,
         vendor_id: &str,
@@ -197,6 +201,13 @@ pub trait EventLog: Send + Sync {
         vendor_id: &str,
         event_id: &str,
     ) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send;
+
+    /// Those of a vendor's events by id that are still kept, in no particular order.
+    fn events_by_id(
+        &self,
+        vendor_id: &str,
+        event_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 
     /// Records the key and takes its lease, unless a live record exists: then what it says.
     fn begin_event(
@@ -283,12 +294,13 @@ pub trait AttemptLog: Send + Sync {
         after: Option<&str>,
     ) -> impl Future<Output = Result<(Vec<AttemptRecord>, Option<String>), StoreError>> + Send;
 
-    /// The events a webhook got a 2xx for in attempts made since `since_ms` (Unix ms).
-    fn delivered_since(
+    /// The events of a webhook's attempts made since `since_ms` (Unix ms), each with whether
+    /// one of them got a 2xx.
+    fn attempted_since(
         &self,
         webhook_id: u64,
         since_ms: i64,
-    ) -> impl Future<Output = Result<std::collections::HashSet<String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<std::collections::HashMap<String, bool>, StoreError>> + Send;
 
     /// One attempt, by its [`attempt_key`]; `None` if the log has no such attempt.
     fn get_attempt(

@@ -103,8 +103,9 @@ where
             }
         }
         counts.push(deliveries);
-        // Kept for redelivery and for recovery (a disabled or filtering webhook may want it
-        // later), whenever the vendor has a webhook of its type.
+        // Kept for redelivery and for recovery whenever the vendor has a webhook of its type;
+        // in the vendor's timeline only if one of them got no delivery of it (disabled, or its
+        // filter said no), since recovery finds the others through the attempt log.
         if !of_type.is_empty() {
             kept.push(StoredEvent {
                 event_id: p.event_id.clone(),
@@ -112,6 +113,7 @@ where
                 event_type: event.event_type,
                 payload: event.payload.get().to_owned(),
                 published_at,
+                in_timeline: (deliveries as usize) < of_type.len(),
             });
         }
         // An order email, if the vendor asked for one: a message on the emails queue, so that

@@ -32,16 +32,7 @@ impl EventLog for DynamoStore {
             let requests = chunk
                 .iter()
                 .map(|e| {
-                    let item = to_item(EventRecord {
-                        pk: event_pk(&e.vendor_id, &e.event_id),
-                        sk: "#".into(),
-                        timeline: Some(timeline_pk(&e.vendor_id, e.event_type)),
-                        event_id: e.event_id.clone(),
-                        event_type: e.event_type,
-                        payload: e.payload.clone(),
-                        published_at: e.published_at,
-                        expires_at: e.published_at + ATTEMPT_TTL_SECS,
-                    })?;
+                    let item = to_item(EventRecord::of(e))?;
                     let put = PutRequest::builder().set_item(Some(item)).build().map_err(backend)?;
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
@@ -94,50 +85,22 @@ impl EventLog for DynamoStore {
             }
         }
         keys.truncate(limit);
-        // Filled by each BatchGetItem round, the lock taken only between awaits.
-        let found: std::sync::Mutex<HashMap<String, EventRecord>> = Default::default();
-        for chunk in keys.chunks(100) {
-            let wanted = chunk
-                .iter()
-                .map(|pk| Item::from([("pk".into(), pk.clone()), ("sk".into(), s("#"))]))
-                .collect::<Vec<_>>();
-            let found = &found;
-            until_processed("events unread", wanted, |wanted| async move {
-                let batch = KeysAndAttributes::builder().set_keys(Some(wanted)).build().map_err(backend)?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, batch)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                    let r: EventRecord = from_item(item)?;
-                    found.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(r.pk.clone(), r);
-                }
-                Ok(out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default())
-            })
-            .await?;
-        }
-        let (now, mut found) =
-            (crate::clock::now(), found.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner));
-        Ok(keys
-            .iter()
-            .filter_map(|pk| found.remove(pk.as_s().ok()?))
-            // Expired: TTL deletes lazily.
-            .filter(|r| r.expires_at >= now)
-            .map(|r| StoredEvent {
-                event_id: r.event_id,
-                vendor_id: vendor_id.to_owned(),
-                event_type: r.event_type,
-                payload: r.payload,
-                published_at: r.published_at,
-            })
-            .collect())
+        let mut found: HashMap<String, StoredEvent> = self
+            .kept_events(vendor_id, keys.iter().filter_map(|pk| pk.as_s().ok().cloned()).collect())
+            .await?
+            .into_iter()
+            .map(|e| (event_pk(vendor_id, &e.event_id), e))
+            .collect();
+        Ok(keys.iter().filter_map(|pk| found.remove(pk.as_s().ok()?)).collect())
+    }
+
+    async fn events_by_id(
+        &self,
+        vendor_id: &str,
+        event_ids: &[String],
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let keys: HashSet<String> = event_ids.iter().map(|id| event_pk(vendor_id, id)).collect();
+        self.kept_events(vendor_id, keys.into_iter().collect()).await
     }
 
     async fn get_event(&self, vendor_id: &str, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
@@ -148,13 +111,7 @@ impl EventLog for DynamoStore {
         if r.expires_at < crate::clock::now() {
             return Ok(None); // expired; TTL deletes lazily
         }
-        Ok(Some(StoredEvent {
-            event_id: r.event_id,
-            vendor_id: vendor_id.to_owned(),
-            event_type: r.event_type,
-            payload: r.payload,
-            published_at: r.published_at,
-        }))
+        r.event(vendor_id).map(Some)
     }
 
     async fn begin_event(&self, c: &EventClaim<'_>) -> Result<EventStart, StoreError> {
@@ -262,6 +219,51 @@ impl EventLog for DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// The kept events of these keys (`EVT#…`), unexpired, in no particular order: BatchGetItem,
+    /// 100 keys at a time, what DynamoDB leaves unprocessed asked for again.
+    async fn kept_events(&self, vendor_id: &str, keys: Vec<String>) -> Result<Vec<StoredEvent>, StoreError> {
+        // Filled by each BatchGetItem round, the lock taken only between awaits.
+        let found: std::sync::Mutex<Vec<EventRecord>> = Default::default();
+        for chunk in keys.chunks(100) {
+            let wanted = chunk
+                .iter()
+                .map(|pk| Item::from([("pk".into(), s(pk)), ("sk".into(), s("#"))]))
+                .collect::<Vec<_>>();
+            let found = &found;
+            until_processed("events unread", wanted, |wanted| async move {
+                let batch = KeysAndAttributes::builder().set_keys(Some(wanted)).build().map_err(backend)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, batch)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    let r: EventRecord = from_item(item)?;
+                    found.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(r);
+                }
+                Ok(out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default())
+            })
+            .await?;
+        }
+        let now = crate::clock::now();
+        found
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .into_iter()
+            // Expired: TTL deletes lazily.
+            .filter(|r| r.expires_at >= now)
+            .map(|r| r.event(vendor_id))
+            .collect()
+    }
+}
+
 impl AttemptLog for DynamoStore {
     async fn record_attempt(&self, r: &AttemptRecord) -> Result<(), StoreError> {
         let item = to_item(AttemptItem {
@@ -282,10 +284,12 @@ impl AttemptLog for DynamoStore {
         Ok(())
     }
 
-    async fn delivered_since(&self, webhook_id: u64, since_ms: i64) -> Result<HashSet<String>, StoreError> {
-        // Only the delivered attempts' event ids come back; DynamoDB still reads (and bills) every
-        // attempt since `since_ms`.
-        let mut delivered = HashSet::new();
+    async fn attempted_since(
+        &self,
+        webhook_id: u64,
+        since_ms: i64,
+    ) -> Result<HashMap<String, bool>, StoreError> {
+        let mut attempted: HashMap<String, bool> = HashMap::new();
         let mut start = None;
         loop {
             let out = self
@@ -293,23 +297,23 @@ impl AttemptLog for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND sk >= :since")
-                .filter_expression("outcome = :delivered")
-                .projection_expression("eventId")
+                .projection_expression("eventId, outcome")
                 .expression_attribute_values(":pk", s(format!("ATTEMPTS#{webhook_id}")))
                 .expression_attribute_values(":since", s(format!("{:013}", since_ms.max(0))))
-                .expression_attribute_values(":delivered", s("delivered"))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(backend)?;
             for item in out.items.unwrap_or_default() {
                 if let Some(AttributeValue::S(id)) = item.get("eventId") {
-                    delivered.insert(id.clone());
+                    let delivered =
+                        matches!(item.get("outcome"), Some(AttributeValue::S(o)) if o == "delivered");
+                    *attempted.entry(id.clone()).or_default() |= delivered;
                 }
             }
             start = out.last_evaluated_key;
             if start.is_none() {
-                return Ok(delivered);
+                return Ok(attempted);
             }
         }
     }

@@ -11,7 +11,7 @@
 //! | `TOKENID#<tokenId>`  | `#`                              | revocation by id: the token's hash    |
 //! | `VENDOR#<vendorId>`  | `TOKEN#<tokenId>`                | a vendor's tokens, one query          |
 //! | `KEY#<vendorId>#<idempotency key>` | `#`                | a publisher's key, for 24 h (TTL)     |
-//! | `EVT#<vendorId>#<eventId>` | `#`                        | a published event, for 30 days (TTL); in `EventsByTime` under `timeline` = `EVTS#<vendorId>#<type>`, `publishedAt` |
+//! | `EVT#<vendorId>#<eventId>` | `#`                        | a published event, its payload deflated, for 30 days (TTL); if a webhook of its type got no delivery of it, in `EventsByTime` under `timeline` = `EVTS#<vendorId>#<type>`, `publishedAt` |
 //! | `ATTEMPTS#<id>`      | `<at ms>#<eventId>#<attempt>`    | a delivery attempt, for 30 days (TTL) |
 //! | `VENDOR#<vendorId>`  | `NOTIFY`                         | email address, topics, refusal        |
 //! | `MAIL#<vendorId>#<type>#<sha256(orderNo)>` | `#`        | an order email's claim, then its record (30 days, TTL) |

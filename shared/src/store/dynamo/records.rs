@@ -240,16 +240,72 @@ pub(super) fn token_from(item: Item) -> Result<ApiToken, StoreError> {
 pub(super) struct EventRecord {
     pub(super) pk: String,
     pub(super) sk: String,
-    /// The vendor's events of one type, by `publishedAt`: the key of the `EventsByTime` index
-    /// (absent on events kept before it).
+    /// The vendor's events of one type, by `publishedAt`: the key of the `EventsByTime` index,
+    /// set only on an event a webhook of its type got no delivery of (events kept before this
+    /// rule all have it; those before the index, none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) timeline: Option<String>,
     pub(super) event_id: String,
     pub(super) event_type: EventType,
-    pub(super) payload: String,
+    /// The payload as published (events kept before `deflated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) payload: Option<String>,
+    /// The payload as published, raw DEFLATE: a 1 KiB event is then one write unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) deflated: Option<serde_bytes::ByteBuf>,
     pub(super) published_at: i64,
     pub(super) expires_at: i64,
 }
+
+impl EventRecord {
+    /// The record of `e`, its payload deflated.
+    pub(super) fn of(e: &StoredEvent) -> Self {
+        EventRecord {
+            pk: event_pk(&e.vendor_id, &e.event_id),
+            sk: "#".into(),
+            timeline: e.in_timeline.then(|| timeline_pk(&e.vendor_id, e.event_type)),
+            event_id: e.event_id.clone(),
+            event_type: e.event_type,
+            payload: None,
+            deflated: Some(serde_bytes::ByteBuf::from(miniz_oxide::deflate::compress_to_vec(
+                e.payload.as_bytes(),
+                DEFLATE_LEVEL,
+            ))),
+            published_at: e.published_at,
+            expires_at: e.published_at + ATTEMPT_TTL_SECS,
+        }
+    }
+
+    /// The event, as `vendor_id`'s.
+    pub(super) fn event(self, vendor_id: &str) -> Result<StoredEvent, StoreError> {
+        let payload = match (self.payload, self.deflated) {
+            (Some(payload), _) => payload,
+            (None, Some(deflated)) => {
+                let bytes = miniz_oxide::inflate::decompress_to_vec_with_limit(
+                    &deflated,
+                    crate::events::MAX_EVENT_BYTES,
+                )
+                .map_err(|e| StoreError::Corrupt(format!("kept event {}: {e}", self.event_id)))?;
+                String::from_utf8(bytes)
+                    .map_err(|e| StoreError::Corrupt(format!("kept event {}: {e}", self.event_id)))?
+            }
+            (None, None) => {
+                return Err(StoreError::Corrupt(format!("kept event {} has no payload", self.event_id)))
+            }
+        };
+        Ok(StoredEvent {
+            in_timeline: self.timeline.is_some(),
+            event_id: self.event_id,
+            vendor_id: vendor_id.to_owned(),
+            event_type: self.event_type,
+            payload,
+            published_at: self.published_at,
+        })
+    }
+}
+
+/// miniz's default: on JSON of a few KiB, the higher levels gain a few bytes for twice the time.
+const DEFLATE_LEVEL: u8 = 6;
 
 /// A publisher's idempotency key (`KEY#…`, a day): `pending` while its fan-out runs, then
 /// `done` with the number of deliveries.
