@@ -53,15 +53,39 @@ pub fn cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-/// A 1 KiB JSON order payload.
+/// A 1 KiB JSON order payload, its items as varied as a real order's (what it compresses to,
+/// when kept, depends on it).
 pub fn payload() -> String {
+    const NAMES: [&str; 6] = [
+        "NutraHemp CBD Balm",
+        "Organic Green Tea, 50 bags",
+        "Stainless Steel Water Bottle 750 ml",
+        "Merino Wool Socks (2 pairs)",
+        "USB-C Charging Cable, 2 m",
+        "Lavender Soap Bar",
+    ];
     let mut p = String::from(r#"{"orderNo":"1000-4612","type":"new_order","items":["#);
-    let item = r#"{"skuNr":"NHCBDFSJ&P20027-1","itemName":"NutraHemp CBD Balm","itemQuantity":1,"itemPrice":60.0,"itemTotal":60.0}"#;
-    while p.len() + item.len() + 3 < 1024 {
-        if !p.ends_with('[') {
+    let mut seed = 0x2545_f491_u32;
+    for i in 0.. {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let (quantity, cents) = (1 + seed % 4, 199 + (seed >> 8) % 9_800);
+        let item = format!(
+            r#"{{"skuNr":"{:08X}-{}","itemName":"{}","itemQuantity":{quantity},"itemPrice":{}.{:02},"itemTotal":{}.{:02}}}"#,
+            seed,
+            i + 1,
+            NAMES[(seed >> 16) as usize % NAMES.len()],
+            cents / 100,
+            cents % 100,
+            cents * quantity / 100,
+            cents * quantity % 100,
+        );
+        if p.len() + item.len() + 3 > 1024 {
+            break;
+        }
+        if i > 0 {
             p.push(',');
         }
-        p.push_str(item);
+        p.push_str(&item);
     }
     p.push_str("]}");
     while p.len() < 1024 {
@@ -169,13 +193,18 @@ pub fn webhooks(port: u16, count: usize, vendor: &str, first_id: u64) -> Vec<Web
         .collect()
 }
 
-/// The SQS batches of `n` deliveries over the webhooks, ten messages each, as the event source
-/// mapping hands them to dispatch.
+/// The SQS batches of `n` deliveries over the webhooks in turn, ten messages each (ten
+/// webhooks in each), as the event source mapping hands them to dispatch.
 pub fn batches(hooks: &[Webhook], n: usize) -> Vec<SqsEvent> {
+    batches_with(hooks, n, |i| i % hooks.len())
+}
+
+/// As [`batches`], the `i`th delivery to `hooks[webhook(i)]`.
+pub fn batches_with(hooks: &[Webhook], n: usize, webhook: impl Fn(usize) -> usize) -> Vec<SqsEvent> {
     let payload = payload();
     let records: Vec<SqsMessage> = (0..n)
         .map(|i| {
-            let w = &hooks[i % hooks.len()];
+            let w = &hooks[webhook(i)];
             let body = DeliveryMessage::first(
                 format!("evt_bench{i:08}"),
                 EventType::NewOrder,

@@ -128,8 +128,26 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
         runs.push(
             dispatch::through_dispatch(
                 "c. dispatch, DynamoDB store on the emulator",
-                store,
+                store.clone(),
                 dispatch::batches(&hooks, n),
+                concurrency,
+            )
+            .await,
+        );
+        // A vendor's stream: each batch's ten deliveries to one webhook, whose slots in flight
+        // the batch takes together (ten webhooks, so that the five invocations at a time are
+        // each another webhook's, as its cap of ten would have it).
+        let streams = dispatch::webhooks(receiver.port, 10, "ven_bench_stream", 900_100_000);
+        for w in &streams {
+            if store.get_webhook(&w.vendor_id, w.id).await?.is_none() {
+                store.insert_webhook(w).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        }
+        runs.push(
+            dispatch::through_dispatch(
+                "c1. as c, each batch to one webhook (a vendor's stream)",
+                store,
+                dispatch::batches_with(&streams, n.min(2_000), |i| (i / 10) % streams.len()),
                 concurrency,
             )
             .await,
@@ -145,7 +163,8 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
         let requests = r
             .requests
             .map(|(reads, writes, _)| {
-                format!("{:.2}, {:.2}", reads as f64 / n as f64, writes as f64 / n as f64)
+                let n = r.deliveries as f64;
+                format!("{:.2}, {:.2}", reads as f64 / n, writes as f64 / n)
             })
             .unwrap_or_else(|| "-".into());
         eprintln!(
@@ -159,23 +178,44 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
             requests,
         );
     }
-    // The Lambda time a batch bills, and the store requests: the slowest store's run (c when it ran).
-    let measured = runs.iter().rfind(|r| r.batches > 0 && !r.name.starts_with("b0."));
-    let billed =
-        measured.map(|r| r.wall.as_secs_f64() * 1000.0 / r.batches as f64 * (concurrency / 10).max(1) as f64);
-    if let (Some(ms_per_batch), Some((reads, writes, _))) = (billed, measured.and_then(|r| r.requests)) {
+    // What dispatch costs per delivery, from the runs on the emulator (c, and c1 for a vendor's
+    // stream), or without it from b: the Lambda time a batch bills, and the store requests.
+    let priced = |prefix: &str| {
+        let r = runs.iter().find(|r| r.name.starts_with(prefix))?;
+        let (reads, writes, _) = r.requests?;
+        let n = r.deliveries as f64;
+        let ms_per_batch =
+            r.wall.as_secs_f64() * 1000.0 / r.batches as f64 * (concurrency / 10).max(1) as f64;
+        Some(Dispatched { reads: reads as f64 / n, writes: writes as f64 / n, ms_per_batch })
+    };
+    if let Some(spread) = priced("c.").or_else(|| priced("b.")) {
+        let stream = priced("c1.").unwrap_or(spread);
         eprintln!();
-        eprintln!("dispatch: {ms_per_batch:.1} ms per batch of 10 (Lambda bills this, at 128 MB)");
-        cost_table(reads as f64 / n as f64, writes as f64 / n as f64, ms_per_batch);
+        eprintln!(
+            "dispatch: {:.1} ms per batch of 10 (Lambda bills this, at 128 MB); {:.1} ms in a stream's",
+            spread.ms_per_batch, stream.ms_per_batch
+        );
+        cost_table(spread, stream)?;
     }
     Ok(())
 }
 
+/// What dispatch did per delivery in a run: store reads and writes, and the Lambda time of a
+/// batch of ten.
+#[derive(Clone, Copy)]
+struct Dispatched {
+    reads: f64,
+    writes: f64,
+    ms_per_batch: f64,
+}
+
 /// What a million deliveries cost at us-east-1 list prices (arm64 Lambda, on-demand DynamoDB,
-/// standard SQS, HTTP API), from the requests counted in this run, for an event going to one
-/// webhook (the worst case: nothing shared), to ten, and to one when the platform publishes in
-/// batches of 100 (`POST /events/batch`).
-fn cost_table(dispatch_reads: f64, dispatch_writes: f64, ms_per_batch: f64) {
+/// standard SQS, HTTP API), from the requests counted in this run: for an event going to one
+/// webhook (the worst case: nothing shared), to ten, to one when the platform publishes in
+/// batches of 100 (`POST /events/batch`; each event another vendor's, and each batch dispatch
+/// gets ten webhooks'), and to one in batches of a vendor's stream (its events to its webhook:
+/// the vendor's reads shared by a batch, and each batch dispatch gets one webhook's, `stream`).
+fn cost_table(spread: Dispatched, stream: Dispatched) -> Result<()> {
     const SQS: f64 = 0.40; // per million requests (64 KiB each)
     const RRU: f64 = 0.125; // per million read request units (an eventually consistent read of <= 4 KB is 0.5)
     const WRU: f64 = 0.625; // per million write request units (a write of <= 1 KB is 1)
@@ -183,41 +223,69 @@ fn cost_table(dispatch_reads: f64, dispatch_writes: f64, ms_per_batch: f64) {
     const LAMBDA_GBS: f64 = 0.000_013_333_4; // per GB-second, arm64
     const HTTP_API: f64 = 1.00; // per million requests
     let gb = 128.0 / 1024.0;
-    // (webhooks per event, events per request)
-    const COLUMNS: [(f64, f64); 3] = [(1.0, 1.0), (10.0, 1.0), (1.0, 100.0)];
-    eprintln!("| per million deliveries, USD | fan-out 1 | fan-out 10 | fan-out 1, batches of 100 |");
-    eprintln!("|---|---|---|---|");
-    let mut totals = [0.0f64; 3];
-    let mut line = |what: &str, f: &dyn Fn(f64, f64) -> f64| {
-        let v = COLUMNS.map(|(fan_out, batch)| f(fan_out, batch));
+    // The kept event's write units, from the item the store writes for this run's payload (an
+    // event every webhook of its type is sent: out of the timeline).
+    let kept = shared::store::kept_event_write_units(&shared::store::StoredEvent {
+        event_id: "evt_0123456789abcdefghijklmn".into(),
+        vendor_id: "ven_0123456789abcdefghij".into(),
+        event_type: shared::domain::EventType::NewOrder,
+        payload: dispatch::payload(),
+        published_at: 1_795_510_800,
+        in_timeline: false,
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))? as f64;
+    struct Column {
+        fan_out: f64,
+        batch: f64,
+        /// Events per vendor read (its account, webhooks and email settings).
+        per_vendor: f64,
+        dispatch: Dispatched,
+    }
+    let columns = [
+        Column { fan_out: 1.0, batch: 1.0, per_vendor: 1.0, dispatch: spread },
+        Column { fan_out: 10.0, batch: 1.0, per_vendor: 1.0, dispatch: spread },
+        Column { fan_out: 1.0, batch: 100.0, per_vendor: 1.0, dispatch: spread },
+        Column { fan_out: 1.0, batch: 100.0, per_vendor: 100.0, dispatch: stream },
+    ];
+    eprintln!("kept event: {kept} write unit(s) for a {} B payload", dispatch::payload().len());
+    eprintln!(
+        "| per million deliveries, USD | an event to 1 webhook | an event to 10 webhooks | to 1 webhook, published in batches of 100 | to 1 webhook, batches of a vendor's stream |"
+    );
+    eprintln!("|---|---|---|---|---|");
+    let mut totals = [0.0f64; 4];
+    let mut line = |what: &str, f: &dyn Fn(&Column) -> f64| {
+        let v = columns.each_ref().map(f);
         for (total, v) in totals.iter_mut().zip(v) {
             *total += v;
         }
-        eprintln!("| {what} | {:.3} | {:.3} | {:.3} |", v[0], v[1], v[2]);
+        eprintln!("| {what} | {:.3} | {:.3} | {:.3} | {:.3} |", v[0], v[1], v[2], v[3]);
     };
     // Publishing, per event, shared by its deliveries: the API request and the function (about
-    // 10 ms, and 1 ms more per event of a batch) shared by a batch's events; the vendor read and
-    // the webhooks query (each event of its own vendor: the worst case for a batch), the event
-    // kept for redelivery and recovery (1 KiB payload: 2 WRU, in a batch write or not, and 1 for
-    // its key in the EventsByTime index), and one
-    // SendMessageBatch per ten deliveries, a batch's events' deliveries packed together.
-    line("publish: API Gateway + Lambda", &|f, b| {
-        (HTTP_API + LAMBDA_REQ + (10.0 + b) / 1000.0 * gb * LAMBDA_GBS * 1e6) / (f * b)
+    // 10 ms, and 1 ms more per event of a batch) shared by a batch's events; the vendor's three
+    // reads (account, webhooks, email settings) per vendor in the request; the event kept for
+    // redelivery and recovery; one SendMessageBatch per ten deliveries, a batch's events'
+    // deliveries packed together.
+    line("publish: API Gateway + Lambda", &|c| {
+        (HTTP_API + LAMBDA_REQ + (10.0 + c.batch) / 1000.0 * gb * LAMBDA_GBS * 1e6) / (c.fan_out * c.batch)
     });
-    line("publish: DynamoDB (vendor, webhooks, kept event and its index key)", &|f, _| {
-        (0.5 * RRU + 0.5 * RRU + 3.0 * WRU) / f
+    line("publish: DynamoDB (the vendor's reads, the kept event)", &|c| {
+        (3.0 * 0.5 * RRU / c.per_vendor + kept * WRU) / c.fan_out
     });
-    line("SQS SendMessageBatch", &|f, b| SQS * (f * b / 10.0).ceil() / (f * b));
+    line("SQS SendMessageBatch", &|c| SQS * (c.fan_out * c.batch / 10.0).ceil() / (c.fan_out * c.batch));
     // Dispatch, per delivery: the event source mapping's receive and delete per batch of ten,
-    // one invocation per batch, its billed time, the store requests counted above.
-    line("SQS receive + delete (event source mapping)", &|_, _| SQS * 2.0 / 10.0);
-    line("dispatch Lambda (requests + GB-s)", &|_, _| {
-        (LAMBDA_REQ + ms_per_batch / 1000.0 * gb * LAMBDA_GBS * 1e6) / 10.0
+    // one invocation per batch, its billed time, the store requests counted.
+    line("SQS receive + delete (event source mapping)", &|_| SQS * 2.0 / 10.0);
+    line("dispatch Lambda (requests + GB-s at 128 MB)", &|c| {
+        (LAMBDA_REQ + c.dispatch.ms_per_batch / 1000.0 * gb * LAMBDA_GBS * 1e6) / 10.0
     });
-    line("dispatch DynamoDB (webhook read, attempt record)", &|_, _| {
-        dispatch_reads * 0.5 * RRU + dispatch_writes * WRU
+    line("dispatch DynamoDB (webhook read, slots in flight, attempt record)", &|c| {
+        c.dispatch.reads * 0.5 * RRU + c.dispatch.writes * WRU
     });
-    eprintln!("| **total** | **{:.2}** | **{:.2}** | **{:.2}** |", totals[0], totals[1], totals[2]);
+    eprintln!(
+        "| **total** | **{:.2}** | **{:.2}** | **{:.2}** | **{:.2}** |",
+        totals[0], totals[1], totals[2], totals[3]
+    );
+    Ok(())
 }
 
 /// The functions and, for each, an event that runs it without touching AWS: an HTTP function

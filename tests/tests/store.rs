@@ -437,6 +437,9 @@ async fn kept_payloads_are_deflated_into_one_write_unit_and_the_old_layout_still
     assert!(raw.contains_key("deflated") && !raw.contains_key("payload") && !raw.contains_key("timeline"));
     let size = item_bytes(&raw);
     assert!(size <= 1024, "one write unit: {size} bytes");
+    assert_eq!(shared::store::kept_event_write_units(&event).unwrap(), 1, "as the cost table counts it");
+    let indexed = StoredEvent { in_timeline: true, ..event.clone() };
+    assert_eq!(shared::store::kept_event_write_units(&indexed).unwrap(), 2, "and its index key");
     assert_eq!(store.get_event(&vendor_id, &event.event_id).await.unwrap(), Some(event));
 
     // As events were kept before: the payload a string, every event in the timeline.

@@ -6,7 +6,7 @@ use crate::domain::{EventType, Vendor, Webhook};
 mod dynamo;
 mod memory;
 mod sessions;
-pub use dynamo::{DynamoStore, ATTEMPT_TTL_SECS};
+pub use dynamo::{kept_event_write_units, DynamoStore, ATTEMPT_TTL_SECS};
 pub use memory::MemoryStore;
 pub use sessions::{PortalSession, SessionStore, SignedInWith};
 
@@ -232,8 +232,8 @@ pub trait EventLog: Send + Sync {
 }
 
 /// The deliveries in flight to each webhook, shared by every dispatch instance: a slot is taken
-/// before an attempt and given back after it. A slot not given back (a crashed instance) frees
-/// itself at its expiry.
+/// before an attempt and given back after it (a batch's several for one webhook together). A
+/// slot not given back (a crashed instance) frees itself at its expiry.
 pub trait DeliverySlots: Send + Sync {
     /// Takes a slot for each of `leases`, until `expires_ms` (Unix milliseconds), or for as many
     /// of the first of them as fit under `cap` beside the slots held; how many were taken (0:

@@ -237,6 +237,26 @@ fn event_pk(vendor_id: &str, event_id: &str) -> String {
 /// The index of a vendor's events of one type by time: `timeline` (S), `publishedAt` (N).
 pub const EVENTS_BY_TIME: &str = "EventsByTime";
 
+/// What keeping `event` costs in write units: one per KB its item begins (an item is billed by
+/// its attributes' names and values: a string's or a binary's bytes, a number about half its
+/// digits and a byte), and one for its key in [`EVENTS_BY_TIME`] if it is in the timeline.
+pub fn kept_event_write_units(event: &StoredEvent) -> Result<u64, StoreError> {
+    let item = records::to_item(records::EventRecord::of(event))?;
+    let bytes: usize = item
+        .iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(s) => s.len(),
+                    AttributeValue::B(b) => b.as_ref().len(),
+                    AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+                    _ => 1,
+                }
+        })
+        .sum();
+    Ok(bytes.div_ceil(1024) as u64 + event.in_timeline as u64)
+}
+
 /// A vendor's events of one type, in [`EVENTS_BY_TIME`].
 fn timeline_pk(vendor_id: &str, event_type: EventType) -> String {
     format!("EVTS#{vendor_id}#{}", event_type.as_str())
