@@ -49,13 +49,14 @@ impl<K: Eq + std::hash::Hash, V: Default> Cells<K, V> {
     }
 }
 
-/// The slots a batch holds among its webhooks' deliveries in flight: for each webhook, taken
-/// in one write for as many of the batch's deliveries to it as the cap leaves room for, and
-/// given back in one write once the last of them is done. A webhook with ten deliveries in a
-/// batch then costs two writes, not twenty; a slot is held until the batch's last delivery to
-/// its webhook ends, never shorter than its own.
+/// The slots a batch holds among its webhooks' deliveries in flight, for each webhook with more
+/// than one delivery in the batch: taken in one write for as many of them as the cap leaves
+/// room for, and given back in one write once the last of them is done. Ten deliveries of one
+/// webhook in a batch then cost two writes, not twenty; such a slot is held until the batch's
+/// last delivery to its webhook ends, never shorter than its own. (A webhook's only delivery in
+/// a batch takes its own slot and gives it back after its attempt.)
 #[derive(Default)]
-pub(super) struct Slots(std::sync::Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Pool>>>>);
+pub(super) struct Slots(HashMap<u64, tokio::sync::Mutex<Pool>>);
 
 /// One webhook's slots in a batch.
 #[derive(Default)]
@@ -77,27 +78,30 @@ pub(super) struct Pool {
 impl Slots {
     /// A batch's slots, for the batch's deliveries to these webhooks (one id per message).
     pub(super) fn counting(webhook_ids: impl Iterator<Item = u64>) -> Self {
-        let mut pools: HashMap<u64, Pool> = HashMap::new();
+        let mut counts: HashMap<u64, usize> = HashMap::new();
         for id in webhook_ids {
-            let pool = pools.entry(id).or_default();
-            pool.to_ask += 1;
-            pool.to_finish += 1;
+            *counts.entry(id).or_default() += 1;
         }
-        Self(std::sync::Mutex::new(
-            pools.into_iter().map(|(id, p)| (id, Arc::new(tokio::sync::Mutex::new(p)))).collect(),
-        ))
+        Self(
+            counts
+                .into_iter()
+                .filter(|&(_, n)| n > 1)
+                .map(|(id, n)| {
+                    (id, tokio::sync::Mutex::new(Pool { to_ask: n, to_finish: n, ..Pool::default() }))
+                })
+                .collect(),
+        )
     }
 
-    /// The webhook's slots in this batch.
-    pub(super) fn pool(&self, webhook_id: u64) -> Arc<tokio::sync::Mutex<Pool>> {
-        let mut pools = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        pools.entry(webhook_id).or_default().clone()
+    /// The webhook's slots in this batch, if it has more than one delivery in it.
+    pub(super) fn pool(&self, webhook_id: u64) -> Option<&tokio::sync::Mutex<Pool>> {
+        self.0.get(&webhook_id)
     }
 
     /// One of the batch's deliveries to the webhook is done: once the last one is, the leases
     /// to give back.
     pub(super) async fn finish(&self, webhook_id: u64) -> Vec<String> {
-        let pool = self.pool(webhook_id);
+        let Some(pool) = self.pool(webhook_id) else { return Vec::new() };
         let mut pool = pool.lock().await;
         pool.to_finish = pool.to_finish.saturating_sub(1);
         if pool.to_finish > 0 {

@@ -20,6 +20,17 @@ use crate::{
 /// use them: each slot's lease lasts an attempt's budget and this.
 const SLOT_SHARING_MS: i64 = 1_000;
 
+/// A delivery's slot among its webhook's deliveries in flight.
+pub(super) enum Slot {
+    /// None: the webhook has no cap, or the store could not count.
+    Unheld,
+    /// A lease of its own, given back after its attempt.
+    Own(String),
+    /// One of the batch's slots for its webhook, given back with the others after the batch's
+    /// last delivery to it.
+    Shared,
+}
+
 impl<S, Q, D> Dispatcher<S, Q, D>
 where
     S: WebhookStore + AttemptLog + NotifyStore + DeliverySlots,
@@ -70,56 +81,75 @@ where
         }
     }
 
-    /// A slot among the webhook's deliveries in flight, from those the batch holds for it or
-    /// taken now for this delivery and the batch's others to the webhook that have not asked
-    /// yet, held until the batch's last delivery to it ends (or their budget, if this instance
-    /// dies); false if the webhook has its cap in flight. With no cap, or if the store cannot
-    /// say, the attempt goes ahead without one.
-    pub(super) async fn take_slot(&self, webhook: &Webhook, batch: &Batch) -> bool {
+    /// A slot among the webhook's deliveries in flight, held until the attempt ends (or its
+    /// budget, if this instance dies); `None` if the webhook has its cap in flight. With no cap,
+    /// or if the store cannot say, the attempt goes ahead without one. A webhook with more than
+    /// one delivery in the batch gets one of the batch's slots for it, taken (if the batch has
+    /// none left) for this delivery and its others to the webhook that have not asked yet.
+    pub(super) async fn take_slot(&self, webhook: &Webhook, batch: &Batch) -> Option<Slot> {
         let cap = webhook.max_in_flight.unwrap_or(self.max_in_flight);
         if cap == 0 {
-            return true;
+            return Some(Slot::Unheld);
         }
-        let pool = batch.slots.pool(webhook.id);
+        let now = clock::now_ms();
+        let until = now + self.attempt_budget.as_millis() as i64;
+        let lease = || format!("{:016x}", rand::random::<u64>());
+        let Some(pool) = batch.slots.pool(webhook.id) else {
+            let leases = [lease()];
+            return match self.store.take_slots(webhook.id, &leases, now, until, cap).await {
+                Ok(0) => None,
+                Ok(_) => Some(Slot::Own(leases.into_iter().next().unwrap_or_default())),
+                Err(e) => Some(self.uncounted(&e)),
+            };
+        };
         let mut pool = pool.lock().await;
         pool.to_ask = pool.to_ask.saturating_sub(1);
-        let now = clock::now_ms();
         // Taken for this batch's deliveries a moment ago, and still good for a whole attempt;
         // if they were fewer than asked for, the cap was in flight then, and is still.
         if now <= pool.taken_ms + SLOT_SHARING_MS {
             if pool.unused > 0 {
                 pool.unused -= 1;
-                return true;
+                return Some(Slot::Shared);
             }
             if pool.capped {
-                return false;
+                return None;
             }
         }
-        let leases: Vec<String> =
-            (0..=pool.to_ask).map(|_| format!("{:016x}", rand::random::<u64>())).collect();
-        let until = now + self.attempt_budget.as_millis() as i64 + SLOT_SHARING_MS;
-        match self.store.take_slots(webhook.id, &leases, now, until, cap).await {
+        let leases: Vec<String> = (0..=pool.to_ask).map(|_| lease()).collect();
+        match self.store.take_slots(webhook.id, &leases, now, until + SLOT_SHARING_MS, cap).await {
             Ok(taken) => {
                 (pool.unused, pool.taken_ms, pool.capped) =
                     (taken.saturating_sub(1), now, taken < leases.len());
                 pool.leases.extend(leases.into_iter().take(taken));
-                taken > 0
+                (taken > 0).then_some(Slot::Shared)
             }
-            Err(e) => {
-                tracing::warn!(error = %crate::error::chain(&e), "cannot count the deliveries in flight");
-                true
-            }
+            Err(e) => Some(self.uncounted(&e)),
         }
     }
 
-    /// One of the batch's deliveries to the webhook is done; after the last, the batch's slots
-    /// for it are given back.
+    fn uncounted(&self, e: &crate::store::StoreError) -> Slot {
+        tracing::warn!(error = %crate::error::chain(e), "cannot count the deliveries in flight");
+        Slot::Unheld
+    }
+
+    /// After the attempt: a slot of its own given back.
+    pub(super) async fn give_slot(&self, webhook_id: u64, slot: Slot) {
+        if let Slot::Own(lease) = slot {
+            self.give_slots(webhook_id, &[lease]).await;
+        }
+    }
+
+    /// One of the batch's deliveries is done; after its webhook's last, the batch's slots for it
+    /// are given back.
     pub(super) async fn finish_slots(&self, webhook_id: u64, batch: &Batch) {
         let leases = batch.slots.finish(webhook_id).await;
-        if leases.is_empty() {
-            return;
+        if !leases.is_empty() {
+            self.give_slots(webhook_id, &leases).await;
         }
-        if let Err(e) = self.store.give_slots(webhook_id, &leases).await {
+    }
+
+    async fn give_slots(&self, webhook_id: u64, leases: &[String]) {
+        if let Err(e) = self.store.give_slots(webhook_id, leases).await {
             tracing::warn!(error = %crate::error::chain(&e), "cannot give the slots back: they free themselves at their expiry");
         }
     }

@@ -257,7 +257,7 @@ where
                 return Disposition::Retry;
             }
         };
-        if !self.take_slot(&webhook, batch).await {
+        let Some(slot) = self.take_slot(&webhook, batch).await else {
             tracing::info!("the webhook has its cap of deliveries in flight: this one waits");
             tally.add(|t| t.capped += 1);
             let wait = Duration::from_millis(rand::thread_rng().gen_range(1_000..3_000));
@@ -265,7 +265,7 @@ where
                 Some(lane) => self.hold_in_place(lane, record, wait).await,
                 None => self.requeue(&message, wait).await,
             };
-        }
+        };
         let attempt = self
             .deliverer
             .deliver(&DeliveryRequest {
@@ -279,6 +279,7 @@ where
             })
             .await;
         self.log_attempt(&message, &attempt).await;
+        self.give_slot(webhook.id, slot).await;
         let ms = attempt.duration.as_secs_f64() * 1000.0;
         tally.add(|t| {
             t.latency_ms.push(ms);

@@ -483,6 +483,8 @@ async fn a_batch_takes_its_slots_for_a_webhook_in_one_write_and_gives_them_back_
     store.replace_webhook(&current, &Webhook { version: current.version + 1, ..w.clone() }).await.unwrap();
     let other = Webhook { id: w.id + 1, url: format!("{}/other", w.url), max_in_flight: None, ..w.clone() };
     store.insert_webhook(&other).await.unwrap();
+    let single = Webhook { id: w.id + 2, url: format!("{}/single", w.url), ..other.clone() };
+    store.insert_webhook(&single).await.unwrap();
     let now = clock::now_ms();
     // One delivery in flight elsewhere: three of the cap of four are free.
     assert_eq!(store.take_slots(w.id, &["elsewhere".to_owned()], now, now + 60_000, 4).await.unwrap(), 1);
@@ -491,14 +493,19 @@ async fn a_batch_takes_its_slots_for_a_webhook_in_one_write_and_gives_them_back_
 
     let mut batch: Vec<SqsMessage> = (1..=5).map(|i| message(i, w.id)).collect();
     batch.extend((6..=7).map(|i| message(i, other.id)));
+    batch.push(message(8, single.id));
     assert!(run(&d, batch).await.is_empty());
-    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 3 + 2, "three of w's five, and other's two");
+    assert_eq!(
+        d.deliverer.2.load(Ordering::Relaxed),
+        3 + 2 + 1,
+        "three of w's five, other's two, single's one"
+    );
     let held = d.queue.messages();
     assert_eq!(held.len(), 2, "w's other two held by its cap");
     assert!(held.iter().all(|m| m.webhook_id == w.id && m.attempt == 1 && m.not_before_ms.is_some()));
     assert_eq!(
         d.store.slot_writes.load(Ordering::Relaxed) - before,
-        4,
+        6,
         "each webhook's slots taken in one write and given back in one"
     );
     // All given back: only the slot held elsewhere is left.
@@ -506,6 +513,7 @@ async fn a_batch_takes_its_slots_for_a_webhook_in_one_write_and_gives_them_back_
     let four: Vec<String> = (0..4).map(|i| format!("after{i}")).collect();
     assert_eq!(d.store.take_slots(w.id, &four, now, now + 1_000, 4).await.unwrap(), 3);
     assert_eq!(d.store.take_slots(other.id, &four, now, now + 1_000, 10).await.unwrap(), 4);
+    assert_eq!(d.store.take_slots(single.id, &four[..1], now, now + 1_000, 1).await.unwrap(), 1);
 }
 
 /// [`with_emails`] with a slow lane of its own, `slow`.
