@@ -3,7 +3,7 @@ use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
-use super::{records::*, *};
+use super::{kept::EventRecord, records::*, *};
 
 /// Sends `pending` with `send`, which answers what DynamoDB left unprocessed, again after a
 /// growing pause, until nothing is left, six times at most.

@@ -26,9 +26,10 @@
 //! Each guard is written in the same transaction as the item it guards, conditioned on not
 //! existing, so concurrent writers can never share a username, an id or an endpoint.
 //!
-//! Items are mapped with `serde_dynamo` from the records of `records.rs`; the ports are
-//! implemented by kind: `accounts.rs` (vendors, tokens), `webhooks.rs`, `log.rs` (events,
-//! idempotency keys, attempts), `notify.rs` (email settings, claims, alerts).
+//! Items are mapped with `serde_dynamo` from the records of `records.rs` (a kept event's in
+//! `kept.rs`, with its deflated payload); the ports are implemented by kind: `accounts.rs`
+//! (vendors, tokens), `webhooks.rs`, `log.rs` (events, idempotency keys, attempts),
+//! `notify.rs` (email settings, claims, alerts).
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
@@ -54,12 +55,15 @@ use crate::{
 };
 
 mod accounts;
+mod kept;
 mod log;
 mod notify;
 mod records;
 mod sessions;
 mod slots;
 mod webhooks;
+
+pub use kept::kept_event_write_units;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -236,26 +240,6 @@ fn event_pk(vendor_id: &str, event_id: &str) -> String {
 
 /// The index of a vendor's events of one type by time: `timeline` (S), `publishedAt` (N).
 pub const EVENTS_BY_TIME: &str = "EventsByTime";
-
-/// What keeping `event` costs in write units: one per KB its item begins (an item is billed by
-/// its attributes' names and values: a string's or a binary's bytes, a number about half its
-/// digits and a byte), and one for its key in [`EVENTS_BY_TIME`] if it is in the timeline.
-pub fn kept_event_write_units(event: &StoredEvent) -> Result<u64, StoreError> {
-    let item = records::to_item(records::EventRecord::of(event))?;
-    let bytes: usize = item
-        .iter()
-        .map(|(name, value)| {
-            name.len()
-                + match value {
-                    AttributeValue::S(s) => s.len(),
-                    AttributeValue::B(b) => b.as_ref().len(),
-                    AttributeValue::N(n) => n.len().div_ceil(2) + 1,
-                    _ => 1,
-                }
-        })
-        .sum();
-    Ok(bytes.div_ceil(1024) as u64 + event.in_timeline as u64)
-}
 
 /// A vendor's events of one type, in [`EVENTS_BY_TIME`].
 fn timeline_pk(vendor_id: &str, event_type: EventType) -> String {
