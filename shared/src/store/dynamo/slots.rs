@@ -2,6 +2,8 @@
 //! `leases` map holds each slot taken, by lease id, with its expiry. Taking slots, one or a
 //! batch's several, is one conditional update (`size(leases) <= cap - taken`); a full map is
 //! swept of expired leases first.
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+
 use super::*;
 
 /// How long the item outlives its last slot (TTL).
@@ -29,17 +31,8 @@ impl DeliverySlots for DynamoStore {
                 return Ok(0);
             }
             // All `want` leases in one update, if the map leaves room for them.
-            let mut update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(slots_pk(webhook_id)))
-                .key("sk", s("#"));
-            let mut sets = Vec::with_capacity(want + 1);
-            for (i, lease) in leases[..want].iter().enumerate() {
-                update = update.expression_attribute_names(format!("#l{i}"), lease);
-                sets.push(format!("leases.#l{i} = :until"));
-            }
+            let (update, paths) = self.slots_update(webhook_id, leases[..want].iter());
+            let mut sets: Vec<String> = paths.iter().map(|p| format!("{p} = :until")).collect();
             sets.push("expiresAt = :ttl".to_owned());
             let taken = update
                 .update_expression(format!("SET {}", sets.join(", ")))
@@ -82,19 +75,9 @@ impl DeliverySlots for DynamoStore {
 
     async fn give_slots(&self, webhook_id: u64, leases: &[String]) -> Result<(), StoreError> {
         for chunk in leases.chunks(MAX_LEASES_PER_WRITE) {
-            let mut update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(slots_pk(webhook_id)))
-                .key("sk", s("#"));
-            let mut removes = Vec::with_capacity(chunk.len());
-            for (i, lease) in chunk.iter().enumerate() {
-                update = update.expression_attribute_names(format!("#l{i}"), lease);
-                removes.push(format!("leases.#l{i}"));
-            }
+            let (update, paths) = self.slots_update(webhook_id, chunk.iter());
             let given = update
-                .update_expression(format!("REMOVE {}", removes.join(", ")))
+                .update_expression(format!("REMOVE {}", paths.join(", ")))
                 .condition_expression("attribute_exists(pk)")
                 .send()
                 .await;
@@ -129,25 +112,38 @@ impl DynamoStore {
         }
     }
 
-    /// Removes expired leases, each only if it still has the expiry that was read.
-    async fn sweep(&self, webhook_id: u64, expired: &[(String, String)]) -> Result<(), StoreError> {
+    /// An update of the webhook's slots item that names `leases` `#l0`, `#l1`, …; and their
+    /// paths in the item, `leases.#l0`, `leases.#l1`, …, for its expressions.
+    fn slots_update<'a>(
+        &self,
+        webhook_id: u64,
+        leases: impl Iterator<Item = &'a String>,
+    ) -> (UpdateItemFluentBuilder, Vec<String>) {
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(slots_pk(webhook_id)))
             .key("sk", s("#"));
-        let mut removes = Vec::new();
-        let mut conditions = Vec::new();
-        for (i, (id, until)) in expired.iter().take(50).enumerate() {
-            update = update
-                .expression_attribute_names(format!("#l{i}"), id)
-                .expression_attribute_values(format!(":u{i}"), AttributeValue::N(until.clone()));
-            removes.push(format!("leases.#l{i}"));
-            conditions.push(format!("leases.#l{i} = :u{i}"));
+        let mut paths = Vec::new();
+        for (i, lease) in leases.enumerate() {
+            update = update.expression_attribute_names(format!("#l{i}"), lease);
+            paths.push(format!("leases.#l{i}"));
+        }
+        (update, paths)
+    }
+
+    /// Removes expired leases, each only if it still has the expiry that was read.
+    async fn sweep(&self, webhook_id: u64, expired: &[(String, String)]) -> Result<(), StoreError> {
+        let expired = &expired[..expired.len().min(MAX_LEASES_PER_WRITE)];
+        let (mut update, paths) = self.slots_update(webhook_id, expired.iter().map(|(id, _)| id));
+        let mut conditions = Vec::with_capacity(paths.len());
+        for (i, ((_, until), path)) in expired.iter().zip(&paths).enumerate() {
+            update = update.expression_attribute_values(format!(":u{i}"), AttributeValue::N(until.clone()));
+            conditions.push(format!("{path} = :u{i}"));
         }
         let swept = update
-            .update_expression(format!("REMOVE {}", removes.join(", ")))
+            .update_expression(format!("REMOVE {}", paths.join(", ")))
             .condition_expression(conditions.join(" AND "))
             .send()
             .await;
