@@ -193,6 +193,17 @@ pub fn webhooks(port: u16, count: usize, vendor: &str, first_id: u64) -> Vec<Web
         .collect()
 }
 
+/// `hooks` in the DynamoDB table, those not there yet inserted (ids are unique table-wide, and
+/// a bench run may follow another on the same table).
+pub async fn stored(store: &shared::store::DynamoStore, hooks: &[Webhook]) -> anyhow::Result<()> {
+    for w in hooks {
+        if store.get_webhook(&w.vendor_id, w.id).await?.is_none() {
+            store.insert_webhook(w).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// The SQS batches of `n` deliveries over the webhooks in turn, ten messages each (ten
 /// webhooks in each), as the event source mapping hands them to dispatch.
 pub fn batches(hooks: &[Webhook], n: usize) -> Vec<SqsEvent> {

@@ -116,15 +116,10 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
         .await,
     );
     if dynamo {
-        use shared::store::WebhookStore;
         let table = std::env::var("TABLE_NAME").context("--dynamo needs TABLE_NAME")?;
         let aws = shared::aws::sdk_config().await;
         let store = shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
-        for w in &hooks {
-            if store.get_webhook(&w.vendor_id, w.id).await?.is_none() {
-                store.insert_webhook(w).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-        }
+        dispatch::stored(&store, &hooks).await?;
         runs.push(
             dispatch::through_dispatch(
                 "c. dispatch, DynamoDB store on the emulator",
@@ -138,11 +133,7 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
         // the batch takes together (ten webhooks, so that the five invocations at a time are
         // each another webhook's, as its cap of ten would have it).
         let streams = dispatch::webhooks(receiver.port, 10, "ven_bench_stream", 900_100_000);
-        for w in &streams {
-            if store.get_webhook(&w.vendor_id, w.id).await?.is_none() {
-                store.insert_webhook(w).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-        }
+        dispatch::stored(&store, &streams).await?;
         runs.push(
             dispatch::through_dispatch(
                 "c1. as c, each batch to one webhook (a vendor's stream)",
@@ -424,15 +415,10 @@ async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize) ->
     // dispatch's batch: deliveries to webhooks stored in the table on the emulator.
     let hooks = dispatch::webhooks(receiver.port, 10, "ven_bench_cold", 800_000_000);
     {
-        use shared::store::WebhookStore;
         let aws = shared::aws::sdk_config().await;
         let table = std::env::var("TABLE_NAME").context("cold-start needs TABLE_NAME and the emulator")?;
         let store = shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
-        for w in &hooks {
-            if store.get_webhook(&w.vendor_id, w.id).await?.is_none() {
-                store.insert_webhook(w).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-        }
+        dispatch::stored(&store, &hooks).await?;
     }
     let records: Vec<_> = dispatch::batches(&hooks, batch).into_iter().flat_map(|e| e.records).collect();
     let dispatch_event = Bytes::from(serde_json::json!({"Records": records}).to_string());

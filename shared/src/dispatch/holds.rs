@@ -98,7 +98,10 @@ where
             let leases = [lease()];
             return match self.store.take_slots(webhook.id, &leases, now, until, cap).await {
                 Ok(0) => None,
-                Ok(_) => Some(Slot::Own(leases.into_iter().next().unwrap_or_default())),
+                Ok(_) => {
+                    let [lease] = leases;
+                    Some(Slot::Own(lease))
+                }
                 Err(e) => Some(self.uncounted(&e)),
             };
         };

@@ -6,7 +6,7 @@ use crate::domain::{EventType, Vendor, Webhook};
 mod dynamo;
 mod memory;
 mod sessions;
-pub use dynamo::{kept_event_write_units, DynamoStore, ATTEMPT_TTL_SECS};
+pub use dynamo::{item_bytes, kept_event_write_units, DynamoStore, ATTEMPT_TTL_SECS};
 pub use memory::MemoryStore;
 pub use sessions::{PortalSession, SessionStore, SignedInWith};
 

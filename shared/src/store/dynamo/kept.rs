@@ -77,13 +77,18 @@ impl EventRecord {
 /// miniz's default: on JSON of a few KiB, the higher levels gain a few bytes for twice the time.
 const DEFLATE_LEVEL: u8 = 6;
 
-/// What keeping `event` costs in write units: one per KB its item begins (an item is billed by
-/// its attributes' names and values: a string's or a binary's bytes, a number about half its
-/// digits and a byte), and one for its key in [`EVENTS_BY_TIME`] if it is in the timeline.
+/// What keeping `event` costs in write units: one per KB its item begins, and one for its key
+/// in [`EVENTS_BY_TIME`] if it is in the timeline.
 pub fn kept_event_write_units(event: &StoredEvent) -> Result<u64, StoreError> {
     let item = to_item(EventRecord::of(event))?;
-    let bytes: usize = item
-        .iter()
+    Ok(item_bytes(&item).div_ceil(1024) as u64 + event.in_timeline as u64)
+}
+
+/// The size DynamoDB bills an item by: its attributes' names and values (a string's or a
+/// binary's bytes, a number about half its digits and a byte; the other kinds, which kept
+/// events do not have, a byte).
+pub fn item_bytes(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter()
         .map(|(name, value)| {
             name.len()
                 + match value {
@@ -93,6 +98,5 @@ pub fn kept_event_write_units(event: &StoredEvent) -> Result<u64, StoreError> {
                     _ => 1,
                 }
         })
-        .sum();
-    Ok(bytes.div_ceil(1024) as u64 + event.in_timeline as u64)
+        .sum()
 }

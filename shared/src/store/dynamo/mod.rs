@@ -63,7 +63,7 @@ mod sessions;
 mod slots;
 mod webhooks;
 
-pub use kept::kept_event_write_units;
+pub use kept::{item_bytes, kept_event_write_units};
 
 type Item = HashMap<String, AttributeValue>;
 
