@@ -1,6 +1,7 @@
-//! The one HTTPS stack of every function: hyper-util's pooled HTTP/1.1 client on rustls with
-//! ring, trusting the system's roots. The AWS SDK's calls ([`SdkHttpClient`]) and webhook
-//! deliveries (`delivery::http`) both use it.
+//! The one HTTPS stack of every function: HTTP/1.1 on rustls with ring, trusting the system's
+//! roots. The AWS SDK's calls ([`SdkHttpClient`]) go through hyper-util's pooled client; webhook
+//! deliveries (`delivery::connections`) through the same connector, on connections each delivery
+//! drives itself.
 //!
 //! Neither needs HTTP/2 (DynamoDB, SQS and SES answer HTTP/1.1; a delivery is one request per
 //! connection turn), and the SDK's own client always carries it: leaving it out takes the `h2`

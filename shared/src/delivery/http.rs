@@ -10,6 +10,7 @@ use std::{
     future::Future,
     net::{IpAddr, SocketAddr},
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -20,14 +21,11 @@ use http::{
     },
     Request,
 };
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::{
-    connect::{dns::Name, HttpConnector},
-    Client,
-};
+use hyper_util::client::legacy::connect::{dns::Name, HttpConnector};
 
-use super::{Attempt, Deliverer, DeliveryRequest, Failure, Outcome};
+use super::{connections::Connections, Attempt, Deliverer, DeliveryRequest, Failure, Outcome};
 use crate::{https, urls::is_forbidden_ip};
 
 /// How deliveries are made; every value has an environment variable.
@@ -61,7 +59,7 @@ impl Default for DeliverySettings {
 /// invocations of a warm container).
 #[derive(Clone)]
 pub struct HttpDeliverer {
-    client: Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>,
+    connections: Arc<Connections<HttpsConnector<HttpConnector<GuardedResolver>>>>,
     timeout: Duration,
     max_response_bytes: usize,
     allow_private_targets: bool,
@@ -105,6 +103,9 @@ impl tower_service::Service<Name> for GuardedResolver {
     }
 }
 
+/// How much of a response the attempt log keeps.
+const EXCERPT_BYTES: usize = 1024;
+
 /// The product and version every delivery names itself with.
 pub const USER_AGENT: &str = concat!("order-webhooks/", env!("CARGO_PKG_VERSION"));
 
@@ -127,41 +128,26 @@ impl HttpDeliverer {
         tcp.set_connect_timeout(Some(settings.connect_timeout));
         let tls = https::tls_config(extra.as_deref())?;
         Ok(Self {
-            client: https::client(https::connector(tcp, tls)),
+            connections: Arc::new(Connections::new(https::connector(tcp, tls), https::POOL_IDLE_TIMEOUT)),
             timeout: settings.timeout,
             max_response_bytes: settings.max_response_bytes,
             allow_private_targets: settings.allow_private_targets,
         })
     }
 
-    /// Sends the request and reads at most the limit of its answer, all within the timeout.
+    /// Sends the request and reads at most the limit of its answer.
     async fn exchange(
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<(u16, Option<Duration>, Vec<u8>), Failure> {
-        let response = self.client.request(request).await.map_err(|e| error_class(&e))?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
+        let answer = self.connections.send(request, self.max_response_bytes, EXCERPT_BYTES).await?;
+        let retry_after = answer
+            .head
+            .headers
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| super::parse_retry_after(v, crate::clock::now()));
-        // Read at most the limit; a receiver that streams forever is cut off, not waited for.
-        let mut body = response.into_body();
-        let mut excerpt = Vec::new();
-        let mut read = 0usize;
-        while read < self.max_response_bytes {
-            match body.frame().await {
-                Some(Ok(frame)) => {
-                    let Ok(chunk) = frame.into_data() else { continue };
-                    read += chunk.len();
-                    let room = 1024usize.saturating_sub(excerpt.len());
-                    excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                }
-                None | Some(Err(_)) => break,
-            }
-        }
-        Ok((status, retry_after, excerpt))
+        Ok((answer.head.status.as_u16(), retry_after, answer.excerpt))
     }
 }
 
@@ -236,18 +222,6 @@ fn failed(class: Failure, started: Instant) -> Attempt {
         outcome: Outcome::Failed { class },
         duration: started.elapsed(),
         response_excerpt: String::new(),
-    }
-}
-
-fn error_class(e: &hyper_util::client::legacy::Error) -> Failure {
-    if https::source::<RefusedAddress>(e).is_some() {
-        Failure::RefusedAddress
-    } else if e.is_connect() {
-        Failure::Connect
-    } else if https::source::<hyper::Error>(e).is_some_and(|h| h.is_parse() || h.is_incomplete_message()) {
-        Failure::Response
-    } else {
-        Failure::Network
     }
 }
 

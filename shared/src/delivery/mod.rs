@@ -10,6 +10,7 @@ use sha2::Sha256;
 
 use crate::domain::{EventType, Webhook};
 
+mod connections;
 mod http;
 pub use http::{DeliverySettings, HttpDeliverer, USER_AGENT};
 
