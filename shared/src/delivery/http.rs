@@ -103,6 +103,11 @@ impl tower_service::Service<Name> for GuardedResolver {
     }
 }
 
+/// Standard Webhooks' headers, named once rather than parsed on every delivery.
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+
 /// How much of a response the attempt log keeps.
 const EXCERPT_BYTES: usize = 1024;
 
@@ -171,9 +176,9 @@ impl Deliverer for HttpDeliverer {
         let mut request = request
             .header(CONTENT_TYPE, "application/json")
             .header(USER_AGENT_HEADER, USER_AGENT)
-            .header("webhook-id", req.event_id)
-            .header("webhook-timestamp", req.timestamp.to_string())
-            .header("webhook-signature", req.signature);
+            .header(WEBHOOK_ID, req.event_id)
+            .header(WEBHOOK_TIMESTAMP, HeaderValue::from(req.timestamp))
+            .header(WEBHOOK_SIGNATURE, req.signature);
         if let Some(auth) = req.authentication {
             match HeaderValue::from_str(auth) {
                 Ok(mut v) => {

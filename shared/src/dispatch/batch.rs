@@ -24,8 +24,8 @@ pub(super) struct Batch {
     pub(super) tally: Tally,
 }
 
-/// One webhook read's answer.
-pub(super) type Lookup = Result<Option<Webhook>, String>;
+/// One webhook read's answer, shared by the batch's deliveries to it.
+pub(super) type Lookup = Result<Option<Arc<Webhook>>, String>;
 
 /// A cell per key, shared by the batch's messages for that key.
 pub(super) struct Cells<K, V>(std::sync::Mutex<HashMap<K, Arc<V>>>);

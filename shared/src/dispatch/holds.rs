@@ -1,7 +1,7 @@
 //! Where a delivery waits: the lanes (the queue a record came from, the slow lane for what
 //! comes later), the per-webhook cap on deliveries in flight, the circuit breaker, a retry's
 //! backoff, and after the last attempt the dead-letter queue.
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use aws_lambda_events::sqs::SqsMessage;
 use rand::Rng;
@@ -160,7 +160,11 @@ where
     /// The webhook, if a delivery may be attempted now; otherwise how long to wait. While the
     /// circuit is open nothing is attempted; once its time is past, the first delivery to claim
     /// the probe (a conditional write) tries the receiver, and the others wait for its answer.
-    pub(super) async fn through_circuit(&self, webhook: Webhook, batch: &Batch) -> Result<Webhook, Duration> {
+    pub(super) async fn through_circuit(
+        &self,
+        webhook: Arc<Webhook>,
+        batch: &Batch,
+    ) -> Result<Arc<Webhook>, Duration> {
         let (Some(circuit), Some(until)) = (self.circuit, webhook.circuit_open_until) else {
             return Ok(webhook);
         };
@@ -174,7 +178,7 @@ where
         }
         let probe_until = now + wait.as_secs() as i64;
         let claimed = self
-            .change_webhook(webhook, batch, |w| {
+            .change_webhook(Arc::unwrap_or_clone(webhook), batch, |w| {
                 (w.circuit_open_until == Some(until))
                     .then(|| Webhook { circuit_open_until: Some(probe_until), ..w.clone() })
             })
@@ -183,7 +187,7 @@ where
             Some(w) => {
                 tracing::info!("circuit half-open: this delivery probes the receiver");
                 batch.lookups.forget(&(w.vendor_id.clone(), w.id));
-                Ok(w)
+                Ok(Arc::new(w))
             }
             None => Err(spread(wait)),
         }

@@ -8,7 +8,7 @@
 //! cannot hold up the others: retries, held deliveries and every delivery of a webhook whose last
 //! attempt failed go there, so the deliveries queue carries only first attempts to webhooks that
 //! answer. A hanging receiver then ties up the fast lane for one delivery timeout at most.
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use rand::Rng;
@@ -202,6 +202,7 @@ where
                 self.store
                     .get_webhook(&message.vendor_id, message.webhook_id)
                     .await
+                    .map(|w| w.map(Arc::new))
                     .map_err(|e| crate::error::chain(&e))
             })
             .await
@@ -298,7 +299,7 @@ where
                 tracing::info!(status, duration_ms = attempt.duration.as_millis() as u64, "delivered");
                 if webhook.failing() {
                     let closed = self
-                        .change_webhook(webhook, batch, |w| {
+                        .change_webhook(Arc::unwrap_or_clone(webhook), batch, |w| {
                             let healthy = w.healthy();
                             (healthy != *w).then_some(healthy)
                         })
@@ -313,7 +314,7 @@ where
                 tracing::warn!("receiver answered 410 Gone: webhook disabled");
                 let at = clock::now();
                 let disabled = self
-                    .change_webhook(webhook, batch, |w| {
+                    .change_webhook(Arc::unwrap_or_clone(webhook), batch, |w| {
                         let disabled = Some((at, "the receiver answered 410 Gone".to_owned()));
                         w.disabled.is_none().then(|| Webhook { disabled, ..w.clone() })
                     })
@@ -325,7 +326,7 @@ where
             }
             Outcome::Rejected { status, retry_after } => {
                 tracing::warn!(status, "delivery rejected");
-                self.note_failure(webhook, &attempt, attempt_no, batch).await;
+                self.note_failure(Arc::unwrap_or_clone(webhook), &attempt, attempt_no, batch).await;
                 // Only a 429 or a 503 says when to come back.
                 let retry_after = retry_after.filter(|_| matches!(status, 429 | 503));
                 match lane {
@@ -335,7 +336,7 @@ where
             }
             Outcome::Failed { class } => {
                 tracing::warn!(class = class.as_str(), "delivery failed");
-                self.note_failure(webhook, &attempt, attempt_no, batch).await;
+                self.note_failure(Arc::unwrap_or_clone(webhook), &attempt, attempt_no, batch).await;
                 match lane {
                     Some(lane) => self.retry_in_place(lane, record, &message, None).await,
                     None => self.retry(record, message, None).await,
