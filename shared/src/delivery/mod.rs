@@ -109,14 +109,34 @@ pub struct BadSecret;
 /// The Standard Webhooks signature: `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body`
 /// under the secret's key bytes.
 pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<String, BadSecret> {
-    let key = STANDARD.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).map_err(|_| BadSecret)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|_| BadSecret)?;
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    // The key on the stack (Standard Webhooks' secrets are 24 to 64 bytes), a longer one on the heap.
+    let mut buf = [0u8; 64];
+    let longer;
+    let key = match STANDARD.decode_slice(encoded, &mut buf) {
+        Ok(n) => &buf[..n],
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            longer = STANDARD.decode(encoded).map_err(|_| BadSecret)?;
+            &longer[..]
+        }
+        Err(base64::DecodeSliceError::DecodeError(_)) => return Err(BadSecret),
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| BadSecret)?;
     mac.update(msg_id.as_bytes());
     mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
+    let mut digits = [0u8; 20];
+    let len = {
+        let mut rest = &mut digits[..];
+        std::io::Write::write_fmt(&mut rest, format_args!("{timestamp}")).map_err(|_| BadSecret)?;
+        20 - rest.len()
+    };
+    mac.update(&digits[..len]);
     mac.update(b".");
     mac.update(body);
-    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    let mut signature = String::with_capacity(47);
+    signature.push_str("v1,");
+    STANDARD.encode_string(mac.finalize().into_bytes(), &mut signature);
+    Ok(signature)
 }
 
 /// The `webhook-signature` header of a delivery: the webhook's secret's signature, and each
@@ -394,6 +414,15 @@ mod tests {
         .unwrap();
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         assert!(sign("whsec_!!!", "m", 1, b"").is_err());
+        // A key longer than the stack's buffer, and a negative timestamp, signed as HMAC has it.
+        let key: Vec<u8> = (0..100u8).collect();
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+        mac.update(b"msg_1.-1614265330.{}");
+        let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+        assert_eq!(
+            sign(&format!("whsec_{}", STANDARD.encode(&key)), "msg_1", -1614265330, b"{}").unwrap(),
+            expected
+        );
     }
 
     #[test]
