@@ -125,8 +125,8 @@ where
     Run { name, deliveries: n, wall, cpu, latencies, requests: None, batches: 0 }
 }
 
-/// The bare client: hyper-util's pooled HTTP/1.1 client (what dispatch's sender is built on), the same
-/// POSTs with the same headers, `concurrency` at a time.
+/// The bare client: hyper-util's pooled HTTP/1.1 client as it comes, the same POSTs with the
+/// same headers, `concurrency` at a time.
 pub async fn ceiling(port: u16, n: usize, concurrency: usize) -> Run {
     let client: Arc<Client<_, Full<Bytes>>> = Arc::new(Client::builder(TokioExecutor::new()).build_http());
     let body = Bytes::from(payload());
@@ -148,8 +148,9 @@ pub async fn ceiling(port: u16, n: usize, concurrency: usize) -> Run {
     .await
 }
 
-/// dispatch's own sender (`HttpDeliverer`: hyper-util, the address guard, the response cap) alone,
-/// the same requests: where the gap between a and b goes.
+/// dispatch's own sender (`HttpDeliverer`: hyper's HTTP/1.1 connections, each driven by the
+/// delivery using it, the address guard, the timeout, the response cap) alone, the same
+/// requests: where the gap between a and b goes.
 pub async fn sender_alone(port: u16, n: usize, concurrency: usize) -> Run {
     use shared::delivery::{Deliverer, DeliveryRequest, Outcome};
     let settings = DeliverySettings { allow_private_targets: true, ..DeliverySettings::default() };

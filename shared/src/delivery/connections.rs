@@ -38,14 +38,26 @@ use crate::https;
 /// Idle connections kept per origin at most (a delivery takes one from them, or opens one).
 const MAX_IDLE_PER_ORIGIN: usize = 64;
 
+/// Idle connections kept at most, all origins together: each is a file descriptor, and Lambda
+/// gives a function 1,024.
+const MAX_IDLE: usize = 256;
+
 /// Connections by origin, over `C`'s transport (the guarded TCP and TLS connector).
 pub(super) struct Connections<C: Service<Uri>>
 where
     C::Response: Read + Write + Unpin + Send,
 {
     connector: C,
-    idle: Mutex<HashMap<Origin, Vec<Idle<C::Response>>>>,
+    idle: Mutex<Pool<C::Response>>,
     idle_timeout: Duration,
+}
+
+/// The idle connections, by origin, most recently used last.
+struct Pool<T: Read + Write + Unpin + Send> {
+    by_origin: HashMap<Origin, Vec<Idle<T>>>,
+    count: usize,
+    /// When connections idle past the timeout were last closed, all origins over.
+    swept: Instant,
 }
 
 /// Where a connection goes: a scheme and an authority (its host compared without case).
@@ -80,11 +92,13 @@ enum Exchanged {
 
 impl<C> Connections<C>
 where
-    C: Service<Uri, Error = Box<dyn std::error::Error + Send + Sync>> + Clone,
+    C: Service<Uri> + Clone,
+    C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     C::Response: Read + Write + Unpin + Send + 'static,
 {
     pub(super) fn new(connector: C, idle_timeout: Duration) -> Self {
-        Self { connector, idle: Mutex::new(HashMap::new()), idle_timeout }
+        let idle = Pool { by_origin: HashMap::new(), count: 0, swept: Instant::now() };
+        Self { connector, idle: Mutex::new(idle), idle_timeout }
     }
 
     /// Sends `request` (an absolute URL) and reads at most `limit` bytes of the answer's body,
@@ -128,13 +142,20 @@ where
 
     /// The origin's most recently used idle connection that is still open, if any.
     fn checkout(&self, origin: &Origin) -> Option<Conn<C::Response>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(origin)?;
-        while let Some(Idle { mut conn, since }) = list.pop() {
+        loop {
+            let Idle { mut conn, since } = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                let pool = &mut *idle;
+                let list = pool.by_origin.get_mut(origin)?;
+                let candidate = list.pop()?;
+                pool.count -= 1;
+                if list.is_empty() {
+                    pool.by_origin.remove(origin);
+                }
+                candidate
+            };
             if since.elapsed() > self.idle_timeout {
-                // The rest are older still.
-                list.clear();
-                break;
+                continue;
             }
             // One poll with no one to wake: a connection its receiver closed ends here, and an
             // open one takes in that the exchange it carried is over.
@@ -143,14 +164,31 @@ where
                 return Some(conn);
             }
         }
-        None
     }
 
+    /// Keeps `conn` for the origin's next delivery, within the limits; and, at most twice per
+    /// idle timeout, closes every origin's connections idle past it (an origin no delivery goes
+    /// to again would otherwise keep them open).
     fn put_back(&self, origin: Origin, conn: Conn<C::Response>) {
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(origin).or_default();
+        let pool = &mut *idle;
+        if now.duration_since(pool.swept) > self.idle_timeout / 2 {
+            pool.swept = now;
+            let timeout = self.idle_timeout;
+            pool.by_origin.retain(|_, list| {
+                list.retain(|i| now.duration_since(i.since) <= timeout);
+                !list.is_empty()
+            });
+            pool.count = pool.by_origin.values().map(Vec::len).sum();
+        }
+        if pool.count >= MAX_IDLE {
+            return;
+        }
+        let list = pool.by_origin.entry(origin).or_default();
         if list.len() < MAX_IDLE_PER_ORIGIN {
-            list.push(Idle { conn, since: Instant::now() });
+            list.push(Idle { conn, since: now });
+            pool.count += 1;
         }
     }
 
@@ -163,6 +201,7 @@ where
             connector.call(uri.clone()).await
         };
         let io = connected.await.map_err(|e| {
+            let e: Box<dyn std::error::Error + Send + Sync> = e.into();
             if https::source::<RefusedAddress>(&*e).is_some() {
                 Failure::RefusedAddress
             } else {
@@ -264,7 +303,66 @@ fn origin_form(uri: &Uri) -> Uri {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    };
+
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
+
+    /// A receiver that keeps connections alive, answering `200` to each request, and counts the
+    /// connections its clients closed.
+    async fn receiver() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let closed = Arc::new(AtomicUsize::new(0));
+        let count = closed.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n @ 1..) = socket.read(&mut buf).await {
+                        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if socket.write_all(ok).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (url, closed)
+    }
+
+    fn post(url: &str) -> Request<Full<Bytes>> {
+        Request::post(url).body(Full::new(Bytes::new())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn connections_idle_past_the_timeout_are_closed_though_no_delivery_goes_to_their_origin_again() {
+        let connections = Connections::new(HttpConnector::new(), Duration::from_millis(100));
+        let ((a, a_closed), (b, b_closed)) = (receiver().await, receiver().await);
+        assert_eq!(connections.send(post(&a), 1024, 0).await.unwrap().head.status, 200);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(a_closed.load(Ordering::SeqCst), 0, "nothing closes an idle connection by itself");
+        // Keeping b's connection sweeps a's, idle past the timeout.
+        assert_eq!(connections.send(post(&b), 1024, 0).await.unwrap().head.status, 200);
+        for _ in 0..100 {
+            if a_closed.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(a_closed.load(Ordering::SeqCst), 1);
+        assert_eq!(b_closed.load(Ordering::SeqCst), 0, "b's connection is kept");
+        assert_eq!(connections.idle.lock().unwrap().count, 1);
+    }
 
     #[test]
     fn the_host_header_and_the_target_are_written_as_an_origin_expects() {
