@@ -72,22 +72,8 @@ impl Receiver {
     /// Like [`Receiver::start`], over https with the local stack's certificate (`RECEIVER_TLS_DIR`,
     /// signed by the throwaway CA that dispatch trusts): for Ventiapp, whose addresses must be https.
     pub async fn start_tls(script: Vec<Reply>, then: Reply) -> Self {
-        use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-        use tokio_rustls::{rustls, TlsAcceptor};
         let dir = std::path::PathBuf::from(crate::stack_var("RECEIVER_TLS_DIR"));
-        let certs = CertificateDer::pem_file_iter(dir.join("cert.pem"))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
-        let config =
-            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(certs, key)
-                .unwrap();
-        Self::serve(script, then, Some(TlsAcceptor::from(Arc::new(config)))).await
+        Self::serve(script, then, Some(tls_acceptor(&dir))).await
     }
 
     /// Listens on a free loopback port and answers, over TLS if given an acceptor.
@@ -203,4 +189,22 @@ async fn answer(
         }
     }
     Ok(response)
+}
+
+/// A TLS acceptor with the certificate and key of `dir` (`cert.pem`, `key.pem`, as
+/// `devstack::ensure_local_tls` makes them).
+pub fn tls_acceptor(dir: &std::path::Path) -> tokio_rustls::TlsAcceptor {
+    use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let certs =
+        CertificateDer::pem_file_iter(dir.join("cert.pem")).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }

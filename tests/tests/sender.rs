@@ -11,7 +11,9 @@ use std::{
     time::Duration,
 };
 
-use shared::delivery::{Deliverer, DeliveryRequest, DeliverySettings, Failure, HttpDeliverer, Outcome};
+use shared::delivery::{
+    Attempt, Deliverer, DeliveryRequest, DeliverySettings, Failure, HttpDeliverer, Outcome,
+};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpListener,
@@ -45,20 +47,8 @@ async fn receiver(mode: Mode) -> Raw {
 
 /// A receiver over TLS, its certificate signed by a throwaway CA in `dir` (`ca.pem`).
 async fn tls_receiver(mode: Mode, dir: &std::path::Path) -> Raw {
-    use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-    use tokio_rustls::rustls;
     devstack::ensure_local_tls(dir).unwrap();
-    let certs =
-        CertificateDer::pem_file_iter(dir.join("cert.pem")).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
-    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
-    let config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
-    serving(mode, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    serving(mode, Some(tests::receiver::tls_acceptor(dir))).await
 }
 
 async fn serving(mode: Mode, tls: Option<tokio_rustls::TlsAcceptor>) -> Raw {
@@ -143,7 +133,7 @@ fn sender(timeout: Duration) -> HttpDeliverer {
     .unwrap()
 }
 
-async fn deliver(sender: &HttpDeliverer, url: &str) -> Outcome {
+async fn attempt(sender: &HttpDeliverer, url: &str) -> Attempt {
     sender
         .deliver(&DeliveryRequest {
             url,
@@ -155,7 +145,10 @@ async fn deliver(sender: &HttpDeliverer, url: &str) -> Outcome {
             body: br#"{"orderNo":"1000-1"}"#,
         })
         .await
-        .outcome
+}
+
+async fn deliver(sender: &HttpDeliverer, url: &str) -> Outcome {
+    attempt(sender, url).await.outcome
 }
 
 #[tokio::test]
@@ -236,17 +229,7 @@ async fn a_receiver_that_closes_its_connections_gets_every_delivery_on_a_new_one
 async fn an_answer_past_the_read_limit_is_cut_off_and_its_connection_not_used_again() {
     let r = receiver(Mode::Big(200 * 1024)).await;
     let sender = sender(Duration::from_secs(5));
-    let attempt = sender
-        .deliver(&DeliveryRequest {
-            url: &r.url,
-            authentication: None,
-            headers: &[],
-            event_id: "evt_sender",
-            timestamp: 1_795_510_800,
-            signature: "v1,x",
-            body: b"{}",
-        })
-        .await;
+    let attempt = attempt(&sender, &r.url).await;
     assert_eq!(attempt.outcome, Outcome::Delivered { status: 200 });
     assert_eq!(attempt.response_excerpt, "x".repeat(1024));
     assert_eq!(deliver(&sender, &r.url).await, Outcome::Delivered { status: 200 });
