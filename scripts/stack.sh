@@ -15,7 +15,8 @@ DEMO_PASSWORD="${DEMO_PASSWORD:-demo-password}"
 EMAIL_SENDER="${EMAIL_SENDER-notifications@webhooks.example}"
 STACK_PIDS=()
 
-log() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
+# Each line with the seconds since the script started: where a run's time went.
+log() { printf '\033[1m[stack %ss]\033[0m %s\n' "$SECONDS" "$*" >&2; }
 
 # Creates .venv with the pinned tools, once per change of the requirements.
 ensure_venv() {

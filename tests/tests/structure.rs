@@ -65,3 +65,37 @@ fn no_module_is_over_about_400_lines_of_code() {
     }
     assert!(long.is_empty(), "split these by concern:\n{}", long.join("\n"));
 }
+
+/// The sources of the workspace's binaries that are not a library's: `make test` runs
+/// `cargo test --lib --test '*'`, so a unit test in one of them would never run.
+fn binary_sources() -> Vec<PathBuf> {
+    let root = repo_root();
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(root.join("functions")).unwrap() {
+        modules(&entry.unwrap().path().join("src"), &mut paths);
+    }
+    for dir in ["admin/src", "bench/src", "tests/src/bin"] {
+        modules(&root.join(dir), &mut paths);
+    }
+    paths.push(root.join("devstack/src/main.rs"));
+    paths
+}
+
+#[test]
+fn binaries_hold_no_unit_tests() {
+    let sources = binary_sources();
+    assert!(sources.len() > 20, "the functions, the CLI, the bench, devstack and the soak: {sources:?}");
+    let with_tests: Vec<String> = sources
+        .iter()
+        .filter(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.contains("#[test]") || text.contains("#[tokio::test") || text.contains("#[cfg(test)]")
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        with_tests.is_empty(),
+        "make test does not run a binary's own tests; move these to its library or to tests/:\n{}",
+        with_tests.join("\n")
+    );
+}
