@@ -132,7 +132,8 @@ start_stack() {
     echo "ALLOW_PRIVATE_TARGETS=true"
     # The portal is served over plain http on 127.0.0.1: its cookies cannot be Secure here.
     echo "PORTAL_INSECURE_COOKIES=true"
-    echo "RUST_LOG=${FUNCTIONS_RUST_LOG:-info}"
+    # Quoted: the env file's reader (cargo lambda's) takes no `=` in a bare value (`info,shared=debug`).
+    echo "RUST_LOG=\"${FUNCTIONS_RUST_LOG:-info}\""
     echo "DELIVERIES_QUEUE_URL=$DELIVERIES_QUEUE_URL"
     echo "SLOW_DELIVERIES_QUEUE_URL=$SLOW_DELIVERIES_QUEUE_URL"
     echo "DEAD_LETTER_QUEUE_URL=$DEAD_LETTER_QUEUE_URL"
