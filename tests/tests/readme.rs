@@ -1,6 +1,6 @@
 //! The README's "Try it" section, run as written: every `sh` block, in order, in one shell,
 //! against the test stack. Only what differs between `make dev` and `make test` is put in:
-//! the API's address and port, the receiver's port, the stack's folder, and `cargo run -q -p
+//! the API's address and port, the receiver's port, the stack's folder, and `cargo run -q --bin
 //! webhooks-admin`, which runs the built binary (cargo's lock is held while the tests run).
 //! Every `curl` fails on an HTTP error, and the shell stops at the first failing command.
 use std::{net::TcpListener, process::Command};
@@ -33,7 +33,7 @@ fn the_readme_examples_run_as_written() {
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 curl() { command curl --fail-with-body "$@"; }
 cargo() {
-  if [ "${1:-} ${2:-} ${3:-} ${4:-}" = "run -q -p webhooks-admin" ]; then
+  if [ "${1:-} ${2:-} ${3:-} ${4:-}" = "run -q --bin webhooks-admin" ]; then
     shift 4; [ "${1:-}" = "--" ] && shift; "$WEBHOOKS_ADMIN" "$@"
   else command cargo "$@"; fi
 }
