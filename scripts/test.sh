@@ -61,14 +61,15 @@ check "cfn-lint" cfn-lint template.yaml
 check "sam validate --lint" sam validate --lint --region us-east-1 --template template.yaml
 
 wait "$build_pid" || true  # a failed build fails again, on the terminal, in start_stack
+# clippy, as one command: beside the tests (below), or at the end if the stack did not start.
+clippy_cmd=(cargo clippy --workspace --all-targets --quiet -- -D warnings)
 if start_stack; then
   mkdir -p "$STACK_DIR"
   printf '%s\n' "$DEMO_PASSWORD" "vwt_local-demo-token-do-not-use-in-production" "Basic XxxXxxXX" > "$SECRETS_FILE"
   # clippy meanwhile, at the lowest priority and in a target directory of its own (cargo locks its
   # build directory for as long as `cargo test` runs): it takes the CPU the tests leave idle while
   # they wait on the stack's timers, rather than a minute and a half of its own after them.
-  nice -n 19 cargo clippy --workspace --all-targets --quiet --target-dir "$ROOT/target/clippy" -- -D warnings \
-    > "$ROOT/.stack/clippy.log" 2>&1 &
+  CARGO_TARGET_DIR="$ROOT/target/clippy" nice -n 19 "${clippy_cmd[@]}" > "$ROOT/.stack/clippy.log" 2>&1 &
   clippy_pid=$!
   # The libraries' unit tests and the integration tests: binaries hold no tests of their own
   # (tests/tests/structure.rs), and linking a test harness for each would take a minute.
@@ -143,7 +144,7 @@ clippy() {
     cat "$ROOT/.stack/clippy.log"
     return "$rc"
   fi
-  cargo clippy --workspace --all-targets --quiet -- -D warnings
+  "${clippy_cmd[@]}"
 }
 check "cargo clippy -D warnings" clippy
 # The soak, reduced: 500 events with every fault, on a stack of its own; every pair accounted for.
