@@ -282,6 +282,7 @@ pub async fn through_dispatch_with<
         // Every receiver answers 2xx: no failure email would be asked for.
         emails: None,
         slow_lane: None,
+        grouped: None,
         ordered: None,
     });
     let n: usize = events.iter().map(|e| e.records.len()).sum();

@@ -35,6 +35,10 @@ pub struct Config {
     pub ordered_deliveries_queue_url: Option<String>,
     /// `ORDERED_DEAD_LETTER_QUEUE_URL`: the FIFO dead-letter queue of ordered deliveries.
     pub ordered_dead_letter_queue_url: Option<String>,
+    /// `GROUPED_DELIVERIES_QUEUE_URL`: the grouped lane, a FIFO queue whose message group is the
+    /// webhook, for the deliveries of healthy webhooks whose cap SQS keeps (unset: they take the
+    /// deliveries queue, their cap counted in DynamoDB).
+    pub grouped_deliveries_queue_url: Option<String>,
     /// `EMAILS_QUEUE_URL`: where emails are asked for; set whenever `EMAIL_SENDER` is.
     pub emails_queue_url: Option<String>,
     /// `RETRY_SCHEDULE`: the delays between delivery attempts (default: the standard schedule),
@@ -96,6 +100,7 @@ struct Vars {
     slow_deliveries_queue_url: Option<String>,
     ordered_deliveries_queue_url: Option<String>,
     ordered_dead_letter_queue_url: Option<String>,
+    grouped_deliveries_queue_url: Option<String>,
     emails_queue_url: Option<String>,
     retry_schedule: Option<String>,
     retry_after_cap: Option<String>,
@@ -220,6 +225,7 @@ impl Config {
             slow_deliveries_queue_url: set(v.slow_deliveries_queue_url),
             ordered_deliveries_queue_url: set(v.ordered_deliveries_queue_url),
             ordered_dead_letter_queue_url: set(v.ordered_dead_letter_queue_url),
+            grouped_deliveries_queue_url: set(v.grouped_deliveries_queue_url),
             emails_queue_url,
             retry_schedule,
             auto_disable_after,

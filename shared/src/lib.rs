@@ -23,6 +23,7 @@ pub mod events;
 pub mod fields;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod grouped;
 pub mod https;
 pub mod ids;
 pub mod json;

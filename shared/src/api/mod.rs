@@ -35,6 +35,9 @@ pub struct App<S = DynamoStore, Q = SqsQueue> {
     pub slow_lane: Option<Q>,
     /// The FIFO queue of ordered deliveries (`per_order` webhooks), when the stack has one.
     pub ordered: Option<Q>,
+    /// The grouped lane (`shared::grouped`), where a healthy webhook's deliveries go when SQS
+    /// can keep its cap, when the stack has one.
+    pub grouped: Option<Q>,
     /// Where order emails are asked for (for publishing, with emails on).
     pub emails: Option<Q>,
     /// The HTTP client of test deliveries, built on the first one (only `test-webhook` sends).
@@ -62,12 +65,14 @@ impl App<DynamoStore> {
         let emails = config.emails_queue_url.clone();
         let slow_lane = config.slow_deliveries_queue_url.clone();
         let ordered = config.ordered_deliveries_queue_url.clone();
+        let grouped = config.grouped_deliveries_queue_url.clone();
         let aws = crate::aws::lambda_sdk_config();
         let mut app = Self::from_parts(config, &aws);
         let sqs = aws_sdk_sqs::Client::new(&aws);
         app.emails = emails.map(|url| SqsQueue::new(sqs.clone(), url));
         app.slow_lane = slow_lane.map(|url| SqsQueue::new(sqs.clone(), url));
         app.ordered = ordered.map(|url| SqsQueue::new(sqs.clone(), url));
+        app.grouped = grouped.map(|url| SqsQueue::new(sqs.clone(), url));
         app.queue = Some(SqsQueue::new(sqs, url));
         Ok(app)
     }
@@ -88,6 +93,7 @@ impl<S, Q> App<S, Q> {
             queue: None,
             slow_lane: None,
             ordered: None,
+            grouped: None,
             emails: None,
             deliverer: Default::default(),
             logins,

@@ -128,6 +128,7 @@ pub(super) struct Counts {
     pub(super) held: u64,
     pub(super) capped: u64,
     pub(super) moved: u64,
+    pub(super) grouped: u64,
     pub(super) latency_ms: Vec<f64>,
 }
 
@@ -153,6 +154,7 @@ impl Tally {
             .count("HeldByCircuit", c.held)
             .count("HeldByInFlightCap", c.capped)
             .count("MovedToSlowLane", c.moved)
+            .count("MovedToGroupedLane", c.grouped)
             .millis("AttemptLatency", c.latency_ms)
     }
 }

@@ -11,6 +11,7 @@ use crate::{
     clock,
     delivery::{Deliverer, DeliveryMessage},
     domain::Webhook,
+    grouped,
     queue::{DeliveryQueue, MAX_VISIBILITY},
     sqs_batch::Disposition,
     store::{AttemptLog, DeliverySlots, NotifyStore, WebhookStore},
@@ -39,18 +40,42 @@ where
 {
     /// The queue `record` came from: its receipt handle is good for that one only.
     pub(super) fn source(&self, record: &SqsMessage) -> &Q {
-        match self.ordered_lane(record) {
-            Some(lane) => &lane.queue,
-            None if self.in_slow_lane(record) => self.later(),
-            None => &self.queue,
+        match (self.ordered_lane(record), &self.grouped) {
+            (Some(lane), _) => &lane.queue,
+            (None, Some(lane)) if lane.holds(record) => &lane.queue,
+            (None, _) if self.in_slow_lane(record) => self.later(),
+            (None, _) => &self.queue,
         }
     }
 
     /// Whether `record` came from the slow lane.
     pub(super) fn in_slow_lane(&self, record: &SqsMessage) -> bool {
-        match (&self.slow_lane, record.event_source_arn.as_deref()) {
-            (Some(lane), Some(arn)) => arn.rsplit(':').next() == Some(lane.name.as_str()),
-            _ => false,
+        self.slow_lane.as_ref().is_some_and(|lane| lane.holds(record))
+    }
+
+    /// Whether `record` came from the grouped lane.
+    pub(super) fn in_grouped_lane(&self, record: &SqsMessage) -> bool {
+        self.grouped.as_ref().is_some_and(|lane| lane.holds(record))
+    }
+
+    /// A delivery to a healthy `webhook` whose cap SQS can keep, put in the grouped lane (with
+    /// the record's message id as its deduplication id: a move repeated after a crash is
+    /// dropped); false if the lane could not take it, and the delivery goes on where it is.
+    pub(super) async fn move_to_groups(
+        &self,
+        lane: &Q,
+        record: &SqsMessage,
+        message: &DeliveryMessage,
+        webhook: &Webhook,
+    ) -> bool {
+        let dedup = record.message_id.clone().unwrap_or_else(crate::ids::event_id);
+        let moved = grouped::message(message, grouped::cap(webhook, self.max_in_flight), dedup);
+        match lane.send_grouped(vec![moved]).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "cannot move the delivery to the grouped lane: it goes on here");
+                false
+            }
         }
     }
 
@@ -86,9 +111,10 @@ where
     /// or if the store cannot say, the attempt goes ahead without one. A webhook with more than
     /// one delivery in the batch gets one of the batch's slots for it, taken (if the batch has
     /// none left) for this delivery and its others to the webhook that have not asked yet.
-    pub(super) async fn take_slot(&self, webhook: &Webhook, batch: &Batch) -> Option<Slot> {
-        let cap = webhook.max_in_flight.unwrap_or(self.max_in_flight);
-        if cap == 0 {
+    pub(super) async fn take_slot(&self, webhook: &Webhook, in_groups: bool, batch: &Batch) -> Option<Slot> {
+        let cap = grouped::cap(webhook, self.max_in_flight);
+        // In the grouped lane SQS keeps the cap (unless it was lowered under a batch since).
+        if cap == 0 || (in_groups && grouped::groups(cap) > 0) {
             return Some(Slot::Unheld);
         }
         let now = clock::now_ms();
@@ -262,9 +288,19 @@ where
 
     /// A message this invocation has no time left for: queued again as it is, in its own lane,
     /// for another invocation.
+    /// In the grouped lane, the message itself is handed back (visible again at once), since a
+    /// FIFO queue takes no message without its group.
     pub(super) async fn hand_back(&self, record: &SqsMessage, message: &DeliveryMessage) -> Disposition {
         match self.ordered_lane(record) {
             Some(lane) => self.hold_in_place(lane, record, Duration::ZERO).await,
+            None if self.in_grouped_lane(record) => {
+                if let Some(receipt) = record.receipt_handle.as_deref() {
+                    if let Err(e) = self.source(record).delay(receipt, Duration::ZERO).await {
+                        tracing::warn!(error = %crate::error::chain(&e), "cannot hand the delivery back: it comes back after its visibility timeout");
+                    }
+                }
+                Disposition::Retry
+            }
             None => self.requeue_to(self.source(record), message, Duration::ZERO).await,
         }
     }

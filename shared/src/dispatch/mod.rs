@@ -8,6 +8,10 @@
 //! cannot hold up the others: retries, held deliveries and every delivery of a webhook whose last
 //! attempt failed go there, so the deliveries queue carries only first attempts to webhooks that
 //! answer. A hanging receiver then ties up the fast lane for one delivery timeout at most.
+//!
+//! With a grouped lane (`shared::grouped`), a healthy webhook whose cap SQS can keep has every
+//! delivery there, its cap kept by its message groups, not by a lease written for each: what
+//! reaches another lane for it (a redelivery, a retry once it is healthy again) is moved there.
 use std::{sync::Arc, time::Duration};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -22,6 +26,7 @@ use crate::{
         Outcome, RetrySchedule, MESSAGE_VERSION,
     },
     domain::Webhook,
+    grouped,
     notify::Alert,
     queue::{DeliveryQueue, SqsQueue},
     sqs_batch::{Decoded, Disposition, MessageWithoutId},
@@ -56,20 +61,30 @@ pub struct Dispatcher<S, Q, D> {
     /// Where failure emails are asked for (`None`: emails are off).
     pub emails: Option<Q>,
     /// Where retries and the deliveries of failing webhooks go (`None`: the deliveries queue).
-    pub slow_lane: Option<SlowLane<Q>>,
+    pub slow_lane: Option<Lane<Q>>,
+    /// The FIFO queue whose message group is the webhook (`shared::grouped`; `None`: there is
+    /// none, and every cap is counted in the store).
+    pub grouped: Option<Lane<Q>>,
     /// The FIFO queue of webhooks that keep their order per order (`None`: there is none).
     pub ordered: Option<OrderedLane<Q>>,
 }
 
-/// The slow lane's queue, and its name: a record whose event source ARN ends in it came from
-/// the slow lane.
-pub struct SlowLane<Q> {
+/// A lane's queue, and its name: a record whose event source ARN ends in it came from that
+/// lane (the slow lane, the grouped lane).
+pub struct Lane<Q> {
     pub queue: Q,
     pub name: String,
 }
 
-impl SlowLane<SqsQueue> {
-    /// The slow lane at `url`: `https://sqs.<region>.amazonaws.com/<account>/<name>`.
+impl<Q> Lane<Q> {
+    /// Whether `record` came from this lane.
+    fn holds(&self, record: &SqsMessage) -> bool {
+        record.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next()) == Some(self.name.as_str())
+    }
+}
+
+impl Lane<SqsQueue> {
+    /// The lane at `url`: `https://sqs.<region>.amazonaws.com/<account>/<name>`.
     pub fn at(sqs: aws_sdk_sqs::Client, url: &str) -> Self {
         let name = url.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
         Self { queue: SqsQueue::new(sqs, url), name }
@@ -101,7 +116,8 @@ impl Dispatcher<DynamoStore, SqsQueue, HttpDeliverer> {
                 (Some(url), Some(parked)) => Some(OrderedLane::at(sqs.clone(), url, parked)),
                 _ => None,
             },
-            slow_lane: config.slow_deliveries_queue_url.map(|url| SlowLane::at(sqs, &url)),
+            grouped: config.grouped_deliveries_queue_url.map(|url| Lane::at(sqs.clone(), &url)),
+            slow_lane: config.slow_deliveries_queue_url.map(|url| Lane::at(sqs, &url)),
         })
     }
 }
@@ -238,6 +254,16 @@ where
                 return self.requeue_to(&lane.queue, &message, Duration::ZERO).await;
             }
         }
+        let in_groups = self.in_grouped_lane(record);
+        if !in_groups && lane.is_none() && grouped::takes(&webhook, self.max_in_flight) {
+            if let Some(to) = &self.grouped {
+                if self.move_to_groups(&to.queue, record, &message, &webhook).await {
+                    tracing::info!("the webhook is healthy: delivery moved to the grouped lane");
+                    tally.add(|t| t.grouped += 1);
+                    return Disposition::Done;
+                }
+            }
+        }
         let webhook = match self.through_circuit(webhook, batch).await {
             Ok(w) => w,
             Err(wait) => {
@@ -258,7 +284,7 @@ where
                 return Disposition::Retry;
             }
         };
-        let Some(slot) = self.take_slot(&webhook, batch).await else {
+        let Some(slot) = self.take_slot(&webhook, in_groups, batch).await else {
             tracing::info!("the webhook has its cap of deliveries in flight: this one waits");
             tally.add(|t| t.capped += 1);
             let wait = Duration::from_millis(rand::thread_rng().gen_range(1_000..3_000));

@@ -20,10 +20,14 @@ impl Deliverer for Answers200 {
     }
 }
 
-/// A queue that keeps what is sent to it.
+/// A queue that keeps what is sent to it (what is sent with a group, apart).
 #[derive(Default)]
-struct Recorder(std::sync::Mutex<Vec<String>>);
+struct Recorder(std::sync::Mutex<Vec<String>>, std::sync::Mutex<Vec<crate::queue::Grouped>>);
 impl DeliveryQueue for &Recorder {
+    async fn send_grouped(&self, messages: Vec<crate::queue::Grouped>) -> Result<(), QueueError> {
+        self.1.lock().unwrap().extend(messages);
+        Ok(())
+    }
     async fn send_all(&self, bodies: Vec<String>) -> Result<(), QueueError> {
         self.0.lock().unwrap().extend(bodies);
         Ok(())
@@ -66,6 +70,7 @@ fn with_emails<S, D>(store: S, deliverer: D, emails: Option<&Recorder>) -> Dispa
         max_in_flight: 10,
         emails,
         slow_lane: None,
+        grouped: None,
         ordered: None,
     }
 }
@@ -519,8 +524,7 @@ async fn a_batch_takes_its_slots_for_a_webhook_in_one_write_and_gives_them_back_
 /// [`with_emails`] with a slow lane of its own, `slow`.
 fn with_slow_lane<S, D>(store: S, deliverer: D) -> Dispatcher<S, &'static Recorder, D> {
     let mut d = with_emails(store, deliverer, None);
-    d.slow_lane =
-        Some(SlowLane { queue: Box::leak(Box::default()), name: "webhooks-slow-deliveries".into() });
+    d.slow_lane = Some(Lane { queue: Box::leak(Box::default()), name: "webhooks-slow-deliveries".into() });
     d
 }
 
@@ -574,4 +578,83 @@ async fn without_a_slow_lane_a_failing_webhook_is_attempted_where_it_is() {
     let d = with_emails(store, answers(200, None), None);
     assert!(run(&d, vec![message(1, w.id)]).await.is_empty());
     assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 1);
+}
+
+/// [`with_slow_lane`] with a grouped lane of its own.
+fn with_grouped_lane<S, D>(store: S, deliverer: D) -> Dispatcher<S, &'static Recorder, D> {
+    let mut d = with_slow_lane(store, deliverer);
+    d.grouped = Some(Lane { queue: Box::leak(Box::default()), name: "webhooks-grouped.fifo".into() });
+    d
+}
+
+/// `m` as the grouped lane's event source hands it over.
+fn from_grouped_lane(mut m: SqsMessage, group: &str) -> SqsMessage {
+    m.event_source_arn = Some("arn:aws:sqs:us-east-1:123456789012:webhooks-grouped.fifo".into());
+    m.attributes.insert("MessageGroupId".into(), group.into());
+    m
+}
+
+#[tokio::test]
+async fn in_the_grouped_lane_sqs_keeps_the_cap_and_no_slot_is_written() {
+    let (store, w) = store_with_webhook().await;
+    let d = with_grouped_lane(store, answers(200, None));
+    let group = w.id.to_string();
+    let records = (0..10).map(|i| from_grouped_lane(message(i, w.id), &group)).collect();
+    assert!(run(&d, records).await.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 10, "all ten delivered");
+    assert_eq!(d.store.slot_writes.load(Ordering::Relaxed), 0, "no slot taken or given back");
+    assert_eq!(d.store.attempts.load(Ordering::Relaxed), 10, "each attempt recorded");
+}
+
+#[tokio::test]
+async fn a_healthy_webhooks_delivery_elsewhere_moves_to_its_group() {
+    let (store, w) = store_with_webhook().await;
+    let d = with_grouped_lane(store, answers(200, None));
+    let mut redelivered = message(1, w.id);
+    redelivered.message_id = Some("0b6f6c4e-6a1e-4c1a-9a8e-3c1f1f1f1f1f".into());
+    // A redelivery in the deliveries queue and a retry due in the slow lane, the webhook healthy.
+    let retry = from_slow_lane(with_attempt(message(2, w.id), 3, None));
+    assert!(run(&d, vec![redelivered, retry]).await.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 0, "not attempted where they were");
+    let moved = d.grouped.as_ref().unwrap().queue.1.lock().unwrap().clone();
+    assert_eq!(moved.len(), 2);
+    let group = w.id.to_string();
+    assert!(moved.iter().all(|g| g.group == group), "{moved:?}");
+    assert_eq!(moved[0].dedup, "0b6f6c4e-6a1e-4c1a-9a8e-3c1f1f1f1f1f", "a repeated move is dropped by SQS");
+    let attempts: Vec<u32> =
+        moved.iter().map(|g| serde_json::from_str::<DeliveryMessage>(&g.body).unwrap().attempt).collect();
+    assert_eq!(attempts, [1, 3], "the attempt count travels with the delivery");
+    assert_eq!(d.store.slot_writes.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_failing_webhooks_delivery_leaves_its_group_for_the_slow_lane() {
+    let (store, w) = store_with_failing_webhook(1).await;
+    let d = with_grouped_lane(store, answers(200, None));
+    assert!(run(&d, vec![from_grouped_lane(message(1, w.id), &w.id.to_string())]).await.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 0);
+    let moved = d.slow_lane.as_ref().unwrap().queue.messages();
+    assert_eq!(moved.iter().map(|m| m.attempt).collect::<Vec<_>>(), [1]);
+    assert!(d.grouped.as_ref().unwrap().queue.1.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_attempt_in_the_grouped_lane_is_retried_in_the_slow_lane() {
+    let (store, w) = store_with_webhook().await;
+    let d = with_grouped_lane(store, answers(500, None));
+    assert!(run(&d, vec![from_grouped_lane(message(1, w.id), &w.id.to_string())]).await.is_empty());
+    let next = d.slow_lane.as_ref().unwrap().queue.messages();
+    assert_eq!((next.len(), next[0].attempt), (1, 2), "the group is not held by the retry");
+}
+
+#[tokio::test]
+async fn a_webhook_with_a_cap_under_a_batch_keeps_its_counted_slots() {
+    let (store, w) = store_with_webhook().await;
+    let capped = Webhook { max_in_flight: Some(2), version: w.version + 1, ..w.clone() };
+    store.replace_webhook(&w, &capped).await.unwrap();
+    let d = with_grouped_lane(store, answers(200, None));
+    assert!(run(&d, vec![message(1, w.id)]).await.is_empty());
+    assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 1, "delivered where it was");
+    assert!(d.grouped.as_ref().unwrap().queue.1.lock().unwrap().is_empty());
+    assert_eq!(d.store.slot_writes.load(Ordering::Relaxed), 2, "its slot taken and given back");
 }

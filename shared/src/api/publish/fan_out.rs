@@ -10,11 +10,10 @@ use crate::{
     api::App,
     clock::now,
     delivery::DeliveryMessage,
-    digest,
     domain::Webhook,
     emails::EmailMessage,
     error::ApiError,
-    metrics,
+    grouped, metrics,
     notify::Topic,
     options::{self, Ordering},
     queue::DeliveryQueue,
@@ -62,7 +61,7 @@ where
     }
 
     let (mut bodies, mut slow, mut emails, mut kept) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut ordered = Vec::new();
+    let (mut ordered, mut in_groups) = (Vec::new(), Vec::new());
     let mut counts = Vec::with_capacity(pending.len());
     let mut filtered_out = 0;
     for p in pending {
@@ -90,10 +89,17 @@ where
             // their order's group.
             if w.options.ordering == Ordering::PerOrder && app.ordered.is_some() {
                 if let Some(key) = options::order_key(event.event_type, &event.value) {
-                    let dedup = digest::sha256_hex(format!("{}\n{}", w.id, p.event_id));
+                    let dedup = grouped::published_dedup(w.id, &p.event_id);
                     ordered.push(options::grouped(&message, &key, dedup));
                     continue;
                 }
+            }
+            // A healthy webhook whose cap SQS can keep: the grouped lane, in its webhook's group.
+            let cap = grouped::cap(w, app.config.max_in_flight_per_webhook);
+            if app.grouped.is_some() && grouped::takes(w, app.config.max_in_flight_per_webhook) {
+                let dedup = grouped::published_dedup(w.id, &p.event_id);
+                in_groups.push(grouped::message(&message, cap, dedup));
+                continue;
             }
             let body = message.to_body();
             if w.failing() && app.slow_lane.is_some() {
@@ -149,6 +155,9 @@ where
     }
     if let (Ok(()), Some(queue)) = (&queued, app.ordered.as_ref().filter(|_| !ordered.is_empty())) {
         queued = queue.send_grouped(ordered).await;
+    }
+    if let (Ok(()), Some(queue)) = (&queued, app.grouped.as_ref().filter(|_| !in_groups.is_empty())) {
+        queued = queue.send_grouped(in_groups).await;
     }
     if let (Ok(()), Some(queue)) = (&queued, app.emails.as_ref().filter(|_| !emails.is_empty())) {
         queued = queue.send_all(emails).await;
