@@ -139,6 +139,8 @@ start_stack() {
     echo "DEAD_LETTER_QUEUE_URL=$DEAD_LETTER_QUEUE_URL"
     echo "ORDERED_DELIVERIES_QUEUE_URL=$ORDERED_DELIVERIES_QUEUE_URL"
     echo "ORDERED_DEAD_LETTER_QUEUE_URL=$ORDERED_DEAD_LETTER_QUEUE_URL"
+    echo "GROUPED_DELIVERIES_QUEUE_URL=$GROUPED_DELIVERIES_QUEUE_URL"
+    echo "GROUPED_DEAD_LETTER_QUEUE_URL=$GROUPED_DEAD_LETTER_QUEUE_URL"
     echo "EMAILS_QUEUE_URL=$EMAILS_QUEUE_URL"
     if [ -n "${RETRY_SCHEDULE:-}" ]; then echo "RETRY_SCHEDULE=$RETRY_SCHEDULE"; fi
     if [ -n "${RETRY_AFTER_CAP:-}" ]; then echo "RETRY_AFTER_CAP=$RETRY_AFTER_CAP"; fi
@@ -180,11 +182,13 @@ start_stack() {
 
   # The soak runs dispatch and its bridge itself, to kill and restart dispatch (STACK_NO_BRIDGE).
   if [ -z "${STACK_NO_BRIDGE:-}" ]; then
-    log "starting the SQS-to-dispatch bridges: the deliveries queue, the slow lane and the ordered queue"
+    log "starting the SQS-to-dispatch bridges: the deliveries queue, the grouped and slow lanes, the ordered queue"
     start_bg bridge "$ROOT/target/debug/devstack" bridge --queue-url "$DELIVERIES_QUEUE_URL" --watch-url "$WEBHOOKS_API_URL"
     start_bg slow-bridge "$ROOT/target/debug/devstack" bridge --queue-url "$SLOW_DELIVERIES_QUEUE_URL" \
       --watch-url "$WEBHOOKS_API_URL" --pollers 2
     start_bg ordered-bridge "$ROOT/target/debug/devstack" bridge --queue-url "$ORDERED_DELIVERIES_QUEUE_URL" \
+      --watch-url "$WEBHOOKS_API_URL"
+    start_bg grouped-bridge "$ROOT/target/debug/devstack" bridge --queue-url "$GROUPED_DELIVERIES_QUEUE_URL" \
       --watch-url "$WEBHOOKS_API_URL"
   fi
   log "starting the SQS-to-send-email bridge"
@@ -204,6 +208,8 @@ start_stack() {
     echo "DEAD_LETTER_QUEUE_URL=$DEAD_LETTER_QUEUE_URL"
     echo "ORDERED_DELIVERIES_QUEUE_URL=$ORDERED_DELIVERIES_QUEUE_URL"
     echo "ORDERED_DEAD_LETTER_QUEUE_URL=$ORDERED_DEAD_LETTER_QUEUE_URL"
+    echo "GROUPED_DELIVERIES_QUEUE_URL=$GROUPED_DELIVERIES_QUEUE_URL"
+    echo "GROUPED_DEAD_LETTER_QUEUE_URL=$GROUPED_DEAD_LETTER_QUEUE_URL"
     echo "EMAILS_QUEUE_URL=$EMAILS_QUEUE_URL"
     echo "EMAILS_DEAD_LETTER_QUEUE_URL=$EMAILS_DEAD_LETTER_QUEUE_URL"
     echo "EMAIL_SENDER=$EMAIL_SENDER"

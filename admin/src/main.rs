@@ -81,6 +81,11 @@ struct DlqArgs {
     /// in its order's group.
     #[arg(long, global = true, conflicts_with = "emails")]
     ordered: bool,
+    /// Acts on the grouped lane's FIFO dead-letter queue ($GROUPED_DEAD_LETTER_QUEUE_URL), where
+    /// SQS parks what kept failing without an attempt, replaying to the deliveries queue
+    /// ($DELIVERIES_QUEUE_URL), from where dispatch moves each delivery back to its group.
+    #[arg(long, global = true, conflicts_with_all = ["emails", "ordered"])]
+    grouped: bool,
     #[command(subcommand)]
     command: DlqCommand,
 }
@@ -314,6 +319,8 @@ async fn run_dlq(args: DlqArgs, aws: &aws_config::SdkConfig, store: &DynamoStore
         ("EMAILS_DEAD_LETTER_QUEUE_URL", "EMAILS_QUEUE_URL")
     } else if args.ordered {
         ("ORDERED_DEAD_LETTER_QUEUE_URL", "ORDERED_DELIVERIES_QUEUE_URL")
+    } else if args.grouped {
+        ("GROUPED_DEAD_LETTER_QUEUE_URL", "DELIVERIES_QUEUE_URL")
     } else {
         ("DEAD_LETTER_QUEUE_URL", "DELIVERIES_QUEUE_URL")
     };

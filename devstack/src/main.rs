@@ -153,6 +153,8 @@ async fn main() -> Result<()> {
                     "DeadLetterQueue" => "DEAD_LETTER_QUEUE_URL",
                     "OrderedDeliveriesQueue" => "ORDERED_DELIVERIES_QUEUE_URL",
                     "OrderedDeadLetterQueue" => "ORDERED_DEAD_LETTER_QUEUE_URL",
+                    "GroupedDeliveriesQueue" => "GROUPED_DELIVERIES_QUEUE_URL",
+                    "GroupedDeadLetterQueue" => "GROUPED_DEAD_LETTER_QUEUE_URL",
                     "EmailsQueue" => "EMAILS_QUEUE_URL",
                     "EmailsDeadLetterQueue" => "EMAILS_DEAD_LETTER_QUEUE_URL",
                     _ => continue,

@@ -170,3 +170,51 @@ async fn a_webhooks_cap_of_deliveries_in_flight_holds_across_a_batch() {
     assert_eq!(attempts.len(), 3, "waiting for a slot is no attempt");
     assert!(attempts.iter().all(|a| a.attempt == 1 && a.status == Some(200)), "{attempts:?}");
 }
+
+/// The grouped lane: a healthy webhook at the default cap (ten) gets its deliveries through its
+/// message group of the FIFO queue, so SQS keeps the cap, and no slot is written for them.
+#[tokio::test]
+async fn a_healthy_webhook_at_the_default_cap_has_at_most_ten_in_flight_and_no_slot_written() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let slow = Duration::from_millis(1500);
+    let r = Receiver::start(Vec::new(), Reply::Slow(slow, 200)).await;
+    let (webhook_id, _) = ecomnow_webhook(&api, &v, "new_order", &r.url, None).await;
+
+    // Twenty-five events published in one batch: more than a group's ten at once.
+    let events: Vec<Value> = (0..25)
+        .map(|_| serde_json::from_str(&event(&v, None, "new_order", &order_of(500))).unwrap())
+        .collect();
+    let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
+    let a = api.send(Method::POST, "/events/batch", &[("Content-Type", "application/json")], Some(body)).await;
+    assert_eq!(a.status.as_u16(), 200, "{}", a.text);
+    let queued = a.json()["results"].as_array().unwrap().iter().filter(|r| r["deliveries"] == 1).count();
+    assert_eq!(queued, 25, "{}", a.text);
+    let got = r.wait_for(25, WAIT * 2).await;
+    let mut ids: Vec<&str> = got.iter().filter_map(|g| g.header("webhook-id")).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((got.len(), ids.len()), (25, 25), "each event delivered once");
+    // A request is in flight from its arrival for `slow`: at no arrival were more than ten so.
+    let most = got
+        .iter()
+        .map(|g| got.iter().filter(|o| o.at <= g.at && g.at < o.at + slow).count())
+        .max()
+        .unwrap();
+    assert!(most <= 10, "{most} deliveries in flight at once");
+    assert!(most >= 2, "the group's deliveries go in parallel: at most {most} at once");
+
+    let attempts = tests::attempts_of(&store, webhook_id, 25).await;
+    assert_eq!(attempts.len(), 25);
+    assert!(attempts.iter().all(|a| a.attempt == 1 && a.status == Some(200)), "{attempts:?}");
+    let sdk = shared::aws::sdk_config().await;
+    let slots = aws_sdk_dynamodb::Client::new(&sdk)
+        .get_item()
+        .table_name(tests::stack_var("TABLE_NAME"))
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("INFLIGHT#{webhook_id}")))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("#".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(slots.item.is_none(), "no slot was ever written for it: {:?}", slots.item);
+}

@@ -375,6 +375,43 @@ fn the_queues_keep_nothing_from_being_lost() {
     }
     let alarms = devstack::resources_of_type(&t, "AWS::CloudWatch::Alarm");
     assert!(alarms.iter().any(|(_, a)| a["MetricName"] == "ApproximateNumberOfMessagesVisible"));
+
+    // The grouped lane: FIFO, kept as the deliveries queue is, parked in a FIFO dead-letter
+    // queue an alarm watches; its event source's batch is the group's cap (shared::grouped);
+    // publish sends to it, dispatch reads it and moves deliveries to it.
+    let grouped = queues.iter().find(|q| q.logical_id == "GroupedDeliveriesQueue").expect("a grouped lane");
+    assert!(grouped.fifo);
+    assert_eq!(
+        (grouped.maximum_message_size, grouped.visibility_timeout, grouped.retention),
+        (deliveries.maximum_message_size, deliveries.visibility_timeout, deliveries.retention)
+    );
+    let (grouped_dlq, grouped_receives) = grouped.redrive.clone().expect("a redrive policy");
+    assert_eq!((grouped_dlq.as_str(), grouped_receives), ("GroupedDeadLetterQueue", max_receive));
+    assert!(queues.iter().any(|q| q.logical_id == "GroupedDeadLetterQueue" && q.fifo));
+    assert!(alarms.iter().any(|(_, a)| format!("{:?}", a["Dimensions"]).contains("GroupedDeadLetterQueue")));
+    let grouped_source = &dispatch["Events"]["GroupedDeliveries"]["Properties"];
+    assert_eq!(
+        tagged(&grouped_source["Queue"]),
+        Some(("GetAtt".into(), "GroupedDeliveriesQueue.Arn".into()))
+    );
+    assert_eq!(grouped_source["BatchSize"].as_u64(), Some(u64::from(shared::grouped::GROUP_BATCH)));
+    assert_eq!(grouped_source["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+    let publish_env = &t["Resources"]["PublishEventFunction"]["Properties"]["Environment"]["Variables"];
+    for env in [env, publish_env] {
+        assert_eq!(
+            tagged(&env["GROUPED_DELIVERIES_QUEUE_URL"]),
+            Some(("Ref".into(), "GroupedDeliveriesQueue".into()))
+        );
+    }
+    for action in ["sqs:ReceiveMessage", "sqs:SendMessage", "sqs:ChangeMessageVisibility"] {
+        assert!(
+            statements.iter().any(|s| {
+                s["Action"].as_sequence().unwrap().iter().any(|a| a == action)
+                    && serde_yaml::to_string(&s["Resource"]).unwrap().contains("GroupedDeliveriesQueue.Arn")
+            }),
+            "dispatch may {action} on the grouped lane"
+        );
+    }
     let publish_timeout = t["Resources"]["PublishEventFunction"]["Properties"]["Timeout"]
         .as_i64()
         .or_else(|| t["Globals"]["Function"]["Timeout"].as_i64())

@@ -37,8 +37,10 @@ use tokio::{net::TcpListener, sync::watch};
 const VENDORS: usize = 20;
 const WEBHOOKS_PER_VENDOR: usize = 5;
 const DISPATCHERS: usize = 6;
-/// Of the dispatchers, how many the slow lane feeds.
+/// Of the dispatchers, how many the slow lane feeds (the first ones), and how many the
+/// deliveries queue (the next ones): the others, the grouped lane, which has most first attempts.
 const SLOW_LANE_DISPATCHERS: usize = 2;
+const DELIVERIES_QUEUE_DISPATCHERS: usize = 1;
 
 /// An accepted event: (vendor index, type, when its publishing began, deliveries enqueued).
 type Published = (usize, EventType, Instant, u64);
@@ -170,6 +172,8 @@ async fn main() -> Result<()> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), stack_var("TABLE_NAME"));
     let (queue_url, dlq_url) = (stack_var("DELIVERIES_QUEUE_URL"), stack_var("DEAD_LETTER_QUEUE_URL"));
     let slow_url = stack_var("SLOW_DELIVERIES_QUEUE_URL");
+    let (grouped_url, grouped_dlq_url) =
+        (stack_var("GROUPED_DELIVERIES_QUEUE_URL"), stack_var("GROUPED_DEAD_LETTER_QUEUE_URL"));
     let api = Api::new();
 
     // dispatch under a local Lambda that restarts it, fed by the bridge; AWS through the proxy.
@@ -182,7 +186,7 @@ async fn main() -> Result<()> {
     env.push(("AWS_ENDPOINT_URL".into(), format!("http://127.0.0.1:{proxy_port}")));
     env.push(("RUST_LOG".into(), "warn".into()));
     // Concurrent instances, as the event source mappings scale Lambda, each with its poller:
-    // four on the deliveries queue, two on the slow lane.
+    // two on the slow lane, one on the deliveries queue, three on the grouped lane.
     let log = std::path::PathBuf::from(stack_var("STACK_DIR")).join("dispatch.log");
     let mut lambdas = Vec::new();
     for i in 0..DISPATCHERS {
@@ -190,7 +194,11 @@ async fn main() -> Result<()> {
         let lambda =
             devstack::runtime::LocalLambda::start_logged("dispatch", binary, env.clone(), Some(log.clone()))
                 .await?;
-        let source = if i < SLOW_LANE_DISPATCHERS { &slow_url } else { &queue_url };
+        let source = match i {
+            i if i < SLOW_LANE_DISPATCHERS => &slow_url,
+            i if i < SLOW_LANE_DISPATCHERS + DELIVERIES_QUEUE_DISPATCHERS => &queue_url,
+            _ => &grouped_url,
+        };
         let bridge =
             devstack::bridge::Bridge::for_queue(sqs.clone(), source.clone(), lambda.invoke_url("dispatch"))
                 .await?;
@@ -343,35 +351,40 @@ async fn main() -> Result<()> {
     let _ = faults.await;
     eprintln!("soak: published in {:.1} s; waiting for the queue to drain", published_in.as_secs_f64());
 
-    // Quiet: the deliveries queue and the slow lane empty for three seconds in a row.
+    // Quiet: the deliveries queue and the two lanes empty for three seconds in a row.
     let deadline = Instant::now() + Duration::from_secs(900);
     let mut quiet = 0;
     while quiet < 3 {
         if Instant::now() > deadline {
-            bail!("the deliveries queue and the slow lane did not drain in 15 minutes");
+            bail!("the deliveries queue and its lanes did not drain in 15 minutes");
         }
-        let depth = queue_depth(&sqs, &queue_url).await? + queue_depth(&sqs, &slow_url).await?;
+        let depth = queue_depth(&sqs, &queue_url).await?
+            + queue_depth(&sqs, &slow_url).await?
+            + queue_depth(&sqs, &grouped_url).await?;
         quiet = if depth == 0 { quiet + 1 } else { 0 };
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let drained = started.elapsed();
 
-    // The dead-letter queue, read whole (this stack is thrown away afterwards).
+    // The dead-letter queues, read whole (this stack is thrown away afterwards): dispatch's,
+    // and the grouped lane's (SQS's redrive, for what kept failing without an attempt).
     let mut parked: HashSet<(String, u64)> = HashSet::new();
-    let mut empty = 0;
-    while empty < 3 {
-        let out = sqs
-            .receive_message()
-            .queue_url(&dlq_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(600)
-            .send()
-            .await?;
-        let messages = out.messages.unwrap_or_default();
-        empty = if messages.is_empty() { empty + 1 } else { 0 };
-        for m in messages {
-            let d: DeliveryMessage = serde_json::from_str(m.body().unwrap_or_default())?;
-            parked.insert((d.event_id, d.webhook_id));
+    for dlq_url in [&dlq_url, &grouped_dlq_url] {
+        let mut empty = 0;
+        while empty < 3 {
+            let out = sqs
+                .receive_message()
+                .queue_url(dlq_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(600)
+                .send()
+                .await?;
+            let messages = out.messages.unwrap_or_default();
+            empty = if messages.is_empty() { empty + 1 } else { 0 };
+            for m in messages {
+                let d: DeliveryMessage = serde_json::from_str(m.body().unwrap_or_default())?;
+                parked.insert((d.event_id, d.webhook_id));
+            }
         }
     }
 
