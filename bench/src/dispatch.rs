@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use shared::{
     delivery::{Deliverer, DeliveryMessage, DeliverySettings, HttpDeliverer, RetrySchedule},
-    dispatch::Dispatcher,
+    dispatch::{Dispatcher, Lane},
     domain::{EventType, Webhook, WebhookSpec},
     store::{AttemptLog, NotifyStore, WebhookStore},
 };
@@ -244,6 +244,21 @@ pub fn batches_with(hooks: &[Webhook], n: usize, webhook: impl Fn(usize) -> usiz
         .collect()
 }
 
+/// The grouped lane's name in the bench: records whose event source ARN ends in it came from it.
+pub const GROUPED_LANE: &str = "webhooks-bench-grouped.fifo";
+
+/// `events` as the grouped lane's event source hands them over: each record with the lane's
+/// ARN and its webhook's message group (`shared::grouped`, at the default cap of ten).
+pub fn in_grouped_lane(mut events: Vec<SqsEvent>) -> Vec<SqsEvent> {
+    for r in events.iter_mut().flat_map(|e| e.records.iter_mut()) {
+        let m: DeliveryMessage = serde_json::from_str(r.body.as_deref().unwrap_or_default()).unwrap();
+        let group = shared::grouped::group(m.webhook_id, &m.event_id, shared::grouped::groups(10));
+        r.event_source_arn = Some(format!("arn:aws:sqs:us-east-1:123456789012:{GROUPED_LANE}"));
+        r.attributes.insert("MessageGroupId".into(), group);
+    }
+    events
+}
+
 /// The dispatch handler over `store`, `concurrency / 10` invocations at a time (each a batch of
 /// ten, delivered concurrently, as in Lambda), sending with dispatch's own sender.
 pub async fn through_dispatch<
@@ -269,6 +284,11 @@ pub async fn through_dispatch_with<
     events: Vec<SqsEvent>,
     concurrency: usize,
 ) -> Run {
+    // A grouped lane, if the records come from one (otherwise dispatch would move them there).
+    let grouped = events
+        .iter()
+        .flat_map(|e| &e.records)
+        .any(|r| r.event_source_arn.as_deref().is_some_and(|a| a.ends_with(GROUPED_LANE)));
     let dispatcher = Arc::new(Dispatcher {
         store: Counting::new(store),
         queue: CountingQueue::default(),
@@ -282,7 +302,7 @@ pub async fn through_dispatch_with<
         // Every receiver answers 2xx: no failure email would be asked for.
         emails: None,
         slow_lane: None,
-        grouped: None,
+        grouped: grouped.then(|| Lane { queue: CountingQueue::default(), name: GROUPED_LANE.into() }),
         ordered: None,
     });
     let n: usize = events.iter().map(|e| e.records.len()).sum();

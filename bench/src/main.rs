@@ -134,11 +134,32 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
         // each another webhook's, as its cap of ten would have it).
         let streams = dispatch::webhooks(receiver.port, 10, "ven_bench_stream", 900_100_000);
         dispatch::stored(&store, &streams).await?;
+        let stream_batches = || dispatch::batches_with(&streams, n.min(2_000), |i| (i / 10) % streams.len());
         runs.push(
             dispatch::through_dispatch(
                 "c1. as c, each batch to one webhook (a vendor's stream)",
+                store.clone(),
+                stream_batches(),
+                concurrency,
+            )
+            .await,
+        );
+        // The same two through the grouped lane, as deployed: the cap kept by SQS's message
+        // groups, no slot written.
+        runs.push(
+            dispatch::through_dispatch(
+                "c2. as c, through the grouped lane (SQS keeps the cap)",
+                store.clone(),
+                dispatch::in_grouped_lane(dispatch::batches(&hooks, n.min(2_000))),
+                concurrency,
+            )
+            .await,
+        );
+        runs.push(
+            dispatch::through_dispatch(
+                "c3. as c1, through the grouped lane",
                 store,
-                dispatch::batches_with(&streams, n.min(2_000), |i| (i / 10) % streams.len()),
+                dispatch::in_grouped_lane(stream_batches()),
                 concurrency,
             )
             .await,
@@ -179,14 +200,32 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
             r.wall.as_secs_f64() * 1000.0 / r.batches as f64 * (concurrency / 10).max(1) as f64;
         Some(Dispatched { reads: reads as f64 / n, writes: writes as f64 / n, ms_per_batch })
     };
-    if let Some(spread) = priced("c.").or_else(|| priced("b.")) {
-        let stream = priced("c1.").unwrap_or(spread);
+    if let Some(spread) = priced("c2.").or_else(|| priced("b.")) {
+        let stream = priced("c3.").unwrap_or(spread);
         eprintln!();
         eprintln!(
             "dispatch: {:.1} ms per batch of 10 (Lambda bills this, at 128 MB); {:.1} ms in a stream's",
             spread.ms_per_batch, stream.ms_per_batch
         );
-        cost_table(spread, stream)?;
+        let grouped = cost_table(spread, stream, FIFO, true)?;
+        // Without the grouped lane: every cap counted in DynamoDB (runs c and c1), on standard
+        // queues.
+        if let (Some(spread), Some(stream)) = (priced("c."), priced("c1.")) {
+            let counted = cost_table(spread, stream, STANDARD, false)?;
+            eprintln!(
+                "without the grouped lane (c, c1: slots counted in DynamoDB, standard queues): {}",
+                counted.map(|t| format!("{t:.2}")).join(", ")
+            );
+            eprintln!(
+                "the grouped lane saves: {}",
+                counted
+                    .iter()
+                    .zip(grouped)
+                    .map(|(c, g)| format!("{:.2}", c - g))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
     Ok(())
 }
@@ -200,14 +239,19 @@ struct Dispatched {
     ms_per_batch: f64,
 }
 
+/// SQS's price per million requests (of 64 KiB each): standard queues, and FIFO queues (the
+/// grouped lane's).
+const STANDARD: f64 = 0.40;
+const FIFO: f64 = 0.50;
+
 /// What a million deliveries cost at us-east-1 list prices (arm64 Lambda, on-demand DynamoDB,
-/// standard SQS, HTTP API), from the requests counted in this run: for an event going to one
+/// SQS at `sqs` per million requests, HTTP API), from the requests counted in this run: for an event going to one
 /// webhook (the worst case: nothing shared), to ten, to one when the platform publishes in
 /// batches of 100 (`POST /events/batch`; each event another vendor's, and each batch dispatch
 /// gets ten webhooks'), and to one in batches of a vendor's stream (its events to its webhook:
 /// the vendor's reads shared by a batch, and each batch dispatch gets one webhook's, `stream`).
-fn cost_table(spread: Dispatched, stream: Dispatched) -> Result<()> {
-    const SQS: f64 = 0.40; // per million requests (64 KiB each)
+/// Printed as a table if `print`; the four totals.
+fn cost_table(spread: Dispatched, stream: Dispatched, sqs: f64, print: bool) -> Result<[f64; 4]> {
     const RRU: f64 = 0.125; // per million read request units (an eventually consistent read of <= 4 KB is 0.5)
     const WRU: f64 = 0.625; // per million write request units (a write of <= 1 KB is 1)
     const LAMBDA_REQ: f64 = 0.20; // per million invocations
@@ -238,18 +282,22 @@ fn cost_table(spread: Dispatched, stream: Dispatched) -> Result<()> {
         Column { fan_out: 1.0, batch: 100.0, per_vendor: 1.0, dispatch: spread },
         Column { fan_out: 1.0, batch: 100.0, per_vendor: 100.0, dispatch: stream },
     ];
-    eprintln!("kept event: {kept} write unit(s) for a {} B payload", dispatch::payload().len());
-    eprintln!(
-        "| per million deliveries, USD | an event to 1 webhook | an event to 10 webhooks | to 1 webhook, published in batches of 100 | to 1 webhook, batches of a vendor's stream |"
-    );
-    eprintln!("|---|---|---|---|---|");
+    if print {
+        eprintln!("kept event: {kept} write unit(s) for a {} B payload", dispatch::payload().len());
+        eprintln!(
+            "| per million deliveries, USD | an event to 1 webhook | an event to 10 webhooks | to 1 webhook, published in batches of 100 | to 1 webhook, batches of a vendor's stream |"
+        );
+        eprintln!("|---|---|---|---|---|");
+    }
     let mut totals = [0.0f64; 4];
     let mut line = |what: &str, f: &dyn Fn(&Column) -> f64| {
         let v = columns.each_ref().map(f);
         for (total, v) in totals.iter_mut().zip(v) {
             *total += v;
         }
-        eprintln!("| {what} | {:.3} | {:.3} | {:.3} | {:.3} |", v[0], v[1], v[2], v[3]);
+        if print {
+            eprintln!("| {what} | {:.3} | {:.3} | {:.3} | {:.3} |", v[0], v[1], v[2], v[3]);
+        }
     };
     // Publishing, per event, shared by its deliveries: the API request and the function (about
     // 10 ms, and 1 ms more per event of a batch) shared by a batch's events; the vendor's three
@@ -262,21 +310,23 @@ fn cost_table(spread: Dispatched, stream: Dispatched) -> Result<()> {
     line("publish: DynamoDB (the vendor's reads, the kept event)", &|c| {
         (3.0 * 0.5 * RRU / c.per_vendor + kept * WRU) / c.fan_out
     });
-    line("SQS SendMessageBatch", &|c| SQS * (c.fan_out * c.batch / 10.0).ceil() / (c.fan_out * c.batch));
+    line("SQS SendMessageBatch", &|c| sqs * (c.fan_out * c.batch / 10.0).ceil() / (c.fan_out * c.batch));
     // Dispatch, per delivery: the event source mapping's receive and delete per batch of ten,
     // one invocation per batch, its billed time, the store requests counted.
-    line("SQS receive + delete (event source mapping)", &|_| SQS * 2.0 / 10.0);
+    line("SQS receive + delete (event source mapping)", &|_| sqs * 2.0 / 10.0);
     line("dispatch Lambda (requests + GB-s at 128 MB)", &|c| {
         (LAMBDA_REQ + c.dispatch.ms_per_batch / 1000.0 * gb * LAMBDA_GBS * 1e6) / 10.0
     });
     line("dispatch DynamoDB (webhook read, slots in flight, attempt record)", &|c| {
         c.dispatch.reads * 0.5 * RRU + c.dispatch.writes * WRU
     });
-    eprintln!(
-        "| **total** | **{:.2}** | **{:.2}** | **{:.2}** | **{:.2}** |",
-        totals[0], totals[1], totals[2], totals[3]
-    );
-    Ok(())
+    if print {
+        eprintln!(
+            "| **total** | **{:.2}** | **{:.2}** | **{:.2}** | **{:.2}** |",
+            totals[0], totals[1], totals[2], totals[3]
+        );
+    }
+    Ok(totals)
 }
 
 /// The functions and, for each, an event that runs it without touching AWS: an HTTP function

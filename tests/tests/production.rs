@@ -186,7 +186,8 @@ async fn a_healthy_webhook_at_the_default_cap_has_at_most_ten_in_flight_and_no_s
         .map(|_| serde_json::from_str(&event(&v, None, "new_order", &order_of(500))).unwrap())
         .collect();
     let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
-    let a = api.send(Method::POST, "/events/batch", &[("Content-Type", "application/json")], Some(body)).await;
+    let a =
+        api.send(Method::POST, "/events/batch", &[("Content-Type", "application/json")], Some(body)).await;
     assert_eq!(a.status.as_u16(), 200, "{}", a.text);
     let queued = a.json()["results"].as_array().unwrap().iter().filter(|r| r["deliveries"] == 1).count();
     assert_eq!(queued, 25, "{}", a.text);
@@ -196,11 +197,8 @@ async fn a_healthy_webhook_at_the_default_cap_has_at_most_ten_in_flight_and_no_s
     ids.dedup();
     assert_eq!((got.len(), ids.len()), (25, 25), "each event delivered once");
     // A request is in flight from its arrival for `slow`: at no arrival were more than ten so.
-    let most = got
-        .iter()
-        .map(|g| got.iter().filter(|o| o.at <= g.at && g.at < o.at + slow).count())
-        .max()
-        .unwrap();
+    let most =
+        got.iter().map(|g| got.iter().filter(|o| o.at <= g.at && g.at < o.at + slow).count()).max().unwrap();
     assert!(most <= 10, "{most} deliveries in flight at once");
     assert!(most >= 2, "the group's deliveries go in parallel: at most {most} at once");
 
