@@ -237,7 +237,8 @@ pub async fn insert_webhook(store: &DynamoStore, vendor: &Vendor, url: String) -
 }
 
 /// A dispatch of a test's own: the real binary under a local Lambda (which restarts it if it
-/// dies, as Lambda does), fed from `queue_url` by a bridge, parking in `dead_letter_url`, with
+/// dies, as Lambda does), fed from `queue_url` by a bridge, parking in `dead_letter_url` (no
+/// other lane), with
 /// the stack's AWS settings, a retry schedule a second apart, and `settings` on top. The bridge
 /// runs until the returned task is aborted.
 pub async fn own_dispatch(
@@ -257,6 +258,11 @@ pub async fn own_dispatch(
                     ("RETRY_SCHEDULE", "1s,1s,1s,1s,1s,1s,1s"),
                     ("RUST_LOG", "warn"),
                     ("ALLOW_PRIVATE_TARGETS", "true"),
+                    // Its queues alone: not the stack's lanes, which this process's environment
+                    // holds and a child inherits (the stack's dispatch would take what went there).
+                    ("SLOW_DELIVERIES_QUEUE_URL", ""),
+                    ("ORDERED_DELIVERIES_QUEUE_URL", ""),
+                    ("GROUPED_DELIVERIES_QUEUE_URL", ""),
                 ]
                 .iter()
                 .chain(settings)
