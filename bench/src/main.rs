@@ -383,6 +383,7 @@ fn function_env() -> Vec<(String, String)> {
         "DEAD_LETTER_QUEUE_URL",
         "ORDERED_DELIVERIES_QUEUE_URL",
         "ORDERED_DEAD_LETTER_QUEUE_URL",
+        "GROUPED_DELIVERIES_QUEUE_URL",
         "EMAILS_QUEUE_URL",
     ]
     .iter()
