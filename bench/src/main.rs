@@ -104,6 +104,17 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
         )
         .await,
     );
+    // As a healthy webhook's deliveries are dispatched, in the grouped lane: no slot taken.
+    let memory = shared::store::MemoryStore::with(&hooks);
+    runs.push(
+        dispatch::through_dispatch(
+            "b1. as b, through the grouped lane",
+            memory,
+            dispatch::in_grouped_lane(dispatch::batches(&hooks, n)),
+            concurrency,
+        )
+        .await,
+    );
     let memory = shared::store::MemoryStore::with(&hooks);
     runs.push(
         dispatch::through_dispatch_with(

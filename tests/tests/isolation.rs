@@ -11,7 +11,7 @@ use shared::{
     api::{handlers::publish_event, middleware::serve, App, Operation},
     config::Config,
     domain::Webhook,
-    queue::{DeliveryQueue, QueueError},
+    queue::{DeliveryQueue, Grouped, QueueError},
     store::WebhookStore,
 };
 use tests::{
@@ -130,11 +130,18 @@ fn percentile(values: &[u64], q: f64) -> u64 {
     v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
-/// A queue that keeps what is sent to it.
+/// A queue that keeps what is sent to it (with its group, if any).
 #[derive(Default)]
-struct Kept(std::sync::Mutex<Vec<String>>);
+struct Kept(std::sync::Mutex<Vec<String>>, std::sync::Mutex<Vec<String>>);
 
 impl DeliveryQueue for &Kept {
+    async fn send_grouped(&self, messages: Vec<Grouped>) -> Result<(), QueueError> {
+        for m in messages {
+            self.0.lock().unwrap().push(m.body);
+            self.1.lock().unwrap().push(m.group);
+        }
+        Ok(())
+    }
     async fn send_all(&self, bodies: Vec<String>) -> Result<(), QueueError> {
         self.0.lock().unwrap().extend(bodies);
         Ok(())
@@ -159,18 +166,22 @@ impl Kept {
 }
 
 #[tokio::test]
-async fn publish_puts_a_failing_webhooks_delivery_straight_in_the_slow_lane() {
+async fn publish_puts_each_webhooks_delivery_in_its_lane() {
     let store = store().await;
     let v = new_vendor(&store).await;
     let healthy = insert_webhook(&store, &v.vendor, "http://127.0.0.1:9/healthy".into()).await;
     let w = insert_webhook(&store, &v.vendor, "http://127.0.0.1:9/failing".into()).await;
     let failing = Webhook { consecutive_failures: 1, version: w.version + 1, ..w.clone() };
     store.replace_webhook(&w, &failing).await.unwrap();
+    let w = insert_webhook(&store, &v.vendor, "http://127.0.0.1:9/capped".into()).await;
+    let capped = Webhook { max_in_flight: Some(2), version: w.version + 1, ..w.clone() };
+    store.replace_webhook(&w, &capped).await.unwrap();
 
     // The publish function's handler, in-process, on the stack's table and queues of its own.
-    let (fast, slow): (&'static Kept, &'static Kept) = (Box::leak(Box::default()), Box::leak(Box::default()));
+    let kept = || -> &'static Kept { Box::leak(Box::default()) };
+    let (fast, slow, grouped) = (kept(), kept(), kept());
     let mut app = App::new(Config::for_table(stack_var("TABLE_NAME")), store);
-    (app.queue, app.slow_lane) = (Some(fast), Some(slow));
+    (app.queue, app.slow_lane, app.grouped) = (Some(fast), Some(slow), Some(grouped));
     let app: &'static App<_, &Kept> = Box::leak(Box::new(app));
     let request: Request = lambda_http::http::Request::builder()
         .method("POST")
@@ -181,7 +192,9 @@ async fn publish_puts_a_failing_webhooks_delivery_straight_in_the_slow_lane() {
     let response = serve(app, Operation::PublishEvent, &publish_event::handle, request).await;
     assert_eq!(response.status(), 202);
     let answer: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
-    assert_eq!(answer["deliveries"], 2, "both are deliveries: {answer}");
-    assert_eq!(fast.webhook_ids(), [healthy.id], "the healthy webhook's in the deliveries queue");
+    assert_eq!(answer["deliveries"], 3, "all three are deliveries: {answer}");
+    assert_eq!(grouped.webhook_ids(), [healthy.id], "the healthy webhook's in the grouped lane");
+    assert_eq!(*grouped.1.lock().unwrap(), [healthy.id.to_string()], "in its own message group");
     assert_eq!(slow.webhook_ids(), [failing.id], "the failing webhook's in the slow lane");
+    assert_eq!(fast.webhook_ids(), [capped.id], "a cap under ten, counted: the deliveries queue");
 }

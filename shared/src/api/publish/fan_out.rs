@@ -24,7 +24,8 @@ use crate::{
 /// email, if the vendor asked for one), and keeps each event that a webhook of its type could
 /// want (for redelivery and recovery); the number of deliveries of each event. A webhook whose
 /// last attempt failed has its delivery put in the slow lane, where dispatch would move it:
-/// healthy webhooks' deliveries never queue behind it.
+/// healthy webhooks' deliveries never queue behind it. A healthy one whose cap SQS can keep has
+/// it put in the grouped lane (`shared::grouped`), in its group.
 pub(super) async fn fan_out<S, Q>(
     app: &App<S, Q>,
     queue: &Q,
