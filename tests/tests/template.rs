@@ -364,14 +364,16 @@ fn the_queues_keep_nothing_from_being_lost() {
         .iter()
         .flat_map(|p| p["Statement"].as_sequence().unwrap())
         .collect();
-    for action in ["sqs:ReceiveMessage", "sqs:SendMessage", "sqs:ChangeMessageVisibility"] {
-        assert!(
-            statements.iter().any(|s| {
-                s["Action"].as_sequence().unwrap().iter().any(|a| a == action)
-                    && serde_yaml::to_string(&s["Resource"]).unwrap().contains("SlowDeliveriesQueue.Arn")
-            }),
-            "dispatch may {action} on the slow lane"
-        );
+    // Whether dispatch may take `action` on `queue`.
+    let may = |action: &str, queue: &str| {
+        statements.iter().any(|s| {
+            s["Action"].as_sequence().unwrap().iter().any(|a| a == action)
+                && serde_yaml::to_string(&s["Resource"]).unwrap().contains(&format!("{queue}.Arn"))
+        })
+    };
+    let lane_actions = ["sqs:ReceiveMessage", "sqs:SendMessage", "sqs:ChangeMessageVisibility"];
+    for action in lane_actions {
+        assert!(may(action, "SlowDeliveriesQueue"), "dispatch may {action} on the slow lane");
     }
     let alarms = devstack::resources_of_type(&t, "AWS::CloudWatch::Alarm");
     assert!(alarms.iter().any(|(_, a)| a["MetricName"] == "ApproximateNumberOfMessagesVisible"));
@@ -403,14 +405,8 @@ fn the_queues_keep_nothing_from_being_lost() {
             Some(("Ref".into(), "GroupedDeliveriesQueue".into()))
         );
     }
-    for action in ["sqs:ReceiveMessage", "sqs:SendMessage", "sqs:ChangeMessageVisibility"] {
-        assert!(
-            statements.iter().any(|s| {
-                s["Action"].as_sequence().unwrap().iter().any(|a| a == action)
-                    && serde_yaml::to_string(&s["Resource"]).unwrap().contains("GroupedDeliveriesQueue.Arn")
-            }),
-            "dispatch may {action} on the grouped lane"
-        );
+    for action in lane_actions {
+        assert!(may(action, "GroupedDeliveriesQueue"), "dispatch may {action} on the grouped lane");
     }
     let publish_timeout = t["Resources"]["PublishEventFunction"]["Properties"]["Timeout"]
         .as_i64()
