@@ -323,6 +323,9 @@ def test_send_a_test_event_signed_and_logged(world):
     assert AUTHENTICATION not in text and state["secret"] not in text
     assert headers["webhook-signature"] not in text
     expect(page.get_by_role("table", name="Request headers")).to_contain_text("webhook-id")
+    # The exact signing time, as the receiver got it: what a vendor checks a signature against.
+    signed = page.get_by_role("table", name="Request headers").get_by_role("row").filter(has_text="webhook-timestamp")
+    expect(signed).to_contain_text(headers["webhook-timestamp"])
     expect(page.locator("pre.body")).to_have_text('{"received": true}')
     accessible(page, "attempt")
 

@@ -24,7 +24,8 @@ async fn ecomnow_events_arrive_signed_with_the_stored_authorization() {
     let v = new_vendor(&store).await;
     let orders = Receiver::ok().await;
     let cancels = Receiver::ok().await;
-    let (_, order_secret) = ecomnow_webhook(&api, &v, "new_order", &orders.url, Some("Basic XxxXxxXX")).await;
+    let (order_hook, order_secret) =
+        ecomnow_webhook(&api, &v, "new_order", &orders.url, Some("Basic XxxXxxXX")).await;
     let (_, cancel_secret) = ecomnow_webhook(&api, &v, "order_cancellation", &cancels.url, None).await;
 
     let payload = payload("ecomnow/new-order.json");
@@ -44,6 +45,8 @@ async fn ecomnow_events_arrive_signed_with_the_stored_authorization() {
     assert_eq!(r.header("webhook-id"), Some(event_id.as_str()));
     let ts = r.header("webhook-timestamp").unwrap();
     assert!((ts.parse::<i64>().unwrap() - now()).abs() < 60);
+    let logged = tests::attempts_of(&store, order_hook, 1).await;
+    assert_eq!(logged[0].signed_at, ts.parse().ok(), "the attempt log keeps the signing time sent");
     assert!(verify(&order_secret, &event_id, ts, &r.body, r.header("webhook-signature").unwrap()));
     assert!(!verify(&cancel_secret, &event_id, ts, &r.body, r.header("webhook-signature").unwrap()));
     assert!(verify_with_reference_library(&order_secret, r), "the reference library verifies it");

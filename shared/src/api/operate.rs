@@ -140,6 +140,7 @@ impl<S: WebhookStore + AttemptLog, Q> App<S, Q> {
             duration_ms: attempt.duration.as_millis() as u64,
             at_ms: crate::clock::now_ms(),
             response_excerpt: attempt.response_excerpt,
+            signed_at: Some(timestamp),
         };
         if let Err(e) = self.store.record_attempt(&record).await {
             tracing::error!(error = %crate::error::chain(&e), "cannot record the test attempt");

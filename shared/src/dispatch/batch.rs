@@ -192,5 +192,6 @@ pub(super) fn attempt_record(message: &DeliveryMessage) -> AttemptRecord {
         duration_ms: 0,
         at_ms: clock::now_ms(),
         response_excerpt: String::new(),
+        signed_at: None,
     }
 }

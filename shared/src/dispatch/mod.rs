@@ -305,7 +305,7 @@ where
                 body,
             })
             .await;
-        self.log_attempt(&message, &attempt).await;
+        self.log_attempt(&message, &attempt, timestamp).await;
         self.give_slot(webhook.id, slot).await;
         let ms = attempt.duration.as_secs_f64() * 1000.0;
         tally.add(|t| {
@@ -389,9 +389,10 @@ where
         }
     }
 
-    /// Appends the attempt to the log; false if it could not.
-    async fn log_attempt(&self, message: &DeliveryMessage, a: &Attempt) -> bool {
+    /// Appends the attempt, signed at `timestamp`, to the log; false if it could not.
+    async fn log_attempt(&self, message: &DeliveryMessage, a: &Attempt, timestamp: i64) -> bool {
         let record = AttemptRecord {
+            signed_at: Some(timestamp),
             status: a.outcome.status(),
             outcome: a.outcome.label().to_owned(),
             duration_ms: a.duration.as_millis() as u64,

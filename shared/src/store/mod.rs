@@ -272,6 +272,9 @@ pub struct AttemptRecord {
     pub at_ms: i64,
     /// The first KiB of the response body.
     pub response_excerpt: String,
+    /// The request's `webhook-timestamp`, the time it was signed at (Unix seconds): `None` for
+    /// a delivery dropped unsent, and for attempts recorded before it was kept.
+    pub signed_at: Option<i64>,
 }
 
 /// Where an attempt is in its webhook's log: its time, event and number, which sort as the log

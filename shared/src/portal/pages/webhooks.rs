@@ -225,7 +225,10 @@ pub(crate) fn attempt(s: &Session, w: &Webhook, a: &AttemptRecord) -> Markup {
                         tr { td { "content-type" } td { "application/json" } }
                         tr { td { "user-agent" } td { (crate::delivery::USER_AGENT) } }
                         tr { td { "webhook-id" } td { (a.event_id) } }
-                        tr { td { "webhook-timestamp" } td { "the signing time, at the attempt" } }
+                        tr {
+                            td { "webhook-timestamp" }
+                            td { @if let Some(at) = a.signed_at { (at) " (" (rfc3339_ms(at * 1000)) ")" } @else { "the signing time, at the attempt" } }
+                        }
                         tr { td { "webhook-signature" } td { "v1,… (not shown)" } }
                         @if w.authentication.is_some() { tr { td { "authorization" } td { "(not shown)" } } }
                         @for (name, _) in &w.options.headers { tr { td { (name) } td { "(not shown)" } } }

@@ -279,6 +279,7 @@ impl AttemptLog for DynamoStore {
             expires_at: r.at_ms / 1000 + ATTEMPT_TTL_SECS,
             status: r.status,
             response: Some(r.response_excerpt.clone()).filter(|e| !e.is_empty()),
+            signed_at: r.signed_at,
         })?;
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(backend)?;
         Ok(())
@@ -367,5 +368,6 @@ fn attempt_record(item: Item) -> Result<AttemptRecord, StoreError> {
         duration_ms: a.duration_ms,
         at_ms: a.at,
         response_excerpt: a.response.unwrap_or_default(),
+        signed_at: a.signed_at,
     })
 }

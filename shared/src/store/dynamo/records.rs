@@ -274,6 +274,8 @@ pub(super) struct AttemptItem {
     pub(super) status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) response: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) signed_at: Option<i64>,
 }
 
 /// A vendor's notification settings (`VENDOR#<vendorId>` / `NOTIFY`).
