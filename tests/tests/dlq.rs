@@ -188,3 +188,54 @@ async fn an_interrupted_replay_loses_nothing_and_the_next_one_finishes_it() {
         assert_eq!(m.payload.get(), payload.to_string());
     }
 }
+
+/// What SQS parked from the grouped lane (a message that kept failing without an attempt):
+/// `dlq --grouped` lists it, and its replay goes through the deliveries queue back to its
+/// webhook's group, delivered once at a fresh first attempt.
+#[tokio::test]
+async fn the_grouped_lanes_parked_deliveries_are_replayed_to_their_group() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let receiver = Receiver::ok().await;
+    let body = json!({"webhookType": "new_order", "url": receiver.url});
+    let created = api.vendor(&v, Method::POST, "/basic/webhooks", Some(&body)).await.json();
+    let id = created["webhookId"].as_u64().unwrap();
+    let event_id = tests::unique("grouped");
+    let parked = shared::delivery::DeliveryMessage {
+        attempt: 3,
+        ..shared::delivery::DeliveryMessage::first(
+            event_id.clone(),
+            shared::domain::EventType::NewOrder,
+            v.vendor.vendor_id.clone(),
+            id,
+            1,
+            serde_json::value::RawValue::from_string(fixture("ecomnow/new-order.json").trim_end().into())
+                .unwrap(),
+        )
+    };
+    let sqs = aws_sdk_sqs::Client::new(&shared::aws::sdk_config().await);
+    sqs.send_message()
+        .queue_url(tests::stack_var("GROUPED_DEAD_LETTER_QUEUE_URL"))
+        .message_body(parked.to_body())
+        .message_group_id(id.to_string())
+        .message_deduplication_id(&event_id)
+        .send()
+        .await
+        .unwrap();
+
+    let webhook = id.to_string();
+    let (ok, out, err) = admin(&["dlq", "--grouped", "list", "--webhook", &webhook]);
+    assert!(ok && out.contains(&event_id), "{out}{err}");
+    let (ok, out, err) = admin(&["dlq", "--grouped", "replay", "--webhook", &webhook]);
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!({"replayed": 1}));
+    let got = receiver.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("webhook-id"), Some(event_id.as_str()));
+    let logged = tests::attempts_of(&store, id, 1).await;
+    assert_eq!((logged.len(), logged[0].attempt), (1, 1), "a fresh first attempt");
+    let (_, out, _) = admin(&["dlq", "--grouped", "list", "--webhook", &webhook]);
+    assert!(!out.contains(&event_id), "{out}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.received().len(), 1, "once");
+}
