@@ -691,6 +691,7 @@ fn the_dashboard_shows_deliveries_queues_the_api_and_every_function() {
         r#""OrderWebhooks","FailedTimeout""#,
         r#""OrderWebhooks","FailedConnect""#,
         r#""OrderWebhooks","FailedRejected""#,
+        r#""OrderWebhooks","MovedToGroupedLane""#,
         r#""AttemptLatency","Function","dispatch",{"stat":"p50""#,
         r#""AttemptLatency","Function","dispatch",{"stat":"p99""#,
         r#""ApproximateAgeOfOldestMessage""#,
