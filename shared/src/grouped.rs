@@ -22,10 +22,11 @@ pub fn cap(webhook: &Webhook, default: u32) -> u32 {
     webhook.max_in_flight.unwrap_or(default)
 }
 
-/// Whether a delivery to `webhook` belongs in the grouped lane now: the webhook is healthy (a
-/// failing one's deliveries belong in the slow lane) and its cap is kept by its groups.
-pub fn takes(webhook: &Webhook, default_cap: u32) -> bool {
-    !webhook.failing() && groups(cap(webhook, default_cap)) > 0
+/// The cap of `webhook` if a delivery to it belongs in the grouped lane now: the webhook is
+/// healthy (a failing one's deliveries belong in the slow lane) and its cap is kept by its groups.
+pub fn kept_cap(webhook: &Webhook, default_cap: u32) -> Option<u32> {
+    let cap = cap(webhook, default_cap);
+    (!webhook.failing() && groups(cap) > 0).then_some(cap)
 }
 
 /// The message group of a delivery of `event_id` to a webhook whose deliveries spread over

@@ -58,18 +58,18 @@ where
         self.grouped.as_ref().is_some_and(|lane| lane.holds(record))
     }
 
-    /// A delivery to a healthy `webhook` whose cap SQS can keep, put in the grouped lane (with
-    /// the record's message id as its deduplication id: a move repeated after a crash is
+    /// A delivery to a healthy webhook whose cap (`cap`) SQS can keep, put in the grouped lane
+    /// (with the record's message id as its deduplication id: a move repeated after a crash is
     /// dropped); false if the lane could not take it, and the delivery goes on where it is.
     pub(super) async fn move_to_groups(
         &self,
         lane: &Q,
         record: &SqsMessage,
         message: &DeliveryMessage,
-        webhook: &Webhook,
+        cap: u32,
     ) -> bool {
         let dedup = record.message_id.clone().unwrap_or_else(crate::ids::event_id);
-        let moved = grouped::message(message, grouped::cap(webhook, self.max_in_flight), dedup);
+        let moved = grouped::message(message, cap, dedup);
         match lane.send_grouped(vec![moved]).await {
             Ok(()) => true,
             Err(e) => {
@@ -287,21 +287,12 @@ where
     }
 
     /// A message this invocation has no time left for: queued again as it is, in its own lane,
-    /// for another invocation.
-    /// In the grouped lane, the message itself is handed back (visible again at once), since a
-    /// FIFO queue takes no message without its group.
+    /// for another invocation. In a FIFO lane (ordered, grouped) the message itself is handed
+    /// back, visible again at once: a FIFO queue takes no message without its group.
     pub(super) async fn hand_back(&self, record: &SqsMessage, message: &DeliveryMessage) -> Disposition {
-        match self.ordered_lane(record) {
-            Some(lane) => self.hold_in_place(lane, record, Duration::ZERO).await,
-            None if self.in_grouped_lane(record) => {
-                if let Some(receipt) = record.receipt_handle.as_deref() {
-                    if let Err(e) = self.source(record).delay(receipt, Duration::ZERO).await {
-                        tracing::warn!(error = %crate::error::chain(&e), "cannot hand the delivery back: it comes back after its visibility timeout");
-                    }
-                }
-                Disposition::Retry
-            }
-            None => self.requeue_to(self.source(record), message, Duration::ZERO).await,
+        if self.ordered_lane(record).is_some() || self.in_grouped_lane(record) {
+            return self.hold(self.source(record), record, Duration::ZERO).await;
         }
+        self.requeue_to(self.source(record), message, Duration::ZERO).await
     }
 }

@@ -79,8 +79,13 @@ pub struct Lane<Q> {
 impl<Q> Lane<Q> {
     /// Whether `record` came from this lane.
     fn holds(&self, record: &SqsMessage) -> bool {
-        record.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next()) == Some(self.name.as_str())
+        came_from(record, &self.name)
     }
+}
+
+/// Whether `record` came from the queue named `name` (its event source ARN's last part).
+fn came_from(record: &SqsMessage, name: &str) -> bool {
+    record.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next()) == Some(name)
 }
 
 impl Lane<SqsQueue> {
@@ -163,7 +168,7 @@ where
                         (Some(lock), Some(lane)) => {
                             let mut blocked = lock.lock().await;
                             if *blocked {
-                                self.hold_in_place(lane, record, Duration::ZERO).await
+                                self.hold(&lane.queue, record, Duration::ZERO).await
                             } else {
                                 let done = self.process(record, message, batch).await;
                                 *blocked = done == Disposition::Retry;
@@ -255,13 +260,13 @@ where
             }
         }
         let in_groups = self.in_grouped_lane(record);
-        if !in_groups && lane.is_none() && grouped::takes(&webhook, self.max_in_flight) {
-            if let Some(to) = &self.grouped {
-                if self.move_to_groups(&to.queue, record, &message, &webhook).await {
-                    tracing::info!("the webhook is healthy: delivery moved to the grouped lane");
-                    tally.add(|t| t.grouped += 1);
-                    return Disposition::Done;
-                }
+        if let (false, None, Some(to), Some(cap)) =
+            (in_groups, lane, &self.grouped, grouped::kept_cap(&webhook, self.max_in_flight))
+        {
+            if self.move_to_groups(&to.queue, record, &message, cap).await {
+                tracing::info!("the webhook is healthy: delivery moved to the grouped lane");
+                tally.add(|t| t.grouped += 1);
+                return Disposition::Done;
             }
         }
         let webhook = match self.through_circuit(webhook, batch).await {
@@ -269,7 +274,7 @@ where
             Err(wait) => {
                 tally.add(|t| t.held += 1);
                 return match lane {
-                    Some(lane) => self.hold_in_place(lane, record, wait).await,
+                    Some(lane) => self.hold(&lane.queue, record, wait).await,
                     None => self.requeue(&message, wait).await,
                 };
             }
@@ -289,7 +294,7 @@ where
             tally.add(|t| t.capped += 1);
             let wait = Duration::from_millis(rand::thread_rng().gen_range(1_000..3_000));
             return match lane {
-                Some(lane) => self.hold_in_place(lane, record, wait).await,
+                Some(lane) => self.hold(&lane.queue, record, wait).await,
                 None => self.requeue(&message, wait).await,
             };
         };

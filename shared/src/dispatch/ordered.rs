@@ -76,8 +76,7 @@ where
     /// The ordered lane, if `record` came from it.
     pub(super) fn ordered_lane(&self, record: &SqsMessage) -> Option<&OrderedLane<Q>> {
         let lane = self.ordered.as_ref()?;
-        let arn = record.event_source_arn.as_deref()?;
-        (group_of(record).is_some() && arn.rsplit(':').next() == Some(lane.name.as_str())).then_some(lane)
+        (group_of(record).is_some() && super::came_from(record, &lane.name)).then_some(lane)
     }
 
     /// The attempt an ordered record is at.
@@ -85,17 +84,13 @@ where
         self.schedule.attempt_at(age(record))
     }
 
-    /// An ordered delivery kept in its place for `wait` (its group waits with it).
-    pub(super) async fn hold_in_place(
-        &self,
-        lane: &OrderedLane<Q>,
-        record: &SqsMessage,
-        wait: Duration,
-    ) -> Disposition {
+    /// A delivery of a FIFO lane (ordered, grouped) kept in its place in `queue` for `wait`, its
+    /// group waiting with it.
+    pub(super) async fn hold(&self, queue: &Q, record: &SqsMessage, wait: Duration) -> Disposition {
         if let Some(receipt) = record.receipt_handle.as_deref() {
             let allowed = MAX_VISIBILITY.saturating_sub(Duration::from_secs(60));
-            if let Err(e) = lane.queue.delay(receipt, wait.min(allowed)).await {
-                tracing::warn!(error = %crate::error::chain(&e), "cannot hold the ordered delivery: it comes back after its visibility timeout");
+            if let Err(e) = queue.delay(receipt, wait.min(allowed)).await {
+                tracing::warn!(error = %crate::error::chain(&e), "cannot hold the delivery in place: it comes back after its visibility timeout");
             }
         }
         Disposition::Retry
@@ -134,6 +129,6 @@ where
             next_in_ms = wait.as_millis() as u64,
             "will retry in place"
         );
-        self.hold_in_place(lane, record, wait).await
+        self.hold(&lane.queue, record, wait).await
     }
 }

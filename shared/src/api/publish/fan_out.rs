@@ -96,8 +96,8 @@ where
                 }
             }
             // A healthy webhook whose cap SQS can keep: the grouped lane, in its webhook's group.
-            let cap = grouped::cap(w, app.config.max_in_flight_per_webhook);
-            if app.grouped.is_some() && grouped::takes(w, app.config.max_in_flight_per_webhook) {
+            let kept = grouped::kept_cap(w, app.config.max_in_flight_per_webhook);
+            if let (Some(_), Some(cap)) = (&app.grouped, kept) {
                 let dedup = grouped::published_dedup(w.id, &p.event_id);
                 in_groups.push(grouped::message(&message, cap, dedup));
                 continue;
