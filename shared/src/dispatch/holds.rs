@@ -21,6 +21,11 @@ use crate::{
 /// use them: each slot's lease lasts an attempt's budget and this.
 const SLOT_SHARING_MS: i64 = 1_000;
 
+/// Whether `record` came from the queue named `name` (its event source ARN's last part).
+pub(super) fn came_from(record: &SqsMessage, name: &str) -> bool {
+    record.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next()) == Some(name)
+}
+
 /// A delivery's slot among its webhook's deliveries in flight.
 pub(super) enum Slot {
     /// None: the webhook has no cap, or the store could not count.

@@ -79,13 +79,8 @@ pub struct Lane<Q> {
 impl<Q> Lane<Q> {
     /// Whether `record` came from this lane.
     fn holds(&self, record: &SqsMessage) -> bool {
-        came_from(record, &self.name)
+        holds::came_from(record, &self.name)
     }
-}
-
-/// Whether `record` came from the queue named `name` (its event source ARN's last part).
-fn came_from(record: &SqsMessage, name: &str) -> bool {
-    record.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next()) == Some(name)
 }
 
 impl Lane<SqsQueue> {

@@ -76,7 +76,7 @@ where
     /// The ordered lane, if `record` came from it.
     pub(super) fn ordered_lane(&self, record: &SqsMessage) -> Option<&OrderedLane<Q>> {
         let lane = self.ordered.as_ref()?;
-        (group_of(record).is_some() && super::came_from(record, &lane.name)).then_some(lane)
+        (group_of(record).is_some() && super::holds::came_from(record, &lane.name)).then_some(lane)
     }
 
     /// The attempt an ordered record is at.
