@@ -28,6 +28,8 @@ pub struct Run {
     /// (store reads, store writes, queue calls), for the runs that go through dispatch.
     pub requests: Option<(u64, u64, u64)>,
     pub batches: usize,
+    /// Heap allocations made during the run, every thread's.
+    pub allocations: u64,
 }
 
 impl Run {
@@ -41,6 +43,9 @@ impl Run {
     }
     pub fn cpu_per_delivery(&self) -> Duration {
         self.cpu / self.deliveries.max(1) as u32
+    }
+    pub fn allocations_per_delivery(&self) -> f64 {
+        self.allocations as f64 / self.deliveries.max(1) as f64
     }
 }
 
@@ -104,7 +109,7 @@ where
     let send = Arc::new(send);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
-    let (cpu0, t0) = (cpu_time(), Instant::now());
+    let (cpu0, t0, allocations0) = (cpu_time(), Instant::now(), crate::allocs::so_far());
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let (send, next, latencies) = (send.clone(), next.clone(), latencies.clone());
@@ -120,9 +125,9 @@ where
     for w in workers {
         w.await.unwrap();
     }
-    let (wall, cpu) = (t0.elapsed(), cpu_time() - cpu0);
+    let (wall, cpu, allocations) = (t0.elapsed(), cpu_time() - cpu0, crate::allocs::so_far() - allocations0);
     let latencies = std::mem::take(&mut *latencies.lock().unwrap());
-    Run { name, deliveries: n, wall, cpu, latencies, requests: None, batches: 0 }
+    Run { name, deliveries: n, wall, cpu, latencies, requests: None, batches: 0, allocations }
 }
 
 /// The bare client: hyper-util's pooled HTTP/1.1 client as it comes, the same POSTs with the
@@ -308,7 +313,7 @@ pub async fn through_dispatch_with<
     let n: usize = events.iter().map(|e| e.records.len()).sum();
     let batches = events.len();
     let events = Arc::new(Mutex::new(events));
-    let (cpu0, t0) = (cpu_time(), Instant::now());
+    let (cpu0, t0, allocations0) = (cpu_time(), Instant::now(), crate::allocs::so_far());
     let lambdas: Vec<_> = (0..(concurrency / 10).max(1))
         .map(|_| {
             let (dispatcher, events) = (dispatcher.clone(), events.clone());
@@ -324,7 +329,7 @@ pub async fn through_dispatch_with<
     for l in lambdas {
         l.await.unwrap();
     }
-    let (wall, cpu) = (t0.elapsed(), cpu_time() - cpu0);
+    let (wall, cpu, allocations) = (t0.elapsed(), cpu_time() - cpu0, crate::allocs::so_far() - allocations0);
     let latencies = std::mem::take(&mut *dispatcher.deliverer.latencies.lock().unwrap());
     let s = &dispatcher.store;
     let requests = (
@@ -332,5 +337,5 @@ pub async fn through_dispatch_with<
         s.writes.load(Ordering::Relaxed),
         dispatcher.queue.calls.load(Ordering::Relaxed),
     );
-    Run { name, deliveries: n, wall, cpu, latencies, requests: Some(requests), batches }
+    Run { name, deliveries: n, wall, cpu, latencies, requests: Some(requests), batches, allocations }
 }

@@ -1,6 +1,7 @@
 //! `webhooks-bench`: the performance figures of the README, measured in one run each, as ratios
 //! against a baseline of the same run (these machines are noisy). `scripts/bench.sh` runs them
 //! all from a fresh clone; see the README's Performance section.
+mod allocs;
 mod cold;
 mod cpu_share;
 mod dispatch;
@@ -65,6 +66,9 @@ enum Command {
     #[command(hide = true)]
     Receiver,
 }
+
+#[global_allocator]
+static ALLOCATOR: allocs::Counting = allocs::Counting;
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -180,8 +184,8 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
     eprintln!(
         "{n} deliveries of 1 KiB, {concurrency} in flight, {webhooks} webhooks, one receiver on 127.0.0.1"
     );
-    eprintln!("| run | deliveries/s | ratio to a | p50 ms | p99 ms | our CPU ms/delivery | store reads, writes / delivery |");
-    eprintln!("|---|---|---|---|---|---|---|");
+    eprintln!("| run | deliveries/s | ratio to a | p50 ms | p99 ms | our CPU ms/delivery | allocations / delivery | store reads, writes / delivery |");
+    eprintln!("|---|---|---|---|---|---|---|---|");
     for r in &runs {
         let requests = r
             .requests
@@ -191,13 +195,14 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
             })
             .unwrap_or_else(|| "-".into());
         eprintln!(
-            "| {} | {:.0} | {:.2} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {:.2} | {} | {} | {} | {:.1} | {} |",
             r.name,
             r.per_second(),
             r.per_second() / ceiling,
             ms(r.percentile(0.5)),
             ms(r.percentile(0.99)),
             ms(r.cpu_per_delivery()),
+            r.allocations_per_delivery(),
             requests,
         );
     }

@@ -1,5 +1,8 @@
 //! Published events, publishers' idempotency keys and the attempt log.
-use std::collections::{HashMap, HashSet};
+use std::{
+    borrow::Cow,
+    collections::{HashMap, HashSet},
+};
 
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
@@ -270,15 +273,15 @@ impl AttemptLog for DynamoStore {
             pk: format!("ATTEMPTS#{}", r.webhook_id),
             sk: super::super::attempt_key(r),
             webhook_id: r.webhook_id,
-            vendor_id: r.vendor_id.clone(),
-            event_id: r.event_id.clone(),
+            vendor_id: Cow::Borrowed(&r.vendor_id),
+            event_id: Cow::Borrowed(&r.event_id),
             attempt: r.attempt,
-            outcome: r.outcome.clone(),
+            outcome: Cow::Borrowed(&r.outcome),
             duration_ms: r.duration_ms,
             at: r.at_ms,
             expires_at: r.at_ms / 1000 + ATTEMPT_TTL_SECS,
             status: r.status,
-            response: Some(r.response_excerpt.clone()).filter(|e| !e.is_empty()),
+            response: Some(Cow::Borrowed(r.response_excerpt.as_str())).filter(|e| !e.is_empty()),
             signed_at: r.signed_at,
         })?;
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(backend)?;
@@ -360,14 +363,14 @@ fn attempt_record(item: Item) -> Result<AttemptRecord, StoreError> {
     let a: AttemptItem = from_item(item)?;
     Ok(AttemptRecord {
         webhook_id: a.webhook_id,
-        vendor_id: a.vendor_id,
-        event_id: a.event_id,
+        vendor_id: a.vendor_id.into_owned(),
+        event_id: a.event_id.into_owned(),
         attempt: a.attempt,
         status: a.status,
-        outcome: a.outcome,
+        outcome: a.outcome.into_owned(),
         duration_ms: a.duration_ms,
         at_ms: a.at,
-        response_excerpt: a.response.unwrap_or_default(),
+        response_excerpt: a.response.map(Cow::into_owned).unwrap_or_default(),
         signed_at: a.signed_at,
     })
 }

@@ -1,5 +1,7 @@
 //! The items, as records `serde_dynamo` maps: one struct per kind of item, with the attribute
 //! names and types the table holds (numbers as `N`; an optional part is an absent attribute).
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::*;
@@ -255,17 +257,18 @@ pub(super) struct KeyRecord {
     pub(super) lease_until: Option<i64>,
 }
 
-/// One delivery attempt in its webhook's log (`ATTEMPTS#<webhookId>`, 30 days).
+/// One delivery attempt in its webhook's log (`ATTEMPTS#<webhookId>`, 30 days). Its text is
+/// borrowed from the attempt when written (dispatch writes one per attempt), owned when read.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct AttemptItem {
+pub(super) struct AttemptItem<'a> {
     pub(super) pk: String,
     pub(super) sk: String,
     pub(super) webhook_id: u64,
-    pub(super) vendor_id: String,
-    pub(super) event_id: String,
+    pub(super) vendor_id: Cow<'a, str>,
+    pub(super) event_id: Cow<'a, str>,
     pub(super) attempt: u32,
-    pub(super) outcome: String,
+    pub(super) outcome: Cow<'a, str>,
     pub(super) duration_ms: u64,
     /// Unix milliseconds.
     pub(super) at: i64,
@@ -273,7 +276,7 @@ pub(super) struct AttemptItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) response: Option<String>,
+    pub(super) response: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) signed_at: Option<i64>,
 }
