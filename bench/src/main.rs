@@ -37,6 +37,10 @@ enum Command {
         /// Also through the DynamoDB store on the emulator at $AWS_ENDPOINT_URL, table $TABLE_NAME.
         #[arg(long)]
         dynamo: bool,
+        /// Measure this run alone (a, a2, b, b1 or b0; no run on the emulator): the process
+        /// then spends its measured time in it, for a profiler (`perf record`).
+        #[arg(long, value_parser = ["a", "a2", "b", "b1", "b0"])]
+        only: Option<String>,
     },
     /// Each function's release binary: exec to first poll, first invocation, peak memory.
     ColdStart {
@@ -74,8 +78,8 @@ static ALLOCATOR: allocs::Counting = allocs::Counting;
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Receiver => receiver::serve().await,
-        Command::Dispatch { deliveries, concurrency, webhooks, dynamo } => {
-            run_dispatch(deliveries, concurrency, webhooks, dynamo).await
+        Command::Dispatch { deliveries, concurrency, webhooks, dynamo, only } => {
+            run_dispatch(deliveries, concurrency, webhooks, dynamo, only.as_deref()).await
         }
         Command::ColdStart { bin_dir, runs, batch } => run_cold_start(&bin_dir, runs, batch).await,
         Command::AuthCpu { bin_dir, memory, invocations } => {
@@ -88,7 +92,14 @@ fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
 
-async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: bool) -> Result<()> {
+async fn run_dispatch(
+    n: usize,
+    concurrency: usize,
+    webhooks: usize,
+    dynamo: bool,
+    only: Option<&str>,
+) -> Result<()> {
+    let wanted = |run: &str| only.is_none_or(|o| o == run);
     let receiver = receiver::spawn().await?;
     let hooks = dispatch::webhooks(receiver.port, webhooks, "ven_bench", 900_000_000);
     // Warm both paths (connections, allocator) before measuring.
@@ -96,41 +107,52 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
     let memory = shared::store::MemoryStore::with(&hooks);
     dispatch::through_dispatch("warm-up", memory, dispatch::batches(&hooks, 500), concurrency).await;
 
-    let mut runs = vec![dispatch::ceiling(receiver.port, n, concurrency).await];
-    runs.push(dispatch::sender_alone(receiver.port, n, concurrency).await);
-    let memory = shared::store::MemoryStore::with(&hooks);
-    runs.push(
-        dispatch::through_dispatch(
-            "b. dispatch, in-memory store",
-            memory,
-            dispatch::batches(&hooks, n),
-            concurrency,
-        )
-        .await,
-    );
+    let mut runs = Vec::new();
+    if wanted("a") {
+        runs.push(dispatch::ceiling(receiver.port, n, concurrency).await);
+    }
+    if wanted("a2") {
+        runs.push(dispatch::sender_alone(receiver.port, n, concurrency).await);
+    }
+    if wanted("b") {
+        let memory = shared::store::MemoryStore::with(&hooks);
+        runs.push(
+            dispatch::through_dispatch(
+                "b. dispatch, in-memory store",
+                memory,
+                dispatch::batches(&hooks, n),
+                concurrency,
+            )
+            .await,
+        );
+    }
     // As a healthy webhook's deliveries are dispatched, in the grouped lane: no slot taken.
-    let memory = shared::store::MemoryStore::with(&hooks);
-    runs.push(
-        dispatch::through_dispatch(
-            "b1. as b, through the grouped lane",
-            memory,
-            dispatch::in_grouped_lane(dispatch::batches(&hooks, n)),
-            concurrency,
-        )
-        .await,
-    );
-    let memory = shared::store::MemoryStore::with(&hooks);
-    runs.push(
-        dispatch::through_dispatch_with(
-            "b0. dispatch's handler alone (an instant 200, no network)",
-            memory,
-            doubles::Answers200,
-            dispatch::batches(&hooks, n),
-            concurrency,
-        )
-        .await,
-    );
-    if dynamo {
+    if wanted("b1") {
+        let memory = shared::store::MemoryStore::with(&hooks);
+        runs.push(
+            dispatch::through_dispatch(
+                "b1. as b, through the grouped lane",
+                memory,
+                dispatch::in_grouped_lane(dispatch::batches(&hooks, n)),
+                concurrency,
+            )
+            .await,
+        );
+    }
+    if wanted("b0") {
+        let memory = shared::store::MemoryStore::with(&hooks);
+        runs.push(
+            dispatch::through_dispatch_with(
+                "b0. dispatch's handler alone (an instant 200, no network)",
+                memory,
+                doubles::Answers200,
+                dispatch::batches(&hooks, n),
+                concurrency,
+            )
+            .await,
+        );
+    }
+    if dynamo && only.is_none() {
         let table = std::env::var("TABLE_NAME").context("--dynamo needs TABLE_NAME")?;
         let aws = shared::aws::sdk_config().await;
         let store = shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
@@ -180,7 +202,8 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
             .await,
         );
     }
-    let ceiling = runs[0].per_second();
+    // The ratio is to the bare client's run, when there is one (not with `--only`).
+    let ceiling = runs.iter().find(|r| r.name.starts_with("a.")).map(dispatch::Run::per_second);
     eprintln!(
         "{n} deliveries of 1 KiB, {concurrency} in flight, {webhooks} webhooks, one receiver on 127.0.0.1"
     );
@@ -195,10 +218,10 @@ async fn run_dispatch(n: usize, concurrency: usize, webhooks: usize, dynamo: boo
             })
             .unwrap_or_else(|| "-".into());
         eprintln!(
-            "| {} | {:.0} | {:.2} | {} | {} | {} | {:.1} | {} |",
+            "| {} | {:.0} | {} | {} | {} | {} | {:.1} | {} |",
             r.name,
             r.per_second(),
-            r.per_second() / ceiling,
+            ceiling.map_or("-".to_owned(), |c| format!("{:.2}", r.per_second() / c)),
             ms(r.percentile(0.5)),
             ms(r.percentile(0.99)),
             ms(r.cpu_per_delivery()),
