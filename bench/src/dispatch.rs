@@ -157,29 +157,65 @@ pub async fn ceiling(port: u16, n: usize, concurrency: usize) -> Run {
 /// delivery using it, the address guard, the timeout, the response cap) alone, the same
 /// requests: where the gap between a and b goes.
 pub async fn sender_alone(port: u16, n: usize, concurrency: usize) -> Run {
-    use shared::delivery::{Deliverer, DeliveryRequest, Outcome};
-    let settings = DeliverySettings { allow_private_targets: true, ..DeliverySettings::default() };
-    let sender = Arc::new(HttpDeliverer::new(&settings).unwrap());
-    let body = Arc::new(payload().into_bytes());
-    let url = Arc::new(format!("http://127.0.0.1:{port}/hook"));
+    let poster = Arc::new(Poster::new(port));
     closed_loop("a2. dispatch's sender alone", n, concurrency, move || {
-        let (sender, body, url) = (sender.clone(), body.clone(), url.clone());
-        async move {
-            let attempt = sender
-                .deliver(&DeliveryRequest {
-                    url: &url,
-                    authentication: None,
-                    headers: &[],
-                    event_id: "evt_bench",
-                    timestamp: 1_795_510_800,
-                    signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
-                    body: &body,
-                })
-                .await;
-            assert!(matches!(attempt.outcome, Outcome::Delivered { .. }));
-        }
+        let poster = poster.clone();
+        async move { poster.post().await }
     })
     .await
+}
+
+/// As [`sender_alone`], in batches of ten, each sent at once and waited for to its slowest, by
+/// `concurrency / 10` senders at a time: what waiting for a whole batch costs without the
+/// handler (a Lambda invocation answers for its SQS batch once every delivery in it is done).
+/// Latencies are per batch.
+pub async fn sender_in_batches(port: u16, n: usize, concurrency: usize) -> Run {
+    let poster = Arc::new(Poster::new(port));
+    let name = "a3. as a2, in batches of ten (each waits for its slowest)";
+    let mut run = closed_loop(name, n / 10, (concurrency / 10).max(1), move || {
+        let poster = poster.clone();
+        async move {
+            futures_util::future::join_all((0..10).map(|_| poster.post())).await;
+        }
+    })
+    .await;
+    run.deliveries = n / 10 * 10;
+    run
+}
+
+/// POSTs of the payload by dispatch's sender, each of which must be answered with a 2xx.
+struct Poster {
+    sender: HttpDeliverer,
+    body: Vec<u8>,
+    url: String,
+}
+
+impl Poster {
+    fn new(port: u16) -> Self {
+        let settings = DeliverySettings { allow_private_targets: true, ..DeliverySettings::default() };
+        Self {
+            sender: HttpDeliverer::new(&settings).unwrap(),
+            body: payload().into_bytes(),
+            url: format!("http://127.0.0.1:{port}/hook"),
+        }
+    }
+
+    async fn post(&self) {
+        use shared::delivery::{DeliveryRequest, Outcome};
+        let attempt = self
+            .sender
+            .deliver(&DeliveryRequest {
+                url: &self.url,
+                authentication: None,
+                headers: &[],
+                event_id: "evt_bench",
+                timestamp: 1_795_510_800,
+                signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+                body: &self.body,
+            })
+            .await;
+        assert!(matches!(attempt.outcome, Outcome::Delivered { .. }));
+    }
 }
 
 /// `webhooks` webhooks of one vendor, all at the receiver, ids from `first_id` (ids are unique

@@ -37,9 +37,9 @@ enum Command {
         /// Also through the DynamoDB store on the emulator at $AWS_ENDPOINT_URL, table $TABLE_NAME.
         #[arg(long)]
         dynamo: bool,
-        /// Measure this run alone (a, a2, b, b1 or b0; no run on the emulator): the process
+        /// Measure this run alone (a, a2, a3, b, b1 or b0; no run on the emulator): the process
         /// then spends its measured time in it, for a profiler (`perf record`).
-        #[arg(long, value_parser = ["a", "a2", "b", "b1", "b0"])]
+        #[arg(long, value_parser = ["a", "a2", "a3", "b", "b1", "b0"])]
         only: Option<String>,
     },
     /// Each function's release binary: exec to first poll, first invocation, peak memory.
@@ -113,6 +113,9 @@ async fn run_dispatch(
     }
     if wanted("a2") {
         runs.push(dispatch::sender_alone(receiver.port, n, concurrency).await);
+    }
+    if wanted("a3") {
+        runs.push(dispatch::sender_in_batches(receiver.port, n, concurrency).await);
     }
     if wanted("b") {
         let memory = shared::store::MemoryStore::with(&hooks);
