@@ -49,6 +49,24 @@ impl Run {
     }
 }
 
+/// A run's clocks, read at its start: the wall clock, this process's CPU time, its allocations.
+struct Meter {
+    t0: Instant,
+    cpu0: Duration,
+    allocations0: u64,
+}
+
+impl Meter {
+    fn start() -> Self {
+        Self { t0: Instant::now(), cpu0: cpu_time(), allocations0: crate::allocs::so_far() }
+    }
+
+    /// Wall time, CPU time and allocations since the start.
+    fn read(&self) -> (Duration, Duration, u64) {
+        (self.t0.elapsed(), cpu_time() - self.cpu0, crate::allocs::so_far() - self.allocations0)
+    }
+}
+
 /// This process's user and system CPU time so far.
 pub fn cpu_time() -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -109,7 +127,7 @@ where
     let send = Arc::new(send);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
-    let (cpu0, t0, allocations0) = (cpu_time(), Instant::now(), crate::allocs::so_far());
+    let meter = Meter::start();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let (send, next, latencies) = (send.clone(), next.clone(), latencies.clone());
@@ -125,7 +143,7 @@ where
     for w in workers {
         w.await.unwrap();
     }
-    let (wall, cpu, allocations) = (t0.elapsed(), cpu_time() - cpu0, crate::allocs::so_far() - allocations0);
+    let (wall, cpu, allocations) = meter.read();
     let latencies = std::mem::take(&mut *latencies.lock().unwrap());
     Run { name, deliveries: n, wall, cpu, latencies, requests: None, batches: 0, allocations }
 }
@@ -349,7 +367,7 @@ pub async fn through_dispatch_with<
     let n: usize = events.iter().map(|e| e.records.len()).sum();
     let batches = events.len();
     let events = Arc::new(Mutex::new(events));
-    let (cpu0, t0, allocations0) = (cpu_time(), Instant::now(), crate::allocs::so_far());
+    let meter = Meter::start();
     let lambdas: Vec<_> = (0..(concurrency / 10).max(1))
         .map(|_| {
             let (dispatcher, events) = (dispatcher.clone(), events.clone());
@@ -365,7 +383,7 @@ pub async fn through_dispatch_with<
     for l in lambdas {
         l.await.unwrap();
     }
-    let (wall, cpu, allocations) = (t0.elapsed(), cpu_time() - cpu0, crate::allocs::so_far() - allocations0);
+    let (wall, cpu, allocations) = meter.read();
     let latencies = std::mem::take(&mut *dispatcher.deliverer.latencies.lock().unwrap());
     let s = &dispatcher.store;
     let requests = (

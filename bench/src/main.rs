@@ -117,30 +117,17 @@ async fn run_dispatch(
     if wanted("a3") {
         runs.push(dispatch::sender_in_batches(receiver.port, n, concurrency).await);
     }
+    // dispatch on the in-memory store, over these batches.
+    let in_memory = |name, events| {
+        dispatch::through_dispatch(name, shared::store::MemoryStore::with(&hooks), events, concurrency)
+    };
     if wanted("b") {
-        let memory = shared::store::MemoryStore::with(&hooks);
-        runs.push(
-            dispatch::through_dispatch(
-                "b. dispatch, in-memory store",
-                memory,
-                dispatch::batches(&hooks, n),
-                concurrency,
-            )
-            .await,
-        );
+        runs.push(in_memory("b. dispatch, in-memory store", dispatch::batches(&hooks, n)).await);
     }
     // As a healthy webhook's deliveries are dispatched, in the grouped lane: no slot taken.
     if wanted("b1") {
-        let memory = shared::store::MemoryStore::with(&hooks);
-        runs.push(
-            dispatch::through_dispatch(
-                "b1. as b, through the grouped lane",
-                memory,
-                dispatch::in_grouped_lane(dispatch::batches(&hooks, n)),
-                concurrency,
-            )
-            .await,
-        );
+        let events = dispatch::in_grouped_lane(dispatch::batches(&hooks, n));
+        runs.push(in_memory("b1. as b, through the grouped lane", events).await);
     }
     if wanted("b0") {
         let memory = shared::store::MemoryStore::with(&hooks);
