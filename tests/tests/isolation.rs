@@ -72,8 +72,18 @@ async fn a_hanging_receiver_leaves_a_healthy_ones_latency_alone() {
         "healthy receiver, publish to 2xx over {EVENTS} events: alone p50 {p50} ms, p99 {p99} ms; \
          beside a hanging receiver p50 {hp50} ms, p99 {hp99} ms"
     );
-    // Below 100 ms the loopback stack's own jitter is the whole difference.
-    assert!(hp99 <= (2 * p99).max(100), "p99 {hp99} ms beside the hanging receiver, {p99} ms alone");
+    // Were the two not kept apart, the healthy receiver's deliveries would wait behind attempts
+    // that hang for the whole delivery timeout: its p99 would rise by about that timeout, and its
+    // p50 with it if most of them waited. The margins below are the emulator's. Every AWS call of
+    // the local stack goes through one moto_server process, which the hanging receiver's waiting
+    // deliveries keep busy (AWS's queues and table do not slow down for one vendor's backlog),
+    // and a busy emulator adds tens of milliseconds to each call.
+    let timeout: u64 = stack_var("DELIVERY_TIMEOUT_MS").parse().expect("DELIVERY_TIMEOUT_MS");
+    assert!(hp50 <= 2 * p50 + 50, "p50 {hp50} ms beside the hanging receiver, {p50} ms alone");
+    assert!(
+        hp99 <= p99 + timeout / 2,
+        "p99 {hp99} ms beside the hanging receiver, {p99} ms alone (delivery timeout {timeout} ms)"
+    );
 }
 
 /// Publishes [`EVENTS`] new orders for `vendor`, [`GAP`] apart after one to warm up, and waits
