@@ -152,11 +152,12 @@ start_stack() {
     if [ -n "${AUTO_DISABLE_AFTER:-}" ]; then echo "AUTO_DISABLE_AFTER=$AUTO_DISABLE_AFTER"; fi
     echo "EMAIL_SENDER=$EMAIL_SENDER"
   } > "$STACK_DIR/functions.env"
-  # Three invocations of a function at once: the deliveries queue's and the slow lane's two
-  # pollers, which Lambda runs apart (a hanging receiver's probe holds one slow-lane invocation).
+  # Five invocations of a function at once: dispatch's five pollers (the deliveries queue's, the
+  # grouped and ordered lanes', and the slow lane's two), which Lambda runs apart: a hanging
+  # receiver's probe holds a slow-lane invocation, and the other lanes' go on beside it.
   start_bg watch bash -c "cd '$ROOT' && exec cargo lambda watch --invoke-address 127.0.0.1 \
       --invoke-port '$API_PORT' --ignore-changes --env-file '$STACK_DIR/functions.env' \
-      --concurrency '${WATCH_CONCURRENCY:-3}'"
+      --concurrency '${WATCH_CONCURRENCY:-5}'"
   wait_http "$WEBHOOKS_API_URL/" 120 watch
 
   # The first invocation of each function starts it; do that now, not in the user's first request.
