@@ -69,6 +69,8 @@ export_stack_env() {
   export TABLE_NAME ALLOW_PRIVATE_TARGETS=true
   export WEBHOOKS_API_URL="http://127.0.0.1:$API_PORT"
   export DEMO_USERNAME DEMO_PASSWORD EMAIL_SENDER
+  # Instances of a function `cargo lambda watch` runs at once (start_stack says why five).
+  export WATCH_CONCURRENCY="${WATCH_CONCURRENCY:-5}"
 }
 
 # Starts a command in its own process group, logging to $STACK_DIR/<name>.log.
@@ -157,7 +159,7 @@ start_stack() {
   # receiver's probe holds a slow-lane invocation, and the other lanes' go on beside it.
   start_bg watch bash -c "cd '$ROOT' && exec cargo lambda watch --invoke-address 127.0.0.1 \
       --invoke-port '$API_PORT' --ignore-changes --env-file '$STACK_DIR/functions.env' \
-      --concurrency '${WATCH_CONCURRENCY:-5}'"
+      --concurrency '$WATCH_CONCURRENCY'"
   wait_http "$WEBHOOKS_API_URL/" 120 watch
 
   # The first invocation of each function starts it; do that now, not in the user's first request.

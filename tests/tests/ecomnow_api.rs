@@ -2,8 +2,8 @@
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use reqwest::Method;
 use serde_json::{json, Value};
-use shared::store::WebhookStore;
-use tests::{new_vendor, store, Api, TestVendor};
+use shared::{login_guard::GuardSettings, store::WebhookStore};
+use tests::{new_vendor, stack_var, store, Api, TestVendor};
 
 const SEED_BODY: &str = r#"{
   "authentication": "Basic XxxXxxXX",
@@ -379,16 +379,19 @@ async fn unknown_routes_are_json_404s() {
 /// username answer 429 with Retry-After before they cost a check each, for a username that does
 /// not exist as for one that does, and other vendors sign in as before. Each function instance
 /// counts on its own (five failures a minute by default), and `cargo lambda watch` runs up to
-/// three instances of `list-webhooks`: within 16 tries one of them has seen six.
+/// `WATCH_CONCURRENCY` instances of `list-webhooks`: one more try than five for each of them,
+/// and one of them has seen six.
 #[tokio::test]
 async fn repeated_wrong_passwords_are_throttled_per_username() {
     let (api, store) = (Api::new(), store().await);
     let (v, other) = (new_vendor(&store).await, new_vendor(&store).await);
     let unknown = tests::unique("no-such-vendor");
+    let allowed = GuardSettings::default().failures as usize;
+    let instances: usize = stack_var("WATCH_CONCURRENCY").parse().expect("WATCH_CONCURRENCY");
     for username in [v.username.as_str(), unknown.as_str()] {
         let mut statuses = Vec::new();
         let mut throttled = None;
-        for _ in 0..16 {
+        for _ in 0..allowed * instances + 1 {
             let a = api
                 .send(
                     Method::GET,
@@ -405,7 +408,7 @@ async fn repeated_wrong_passwords_are_throttled_per_username() {
             a.expect_error(401, "unauthorized");
         }
         let a = throttled.unwrap_or_else(|| panic!("{username}: never throttled: {statuses:?}"));
-        assert!(statuses.len() >= 6, "{username}: throttled after {} tries", statuses.len() - 1);
+        assert!(statuses.len() > allowed, "{username}: throttled after {} tries", statuses.len() - 1);
         let e = a.expect_error(429, "too_many_sign_ins");
         let wait: u64 = a.header("retry-after").unwrap().parse().unwrap();
         assert!((1..=60).contains(&wait), "{wait}");
