@@ -308,7 +308,7 @@ if _ACCESS_LOG:
 
 
 # --- throughput ------------------------------------------------------------------------------
-# moto_server is one Python process, and the local stack's every AWS call goes through it. Two
+# moto_server is one Python process, and the local stack's every AWS call goes through it. Three
 # of its costs grow with no benefit to the emulation, and under the tests' load (a dead
 # receiver's deliveries waiting in the slow lane beside a healthy vendor's stream) they saturated
 # its core, slowing every call by three to five times, where AWS would not slow down at all.
@@ -336,6 +336,8 @@ _all_items = Table.all_items
 
 
 def _query_partition(self, hash_key, *args, **kwargs):
+    # Table.query's eighth parameter, after hash_key and six more; DynamoDBBackend passes it
+    # by position.
     on_index = args[6] if len(args) > 6 else kwargs.get("index_name")
     _querying.partition = None if on_index or not self.range_key_attr else hash_key
     try:
