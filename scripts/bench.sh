@@ -8,6 +8,8 @@
 #      a 100-message batch);
 #   2b. a password-checked request with the function held to the CPU share of each Lambda memory
 #      size (a cgroup CPU quota; needs root), beside a wrong password and no credentials;
+#   2c. dispatch's binary as deployed, held to the same shares, warm, with batches of ten: each
+#      invocation's time and its CPU per delivery, its DynamoDB calls included;
 #   3. the size of every arm64 bootstrap from `cargo lambda build --release --arm64`, and its zip
 #      (skipped with BENCH_ARM64=0: a cold arm64 build takes about 15 min on 2 cores).
 set -euo pipefail
@@ -38,6 +40,10 @@ echo "## Password checks at Lambda's CPU share"
 # runs in a cgroup whose CPU quota is the share of one core Lambda gives each memory size
 # (1,769 MB: one vCPU). Needs root and a writable cgroup filesystem (v1 or v2).
 target/release/webhooks-bench auth-cpu --bin-dir target/release 2>&1
+
+echo
+echo "## Dispatch at Lambda's CPU share"
+target/release/webhooks-bench dispatch-share --bin-dir target/release 2>&1
 
 echo
 echo "## Dispatch"

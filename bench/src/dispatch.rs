@@ -253,12 +253,16 @@ pub fn webhooks(port: u16, count: usize, vendor: &str, first_id: u64) -> Vec<Web
         .collect()
 }
 
-/// `hooks` in the DynamoDB table, those not there yet inserted (ids are unique table-wide, and
-/// a bench run may follow another on the same table).
+/// `hooks` in the DynamoDB table as they are given: inserted, or in place of what an earlier
+/// run on the same table left under their ids (ids are unique table-wide), whose URL was its own
+/// receiver's port, long closed, and whose health its deliveries there changed.
 pub async fn stored(store: &shared::store::DynamoStore, hooks: &[Webhook]) -> anyhow::Result<()> {
+    let failed = |e: shared::store::StoreError| anyhow::anyhow!("{}", shared::error::chain(&e));
     for w in hooks {
-        if store.get_webhook(&w.vendor_id, w.id).await?.is_none() {
-            store.insert_webhook(w).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        match store.get_webhook(&w.vendor_id, w.id).await? {
+            None => store.insert_webhook(w).await.map_err(failed)?,
+            Some(old) if old != *w => store.replace_webhook(&old, w).await.map_err(failed)?,
+            Some(_) => {}
         }
     }
     Ok(())
@@ -308,11 +312,16 @@ pub const GROUPED_LANE: &str = "webhooks-bench-grouped.fifo";
 
 /// `events` as the grouped lane's event source hands them over: each record with the lane's
 /// ARN and its webhook's message group (`shared::grouped`, at the default cap of ten).
-pub fn in_grouped_lane(mut events: Vec<SqsEvent>) -> Vec<SqsEvent> {
+pub fn in_grouped_lane(events: Vec<SqsEvent>) -> Vec<SqsEvent> {
+    in_lane(events, GROUPED_LANE)
+}
+
+/// As [`in_grouped_lane`], from the grouped lane of the queue named `lane`.
+pub fn in_lane(mut events: Vec<SqsEvent>, lane: &str) -> Vec<SqsEvent> {
     for r in events.iter_mut().flat_map(|e| e.records.iter_mut()) {
         let m: DeliveryMessage = serde_json::from_str(r.body.as_deref().unwrap_or_default()).unwrap();
         let group = shared::grouped::group(m.webhook_id, &m.event_id, shared::grouped::groups(10));
-        r.event_source_arn = Some(format!("arn:aws:sqs:us-east-1:123456789012:{GROUPED_LANE}"));
+        r.event_source_arn = Some(format!("arn:aws:sqs:us-east-1:123456789012:{lane}"));
         r.attributes.insert("MessageGroupId".into(), group);
     }
     events

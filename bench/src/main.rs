@@ -5,6 +5,7 @@ mod allocs;
 mod cold;
 mod cpu_share;
 mod dispatch;
+mod dispatch_share;
 mod doubles;
 mod receiver;
 
@@ -37,9 +38,9 @@ enum Command {
         /// Also through the DynamoDB store on the emulator at $AWS_ENDPOINT_URL, table $TABLE_NAME.
         #[arg(long)]
         dynamo: bool,
-        /// Measure this run alone (a, a2, a3, b, b1 or b0; no run on the emulator): the process
-        /// then spends its measured time in it, for a profiler (`perf record`).
-        #[arg(long, value_parser = ["a", "a2", "a3", "b", "b1", "b0"])]
+        /// Measure this run alone (a, a2, a3, b, b1 or b0; with `--dynamo`, c, c1, c2 or c3): the
+        /// process then spends its measured time in it, for a profiler (`perf record`).
+        #[arg(long, value_parser = ["a", "a2", "a3", "b", "b1", "b0", "c", "c1", "c2", "c3"])]
         only: Option<String>,
     },
     /// Each function's release binary: exec to first poll, first invocation, peak memory.
@@ -52,6 +53,9 @@ enum Command {
         /// Deliveries in the batch dispatch gets (to a local receiver, webhooks in $TABLE_NAME).
         #[arg(long, default_value_t = 100)]
         batch: usize,
+        /// Only these functions (by name; all of them if none is given).
+        #[arg(long = "function")]
+        functions: Vec<String>,
     },
     /// A password-authenticated `GET /basic/webhooks` (list-webhooks, on the emulator's table)
     /// with the function held to the CPU share Lambda gives each memory size (a cgroup CPU
@@ -64,6 +68,19 @@ enum Command {
         memory: Vec<u32>,
         /// Invocations per size and case (after one to warm the process up).
         #[arg(long, default_value_t = 20)]
+        invocations: usize,
+    },
+    /// dispatch's release binary as deployed, held to the CPU share of each memory size (a
+    /// cgroup CPU quota: needs root), warm, invoked with batches of ten from the grouped lane:
+    /// its webhooks and attempt records on the emulator's table, deliveries to a local receiver.
+    DispatchShare {
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
+        /// The memory sizes (MB) whose CPU share to hold dispatch to.
+        #[arg(long, value_delimiter = ',', default_value = "128,1769")]
+        memory: Vec<u32>,
+        /// Invocations per size and case (after one to warm the process up).
+        #[arg(long, default_value_t = 40)]
         invocations: usize,
     },
     /// The receiver process the measurements send to (internal).
@@ -81,9 +98,14 @@ async fn main() -> Result<()> {
         Command::Dispatch { deliveries, concurrency, webhooks, dynamo, only } => {
             run_dispatch(deliveries, concurrency, webhooks, dynamo, only.as_deref()).await
         }
-        Command::ColdStart { bin_dir, runs, batch } => run_cold_start(&bin_dir, runs, batch).await,
+        Command::ColdStart { bin_dir, runs, batch, functions } => {
+            run_cold_start(&bin_dir, runs, batch, &functions).await
+        }
         Command::AuthCpu { bin_dir, memory, invocations } => {
             run_auth_cpu(&bin_dir, &memory, invocations).await
+        }
+        Command::DispatchShare { bin_dir, memory, invocations } => {
+            run_dispatch_share(&bin_dir, &memory, invocations).await
         }
     }
 }
@@ -142,55 +164,63 @@ async fn run_dispatch(
             .await,
         );
     }
-    if dynamo && only.is_none() {
+    if dynamo && only.is_none_or(|o| o.starts_with('c')) {
         let table = std::env::var("TABLE_NAME").context("--dynamo needs TABLE_NAME")?;
         let aws = shared::aws::sdk_config().await;
         let store = shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
         dispatch::stored(&store, &hooks).await?;
-        runs.push(
-            dispatch::through_dispatch(
-                "c. dispatch, DynamoDB store on the emulator",
-                store.clone(),
-                dispatch::batches(&hooks, n),
-                concurrency,
-            )
-            .await,
-        );
+        if wanted("c") {
+            runs.push(
+                dispatch::through_dispatch(
+                    "c. dispatch, DynamoDB store on the emulator",
+                    store.clone(),
+                    dispatch::batches(&hooks, n),
+                    concurrency,
+                )
+                .await,
+            );
+        }
         // A vendor's stream: each batch's ten deliveries to one webhook, whose slots in flight
         // the batch takes together (ten webhooks, so that the five invocations at a time are
         // each another webhook's, as its cap of ten would have it).
         let streams = dispatch::webhooks(receiver.port, 10, "ven_bench_stream", 900_100_000);
         dispatch::stored(&store, &streams).await?;
         let stream_batches = || dispatch::batches_with(&streams, n.min(2_000), |i| (i / 10) % streams.len());
-        runs.push(
-            dispatch::through_dispatch(
-                "c1. as c, each batch to one webhook (a vendor's stream)",
-                store.clone(),
-                stream_batches(),
-                concurrency,
-            )
-            .await,
-        );
+        if wanted("c1") {
+            runs.push(
+                dispatch::through_dispatch(
+                    "c1. as c, each batch to one webhook (a vendor's stream)",
+                    store.clone(),
+                    stream_batches(),
+                    concurrency,
+                )
+                .await,
+            );
+        }
         // The same two through the grouped lane, as deployed: the cap kept by SQS's message
         // groups, no slot written.
-        runs.push(
-            dispatch::through_dispatch(
-                "c2. as c, through the grouped lane (SQS keeps the cap)",
-                store.clone(),
-                dispatch::in_grouped_lane(dispatch::batches(&hooks, n.min(2_000))),
-                concurrency,
-            )
-            .await,
-        );
-        runs.push(
-            dispatch::through_dispatch(
-                "c3. as c1, through the grouped lane",
-                store,
-                dispatch::in_grouped_lane(stream_batches()),
-                concurrency,
-            )
-            .await,
-        );
+        if wanted("c2") {
+            runs.push(
+                dispatch::through_dispatch(
+                    "c2. as c, through the grouped lane (SQS keeps the cap)",
+                    store.clone(),
+                    dispatch::in_grouped_lane(dispatch::batches(&hooks, n.min(2_000))),
+                    concurrency,
+                )
+                .await,
+            );
+        }
+        if wanted("c3") {
+            runs.push(
+                dispatch::through_dispatch(
+                    "c3. as c1, through the grouped lane",
+                    store,
+                    dispatch::in_grouped_lane(stream_batches()),
+                    concurrency,
+                )
+                .await,
+            );
+        }
     }
     // The ratio is to the bare client's run, when there is one (not with `--only`).
     let ceiling = runs.iter().find(|r| r.name.starts_with("a.")).map(dispatch::Run::per_second);
@@ -489,7 +519,10 @@ async fn run_auth_cpu(bin_dir: &std::path::Path, memory: &[u32], n: usize) -> Re
     Ok(())
 }
 
-async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize) -> Result<()> {
+async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize, only: &[String]) -> Result<()> {
+    if let Some(unknown) = only.iter().find(|f| !FUNCTIONS.iter().any(|(name, _)| name == f)) {
+        anyhow::bail!("--function {unknown}: no such function");
+    }
     let receiver = receiver::spawn().await?;
     let env = function_env();
     // dispatch's batch: deliveries to webhooks stored in the table on the emulator.
@@ -506,7 +539,9 @@ async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize) ->
     eprintln!("median of {runs} starts; the first invocation: an HTTP function answers a 405 (the portal its stylesheet; no AWS call), dispatch delivers {batch} messages, the email consumers get an empty batch");
     eprintln!("| function | bootstrap MB | exec to first poll ms | first invocation ms | peak RSS MB |");
     eprintln!("|---|---|---|---|---|");
-    for (function, path) in FUNCTIONS {
+    for (function, path) in
+        FUNCTIONS.iter().filter(|(name, _)| only.is_empty() || only.iter().any(|o| o == name))
+    {
         let binary = bin_dir.join(function);
         let size = std::fs::metadata(&binary)
             .with_context(|| format!("{}: build it first", binary.display()))?
@@ -545,6 +580,54 @@ async fn run_cold_start(bin_dir: &std::path::Path, runs: usize, batch: usize) ->
             ms(cold::median(starts)),
             ms(cold::median(firsts)),
             peaks[peaks.len() / 2] as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
+async fn run_dispatch_share(bin_dir: &std::path::Path, memory: &[u32], n: usize) -> Result<()> {
+    let receiver = receiver::spawn().await?;
+    let aws = shared::aws::sdk_config().await;
+    let table = std::env::var("TABLE_NAME").context("dispatch-share needs TABLE_NAME and the emulator")?;
+    let store = shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    let hooks = dispatch::webhooks(receiver.port, 10, "ven_bench_share", 700_000_000);
+    dispatch::stored(&store, &hooks).await?;
+    // Ten webhooks' deliveries (each read apart), and ten to one webhook (read once).
+    let cases = [
+        ("ten webhooks", dispatch::batches(&hooks, 10)),
+        ("one webhook", dispatch::batches_with(&hooks, 10, |_| 0)),
+    ];
+    let binary = bin_dir.join("dispatch");
+    let env = function_env();
+    eprintln!(
+        "dispatch, warm, a batch of ten from the grouped lane, {n} invocations per cell after one to warm up"
+    );
+    eprintln!(
+        "| memory MB | CPU share | {} |",
+        cases
+            .iter()
+            .map(|c| format!("{}: p50 (p99) ms, CPU ms / delivery", c.0))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    eprintln!("|---|---|{}", "---|".repeat(cases.len()));
+    for &mb in memory {
+        let mut cells = Vec::new();
+        for (_, events) in &cases {
+            let records = events.iter().flat_map(|e| e.records.clone()).collect();
+            let event = dispatch_share::grouped_event(records)?;
+            let m = dispatch_share::measure(&binary, &env, mb, &event, 10, n).await?;
+            cells.push(format!(
+                "{} ({}), {:.3}",
+                ms(cpu_share::quantile(&m.times, 0.5)),
+                ms(cpu_share::quantile(&m.times, 0.99)),
+                m.cpu_per_delivery.as_secs_f64() * 1000.0
+            ));
+        }
+        eprintln!(
+            "| {mb} | {:.1}% | {} |",
+            100.0 * f64::from(mb.min(cpu_share::FULL_VCPU_MB)) / f64::from(cpu_share::FULL_VCPU_MB),
+            cells.join(" | ")
         );
     }
     Ok(())

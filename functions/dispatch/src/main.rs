@@ -5,7 +5,12 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use shared::dispatch::Dispatcher;
 
-#[tokio::main]
+// One thread: an invocation's deliveries are polled together in its one task (each driving its
+// own connection), so worker threads would only hand wake-ups across threads, and Lambda gives
+// dispatch a fraction of one core (7.2% at 128 MB). Held to that share, the same batches took
+// 20-25% less CPU per delivery than on the multi-threaded runtime (README, Performance:
+// `webhooks-bench dispatch-share`).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let dispatcher = Dispatcher::from_env().await?;

@@ -1,0 +1,86 @@
+//! dispatch as deployed, at the CPU share Lambda gives a memory size: the release binary, warm,
+//! in a cgroup held to that share (`cpu_share`), invoked again and again under a minimal Runtime
+//! API with a batch of ten from the grouped lane (a healthy webhook's deliveries), its webhooks
+//! read from and its attempts written to the emulator's table, delivering to a local receiver.
+//!
+//! What it reports is what a deployed dispatch spends on a delivery, its AWS calls included:
+//! each invocation's time, and the process's CPU time per delivery (every thread's time on a
+//! CPU, from `/proc/<pid>/task/*/schedstat`, in nanoseconds), over the invocations after the
+//! first.
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context, Result};
+use aws_lambda_events::sqs::SqsMessage;
+use bytes::Bytes;
+
+use crate::{cold::Seen, cpu_share};
+
+/// One measured case: each warm invocation's time, and the CPU per delivery.
+pub struct Measured {
+    pub times: Vec<Duration>,
+    pub cpu_per_delivery: Duration,
+}
+
+/// The grouped lane's records of `batch` deliveries (`records`), as its event source hands them
+/// to dispatch: the lane's ARN, from `GROUPED_DELIVERIES_QUEUE_URL`'s queue name.
+pub fn grouped_event(records: Vec<SqsMessage>) -> Result<Bytes> {
+    let url =
+        std::env::var("GROUPED_DELIVERIES_QUEUE_URL").context("needs the stack's queues (queues.env)")?;
+    let lane = url.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
+    let mut event = aws_lambda_events::sqs::SqsEvent::default();
+    event.records = records;
+    let mut events = crate::dispatch::in_lane(vec![event], &lane);
+    Ok(Bytes::from(serde_json::to_vec(&events.remove(0))?))
+}
+
+/// Starts `binary` with `env` in `mb`'s CPU share and invokes it `n + 1` times with `event`, a
+/// batch of `deliveries`; every answer must be a batch with no failure.
+pub async fn measure(
+    binary: &Path,
+    env: &[(String, String)],
+    mb: u32,
+    event: &Bytes,
+    deliveries: usize,
+    n: usize,
+) -> Result<Measured> {
+    let share = cpu_share::CpuShare::new(mb)?;
+    let mut run = crate::cold::start(binary, env, mb, event, n + 1).await?;
+    let pid = run.child.id().context("the child has no pid")?;
+    share.add(pid)?;
+    let (mut times, mut handed_at, mut cpu_at_first) = (Vec::with_capacity(n), None, None);
+    let mut answers = 0;
+    while answers < n + 1 {
+        match tokio::time::timeout(Duration::from_secs(120), run.seen.recv()).await {
+            Ok(Some(Seen::Next(at))) => handed_at = Some(at),
+            Ok(Some(Seen::Answer(at, answer))) => {
+                let since = handed_at.take().context("an answer before any event")?;
+                let failures: serde_json::Value = serde_json::from_slice(&answer)?;
+                anyhow::ensure!(
+                    failures["batchItemFailures"] == serde_json::json!([]),
+                    "dispatch failed: {failures}"
+                );
+                answers += 1;
+                // The first invocation opens the connections: the warm ones are measured.
+                if answers == 1 {
+                    cpu_at_first = Some(cpu_time(pid)?);
+                } else {
+                    times.push(at - since);
+                }
+            }
+            _ => anyhow::bail!("{} stopped answering", binary.display()),
+        }
+    }
+    let cpu = cpu_time(pid)?.saturating_sub(cpu_at_first.unwrap_or_default());
+    let _ = run.child.kill().await;
+    Ok(Measured { times, cpu_per_delivery: cpu / (n * deliveries).max(1) as u32 })
+}
+
+/// Every thread of `pid`'s time on a CPU so far (the first field of each thread's `schedstat`).
+fn cpu_time(pid: u32) -> Result<Duration> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let stat = std::fs::read_to_string(task?.path().join("schedstat")).unwrap_or_default();
+        ns += stat.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    }
+    Ok(Duration::from_nanos(ns))
+}
