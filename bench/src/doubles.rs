@@ -127,6 +127,11 @@ impl<S: AttemptLog> AttemptLog for Counting<S> {
         self.write();
         self.inner.record_attempt(r).await
     }
+    /// A write per record: DynamoDB bills a batch's items as single writes.
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<(), StoreError> {
+        records.iter().for_each(|_| self.write());
+        self.inner.record_attempts(records).await
+    }
     async fn attempts_page(
         &self,
         id: u64,

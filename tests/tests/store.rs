@@ -330,6 +330,41 @@ async fn delivery_slots_hold_the_cap_and_free_themselves_at_their_expiry() {
     store.give_slots(shared::ids::webhook_id(), &leases(&["x"])).await.unwrap();
 }
 
+/// A batch's attempt records are written together (over 25 at once here, so in two calls), each
+/// in its webhook's log; of two with one place in the log (a message SQS handed over twice in one
+/// batch), which a single `BatchWriteItem` refuses, the last is kept, as its `PutItem` would leave.
+#[tokio::test]
+async fn attempt_records_written_together_are_each_in_their_webhooks_log() {
+    use shared::store::{AttemptLog, AttemptRecord};
+    let store = store().await;
+    let (a, b) = (shared::ids::webhook_id(), shared::ids::webhook_id());
+    let at = shared::clock::now_ms();
+    let record = |webhook_id: u64, i: i64, outcome: &str| AttemptRecord {
+        webhook_id,
+        vendor_id: "ven_journal".into(),
+        event_id: format!("evt_{i:02}"),
+        attempt: 1,
+        status: Some(200),
+        outcome: outcome.into(),
+        duration_ms: 12,
+        at_ms: at + i,
+        response_excerpt: format!("{{\"i\":{i}}}"),
+        signed_at: Some(at / 1000),
+    };
+    let mut records: Vec<AttemptRecord> = (0..27).map(|i| record(a, i, "delivered")).collect();
+    records.extend((0..3).map(|i| record(b, i, "delivered")));
+    records.push(record(a, 5, "rejected"));
+    store.record_attempts(&records).await.unwrap();
+    let log_a = store.list_attempts(a, 100).await.unwrap();
+    assert_eq!(log_a.len(), 27, "every record of a, the repeated one once");
+    let fifth = log_a.iter().find(|r| r.event_id == "evt_05").unwrap();
+    assert_eq!(fifth.outcome, "rejected", "the last record of a place is kept");
+    let sixth = log_a.iter().find(|r| r.event_id == "evt_06").unwrap();
+    assert_eq!(sixth, &records[6], "a record reads back as it was written");
+    assert_eq!(store.list_attempts(b, 100).await.unwrap().len(), 3);
+    store.record_attempts(&[]).await.unwrap();
+}
+
 /// Events are kept in batch writes (over 25 at once here) and read back by vendor, type and time
 /// from the `EventsByTime` index, those in the vendor's timeline: one vendor's window, oldest
 /// first. The others are read by id.

@@ -305,7 +305,7 @@ where
                 body,
             })
             .await;
-        self.log_attempt(&message, &attempt, timestamp).await;
+        self.log_attempt(&message, &attempt, timestamp, batch).await;
         self.give_slot(webhook.id, slot).await;
         let ms = attempt.duration.as_secs_f64() * 1000.0;
         tally.add(|t| {
@@ -389,8 +389,9 @@ where
         }
     }
 
-    /// Appends the attempt, signed at `timestamp`, to the log; false if it could not.
-    async fn log_attempt(&self, message: &DeliveryMessage, a: &Attempt, timestamp: i64) -> bool {
+    /// Appends the attempt, signed at `timestamp`, to the log, with the batch's others that
+    /// ended about the same time (a record that cannot be written is logged, and lost).
+    async fn log_attempt(&self, message: &DeliveryMessage, a: &Attempt, timestamp: i64, batch: &Batch) {
         let record = AttemptRecord {
             signed_at: Some(timestamp),
             status: a.outcome.status(),
@@ -399,7 +400,7 @@ where
             response_excerpt: a.response_excerpt.clone(),
             ..attempt_record(message)
         };
-        self.write_attempt(&record).await
+        batch.journal.write(&self.store, record).await
     }
 
     /// Writes an attempt record; false if it could not.

@@ -284,40 +284,65 @@ fn message(i: usize, webhook_id: u64) -> SqsMessage {
     m
 }
 
-/// The memory store, but the attempt log is down.
-struct LogDown(MemoryStore);
-impl WebhookStore for LogDown {
-    async fn insert_webhook(&self, w: &Webhook) -> Result<(), crate::store::StoreError> {
-        self.0.insert_webhook(w).await
+/// The memory store with an attempt log of its own: down (every write fails), or up, each
+/// write taking a few milliseconds, as a call to DynamoDB does, and noted (its records, when it
+/// ended).
+struct Log {
+    inner: MemoryStore,
+    down: bool,
+    writes: std::sync::Mutex<Vec<(usize, std::time::Instant)>>,
+}
+
+impl Log {
+    fn down(inner: MemoryStore) -> Self {
+        Self { inner, down: true, writes: Default::default() }
     }
-    async fn get_webhook(&self, v: &str, id: u64) -> Result<Option<Webhook>, crate::store::StoreError> {
-        self.0.get_webhook(v, id).await
+
+    fn up(inner: MemoryStore) -> Self {
+        Self { inner, down: false, writes: Default::default() }
     }
-    async fn list_webhooks(&self, v: &str) -> Result<Vec<Webhook>, crate::store::StoreError> {
-        self.0.list_webhooks(v).await
-    }
-    async fn replace_webhook(&self, c: &Webhook, n: &Webhook) -> Result<(), crate::store::StoreError> {
-        self.0.replace_webhook(c, n).await
-    }
-    async fn delete_webhook(&self, w: &Webhook) -> Result<(), crate::store::StoreError> {
-        self.0.delete_webhook(w).await
+
+    async fn write(&self, records: usize) -> Result<(), StoreError> {
+        if self.down {
+            return Err(StoreError::Backend("the emulator is away".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.writes.lock().unwrap().push((records, std::time::Instant::now()));
+        Ok(())
     }
 }
-impl NotifyStore for LogDown {
+impl WebhookStore for Log {
+    async fn insert_webhook(&self, w: &Webhook) -> Result<(), crate::store::StoreError> {
+        self.inner.insert_webhook(w).await
+    }
+    async fn get_webhook(&self, v: &str, id: u64) -> Result<Option<Webhook>, crate::store::StoreError> {
+        self.inner.get_webhook(v, id).await
+    }
+    async fn list_webhooks(&self, v: &str) -> Result<Vec<Webhook>, crate::store::StoreError> {
+        self.inner.list_webhooks(v).await
+    }
+    async fn replace_webhook(&self, c: &Webhook, n: &Webhook) -> Result<(), crate::store::StoreError> {
+        self.inner.replace_webhook(c, n).await
+    }
+    async fn delete_webhook(&self, w: &Webhook) -> Result<(), crate::store::StoreError> {
+        self.inner.delete_webhook(w).await
+    }
+}
+impl NotifyStore for Log {
     async fn get_notifications(&self, v: &str) -> Result<Option<notify::Notifications>, StoreError> {
-        self.0.get_notifications(v).await
+        self.inner.get_notifications(v).await
     }
     async fn put_notifications(&self, v: &str, n: &notify::Notifications) -> Result<(), StoreError> {
-        self.0.put_notifications(v, n).await
+        self.inner.put_notifications(v, n).await
     }
     async fn refuse_email(&self, v: &str, e: &str, at: i64, why: &str) -> Result<(), StoreError> {
-        self.0.refuse_email(v, e, at, why).await
+        self.inner.refuse_email(v, e, at, why).await
     }
     async fn claim_mail(&self, k: &str, t: &str, now: i64, lease: i64) -> Result<MailClaim, StoreError> {
-        self.0.claim_mail(k, t, now, lease).await
+        self.inner.claim_mail(k, t, now, lease).await
     }
     async fn settle_mail(&self, k: &str, t: &str, sent: bool) -> Result<(), StoreError> {
-        self.0.settle_mail(k, t, sent).await
+        self.inner.settle_mail(k, t, sent).await
     }
     async fn open_alert(
         &self,
@@ -327,13 +352,13 @@ impl NotifyStore for LogDown {
         now: i64,
         interval: i64,
     ) -> Result<bool, StoreError> {
-        self.0.open_alert(id, kind, incident, now, interval).await
+        self.inner.open_alert(id, kind, incident, now, interval).await
     }
     async fn cancel_alert(&self, id: u64, at: i64) -> Result<(), StoreError> {
-        self.0.cancel_alert(id, at).await
+        self.inner.cancel_alert(id, at).await
     }
 }
-impl DeliverySlots for LogDown {
+impl DeliverySlots for Log {
     async fn take_slots(
         &self,
         id: u64,
@@ -342,15 +367,18 @@ impl DeliverySlots for LogDown {
         until: i64,
         cap: u32,
     ) -> Result<usize, StoreError> {
-        self.0.take_slots(id, leases, now, until, cap).await
+        self.inner.take_slots(id, leases, now, until, cap).await
     }
     async fn give_slots(&self, id: u64, leases: &[String]) -> Result<(), StoreError> {
-        self.0.give_slots(id, leases).await
+        self.inner.give_slots(id, leases).await
     }
 }
-impl AttemptLog for LogDown {
+impl AttemptLog for Log {
     async fn record_attempt(&self, _: &AttemptRecord) -> Result<(), crate::store::StoreError> {
-        Err(crate::store::StoreError::Backend("the emulator is away".into()))
+        self.write(1).await
+    }
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<(), crate::store::StoreError> {
+        self.write(records.len()).await
     }
     async fn attempts_page(
         &self,
@@ -380,7 +408,7 @@ impl AttemptLog for LogDown {
 async fn a_drop_that_cannot_be_recorded_keeps_its_message() {
     let mut w = crate::domain::tests::webhook();
     w.disabled = Some((1, "the receiver answered 410 Gone".into()));
-    let store = LogDown(MemoryStore::default());
+    let store = Log::down(MemoryStore::default());
     store.insert_webhook(&w).await.unwrap();
     let dispatcher = dispatcher(store);
     let mut event = SqsEvent::default();
@@ -405,6 +433,71 @@ async fn a_batch_reads_each_distinct_webhook_once() {
     assert!(answer.batch_item_failures.is_empty(), "delivered, or dropped (the unknown webhook)");
     assert_eq!(dispatcher.store.reads.load(Ordering::Relaxed), 2, "two distinct webhooks, two reads");
     assert_eq!(dispatcher.store.attempts.load(Ordering::Relaxed), 10, "nine delivered, one dropped");
+}
+
+#[tokio::test]
+async fn a_batchs_attempt_records_are_written_together() {
+    let mut w = crate::domain::tests::webhook();
+    w.previous_secrets.clear();
+    w.event_type = EventType::NewOrder;
+    let store = Log::up(MemoryStore::default());
+    store.insert_webhook(&w).await.unwrap();
+    let dispatcher = dispatcher(store);
+    assert!(run(&dispatcher, (0..10).map(|i| message(i, w.id)).collect()).await.is_empty());
+    let writes: Vec<usize> = dispatcher.store.writes.lock().unwrap().iter().map(|w| w.0).collect();
+    // The first record ended alone and was written at once; the nine others queued meanwhile.
+    assert_eq!(writes, [1, 9], "ten records in two writes");
+}
+
+/// Answers 200, after `slow` for requests to `slow_url` and at once for the others.
+struct SlowFor {
+    slow_url: String,
+    slow: Duration,
+    answered: std::sync::Mutex<Option<std::time::Instant>>,
+}
+impl Deliverer for SlowFor {
+    async fn deliver(&self, r: &DeliveryRequest<'_>) -> Attempt {
+        if r.url == self.slow_url {
+            tokio::time::sleep(self.slow).await;
+            *self.answered.lock().unwrap() = Some(std::time::Instant::now());
+        }
+        Attempt {
+            outcome: Outcome::Delivered { status: 200 },
+            duration: Duration::ZERO,
+            response_excerpt: String::new(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_attempt_record_does_not_wait_for_the_batchs_slowest_delivery() {
+    let store = Log::up(MemoryStore::default());
+    let (mut fast, mut slow) = (crate::domain::tests::webhook(), crate::domain::tests::webhook());
+    for (w, id, url) in
+        [(&mut fast, 1, "https://fast.example.com/"), (&mut slow, 2, "https://slow.example.com/")]
+    {
+        w.id = id;
+        w.url = url.into();
+        w.previous_secrets.clear();
+        w.event_type = EventType::NewOrder;
+        store.insert_webhook(w).await.unwrap();
+    }
+    let deliverer = SlowFor {
+        slow_url: slow.url.clone(),
+        slow: Duration::from_millis(300),
+        answered: Default::default(),
+    };
+    let dispatcher = with_emails(store, deliverer, None);
+    let mut records: Vec<SqsMessage> = (0..9).map(|i| message(i, fast.id)).collect();
+    records.push(message(9, slow.id));
+    assert!(run(&dispatcher, records).await.is_empty());
+    let writes = dispatcher.store.writes.lock().unwrap().clone();
+    let slow_answered = dispatcher.deliverer.answered.lock().unwrap().unwrap();
+    assert_eq!(writes.iter().map(|w| w.0).sum::<usize>(), 10, "every attempt recorded: {writes:?}");
+    let (before, after): (Vec<&(usize, std::time::Instant)>, Vec<_>) =
+        writes.iter().partition(|w| w.1 < slow_answered);
+    assert_eq!(before.iter().map(|w| w.0).sum::<usize>(), 9, "the fast ones, before the slow one answered");
+    assert_eq!(after.iter().map(|w| w.0).collect::<Vec<_>>(), [1], "the slow one's, alone");
 }
 
 #[tokio::test]

@@ -248,6 +248,10 @@ impl AttemptLog for MemoryStore {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<(), StoreError> {
+        self.attempts.fetch_add(records.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
     async fn attempts_page(
         &self,
         _: u64,

@@ -288,6 +288,13 @@ pub trait AttemptLog: Send + Sync {
     /// Appends an attempt.
     fn record_attempt(&self, record: &AttemptRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Appends attempts together (DynamoDB: one `BatchWriteItem` for up to 25); of records with
+    /// the same place in the log ([`attempt_key`]), one is kept.
+    fn record_attempts(
+        &self,
+        records: &[AttemptRecord],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// A page of a webhook's attempts, newest first, after the cursor of a previous page; and the
     /// cursor of the next page, if there is one.
     fn attempts_page(

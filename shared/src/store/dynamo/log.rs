@@ -267,24 +267,64 @@ impl DynamoStore {
     }
 }
 
+/// An attempt record as the log keeps it: its text borrowed, not copied.
+fn attempt_item(r: &AttemptRecord) -> Result<Item, StoreError> {
+    to_item(AttemptItem {
+        pk: format!("ATTEMPTS#{}", r.webhook_id),
+        sk: super::super::attempt_key(r),
+        webhook_id: r.webhook_id,
+        vendor_id: Cow::Borrowed(&r.vendor_id),
+        event_id: Cow::Borrowed(&r.event_id),
+        attempt: r.attempt,
+        outcome: Cow::Borrowed(&r.outcome),
+        duration_ms: r.duration_ms,
+        at: r.at_ms,
+        expires_at: r.at_ms / 1000 + ATTEMPT_TTL_SECS,
+        status: r.status,
+        response: Some(Cow::Borrowed(r.response_excerpt.as_str())).filter(|e| !e.is_empty()),
+        signed_at: r.signed_at,
+    })
+}
+
 impl AttemptLog for DynamoStore {
     async fn record_attempt(&self, r: &AttemptRecord) -> Result<(), StoreError> {
-        let item = to_item(AttemptItem {
-            pk: format!("ATTEMPTS#{}", r.webhook_id),
-            sk: super::super::attempt_key(r),
-            webhook_id: r.webhook_id,
-            vendor_id: Cow::Borrowed(&r.vendor_id),
-            event_id: Cow::Borrowed(&r.event_id),
-            attempt: r.attempt,
-            outcome: Cow::Borrowed(&r.outcome),
-            duration_ms: r.duration_ms,
-            at: r.at_ms,
-            expires_at: r.at_ms / 1000 + ATTEMPT_TTL_SECS,
-            status: r.status,
-            response: Some(Cow::Borrowed(r.response_excerpt.as_str())).filter(|e| !e.is_empty()),
-            signed_at: r.signed_at,
-        })?;
+        let item = attempt_item(r)?;
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<(), StoreError> {
+        // BatchWriteItem refuses a request that names one key twice: the last record of a
+        // place in the log is kept, as its PutItem would have left it.
+        let mut places = HashSet::new();
+        let mut last_first: Vec<&AttemptRecord> = records
+            .iter()
+            .rev()
+            .filter(|r| places.insert((r.webhook_id, super::super::attempt_key(r))))
+            .collect();
+        last_first.reverse();
+        // 25 requests a call; what DynamoDB leaves unprocessed is sent again.
+        for chunk in last_first.chunks(25) {
+            let requests = chunk
+                .iter()
+                .map(|r| {
+                    let put =
+                        PutRequest::builder().set_item(Some(attempt_item(r)?)).build().map_err(backend)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            until_processed("attempt records unwritten", requests, |requests| async move {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                Ok(out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default())
+            })
+            .await?;
+        }
         Ok(())
     }
 
