@@ -30,29 +30,8 @@ where
 
 impl EventLog for DynamoStore {
     async fn store_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
-        // BatchWriteItem takes 25 requests; what DynamoDB leaves unprocessed is sent again.
-        for chunk in events.chunks(25) {
-            let requests = chunk
-                .iter()
-                .map(|e| {
-                    let item = to_item(EventRecord::of(e))?;
-                    let put = PutRequest::builder().set_item(Some(item)).build().map_err(backend)?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            until_processed("events unwritten", requests, |requests| async move {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                Ok(out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default())
-            })
-            .await?;
-        }
-        Ok(())
+        let items = events.iter().map(|e| to_item(EventRecord::of(e))).collect::<Result<Vec<_>, _>>()?;
+        self.put_all("events unwritten", items).await
     }
 
     async fn events_between(
@@ -223,6 +202,34 @@ impl EventLog for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Puts `items` with BatchWriteItem, 25 requests a call; what DynamoDB leaves unprocessed
+    /// (`what`, in the error when it stays so) is sent again.
+    async fn put_all(&self, what: &str, items: Vec<Item>) -> Result<(), StoreError> {
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let requests = items
+                .by_ref()
+                .take(25)
+                .map(|item| {
+                    let put = PutRequest::builder().set_item(Some(item)).build().map_err(backend)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            until_processed(what, requests, |requests| async move {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                Ok(out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// The kept events of these keys (`EVT#…`), unexpired, in no particular order: BatchGetItem,
     /// 100 keys at a time, what DynamoDB leaves unprocessed asked for again.
     async fn kept_events(&self, vendor_id: &str, keys: Vec<String>) -> Result<Vec<StoredEvent>, StoreError> {
@@ -303,29 +310,8 @@ impl AttemptLog for DynamoStore {
             .filter(|r| places.insert((r.webhook_id, super::super::attempt_key(r))))
             .collect();
         last_first.reverse();
-        // 25 requests a call; what DynamoDB leaves unprocessed is sent again.
-        for chunk in last_first.chunks(25) {
-            let requests = chunk
-                .iter()
-                .map(|r| {
-                    let put =
-                        PutRequest::builder().set_item(Some(attempt_item(r)?)).build().map_err(backend)?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            until_processed("attempt records unwritten", requests, |requests| async move {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                Ok(out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default())
-            })
-            .await?;
-        }
-        Ok(())
+        let items = last_first.into_iter().map(attempt_item).collect::<Result<Vec<_>, _>>()?;
+        self.put_all("attempt records unwritten", items).await
     }
 
     async fn attempted_since(
