@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context, Result};
 use bytes::Bytes;
 
-use crate::cold::Seen;
+use crate::cold::{Running, Seen};
 
 /// The memory size at which Lambda gives one full vCPU.
 pub const FULL_VCPU_MB: u32 = 1769;
@@ -69,24 +69,45 @@ pub async fn invoke_repeatedly(
     event: &Bytes,
     n: usize,
 ) -> Result<Vec<(Duration, Bytes)>> {
-    let mut run = crate::cold::start(binary, env, memory_mb, event, n).await?;
+    let mut run = start_in(binary, env, memory_mb, share, event, n).await?;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        times.push(next_answer(&mut run, binary).await?);
+    }
+    let _ = run.child.kill().await;
+    Ok(times)
+}
+
+/// Starts `binary` with `env` in `share` (if any), under the cold-start bench's Runtime API,
+/// which hands it `event` for its first `n` polls.
+pub async fn start_in(
+    binary: &Path,
+    env: &[(String, String)],
+    memory_mb: u32,
+    share: Option<&CpuShare>,
+    event: &Bytes,
+    n: usize,
+) -> Result<Running> {
+    let run = crate::cold::start(binary, env, memory_mb, event, n).await?;
     if let Some(share) = share {
         share.add(run.child.id().context("the child has no pid")?)?;
     }
-    let mut times = Vec::with_capacity(n);
+    Ok(run)
+}
+
+/// The next invocation of `run`: its time, from the event handed over to the answer posted
+/// back, and the answer.
+pub async fn next_answer(run: &mut Running, binary: &Path) -> Result<(Duration, Bytes)> {
     let mut handed_at = None;
-    while times.len() < n {
+    loop {
         match tokio::time::timeout(Duration::from_secs(120), run.seen.recv()).await {
             Ok(Some(Seen::Next(at))) => handed_at = Some(at),
             Ok(Some(Seen::Answer(at, answer))) => {
-                let since = handed_at.take().context("an answer before any event")?;
-                times.push((at - since, answer));
+                return Ok((at - handed_at.context("an answer before any event")?, answer))
             }
             _ => anyhow::bail!("{} stopped answering", binary.display()),
         }
     }
-    let _ = run.child.kill().await;
-    Ok(times)
 }
 
 /// The `q` quantile (0..=1) of durations.

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use aws_lambda_events::sqs::SqsMessage;
 use bytes::Bytes;
 
-use crate::{cold::Seen, cpu_share};
+use crate::cpu_share;
 
 /// One measured case: each warm invocation's time, and the CPU per delivery.
 pub struct Measured {
@@ -44,33 +44,24 @@ pub async fn measure(
     n: usize,
 ) -> Result<Measured> {
     let share = cpu_share::CpuShare::new(mb)?;
-    let mut run = crate::cold::start(binary, env, mb, event, n + 1).await?;
+    let mut run = cpu_share::start_in(binary, env, mb, Some(&share), event, n + 1).await?;
     let pid = run.child.id().context("the child has no pid")?;
-    share.add(pid)?;
-    let (mut times, mut handed_at, mut cpu_at_first) = (Vec::with_capacity(n), None, None);
-    let mut answers = 0;
-    while answers < n + 1 {
-        match tokio::time::timeout(Duration::from_secs(120), run.seen.recv()).await {
-            Ok(Some(Seen::Next(at))) => handed_at = Some(at),
-            Ok(Some(Seen::Answer(at, answer))) => {
-                let since = handed_at.take().context("an answer before any event")?;
-                let failures: serde_json::Value = serde_json::from_slice(&answer)?;
-                anyhow::ensure!(
-                    failures["batchItemFailures"] == serde_json::json!([]),
-                    "dispatch failed: {failures}"
-                );
-                answers += 1;
-                // The first invocation opens the connections: the warm ones are measured.
-                if answers == 1 {
-                    cpu_at_first = Some(cpu_time(pid)?);
-                } else {
-                    times.push(at - since);
-                }
-            }
-            _ => anyhow::bail!("{} stopped answering", binary.display()),
+    let (mut times, mut cpu_at_first) = (Vec::with_capacity(n), Duration::ZERO);
+    for i in 0..=n {
+        let (time, answer) = cpu_share::next_answer(&mut run, binary).await?;
+        let failures: serde_json::Value = serde_json::from_slice(&answer)?;
+        anyhow::ensure!(
+            failures["batchItemFailures"] == serde_json::json!([]),
+            "dispatch failed: {failures}"
+        );
+        // The first invocation opens the connections: the warm ones are measured.
+        if i == 0 {
+            cpu_at_first = cpu_time(pid)?;
+        } else {
+            times.push(time);
         }
     }
-    let cpu = cpu_time(pid)?.saturating_sub(cpu_at_first.unwrap_or_default());
+    let cpu = cpu_time(pid)?.saturating_sub(cpu_at_first);
     let _ = run.child.kill().await;
     Ok(Measured { times, cpu_per_delivery: cpu / (n * deliveries).max(1) as u32 })
 }
