@@ -45,6 +45,11 @@ impl<S: WebhookStore> WebhookStore for Counting<S> {
         self.read();
         self.inner.get_webhook(vendor_id, id).await
     }
+    /// A read per webhook: DynamoDB bills a batch's items as single reads.
+    async fn get_webhooks(&self, keys: &[(&str, u64)]) -> Result<Vec<Option<Webhook>>, StoreError> {
+        keys.iter().for_each(|_| self.read());
+        self.inner.get_webhooks(keys).await
+    }
     async fn list_webhooks(&self, vendor_id: &str) -> Result<Vec<Webhook>, StoreError> {
         self.read();
         self.inner.list_webhooks(vendor_id).await

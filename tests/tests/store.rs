@@ -26,6 +26,31 @@ fn app(store: shared::store::DynamoStore) -> App {
     App::new(config, store)
 }
 
+/// A batch's webhooks are read together: over 100 keys (two `BatchGetItem` calls), answered in
+/// the order asked, each as stored, scoped to its vendor, `None` where there is none.
+#[tokio::test]
+async fn webhooks_read_together_answer_in_the_order_asked() {
+    let store = store().await;
+    let (a, b) = (new_vendor(&store).await.vendor, new_vendor(&store).await.vendor);
+    let wa = webhook(&a, ids::webhook_id(), "https://a.example.com/");
+    let wb = webhook(&b, ids::webhook_id(), "https://b.example.com/");
+    for w in [&wa, &wb] {
+        store.insert_webhook(w).await.unwrap();
+    }
+    let missing: Vec<u64> = (0..110).map(|_| ids::webhook_id()).collect();
+    let mut keys: Vec<(&str, u64)> = missing.iter().map(|&id| (a.vendor_id.as_str(), id)).collect();
+    keys.insert(3, (&a.vendor_id, wa.id));
+    keys.insert(105, (&b.vendor_id, wb.id));
+    keys.push((&b.vendor_id, wa.id));
+    let read = store.get_webhooks(&keys).await.unwrap();
+    assert_eq!(read.len(), keys.len());
+    assert!(read[3].as_ref() == Some(&wa), "a's webhook, as stored");
+    assert!(read[105].as_ref() == Some(&wb), "b's webhook, past the first hundred keys");
+    let found: Vec<usize> = read.iter().enumerate().filter(|(_, w)| w.is_some()).map(|(i, _)| i).collect();
+    assert_eq!(found, [3, 105], "none where there is no webhook, nor for b asking for a's");
+    assert!(store.get_webhooks(&[]).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn webhooks_round_trip_and_are_scoped_to_their_vendor() {
     let store = store().await;

@@ -269,6 +269,7 @@ fn functions_get_only_the_table_actions_they_use() {
             "dispatch",
             &[
                 "dynamodb:GetItem",
+                "dynamodb:BatchGetItem",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
                 "dynamodb:DeleteItem",

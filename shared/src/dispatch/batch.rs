@@ -1,15 +1,15 @@
-//! One batch's shared state: its deadline, its webhook reads and writes, its tally for the
-//! metrics line, and the attempt record every outcome starts from.
+//! One batch's shared state: its deadline, its webhook reads (together) and writes, its tally
+//! for the metrics line, and the attempt record every outcome starts from.
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use tokio::sync::OnceCell;
 
 use crate::{
     clock,
-    delivery::DeliveryMessage,
+    delivery::{DeliveryMessage, MESSAGE_VERSION},
     domain::Webhook,
     metrics,
-    store::{AttemptLog, AttemptRecord},
+    store::{AttemptLog, AttemptRecord, WebhookStore},
 };
 
 /// What one attempt may take besides the HTTP request: the webhook read, signing, the log.
@@ -29,6 +29,42 @@ pub(super) struct Batch {
     pub(super) slots: Slots,
     pub(super) journal: Journal,
     pub(super) tally: Tally,
+}
+
+impl Batch {
+    /// Reads the webhooks of the batch's `messages` due now, together (one call rather than one
+    /// per webhook), for their deliveries to share. If that read fails, each delivery reads its
+    /// webhook itself, and answers for that read.
+    pub(super) async fn read_webhooks<'m, S: WebhookStore>(
+        &self,
+        store: &S,
+        messages: impl Iterator<Item = &'m DeliveryMessage>,
+    ) {
+        let now = clock::now_ms();
+        let mut keys: Vec<(&str, u64)> = messages
+            .filter(|m| m.v == MESSAGE_VERSION && m.not_before_ms.is_none_or(|due| due <= now))
+            .map(|m| (m.vendor_id.as_str(), m.webhook_id))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            return;
+        }
+        // Boxed: the SDK call's future is deep, and the batch's would nest it past the
+        // compiler's limit on layouts.
+        match Box::pin(store.get_webhooks(&keys)).await {
+            Ok(webhooks) => {
+                for (&(vendor_id, id), webhook) in keys.iter().zip(webhooks) {
+                    let _ = self.lookups.cell((vendor_id.to_owned(), id)).set(Ok(webhook.map(Arc::new)));
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %crate::error::chain(&e),
+                webhooks = keys.len(),
+                "cannot read the batch's webhooks together: each delivery reads its own"
+            ),
+        }
+    }
 }
 
 /// The batch's attempt records, written together (group commit): a delivery's record waits for

@@ -141,6 +141,7 @@ where
         let messages = Decoded::<DeliveryMessage>::of(event)?;
         let slots = Slots::counting(messages.messages().map(|m| m.webhook_id));
         let batch = Batch { received_ms, deadline_ms, slots, ..Batch::default() };
+        batch.read_webhooks(&self.store, messages.messages()).await;
         // Only the ordered lane's records have groups to keep in order.
         let groups = match &self.ordered {
             Some(_) => ordered::Groups::of(&event.records),
@@ -210,8 +211,8 @@ where
             }
         }
 
-        // One read per distinct webhook per batch: the batch's other messages for it wait for
-        // that read and share its answer.
+        // Read with the batch's others at its start, or else here, once per batch: the batch's
+        // other messages for it wait for that read and share its answer.
         let lookup = lookups
             .cell((message.vendor_id.clone(), message.webhook_id))
             .get_or_init(|| async {

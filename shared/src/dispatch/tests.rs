@@ -286,20 +286,29 @@ fn message(i: usize, webhook_id: u64) -> SqsMessage {
 
 /// The memory store with an attempt log of its own: down (every write fails), or up, each
 /// write taking a few milliseconds, as a call to DynamoDB does, and noted (its records, when it
-/// ended).
+/// ended). Its webhook reads are noted too (the webhooks each call asked for), and reading
+/// several together may be made to fail.
 struct Log {
     inner: MemoryStore,
     down: bool,
     writes: std::sync::Mutex<Vec<(usize, std::time::Instant)>>,
+    reads: std::sync::Mutex<Vec<usize>>,
+    batch_reads_fail: bool,
 }
 
 impl Log {
     fn down(inner: MemoryStore) -> Self {
-        Self { inner, down: true, writes: Default::default() }
+        Self {
+            inner,
+            down: true,
+            writes: Default::default(),
+            reads: Default::default(),
+            batch_reads_fail: false,
+        }
     }
 
     fn up(inner: MemoryStore) -> Self {
-        Self { inner, down: false, writes: Default::default() }
+        Self { down: false, ..Self::down(inner) }
     }
 
     async fn write(&self, records: usize) -> Result<(), StoreError> {
@@ -316,7 +325,18 @@ impl WebhookStore for Log {
         self.inner.insert_webhook(w).await
     }
     async fn get_webhook(&self, v: &str, id: u64) -> Result<Option<Webhook>, crate::store::StoreError> {
+        self.reads.lock().unwrap().push(1);
         self.inner.get_webhook(v, id).await
+    }
+    async fn get_webhooks(
+        &self,
+        keys: &[(&str, u64)],
+    ) -> Result<Vec<Option<Webhook>>, crate::store::StoreError> {
+        if self.batch_reads_fail {
+            return Err(StoreError::Backend("throttled".into()));
+        }
+        self.reads.lock().unwrap().push(keys.len());
+        self.inner.get_webhooks(keys).await
     }
     async fn list_webhooks(&self, v: &str) -> Result<Vec<Webhook>, crate::store::StoreError> {
         self.inner.list_webhooks(v).await
@@ -447,6 +467,52 @@ async fn a_batchs_attempt_records_are_written_together() {
     let writes: Vec<usize> = dispatcher.store.writes.lock().unwrap().iter().map(|w| w.0).collect();
     // The first record ended alone and was written at once; the nine others queued meanwhile.
     assert_eq!(writes, [1, 9], "ten records in two writes");
+}
+
+/// Ten webhooks of two vendors, each with a message in one batch, and one message for a
+/// webhook since deleted.
+async fn ten_webhooks_batch(store: &Log) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    for i in 0..10 {
+        let mut w = crate::domain::tests::webhook();
+        (w.id, w.vendor_id) = (100 + i, format!("vendor-{}", i % 2));
+        w.url = format!("https://hooks{i}.example.com/");
+        w.previous_secrets.clear();
+        w.event_type = EventType::NewOrder;
+        store.insert_webhook(&w).await.unwrap();
+        let mut record = message(i as usize, w.id);
+        let mut m: DeliveryMessage = serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
+        m.vendor_id = w.vendor_id.clone();
+        record.body = Some(serde_json::to_string(&m).unwrap());
+        event.records.push(record);
+    }
+    event.records.push(message(10, 424242));
+    event
+}
+
+#[tokio::test]
+async fn a_batchs_webhooks_are_read_together() {
+    let store = Log::up(MemoryStore::default());
+    let event = ten_webhooks_batch(&store).await;
+    let dispatcher = dispatcher(store);
+    let answer = dispatcher.handle(&event, None).await.unwrap();
+    assert!(answer.batch_item_failures.is_empty(), "ten delivered, one dropped (its webhook deleted)");
+    assert_eq!(*dispatcher.store.reads.lock().unwrap(), [11], "eleven webhooks in one read");
+    let recorded: usize = dispatcher.store.writes.lock().unwrap().iter().map(|w| w.0).sum();
+    assert_eq!(recorded, 11, "ten attempts and a drop recorded");
+}
+
+#[tokio::test]
+async fn when_the_batch_read_fails_each_delivery_reads_its_own_webhook() {
+    let mut store = Log::up(MemoryStore::default());
+    store.batch_reads_fail = true;
+    let event = ten_webhooks_batch(&store).await;
+    let dispatcher = dispatcher(store);
+    let answer = dispatcher.handle(&event, None).await.unwrap();
+    assert!(answer.batch_item_failures.is_empty(), "ten delivered, one dropped (its webhook deleted)");
+    assert_eq!(*dispatcher.store.reads.lock().unwrap(), [1; 11], "a read per delivery");
+    let recorded: usize = dispatcher.store.writes.lock().unwrap().iter().map(|w| w.0).sum();
+    assert_eq!(recorded, 11, "ten attempts and a drop recorded");
 }
 
 /// Answers 200, after `slow` for requests to `slow_url` and at once for the others.

@@ -161,6 +161,11 @@ impl WebhookStore for MemoryStore {
         self.reads.fetch_add(1, Ordering::Relaxed);
         Ok(self.webhooks.lock().unwrap().get(&id).filter(|w| w.vendor_id == vendor_id).cloned())
     }
+    async fn get_webhooks(&self, keys: &[(&str, u64)]) -> Result<Vec<Option<Webhook>>, StoreError> {
+        self.reads.fetch_add(keys.len() as u64, Ordering::Relaxed);
+        let webhooks = self.webhooks.lock().unwrap();
+        Ok(keys.iter().map(|&(v, id)| webhooks.get(&id).filter(|w| w.vendor_id == v).cloned()).collect())
+    }
     async fn list_webhooks(&self, vendor_id: &str) -> Result<Vec<Webhook>, StoreError> {
         let mut list: Vec<Webhook> =
             self.webhooks.lock().unwrap().values().filter(|w| w.vendor_id == vendor_id).cloned().collect();

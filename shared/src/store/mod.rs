@@ -112,6 +112,14 @@ pub trait WebhookStore: Send + Sync {
         id: u64,
     ) -> impl Future<Output = Result<Option<Webhook>, StoreError>> + Send;
 
+    /// Webhooks by (vendor, id), read consistently and together (DynamoDB: one `BatchGetItem`
+    /// for up to 100 keys, billed as a read per webhook), answered in the order of `keys`:
+    /// `None` where there is none. The keys are distinct.
+    fn get_webhooks(
+        &self,
+        keys: &[(&str, u64)],
+    ) -> impl Future<Output = Result<Vec<Option<Webhook>>, StoreError>> + Send;
+
     /// All of a vendor's webhooks, by id.
     fn list_webhooks(&self, vendor_id: &str)
         -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;

@@ -230,19 +230,29 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// The kept events of these keys (`EVT#…`), unexpired, in no particular order: BatchGetItem,
-    /// 100 keys at a time, what DynamoDB leaves unprocessed asked for again.
-    async fn kept_events(&self, vendor_id: &str, keys: Vec<String>) -> Result<Vec<StoredEvent>, StoreError> {
+    /// The items of these keys (`(pk, sk)`, distinct), in no particular order, read
+    /// consistently or not: BatchGetItem, 100 keys at a time, what DynamoDB leaves unprocessed
+    /// (`what`, in the error when it stays so) asked for again.
+    pub(super) async fn get_all(
+        &self,
+        what: &str,
+        keys: impl IntoIterator<Item = (String, String)>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let wanted: Vec<Item> = keys
+            .into_iter()
+            .map(|(pk, sk)| Item::from([("pk".into(), s(pk)), ("sk".into(), s(sk))]))
+            .collect();
         // Filled by each BatchGetItem round, the lock taken only between awaits.
-        let found: std::sync::Mutex<Vec<EventRecord>> = Default::default();
-        for chunk in keys.chunks(100) {
-            let wanted = chunk
-                .iter()
-                .map(|pk| Item::from([("pk".into(), s(pk)), ("sk".into(), s("#"))]))
-                .collect::<Vec<_>>();
+        let found: std::sync::Mutex<Vec<Item>> = Default::default();
+        for chunk in wanted.chunks(100) {
             let found = &found;
-            until_processed("events unread", wanted, |wanted| async move {
-                let batch = KeysAndAttributes::builder().set_keys(Some(wanted)).build().map_err(backend)?;
+            until_processed(what, chunk.to_vec(), |wanted| async move {
+                let batch = KeysAndAttributes::builder()
+                    .set_keys(Some(wanted))
+                    .consistent_read(consistent)
+                    .build()
+                    .map_err(backend)?;
                 let out = self
                     .client
                     .batch_get_item()
@@ -250,10 +260,8 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(backend)?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                    let r: EventRecord = from_item(item)?;
-                    found.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(r);
-                }
+                let items = out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default();
+                found.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(items);
                 Ok(out
                     .unprocessed_keys
                     .and_then(|mut u| u.remove(&self.table))
@@ -262,15 +270,22 @@ impl DynamoStore {
             })
             .await?;
         }
+        Ok(found.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// The kept events of these keys (`EVT#…`), unexpired, in no particular order.
+    async fn kept_events(&self, vendor_id: &str, keys: Vec<String>) -> Result<Vec<StoredEvent>, StoreError> {
+        let items = self.get_all("events unread", keys.into_iter().map(|pk| (pk, "#".into())), false).await?;
         let now = crate::clock::now();
-        found
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .into_iter()
+        let mut events = Vec::with_capacity(items.len());
+        for item in items {
+            let r: EventRecord = from_item(item)?;
             // Expired: TTL deletes lazily.
-            .filter(|r| r.expires_at >= now)
-            .map(|r| r.event(vendor_id))
-            .collect()
+            if r.expires_at >= now {
+                events.push(r.event(vendor_id)?);
+            }
+        }
+        Ok(events)
     }
 }
 

@@ -32,6 +32,16 @@ impl WebhookStore for DynamoStore {
         self.get_item(vendor_pk(vendor_id), webhook_sk(id)).await?.map(webhook_from).transpose()
     }
 
+    async fn get_webhooks(&self, keys: &[(&str, u64)]) -> Result<Vec<Option<Webhook>>, StoreError> {
+        let wanted = keys.iter().map(|&(vendor_id, id)| (vendor_pk(vendor_id), webhook_sk(id)));
+        let mut found = HashMap::with_capacity(keys.len());
+        for item in self.get_all("webhooks unread", wanted, true).await? {
+            let w = webhook_from(item)?;
+            found.insert((w.vendor_id.clone(), w.id), w);
+        }
+        Ok(keys.iter().map(|&(vendor_id, id)| found.remove(&(vendor_id.to_owned(), id))).collect())
+    }
+
     async fn list_webhooks(&self, vendor_id: &str) -> Result<Vec<Webhook>, StoreError> {
         self.query_all(vendor_pk(vendor_id), "WEBHOOK#").await?.into_iter().map(webhook_from).collect()
     }
