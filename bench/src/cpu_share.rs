@@ -15,6 +15,11 @@ use crate::cold::{Running, Seen};
 /// The memory size at which Lambda gives one full vCPU.
 pub const FULL_VCPU_MB: u32 = 1769;
 
+/// The share of one core Lambda gives `mb`, in percent.
+pub fn percent_of_a_core(mb: u32) -> f64 {
+    100.0 * f64::from(mb.min(FULL_VCPU_MB)) / f64::from(FULL_VCPU_MB)
+}
+
 /// A CPU cgroup limited to `mb`'s share of one core (cgroup v2 `cpu.max`, or v1's CFS quota),
 /// removed when dropped.
 pub struct CpuShare {

@@ -510,11 +510,7 @@ async fn run_auth_cpu(bin_dir: &std::path::Path, memory: &[u32], n: usize) -> Re
                 ms(cpu_share::quantile(&times, 0.99))
             ));
         }
-        eprintln!(
-            "| {mb} | {:.1}% | {} |",
-            100.0 * f64::from(mb.min(cpu_share::FULL_VCPU_MB)) / f64::from(cpu_share::FULL_VCPU_MB),
-            cells.join(" | ")
-        );
+        eprintln!("| {mb} | {:.1}% | {} |", cpu_share::percent_of_a_core(mb), cells.join(" | "));
     }
     Ok(())
 }
@@ -624,11 +620,7 @@ async fn run_dispatch_share(bin_dir: &std::path::Path, memory: &[u32], n: usize)
                 m.cpu_per_delivery.as_secs_f64() * 1000.0
             ));
         }
-        eprintln!(
-            "| {mb} | {:.1}% | {} |",
-            100.0 * f64::from(mb.min(cpu_share::FULL_VCPU_MB)) / f64::from(cpu_share::FULL_VCPU_MB),
-            cells.join(" | ")
-        );
+        eprintln!("| {mb} | {:.1}% | {} |", cpu_share::percent_of_a_core(mb), cells.join(" | "));
     }
     Ok(())
 }
