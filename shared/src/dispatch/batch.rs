@@ -34,7 +34,8 @@ pub(super) struct Batch {
 impl Batch {
     /// Reads the webhooks of the batch's `messages` due now, together (one call rather than one
     /// per webhook), for their deliveries to share. If that read fails, each delivery reads its
-    /// webhook itself, and answers for that read.
+    /// webhook itself, and answers for that read. A batch of one webhook leaves it to that read
+    /// (`GetItem`: the same units, and on the emulator 1-2 ms faster than a `BatchGetItem`).
     pub(super) async fn read_webhooks<'m, S: WebhookStore>(
         &self,
         store: &S,
@@ -47,7 +48,7 @@ impl Batch {
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        if keys.is_empty() {
+        if keys.len() < 2 {
             return;
         }
         // Boxed: the SDK call's future is deep, and the batch's would nest it past the

@@ -286,13 +286,13 @@ fn message(i: usize, webhook_id: u64) -> SqsMessage {
 
 /// The memory store with an attempt log of its own: down (every write fails), or up, each
 /// write taking a few milliseconds, as a call to DynamoDB does, and noted (its records, when it
-/// ended). Its webhook reads are noted too (the webhooks each call asked for), and reading
-/// several together may be made to fail.
+/// ended). Its webhook reads are noted too (`GetItem` or `BatchGetItem`, and the webhooks each
+/// asked for), and reading several together may be made to fail.
 struct Log {
     inner: MemoryStore,
     down: bool,
     writes: std::sync::Mutex<Vec<(usize, std::time::Instant)>>,
-    reads: std::sync::Mutex<Vec<usize>>,
+    reads: std::sync::Mutex<Vec<(&'static str, usize)>>,
     batch_reads_fail: bool,
 }
 
@@ -325,7 +325,7 @@ impl WebhookStore for Log {
         self.inner.insert_webhook(w).await
     }
     async fn get_webhook(&self, v: &str, id: u64) -> Result<Option<Webhook>, crate::store::StoreError> {
-        self.reads.lock().unwrap().push(1);
+        self.reads.lock().unwrap().push(("GetItem", 1));
         self.inner.get_webhook(v, id).await
     }
     async fn get_webhooks(
@@ -335,7 +335,7 @@ impl WebhookStore for Log {
         if self.batch_reads_fail {
             return Err(StoreError::Backend("throttled".into()));
         }
-        self.reads.lock().unwrap().push(keys.len());
+        self.reads.lock().unwrap().push(("BatchGetItem", keys.len()));
         self.inner.get_webhooks(keys).await
     }
     async fn list_webhooks(&self, v: &str) -> Result<Vec<Webhook>, crate::store::StoreError> {
@@ -467,6 +467,8 @@ async fn a_batchs_attempt_records_are_written_together() {
     let writes: Vec<usize> = dispatcher.store.writes.lock().unwrap().iter().map(|w| w.0).collect();
     // The first record ended alone and was written at once; the nine others queued meanwhile.
     assert_eq!(writes, [1, 9], "ten records in two writes");
+    // One webhook: read by its first delivery, the others sharing the answer.
+    assert_eq!(*dispatcher.store.reads.lock().unwrap(), [("GetItem", 1)]);
 }
 
 /// Ten webhooks of two vendors, each with a message in one batch, and one message for a
@@ -497,7 +499,11 @@ async fn a_batchs_webhooks_are_read_together() {
     let dispatcher = dispatcher(store);
     let answer = dispatcher.handle(&event, None).await.unwrap();
     assert!(answer.batch_item_failures.is_empty(), "ten delivered, one dropped (its webhook deleted)");
-    assert_eq!(*dispatcher.store.reads.lock().unwrap(), [11], "eleven webhooks in one read");
+    assert_eq!(
+        *dispatcher.store.reads.lock().unwrap(),
+        [("BatchGetItem", 11)],
+        "eleven webhooks in one read"
+    );
     let recorded: usize = dispatcher.store.writes.lock().unwrap().iter().map(|w| w.0).sum();
     assert_eq!(recorded, 11, "ten attempts and a drop recorded");
 }
@@ -510,7 +516,7 @@ async fn when_the_batch_read_fails_each_delivery_reads_its_own_webhook() {
     let dispatcher = dispatcher(store);
     let answer = dispatcher.handle(&event, None).await.unwrap();
     assert!(answer.batch_item_failures.is_empty(), "ten delivered, one dropped (its webhook deleted)");
-    assert_eq!(*dispatcher.store.reads.lock().unwrap(), [1; 11], "a read per delivery");
+    assert_eq!(*dispatcher.store.reads.lock().unwrap(), [("GetItem", 1); 11], "a read per delivery");
     let recorded: usize = dispatcher.store.writes.lock().unwrap().iter().map(|w| w.0).sum();
     assert_eq!(recorded, 11, "ten attempts and a drop recorded");
 }
