@@ -245,9 +245,11 @@ impl DynamoStore {
             .collect();
         // Filled by each BatchGetItem round, the lock taken only between awaits.
         let found: std::sync::Mutex<Vec<Item>> = Default::default();
-        for chunk in wanted.chunks(100) {
+        let mut wanted = wanted.into_iter().peekable();
+        while wanted.peek().is_some() {
+            let chunk: Vec<Item> = wanted.by_ref().take(100).collect();
             let found = &found;
-            until_processed(what, chunk.to_vec(), |wanted| async move {
+            until_processed(what, chunk, |wanted| async move {
                 let batch = KeysAndAttributes::builder()
                     .set_keys(Some(wanted))
                     .consistent_read(consistent)
