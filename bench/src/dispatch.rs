@@ -352,27 +352,7 @@ pub async fn through_dispatch_with<
     events: Vec<SqsEvent>,
     concurrency: usize,
 ) -> Run {
-    // A grouped lane, if the records come from one (otherwise dispatch would move them there).
-    let grouped = events
-        .iter()
-        .flat_map(|e| &e.records)
-        .any(|r| r.event_source_arn.as_deref().is_some_and(|a| a.ends_with(GROUPED_LANE)));
-    let dispatcher = Arc::new(Dispatcher {
-        store: Counting::new(store),
-        queue: CountingQueue::default(),
-        dead_letters: CountingQueue::default(),
-        attempt_budget: DeliverySettings::default().timeout,
-        deliverer: Timed { inner: deliverer, latencies: Mutex::new(Vec::new()) },
-        schedule: RetrySchedule::standard(),
-        auto_disable_after: Some(Duration::from_secs(5 * 86400)),
-        circuit: None,
-        max_in_flight: 10,
-        // Every receiver answers 2xx: no failure email would be asked for.
-        emails: None,
-        slow_lane: None,
-        grouped: grouped.then(|| Lane { queue: CountingQueue::default(), name: GROUPED_LANE.into() }),
-        ordered: None,
-    });
+    let dispatcher = Arc::new(dispatcher(store, deliverer, &events));
     let n: usize = events.iter().map(|e| e.records.len()).sum();
     let batches = events.len();
     let events = Arc::new(Mutex::new(events));
@@ -400,5 +380,83 @@ pub async fn through_dispatch_with<
         s.writes.load(Ordering::Relaxed),
         dispatcher.queue.calls.load(Ordering::Relaxed),
     );
+    Run { name, deliveries: n, wall, cpu, latencies, requests: Some(requests), batches, allocations }
+}
+
+/// The dispatcher the bench runs: `store` and `deliverer` counted and timed, queues that count
+/// their calls, and a grouped lane if `events` come from one (otherwise dispatch would move
+/// their records there).
+fn dispatcher<S, D>(
+    store: S,
+    deliverer: D,
+    events: &[SqsEvent],
+) -> Dispatcher<Counting<S>, CountingQueue, Timed<D>> {
+    let grouped = events
+        .iter()
+        .flat_map(|e| &e.records)
+        .any(|r| r.event_source_arn.as_deref().is_some_and(|a| a.ends_with(GROUPED_LANE)));
+    Dispatcher {
+        store: Counting::new(store),
+        queue: CountingQueue::default(),
+        dead_letters: CountingQueue::default(),
+        attempt_budget: DeliverySettings::default().timeout,
+        deliverer: Timed { inner: deliverer, latencies: Mutex::new(Vec::new()) },
+        schedule: RetrySchedule::standard(),
+        auto_disable_after: Some(Duration::from_secs(5 * 86400)),
+        circuit: None,
+        max_in_flight: 10,
+        // Every receiver answers 2xx: no failure email would be asked for.
+        emails: None,
+        slow_lane: None,
+        grouped: grouped.then(|| Lane { queue: CountingQueue::default(), name: GROUPED_LANE.into() }),
+        ordered: None,
+    }
+}
+
+/// As [`through_dispatch`], shaped as dispatch is deployed: `concurrency / 10` instances, each
+/// a thread of its own with a single-threaded runtime (as dispatch's `main` builds it), its own
+/// sender and connections, taking one batch at a time. Each instance's store is its own copy
+/// of `hooks` (records from the grouped lane take no slot, so nothing needs to be shared).
+pub fn through_instances(
+    name: &'static str,
+    hooks: &[Webhook],
+    events: Vec<SqsEvent>,
+    concurrency: usize,
+) -> Run {
+    let settings = DeliverySettings { allow_private_targets: true, ..DeliverySettings::default() };
+    let n: usize = events.iter().map(|e| e.records.len()).sum();
+    let batches = events.len();
+    let instances: Vec<_> = (0..(concurrency / 10).max(1))
+        .map(|_| {
+            let store = shared::store::MemoryStore::with(hooks);
+            dispatcher(store, HttpDeliverer::new(&settings).unwrap(), &events)
+        })
+        .collect();
+    let queue = Mutex::new(events);
+    let meter = Meter::start();
+    std::thread::scope(|scope| {
+        for instance in &instances {
+            let queue = &queue;
+            scope.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    loop {
+                        let Some(event) = queue.lock().unwrap().pop() else { return };
+                        let response = instance.handle(&event, None).await.unwrap();
+                        assert!(response.batch_item_failures.is_empty(), "every delivery succeeds");
+                    }
+                })
+            });
+        }
+    });
+    let (wall, cpu, allocations) = meter.read();
+    let mut latencies = Vec::with_capacity(n);
+    let mut requests = (0, 0, 0);
+    for d in &instances {
+        latencies.append(&mut d.deliverer.latencies.lock().unwrap());
+        requests.0 += d.store.reads.load(Ordering::Relaxed);
+        requests.1 += d.store.writes.load(Ordering::Relaxed);
+        requests.2 += d.queue.calls.load(Ordering::Relaxed);
+    }
     Run { name, deliveries: n, wall, cpu, latencies, requests: Some(requests), batches, allocations }
 }

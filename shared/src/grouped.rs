@@ -42,7 +42,7 @@ pub fn group(webhook_id: u64, event_id: &str, groups: u32) -> String {
 
 /// A delivery as the grouped lane takes it, in its webhook's group, with a deduplication id
 /// (`dedup`): SQS drops a message whose id it saw in its group in the last five minutes.
-pub fn message(message: &DeliveryMessage, cap: u32, dedup: String) -> Grouped {
+pub fn message<P: serde::Serialize>(message: &DeliveryMessage<P>, cap: u32, dedup: String) -> Grouped {
     Grouped {
         body: message.to_body(),
         group: group(message.webhook_id, &message.event_id, groups(cap)),

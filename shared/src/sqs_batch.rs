@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use tracing::Instrument;
 
 /// What became of one message.
@@ -31,7 +31,7 @@ pub async fn run_batch<'a, T, F, Fut>(
     handle: F,
 ) -> Result<SqsBatchResponse, MessageWithoutId>
 where
-    T: DeserializeOwned,
+    T: Deserialize<'a>,
     F: Fn(&'a SqsMessage, T) -> Fut,
     Fut: Future<Output = Disposition>,
 {
@@ -45,7 +45,7 @@ pub struct Decoded<'a, T> {
     records: Vec<(&'a SqsMessage, &'a str, Option<T>)>,
 }
 
-impl<'a, T: DeserializeOwned> Decoded<'a, T> {
+impl<'a, T: Deserialize<'a>> Decoded<'a, T> {
     /// Decodes every message of `event`; a message without an id fails the whole batch.
     pub fn of(event: &'a SqsEvent) -> Result<Self, MessageWithoutId> {
         let mut records = Vec::with_capacity(event.records.len());

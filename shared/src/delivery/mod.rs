@@ -18,9 +18,11 @@ pub use http::{DeliverySettings, HttpDeliverer, USER_AGENT};
 pub const MESSAGE_VERSION: u32 = 1;
 
 /// One SQS message: one event for one webhook. The contract between publish and dispatch.
+/// Its payload is owned where a message is made (`Box<RawValue>`), and borrowed from the SQS
+/// record where dispatch reads one (`&RawValue`: the payload is not copied to be sent).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DeliveryMessage {
+pub struct DeliveryMessage<P = Box<RawValue>> {
     /// Always [`MESSAGE_VERSION`] for now.
     pub v: u32,
     /// The event id: the `webhook-id` header, the same on every attempt.
@@ -31,7 +33,7 @@ pub struct DeliveryMessage {
     /// Unix seconds.
     pub published_at: i64,
     /// The payload exactly as published: the bytes that are sent and signed.
-    pub payload: Box<RawValue>,
+    pub payload: P,
     /// Which attempt this message is for, from 1. dispatch counts attempts itself: a retry is a
     /// new message with the next number, so a crash, a timeout or a throttled batch (which SQS
     /// counts as receives) never uses one up.
@@ -50,6 +52,9 @@ fn first_attempt() -> u32 {
 fn is_first_attempt(n: &u32) -> bool {
     *n == 1
 }
+
+/// A message as dispatch reads it, its payload borrowed from the SQS record.
+pub type ReceivedMessage<'a> = DeliveryMessage<&'a RawValue>;
 
 impl DeliveryMessage {
     /// The first attempt's message of an event for a webhook.
@@ -74,11 +79,6 @@ impl DeliveryMessage {
         }
     }
 
-    /// The message as it goes on the queue.
-    pub fn to_body(&self) -> String {
-        serde_json::to_string(self).expect("a delivery message serialises")
-    }
-
     /// The longest any message of this event can be, in bytes: with the longest webhook id,
     /// attempt number and wait, as a retry carries them, and a payload of `payload_len` bytes
     /// (the payload is embedded as it is, so only its length counts).
@@ -98,6 +98,13 @@ impl DeliveryMessage {
         );
         (longest.attempt, longest.not_before_ms) = (u32::MAX, Some(i64::MIN));
         longest.to_body().len() - 1 + payload_len
+    }
+}
+
+impl<P: Serialize> DeliveryMessage<P> {
+    /// The message as it goes on the queue.
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).expect("a delivery message serialises")
     }
 }
 

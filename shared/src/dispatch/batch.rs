@@ -6,7 +6,7 @@ use tokio::sync::OnceCell;
 
 use crate::{
     clock,
-    delivery::{DeliveryMessage, MESSAGE_VERSION},
+    delivery::{ReceivedMessage, MESSAGE_VERSION},
     domain::Webhook,
     metrics,
     store::{AttemptLog, AttemptRecord, WebhookStore},
@@ -39,7 +39,7 @@ impl Batch {
     pub(super) async fn read_webhooks<'m, S: WebhookStore>(
         &self,
         store: &S,
-        messages: impl Iterator<Item = &'m DeliveryMessage>,
+        messages: impl Iterator<Item = &'m ReceivedMessage<'m>>,
     ) {
         let now = clock::now_ms();
         let mut keys: Vec<(&str, u64)> = messages
@@ -253,7 +253,7 @@ impl DropReason {
 }
 
 /// An attempt record of a delivery, now, for the caller to fill in how it went.
-pub(super) fn attempt_record(message: &DeliveryMessage) -> AttemptRecord {
+pub(super) fn attempt_record(message: &ReceivedMessage<'_>) -> AttemptRecord {
     AttemptRecord {
         webhook_id: message.webhook_id,
         vendor_id: message.vendor_id.clone(),

@@ -9,7 +9,7 @@ use rand::Rng;
 use super::{batch::Batch, Dispatcher};
 use crate::{
     clock,
-    delivery::{Deliverer, DeliveryMessage},
+    delivery::{Deliverer, DeliveryMessage, ReceivedMessage},
     domain::Webhook,
     grouped,
     queue::{DeliveryQueue, MAX_VISIBILITY},
@@ -70,7 +70,7 @@ where
         &self,
         lane: &Q,
         record: &SqsMessage,
-        message: &DeliveryMessage,
+        message: &ReceivedMessage<'_>,
         cap: u32,
     ) -> bool {
         let dedup = record.message_id.clone().unwrap_or_else(crate::ids::event_id);
@@ -91,14 +91,14 @@ where
 
     /// The message queued again (in the slow lane, if there is one) for the same attempt, not
     /// before `wait` from now; if that fails, it comes back after its visibility timeout.
-    pub(super) async fn requeue(&self, message: &DeliveryMessage, wait: Duration) -> Disposition {
+    pub(super) async fn requeue(&self, message: &ReceivedMessage<'_>, wait: Duration) -> Disposition {
         self.requeue_to(self.later(), message, wait).await
     }
 
     pub(super) async fn requeue_to(
         &self,
         queue: &Q,
-        message: &DeliveryMessage,
+        message: &ReceivedMessage<'_>,
         wait: Duration,
     ) -> Disposition {
         let again = DeliveryMessage {
@@ -231,7 +231,7 @@ where
     pub(super) async fn retry(
         &self,
         record: &SqsMessage,
-        message: DeliveryMessage,
+        message: ReceivedMessage<'_>,
         retry_after: Option<Duration>,
     ) -> Disposition {
         let jitter = rand::thread_rng().gen_range(0.8..1.2);
@@ -294,7 +294,7 @@ where
     /// A message this invocation has no time left for: queued again as it is, in its own lane,
     /// for another invocation. In a FIFO lane (ordered, grouped) the message itself is handed
     /// back, visible again at once: a FIFO queue takes no message without its group.
-    pub(super) async fn hand_back(&self, record: &SqsMessage, message: &DeliveryMessage) -> Disposition {
+    pub(super) async fn hand_back(&self, record: &SqsMessage, message: &ReceivedMessage<'_>) -> Disposition {
         if self.ordered_lane(record).is_some() || self.in_grouped_lane(record) {
             return self.hold(self.source(record), record, Duration::ZERO).await;
         }

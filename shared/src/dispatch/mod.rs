@@ -22,8 +22,8 @@ use crate::{
     clock,
     config::Config,
     delivery::{
-        self, Attempt, CircuitBreaker, Deliverer, DeliveryMessage, DeliveryRequest, Failure, HttpDeliverer,
-        Outcome, RetrySchedule, MESSAGE_VERSION,
+        self, Attempt, CircuitBreaker, Deliverer, DeliveryRequest, Failure, HttpDeliverer, Outcome,
+        ReceivedMessage, RetrySchedule, MESSAGE_VERSION,
     },
     domain::Webhook,
     grouped,
@@ -138,7 +138,7 @@ where
         let received_ms = clock::now_ms();
         // A deadline already past on arrival says nothing (`cargo lambda watch` sends 0).
         let deadline_ms = deadline_ms.filter(|&d| d > received_ms);
-        let messages = Decoded::<DeliveryMessage>::of(event)?;
+        let messages = Decoded::<ReceivedMessage>::of(event)?;
         let slots = Slots::counting(messages.messages().map(|m| m.webhook_id));
         let batch = Batch { received_ms, deadline_ms, slots, ..Batch::default() };
         batch.read_webhooks(&self.store, messages.messages()).await;
@@ -183,7 +183,12 @@ where
         Ok(answer)
     }
 
-    async fn process(&self, record: &SqsMessage, mut message: DeliveryMessage, batch: &Batch) -> Disposition {
+    async fn process(
+        &self,
+        record: &SqsMessage,
+        mut message: ReceivedMessage<'_>,
+        batch: &Batch,
+    ) -> Disposition {
         let (tally, lookups) = (&batch.tally, &batch.lookups);
         let lane = self.ordered_lane(record);
         if lane.is_some() {
@@ -375,7 +380,7 @@ where
     /// Drops a delivery on purpose, once the attempt log says so and why: every (event, webhook)
     /// pair ends somewhere a vendor or an operator can see. If the log cannot be written, the
     /// message stays for a later attempt, which drops it again.
-    async fn drop_recorded(&self, message: &DeliveryMessage, reason: DropReason) -> Disposition {
+    async fn drop_recorded(&self, message: &ReceivedMessage<'_>, reason: DropReason) -> Disposition {
         let dropped = AttemptRecord {
             status: None,
             outcome: reason.as_str().to_owned(),
@@ -392,7 +397,7 @@ where
 
     /// Appends the attempt, signed at `timestamp`, to the log, with the batch's others that
     /// ended about the same time (a record that cannot be written is logged, and lost).
-    async fn log_attempt(&self, message: &DeliveryMessage, a: &Attempt, timestamp: i64, batch: &Batch) {
+    async fn log_attempt(&self, message: &ReceivedMessage<'_>, a: &Attempt, timestamp: i64, batch: &Batch) {
         let record = AttemptRecord {
             signed_at: Some(timestamp),
             status: a.outcome.status(),

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use super::Dispatcher;
 use crate::{
     clock,
-    delivery::{Deliverer, DeliveryMessage},
+    delivery::{Deliverer, ReceivedMessage},
     queue::{DeliveryQueue, Grouped, MAX_VISIBILITY},
     sqs_batch::Disposition,
     store::{AttemptLog, DeliverySlots, NotifyStore, WebhookStore},
@@ -104,7 +104,7 @@ where
         &self,
         lane: &OrderedLane<Q>,
         record: &SqsMessage,
-        message: &DeliveryMessage,
+        message: &ReceivedMessage<'_>,
         retry_after: Option<Duration>,
     ) -> Disposition {
         let Some(wait) = self.schedule.delay_after(message.attempt, retry_after, 1.0) else {

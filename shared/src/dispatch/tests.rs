@@ -3,6 +3,7 @@ use std::sync::atomic::Ordering;
 
 use super::*;
 use crate::{
+    delivery::DeliveryMessage,
     domain::EventType,
     notify,
     queue::QueueError,
