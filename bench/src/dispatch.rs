@@ -424,12 +424,23 @@ pub fn through_instances(
     concurrency: usize,
 ) -> Run {
     let settings = DeliverySettings { allow_private_targets: true, ..DeliverySettings::default() };
+    through_instances_with(name, hooks, || HttpDeliverer::new(&settings).unwrap(), events, concurrency)
+}
+
+/// As [`through_instances`], each instance sending with a deliverer of `deliverer`'s.
+pub fn through_instances_with<D: Deliverer + Send + Sync>(
+    name: &'static str,
+    hooks: &[Webhook],
+    deliverer: impl Fn() -> D,
+    events: Vec<SqsEvent>,
+    concurrency: usize,
+) -> Run {
     let n: usize = events.iter().map(|e| e.records.len()).sum();
     let batches = events.len();
     let instances: Vec<_> = (0..(concurrency / 10).max(1))
         .map(|_| {
             let store = shared::store::MemoryStore::with(hooks);
-            dispatcher(store, HttpDeliverer::new(&settings).unwrap(), &events)
+            dispatcher(store, deliverer(), &events)
         })
         .collect();
     let queue = Mutex::new(events);

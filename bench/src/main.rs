@@ -40,7 +40,7 @@ enum Command {
         dynamo: bool,
         /// Measure this run alone (a, a2, a3, b, b1 or b0; with `--dynamo`, c, c1, c2 or c3): the
         /// process then spends its measured time in it, for a profiler (`perf record`).
-        #[arg(long, value_parser = ["a", "a2", "a3", "b", "b1", "b2", "b0", "c", "c1", "c2", "c3"])]
+        #[arg(long, value_parser = ["a", "a2", "a3", "b", "b1", "b2", "b0", "b20", "c", "c1", "c2", "c3"])]
         only: Option<String>,
     },
     /// Each function's release binary: exec to first poll, first invocation, peak memory.
@@ -157,6 +157,13 @@ async fn run_dispatch(
         let name = "b2. as b1, each invocation an instance on a thread of its own (as deployed)";
         runs.push(tokio::task::block_in_place(|| {
             dispatch::through_instances(name, &hooks, events, concurrency)
+        }));
+    }
+    if wanted("b20") {
+        let events = dispatch::in_grouped_lane(dispatch::batches(&hooks, n));
+        let name = "b20. as b2, with an instant 200 (no network): the handler as deployed";
+        runs.push(tokio::task::block_in_place(|| {
+            dispatch::through_instances_with(name, &hooks, || doubles::Answers200, events, concurrency)
         }));
     }
     if wanted("b0") {

@@ -51,8 +51,12 @@ impl Groups {
     }
 
     /// The lock of a record's group (held while it is handled, in the batch's order), or `None`
-    /// for a record of no group.
+    /// for a record of no group (every record, when the batch is not the ordered lane's: its
+    /// attributes are not looked up).
     pub(super) fn lock(&self, record: &SqsMessage) -> Option<Arc<Mutex<bool>>> {
+        if self.0.is_empty() {
+            return None;
+        }
         group_of(record).and_then(|g| self.0.get(g)).cloned()
     }
 }
