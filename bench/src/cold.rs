@@ -38,13 +38,16 @@ impl Drop for Running {
     }
 }
 
-/// Starts `binary` with `env`, as Lambda would at `memory_mb`, under its own Runtime API.
+/// Starts `binary` with `env`, as Lambda would at `memory_mb`, under its own Runtime API; what
+/// it writes to stdout (its log lines, which Lambda sends to CloudWatch Logs) goes to `log`, if
+/// given, or nowhere.
 pub async fn start(
     binary: &Path,
     env: &[(String, String)],
     memory_mb: u32,
     event: &Bytes,
     invocations: usize,
+    log: Option<std::fs::File>,
 ) -> anyhow::Result<Running> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -77,14 +80,23 @@ pub async fn start(
                                 .duration_since(std::time::UNIX_EPOCH)
                                 .unwrap()
                                 .as_millis();
+                            // A request id and a trace header of the lengths Lambda gives (a UUID;
+                            // a sampled trace, as the template's active tracing makes them): the
+                            // functions' log lines carry both.
                             let r = Response::builder()
-                                .header("lambda-runtime-aws-request-id", format!("bench-{given}"))
+                                .header(
+                                    "lambda-runtime-aws-request-id",
+                                    format!("00000000-0000-4000-8000-{given:012}"),
+                                )
                                 .header("lambda-runtime-deadline-ms", deadline.to_string())
                                 .header(
                                     "lambda-runtime-invoked-function-arn",
                                     "arn:aws:lambda:us-east-1:123456789012:function:bench",
                                 )
-                                .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
+                                .header(
+                                    "lambda-runtime-trace-id",
+                                    "Root=1-6b0ef71d-bb7e325491e4a6eb1caf9347;Parent=2e14302868bdeb6d;Sampled=1",
+                                )
                                 .body(Full::new(event))
                                 .unwrap();
                             return Ok::<_, Infallible>(r);
@@ -113,7 +125,7 @@ pub async fn start(
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string())
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .stdout(std::process::Stdio::null())
+        .stdout(log.map_or_else(std::process::Stdio::null, std::process::Stdio::from))
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
@@ -127,7 +139,7 @@ pub async fn start_once(
     env: &[(String, String)],
     event: &Bytes,
 ) -> anyhow::Result<(Duration, Duration, Bytes, u64)> {
-    let mut run = start(binary, env, 128, event, 1).await?;
+    let mut run = start(binary, env, 128, event, 1, None).await?;
     let rx = &mut run.seen;
     let pid = run.child.id().unwrap_or(0);
     let Some(Seen::Next(polled)) = next_seen(rx).await else {

@@ -74,7 +74,7 @@ pub async fn invoke_repeatedly(
     event: &Bytes,
     n: usize,
 ) -> Result<Vec<(Duration, Bytes)>> {
-    let mut run = start_in(binary, env, memory_mb, share, event, n).await?;
+    let mut run = start_in(binary, env, memory_mb, share, event, n, None).await?;
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
         times.push(next_answer(&mut run, binary).await?);
@@ -92,8 +92,9 @@ pub async fn start_in(
     share: Option<&CpuShare>,
     event: &Bytes,
     n: usize,
+    log: Option<std::fs::File>,
 ) -> Result<Running> {
-    let run = crate::cold::start(binary, env, memory_mb, event, n).await?;
+    let run = crate::cold::start(binary, env, memory_mb, event, n, log).await?;
     if let Some(share) = share {
         share.add(run.child.id().context("the child has no pid")?)?;
     }

@@ -280,8 +280,10 @@ pub fn batches_with(hooks: &[Webhook], n: usize, webhook: impl Fn(usize) -> usiz
     let records: Vec<SqsMessage> = (0..n)
         .map(|i| {
             let w = &hooks[webhook(i)];
+            // Ids as long as real ones (an event id of 28 characters, an SQS message id a
+            // UUID): dispatch's log lines carry them.
             let body = DeliveryMessage::first(
-                format!("evt_bench{i:08}"),
+                format!("evt_bench{i:019}"),
                 EventType::NewOrder,
                 w.vendor_id.clone(),
                 w.id,
@@ -290,7 +292,7 @@ pub fn batches_with(hooks: &[Webhook], n: usize, webhook: impl Fn(usize) -> usiz
             )
             .to_body();
             let mut m = SqsMessage::default();
-            m.message_id = Some(format!("m{i}"));
+            m.message_id = Some(format!("00000000-0000-4000-8000-{i:012}"));
             m.receipt_handle = Some(format!("r{i}"));
             m.body = Some(body);
             m.attributes.insert("ApproximateReceiveCount".into(), "1".into());

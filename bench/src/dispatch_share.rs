@@ -15,10 +15,31 @@ use bytes::Bytes;
 
 use crate::cpu_share;
 
-/// One measured case: each warm invocation's time, and the CPU per delivery.
+/// One measured case: each warm invocation's time, the CPU per delivery, and what dispatch
+/// wrote to its log (stdout, which Lambda sends to CloudWatch Logs) per delivery.
 pub struct Measured {
     pub times: Vec<Duration>,
     pub cpu_per_delivery: Duration,
+    pub log: LogVolume,
+}
+
+/// Log lines and their bytes (newlines included) per delivery.
+#[derive(Clone, Copy, Default)]
+pub struct LogVolume {
+    pub lines: f64,
+    pub bytes: f64,
+}
+
+impl LogVolume {
+    /// What CloudWatch Logs ingests per delivery: each line's bytes and 26 bytes for each event.
+    pub fn ingested_bytes(&self) -> f64 {
+        self.bytes + 26.0 * self.lines
+    }
+}
+
+/// The lines and bytes in `text` so far.
+fn count(text: &[u8]) -> (usize, usize) {
+    (text.iter().filter(|&&b| b == b'\n').count(), text.len())
 }
 
 /// The grouped lane's records of `batch` deliveries (`records`), as its event source hands them
@@ -44,9 +65,11 @@ pub async fn measure(
     n: usize,
 ) -> Result<Measured> {
     let share = cpu_share::CpuShare::new(mb)?;
-    let mut run = cpu_share::start_in(binary, env, mb, Some(&share), event, n + 1).await?;
+    let log_path = std::env::temp_dir().join(format!("dispatch-share-{}-{mb}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path)?;
+    let mut run = cpu_share::start_in(binary, env, mb, Some(&share), event, n + 1, Some(log)).await?;
     let pid = run.child.id().context("the child has no pid")?;
-    let (mut times, mut cpu_at_first) = (Vec::with_capacity(n), Duration::ZERO);
+    let (mut times, mut cpu_at_first, mut log_at_first) = (Vec::with_capacity(n), Duration::ZERO, (0, 0));
     for i in 0..=n {
         let (time, answer) = cpu_share::next_answer(&mut run, binary).await?;
         let failures: serde_json::Value = serde_json::from_slice(&answer)?;
@@ -57,13 +80,22 @@ pub async fn measure(
         // The first invocation opens the connections: the warm ones are measured.
         if i == 0 {
             cpu_at_first = cpu_time(pid)?;
+            log_at_first = count(&std::fs::read(&log_path)?);
         } else {
             times.push(time);
         }
     }
     let cpu = cpu_time(pid)?.saturating_sub(cpu_at_first);
     let _ = run.child.kill().await;
-    Ok(Measured { times, cpu_per_delivery: cpu / (n * deliveries).max(1) as u32 })
+    // Each line is written whole before the invocation's answer is posted.
+    let (lines, bytes) = count(&std::fs::read(&log_path)?);
+    if std::env::var_os("KEEP_LOG").is_none() {
+        let _ = std::fs::remove_file(&log_path);
+    }
+    let per_delivery = |v: usize, at_first: usize| (v - at_first) as f64 / (n * deliveries).max(1) as f64;
+    let log =
+        LogVolume { lines: per_delivery(lines, log_at_first.0), bytes: per_delivery(bytes, log_at_first.1) };
+    Ok(Measured { times, cpu_per_delivery: cpu / (n * deliveries).max(1) as u32, log })
 }
 
 /// Every thread of `pid`'s time on a CPU so far (the first field of each thread's `schedstat`).

@@ -603,7 +603,8 @@ async fn run_dispatch_share(bin_dir: &std::path::Path, memory: &[u32], n: usize)
     let aws = shared::aws::sdk_config().await;
     let table = std::env::var("TABLE_NAME").context("dispatch-share needs TABLE_NAME and the emulator")?;
     let store = shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
-    let hooks = dispatch::webhooks(receiver.port, 10, "ven_bench_share", 700_000_000);
+    // Webhook ids of the length the API gives (16 digits): dispatch's log lines carry them.
+    let hooks = dispatch::webhooks(receiver.port, 10, "ven_bench_share", 7_000_000_000_000_000);
     dispatch::stored(&store, &hooks).await?;
     // Ten webhooks' deliveries (each read apart), and ten to one webhook (read once).
     let cases = [
@@ -624,12 +625,14 @@ async fn run_dispatch_share(bin_dir: &std::path::Path, memory: &[u32], n: usize)
             .join(" | ")
     );
     eprintln!("|---|---|{}", "---|".repeat(cases.len()));
+    let mut logs = Vec::new();
     for &mb in memory {
         let mut cells = Vec::new();
-        for (_, events) in &cases {
+        for (case, events) in &cases {
             let records = events.iter().flat_map(|e| e.records.clone()).collect();
             let event = dispatch_share::grouped_event(records)?;
             let m = dispatch_share::measure(&binary, &env, mb, &event, 10, n).await?;
+            logs.push((*case, mb, m.log));
             cells.push(format!(
                 "{} ({}), {:.3}",
                 ms(cpu_share::quantile(&m.times, 0.5)),
@@ -639,5 +642,20 @@ async fn run_dispatch_share(bin_dir: &std::path::Path, memory: &[u32], n: usize)
         }
         eprintln!("| {mb} | {:.1}% | {} |", cpu_share::percent_of_a_core(mb), cells.join(" | "));
     }
+    // CloudWatch Logs bills what it ingests: each line, and 26 bytes for each log event.
+    eprintln!("dispatch's log per delivery (stdout, at the default level):");
+    for (case, mb, log) in logs {
+        eprintln!(
+            "  {case}, {mb} MB: {:.2} lines, {:.0} B; {:.0} B ingested, ${:.3} per million deliveries",
+            log.lines,
+            log.bytes,
+            log.ingested_bytes(),
+            log.ingested_bytes() * LOGS_PER_GB / 1e3,
+        );
+    }
     Ok(())
 }
+
+/// CloudWatch Logs' price per GB ingested (standard class, us-east-1): a million deliveries of
+/// `b` bytes each are `b` / 1,000 GB.
+const LOGS_PER_GB: f64 = 0.50;
