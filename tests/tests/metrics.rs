@@ -1,14 +1,20 @@
 //! Publish and dispatch write CloudWatch Embedded Metric Format lines that CloudWatch can read:
-//! every metric declared has a value, every dimension is present.
+//! every metric declared has a value, every dimension is present. And their log lines tell an
+//! event's path by its id: one line for a request's events, one for a batch's deliveries.
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
 use tests::{fixture, new_vendor, receiver::Receiver, stack_var, store, Api};
 
-fn emf_lines() -> Vec<Value> {
+/// The functions' JSON log lines so far.
+fn log_lines() -> Vec<Value> {
     let log = std::fs::read_to_string(format!("{}/watch.log", stack_var("STACK_DIR"))).unwrap_or_default();
-    log.lines().filter(|l| l.contains("\"_aws\"")).filter_map(|l| serde_json::from_str(l).ok()).collect()
+    log.lines().filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn emf_lines() -> Vec<Value> {
+    log_lines().into_iter().filter(|l| l.get("_aws").is_some()).collect()
 }
 
 #[tokio::test]
@@ -63,5 +69,78 @@ async fn metric_lines_parse_as_embedded_metric_format() {
                 assert!(["Count", "Milliseconds"].contains(&m["Unit"].as_str().unwrap()));
             }
         }
+    }
+}
+
+/// The lines whose `fields.message` is `message` and whose field `list` names `id`.
+fn lines_naming(lines: &[Value], message: &str, list: &str, id: &str) -> Vec<Value> {
+    let names = |l: &&Value| {
+        l["fields"][list].as_str().is_some_and(|s| s.split(' ').any(|e| e.starts_with(&format!("{id}/"))))
+    };
+    lines.iter().filter(|l| l["fields"]["message"] == message).filter(names).cloned().collect()
+}
+
+#[tokio::test]
+async fn a_requests_events_and_a_batchs_deliveries_are_logged_one_line_each_by_id() {
+    let (api, store) = (Api::new(), store().await);
+    let v = new_vendor(&store).await;
+    let receiver = Receiver::ok().await;
+    let body = json!({"webhookType": "new_order", "url": receiver.url});
+    let created = api.vendor(&v, Method::POST, "/basic/webhooks", Some(&body)).await;
+    assert_eq!(created.status, 201);
+    let webhook_id = created.json()["webhookId"].as_u64().unwrap();
+    let payload: Value = serde_json::from_str(&fixture("ecomnow/new-order.json")).unwrap();
+    let events: Vec<Value> = (0..3)
+        .map(|_| json!({"vendorId": v.vendor.vendor_id, "type": "new_order", "payload": payload}))
+        .collect();
+    let bytes = serde_json::to_vec(&json!({ "events": events })).unwrap();
+    let a =
+        api.send(Method::POST, "/events/batch", &[("Content-Type", "application/json")], Some(bytes)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let ids: Vec<String> = a.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["eventId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3, "{}", a.text);
+    assert_eq!(receiver.wait_for(3, Duration::from_secs(30)).await.len(), 3);
+
+    // dispatch writes its batch's line once its deliveries are done: wait for it.
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        lines = log_lines();
+        if ids.iter().all(|id| !lines_naming(&lines, "delivered", "deliveries", id).is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The request's three events in one line, each with its type, vendor and deliveries.
+    let published = lines_naming(&lines, "published", "events", &ids[0]);
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0]["fields"]["count"], 3);
+    let listed = published[0]["fields"]["events"].as_str().unwrap();
+    for id in &ids {
+        assert!(listed.contains(&format!("{id}/new_order/{}/1", v.vendor.vendor_id)), "{listed}");
+    }
+    // Each delivery in its batch's line, with its webhook, attempt and status; every line
+    // carries its invocation's trace.
+    for id in &ids {
+        let delivered = lines_naming(&lines, "delivered", "deliveries", id);
+        assert_eq!(delivered.len(), 1, "{id}: {delivered:?}");
+        let entry = delivered[0]["fields"]["deliveries"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .find(|e| e.starts_with(id.as_str()));
+        let parts: Vec<&str> = entry.unwrap().split('/').collect();
+        assert_eq!(parts[1..4], [webhook_id.to_string().as_str(), "1", "200"], "{entry:?}");
+    }
+    for line in published.iter().chain(&lines_naming(&lines, "delivered", "deliveries", &ids[0])) {
+        let spans = line["spans"].as_array().unwrap();
+        assert!(
+            spans.iter().any(|s| s["xrayTraceId"].as_str().is_some_and(|t| t.starts_with("Root="))),
+            "{line}"
+        );
     }
 }

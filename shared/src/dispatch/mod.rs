@@ -179,6 +179,7 @@ where
                 .instrument(span)
             })
             .await;
+        batch.tally.log_delivered();
         batch.tally.record().emit();
         Ok(answer)
     }
@@ -317,7 +318,10 @@ where
         tally.add(|t| {
             t.latency_ms.push(ms);
             match &attempt.outcome {
-                Outcome::Delivered { .. } => t.delivered += 1,
+                Outcome::Delivered { status } => {
+                    t.delivered += 1;
+                    t.note_delivered(&message, *status, attempt.duration);
+                }
                 Outcome::Rejected { .. } => t.rejected += 1,
                 Outcome::Failed { class: Failure::Timeout } => t.timeout += 1,
                 Outcome::Failed { class: Failure::Connect } => t.connect += 1,
@@ -327,8 +331,8 @@ where
         });
 
         match attempt.outcome {
-            Outcome::Delivered { status } => {
-                tracing::info!(status, duration_ms = attempt.duration.as_millis() as u64, "delivered");
+            Outcome::Delivered { .. } => {
+                // Logged with the batch's other deliveries, in one line (`Tally::log_delivered`).
                 if webhook.failing() {
                     let closed = self
                         .change_webhook(Arc::unwrap_or_clone(webhook), batch, |w| {

@@ -824,3 +824,80 @@ async fn a_webhook_with_a_cap_under_a_batch_keeps_its_counted_slots() {
     assert!(d.grouped.as_ref().unwrap().queue.1.lock().unwrap().is_empty());
     assert_eq!(d.store.slot_writes.load(Ordering::Relaxed), 2, "its slot taken and given back");
 }
+
+/// Receivers that answer 500 to one event, and 200 to the others.
+struct FailsEvent(&'static str);
+impl Deliverer for FailsEvent {
+    async fn deliver(&self, r: &DeliveryRequest<'_>) -> Attempt {
+        let outcome = match r.event_id == self.0 {
+            true => Outcome::Rejected { status: 500, retry_after: None },
+            false => Outcome::Delivered { status: 200 },
+        };
+        Attempt { outcome, duration: Duration::from_millis(3), response_excerpt: String::new() }
+    }
+}
+
+/// What the functions log, as JSON lines, kept for a test to read.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<serde_json::Value> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_batchs_deliveries_that_reached_a_2xx_are_logged_in_one_line() {
+    let (store, w) = store_with_webhook().await;
+    let d = with_emails(store, FailsEvent("evt_3"), None);
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt().json().with_writer(captured.clone()).finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let records = vec![message(1, w.id), with_attempt(message(2, w.id), 2, None), message(3, w.id)];
+    assert!(run(&d, records).await.is_empty(), "the failure's next attempt is queued");
+    let lines = captured.lines();
+    let delivered: Vec<_> = lines.iter().filter(|l| l["fields"]["message"] == "delivered").collect();
+    assert_eq!(delivered.len(), 1, "{lines:?}");
+    assert_eq!(delivered[0]["level"], "INFO");
+    assert_eq!(delivered[0]["fields"]["count"], 2);
+    let list = delivered[0]["fields"]["deliveries"].as_str().unwrap();
+    let mut entries: Vec<&str> = list.split(' ').collect();
+    entries.sort_unstable();
+    assert_eq!(entries, [format!("evt_1/{}/1/200/3", w.id), format!("evt_2/{}/2/200/3", w.id)]);
+    // The failure keeps a line of its own, in its delivery's span.
+    let rejected: Vec<_> = lines.iter().filter(|l| l["fields"]["message"] == "delivery rejected").collect();
+    assert_eq!(rejected.len(), 1, "{lines:?}");
+    assert_eq!(rejected[0]["span"]["event_id"], "evt_3");
+    assert_eq!(rejected[0]["fields"]["status"], 500);
+}
+
+#[tokio::test]
+async fn a_batch_with_no_delivery_reaching_a_2xx_logs_no_delivered_line() {
+    let (store, w) = store_with_webhook().await;
+    let d = with_emails(store, FailsEvent("evt_1"), None);
+    let captured = Captured::default();
+    let _default = tracing::subscriber::set_default(
+        tracing_subscriber::fmt().json().with_writer(captured.clone()).finish(),
+    );
+    run(&d, vec![message(1, w.id)]).await;
+    let lines = captured.lines();
+    assert!(lines.iter().all(|l| l["fields"]["message"] != "delivered"), "{lines:?}");
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "delivery rejected"), "{lines:?}");
+}

@@ -137,14 +137,26 @@ where
                 }
             }))
             .await;
+            // One line for the request's events, each `event_id/event_type/vendor/deliveries`:
+            // what a line per event said, without its request id and trace again for each.
+            let mut events = String::new();
             for ((p, deliveries), finished) in pending.iter().zip(counts).zip(finished) {
-                tracing::info!(event_id = %p.event_id, event_type = %p.event.event_type, vendor = %p.event.vendor_id, deliveries, "event published");
+                use std::fmt::Write as _;
+                let space = if events.is_empty() { "" } else { " " };
+                let _ = write!(
+                    events,
+                    "{space}{}/{}/{}/{deliveries}",
+                    p.event_id, p.event.event_type, p.event.vendor_id
+                );
                 published += 1;
                 fanned_out += deliveries as u64;
                 answers[p.index] = Some(match finished {
                     Ok(()) => Ok(Published { event_id: p.event_id.clone(), deliveries }),
                     Err(e) => Err(e.into()),
                 });
+            }
+            if published > 0 {
+                tracing::info!(count = published, deliveries = fanned_out, %events, "published");
             }
         }
         Err(e) => {
