@@ -7,6 +7,7 @@ mod cpu_share;
 mod dispatch;
 mod dispatch_share;
 mod doubles;
+mod log_lines;
 mod receiver;
 
 use std::{path::PathBuf, time::Duration};
@@ -38,7 +39,7 @@ enum Command {
         /// Also through the DynamoDB store on the emulator at $AWS_ENDPOINT_URL, table $TABLE_NAME.
         #[arg(long)]
         dynamo: bool,
-        /// Measure this run alone (a, a2, a3, b, b1 or b0; with `--dynamo`, c, c1, c2 or c3): the
+        /// Measure this run alone (a, a2, a3, b, b1, b2, b0 or b20; with `--dynamo`, c, c1, c2 or c3): the
         /// process then spends its measured time in it, for a profiler (`perf record`).
         #[arg(long, value_parser = ["a", "a2", "a3", "b", "b1", "b2", "b0", "b20", "c", "c1", "c2", "c3"])]
         only: Option<String>,
@@ -83,6 +84,9 @@ enum Command {
         #[arg(long, default_value_t = 40)]
         invocations: usize,
     },
+    /// What the functions' log lines weigh, by kind, in a log of their JSON lines (as `make
+    /// test` leaves in `.stack/test/watch.log`).
+    LogLines { file: PathBuf },
     /// The receiver process the measurements send to (internal).
     #[command(hide = true)]
     Receiver,
@@ -107,6 +111,7 @@ async fn main() -> Result<()> {
         Command::DispatchShare { bin_dir, memory, invocations } => {
             run_dispatch_share(&bin_dir, &memory, invocations).await
         }
+        Command::LogLines { file } => log_lines::run(&file),
     }
 }
 
