@@ -53,27 +53,3 @@ pub fn run(path: &Path) -> Result<()> {
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lines_size_is_fitted_as_a_fixed_part_and_a_part_per_item() {
-        let (a, b) = fit(&vec![(1.0, 468.0), (3.0, 606.0), (3.0, 606.0)]).unwrap();
-        assert!((a - 399.0).abs() < 1e-9 && (b - 69.0).abs() < 1e-9, "{a} {b}");
-        assert_eq!(fit(&vec![(0.0, 400.0), (0.0, 410.0)]), None, "one count: nothing to fit");
-    }
-
-    #[test]
-    fn lines_are_kinds_of_message_and_function() {
-        let published: Value = serde_json::from_str(
-            r#"{"level":"INFO","fields":{"message":"published","count":3},"spans":[{"name":"Lambda runtime invoke"},{"function":"publish-event","name":"request"}]}"#,
-        )
-        .unwrap();
-        assert_eq!(kind(&published).as_deref(), Some("published (publish-event)"));
-        let metric: Value = serde_json::from_str(r#"{"_aws":{},"Function":"dispatch"}"#).unwrap();
-        assert_eq!(kind(&metric).as_deref(), Some("metric line of dispatch"));
-        assert_eq!(kind(&serde_json::json!({"level": "INFO"})), None);
-    }
-}

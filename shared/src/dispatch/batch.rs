@@ -6,7 +6,7 @@ use tokio::sync::OnceCell;
 
 use crate::{
     clock,
-    delivery::{ReceivedMessage, MESSAGE_VERSION},
+    delivery::{Attempt, Failure, Outcome, ReceivedMessage, MESSAGE_VERSION},
     domain::Webhook,
     metrics,
     store::{AttemptLog, AttemptRecord, WebhookStore},
@@ -208,20 +208,32 @@ pub(super) struct Counts {
 }
 
 impl Counts {
-    /// Adds a delivery that reached a 2xx to the batch's line about them.
-    pub(super) fn note_delivered(&mut self, message: &ReceivedMessage<'_>, status: u16, took: Duration) {
-        use std::fmt::Write as _;
-        if !self.delivered_list.is_empty() {
-            self.delivered_list.push(' ');
+    /// Counts an attempt of `message` by its outcome, with its latency; one that reached a 2xx
+    /// joins the batch's line about them.
+    pub(super) fn attempted(&mut self, message: &ReceivedMessage<'_>, attempt: &Attempt) {
+        self.latency_ms.push(attempt.duration.as_secs_f64() * 1000.0);
+        match &attempt.outcome {
+            Outcome::Delivered { status } => {
+                use std::fmt::Write as _;
+                self.delivered += 1;
+                if !self.delivered_list.is_empty() {
+                    self.delivered_list.push(' ');
+                }
+                let _ = write!(
+                    self.delivered_list,
+                    "{}/{}/{}/{status}/{}",
+                    message.event_id,
+                    message.webhook_id,
+                    message.attempt.max(1),
+                    attempt.duration.as_millis()
+                );
+            }
+            Outcome::Rejected { .. } => self.rejected += 1,
+            Outcome::Failed { class: Failure::Timeout } => self.timeout += 1,
+            Outcome::Failed { class: Failure::Connect } => self.connect += 1,
+            Outcome::Failed { class: Failure::RefusedAddress } => self.refused += 1,
+            Outcome::Failed { .. } => self.other += 1,
         }
-        let _ = write!(
-            self.delivered_list,
-            "{}/{}/{}/{status}/{}",
-            message.event_id,
-            message.webhook_id,
-            message.attempt.max(1),
-            took.as_millis()
-        );
     }
 }
 

@@ -22,8 +22,8 @@ use crate::{
     clock,
     config::Config,
     delivery::{
-        self, Attempt, CircuitBreaker, Deliverer, DeliveryRequest, Failure, HttpDeliverer, Outcome,
-        ReceivedMessage, RetrySchedule, MESSAGE_VERSION,
+        self, Attempt, CircuitBreaker, Deliverer, DeliveryRequest, HttpDeliverer, Outcome, ReceivedMessage,
+        RetrySchedule, MESSAGE_VERSION,
     },
     domain::Webhook,
     grouped,
@@ -314,21 +314,7 @@ where
             .await;
         self.log_attempt(&message, &attempt, timestamp, batch).await;
         self.give_slot(webhook.id, slot).await;
-        let ms = attempt.duration.as_secs_f64() * 1000.0;
-        tally.add(|t| {
-            t.latency_ms.push(ms);
-            match &attempt.outcome {
-                Outcome::Delivered { status } => {
-                    t.delivered += 1;
-                    t.note_delivered(&message, *status, attempt.duration);
-                }
-                Outcome::Rejected { .. } => t.rejected += 1,
-                Outcome::Failed { class: Failure::Timeout } => t.timeout += 1,
-                Outcome::Failed { class: Failure::Connect } => t.connect += 1,
-                Outcome::Failed { class: Failure::RefusedAddress } => t.refused += 1,
-                Outcome::Failed { .. } => t.other += 1,
-            }
-        });
+        tally.add(|t| t.attempted(&message, &attempt));
 
         match attempt.outcome {
             Outcome::Delivered { .. } => {
