@@ -9,7 +9,8 @@
 #   2b. a password-checked request with the function held to the CPU share of each Lambda memory
 #      size (a cgroup CPU quota; needs root), beside a wrong password and no credentials;
 #   2c. dispatch's binary as deployed, held to the same shares, warm, with batches of ten: each
-#      invocation's time and its CPU per delivery, its DynamoDB calls included;
+#      invocation's time and its CPU per delivery, its DynamoDB calls included, and what it
+#      logs per delivery (CloudWatch Logs bills the bytes);
 #   3. the size of every arm64 bootstrap from `cargo lambda build --release --arm64`, and its zip
 #      (skipped with BENCH_ARM64=0: a cold arm64 build takes about 15 min on 2 cores).
 set -euo pipefail
