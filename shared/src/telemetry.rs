@@ -20,6 +20,18 @@ pub fn init() {
         .try_init();
 }
 
+/// Adds `item` to `list`, a log field that lists several things in one line (a request's
+/// events, a batch's deliveries), each `/`-separated fields, the items space-separated: one
+/// line rather than one per item, since every line repeats its invocation's request id and
+/// trace, and CloudWatch Logs bills each byte.
+pub fn list_item(list: &mut String, item: std::fmt::Arguments<'_>) {
+    use std::fmt::Write as _;
+    if !list.is_empty() {
+        list.push(' ');
+    }
+    let _ = list.write_fmt(item);
+}
+
 #[cfg(test)]
 mod tests {
     use tracing_subscriber::filter::Targets;

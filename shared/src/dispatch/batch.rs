@@ -214,18 +214,12 @@ impl Counts {
         self.latency_ms.push(attempt.duration.as_secs_f64() * 1000.0);
         match &attempt.outcome {
             Outcome::Delivered { status } => {
-                use std::fmt::Write as _;
                 self.delivered += 1;
-                if !self.delivered_list.is_empty() {
-                    self.delivered_list.push(' ');
-                }
-                let _ = write!(
-                    self.delivered_list,
-                    "{}/{}/{}/{status}/{}",
-                    message.event_id,
-                    message.webhook_id,
-                    message.attempt.max(1),
-                    attempt.duration.as_millis()
+                let (id, webhook, n) = (&message.event_id, message.webhook_id, message.attempt.max(1));
+                let ms = attempt.duration.as_millis();
+                crate::telemetry::list_item(
+                    &mut self.delivered_list,
+                    format_args!("{id}/{webhook}/{n}/{status}/{ms}"),
                 );
             }
             Outcome::Rejected { .. } => self.rejected += 1,

@@ -857,6 +857,13 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
 }
 
 impl Captured {
+    /// What this thread logs from now until the guard is dropped, as JSON lines.
+    fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt().json().with_writer(captured.clone()).finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
     fn lines(&self) -> Vec<serde_json::Value> {
         let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
         text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -867,9 +874,7 @@ impl Captured {
 async fn a_batchs_deliveries_that_reached_a_2xx_are_logged_in_one_line() {
     let (store, w) = store_with_webhook().await;
     let d = with_emails(store, FailsEvent("evt_3"), None);
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt().json().with_writer(captured.clone()).finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (captured, _default) = Captured::start();
     let records = vec![message(1, w.id), with_attempt(message(2, w.id), 2, None), message(3, w.id)];
     assert!(run(&d, records).await.is_empty(), "the failure's next attempt is queued");
     let lines = captured.lines();
@@ -892,10 +897,7 @@ async fn a_batchs_deliveries_that_reached_a_2xx_are_logged_in_one_line() {
 async fn a_batch_with_no_delivery_reaching_a_2xx_logs_no_delivered_line() {
     let (store, w) = store_with_webhook().await;
     let d = with_emails(store, FailsEvent("evt_1"), None);
-    let captured = Captured::default();
-    let _default = tracing::subscriber::set_default(
-        tracing_subscriber::fmt().json().with_writer(captured.clone()).finish(),
-    );
+    let (captured, _default) = Captured::start();
     run(&d, vec![message(1, w.id)]).await;
     let lines = captured.lines();
     assert!(lines.iter().all(|l| l["fields"]["message"] != "delivered"), "{lines:?}");

@@ -141,12 +141,10 @@ where
             // what a line per event said, without its request id and trace again for each.
             let mut events = String::new();
             for ((p, deliveries), finished) in pending.iter().zip(counts).zip(finished) {
-                use std::fmt::Write as _;
-                let space = if events.is_empty() { "" } else { " " };
-                let _ = write!(
-                    events,
-                    "{space}{}/{}/{}/{deliveries}",
-                    p.event_id, p.event.event_type, p.event.vendor_id
+                let (id, event) = (&p.event_id, &p.event);
+                crate::telemetry::list_item(
+                    &mut events,
+                    format_args!("{id}/{}/{}/{deliveries}", event.event_type, event.vendor_id),
                 );
                 published += 1;
                 fanned_out += deliveries as u64;
