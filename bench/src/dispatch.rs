@@ -375,13 +375,7 @@ pub async fn through_dispatch_with<
         l.await.unwrap();
     }
     let (wall, cpu, allocations) = meter.read();
-    let latencies = std::mem::take(&mut *dispatcher.deliverer.latencies.lock().unwrap());
-    let s = &dispatcher.store;
-    let requests = (
-        s.reads.load(Ordering::Relaxed),
-        s.writes.load(Ordering::Relaxed),
-        dispatcher.queue.calls.load(Ordering::Relaxed),
-    );
+    let (latencies, requests) = taken(std::slice::from_ref(&*dispatcher));
     Run { name, deliveries: n, wall, cpu, latencies, requests: Some(requests), batches, allocations }
 }
 
@@ -463,13 +457,22 @@ pub fn through_instances_with<D: Deliverer + Send + Sync>(
         }
     });
     let (wall, cpu, allocations) = meter.read();
-    let mut latencies = Vec::with_capacity(n);
+    let (latencies, requests) = taken(&instances);
+    Run { name, deliveries: n, wall, cpu, latencies, requests: Some(requests), batches, allocations }
+}
+
+/// What `dispatchers` did between them: each attempt's latency, and (store reads, store writes,
+/// queue calls).
+fn taken<S, D>(
+    dispatchers: &[Dispatcher<Counting<S>, CountingQueue, Timed<D>>],
+) -> (Vec<Duration>, (u64, u64, u64)) {
+    let mut latencies = Vec::new();
     let mut requests = (0, 0, 0);
-    for d in &instances {
+    for d in dispatchers {
         latencies.append(&mut d.deliverer.latencies.lock().unwrap());
         requests.0 += d.store.reads.load(Ordering::Relaxed);
         requests.1 += d.store.writes.load(Ordering::Relaxed);
         requests.2 += d.queue.calls.load(Ordering::Relaxed);
     }
-    Run { name, deliveries: n, wall, cpu, latencies, requests: Some(requests), batches, allocations }
+    (latencies, requests)
 }

@@ -92,10 +92,11 @@ pub async fn measure(
     if std::env::var_os("KEEP_LOG").is_none() {
         let _ = std::fs::remove_file(&log_path);
     }
-    let per_delivery = |v: usize, at_first: usize| (v - at_first) as f64 / (n * deliveries).max(1) as f64;
+    let measured = (n * deliveries).max(1);
+    let per_delivery = |v: usize, at_first: usize| (v - at_first) as f64 / measured as f64;
     let log =
         LogVolume { lines: per_delivery(lines, log_at_first.0), bytes: per_delivery(bytes, log_at_first.1) };
-    Ok(Measured { times, cpu_per_delivery: cpu / (n * deliveries).max(1) as u32, log })
+    Ok(Measured { times, cpu_per_delivery: cpu / measured as u32, log })
 }
 
 /// Every thread of `pid`'s time on a CPU so far (the first field of each thread's `schedstat`).

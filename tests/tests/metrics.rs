@@ -72,11 +72,14 @@ async fn metric_lines_parse_as_embedded_metric_format() {
     }
 }
 
+/// The item of a listing line's field (`a/b/c d/e/f`) that is `id`'s.
+fn item_of<'a>(list: &'a str, id: &str) -> Option<&'a str> {
+    list.split(' ').find(|e| e.strip_prefix(id).is_some_and(|rest| rest.starts_with('/')))
+}
+
 /// The lines whose `fields.message` is `message` and whose field `list` names `id`.
 fn lines_naming(lines: &[Value], message: &str, list: &str, id: &str) -> Vec<Value> {
-    let names = |l: &&Value| {
-        l["fields"][list].as_str().is_some_and(|s| s.split(' ').any(|e| e.starts_with(&format!("{id}/"))))
-    };
+    let names = |l: &&Value| l["fields"][list].as_str().is_some_and(|s| item_of(s, id).is_some());
     lines.iter().filter(|l| l["fields"]["message"] == message).filter(names).cloned().collect()
 }
 
@@ -128,11 +131,7 @@ async fn a_requests_events_and_a_batchs_deliveries_are_logged_one_line_each_by_i
     for id in &ids {
         let delivered = lines_naming(&lines, "delivered", "deliveries", id);
         assert_eq!(delivered.len(), 1, "{id}: {delivered:?}");
-        let entry = delivered[0]["fields"]["deliveries"]
-            .as_str()
-            .unwrap()
-            .split(' ')
-            .find(|e| e.starts_with(id.as_str()));
+        let entry = item_of(delivered[0]["fields"]["deliveries"].as_str().unwrap(), id);
         let parts: Vec<&str> = entry.unwrap().split('/').collect();
         assert_eq!(parts[1..4], [webhook_id.to_string().as_str(), "1", "200"], "{entry:?}");
     }
