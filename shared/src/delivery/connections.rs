@@ -70,7 +70,7 @@ struct Conn<T: Read + Write + Unpin + Send> {
 }
 
 struct Idle<T: Read + Write + Unpin + Send> {
-    conn: Conn<T>,
+    conn: Box<Conn<T>>,
     since: Instant,
 }
 
@@ -141,17 +141,16 @@ where
     }
 
     /// The origin's most recently used idle connection that is still open, if any.
-    fn checkout(&self, origin: &Origin) -> Option<Conn<C::Response>> {
+    fn checkout(&self, origin: &Origin) -> Option<Box<Conn<C::Response>>> {
         loop {
             let Idle { mut conn, since } = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
                 let pool = &mut *idle;
                 let list = pool.by_origin.get_mut(origin)?;
+                // An origin's list stays when it empties, for the connection put back next
+                // (the sweep takes out the lists left empty).
                 let candidate = list.pop()?;
                 pool.count -= 1;
-                if list.is_empty() {
-                    pool.by_origin.remove(origin);
-                }
                 candidate
             };
             if since.elapsed() > self.idle_timeout {
@@ -169,7 +168,7 @@ where
     /// Keeps `conn` for the origin's next delivery, within the limits; and, at most twice per
     /// idle timeout, closes every origin's connections idle past it (an origin no delivery goes
     /// to again would otherwise keep them open).
-    fn put_back(&self, origin: Origin, conn: Conn<C::Response>) {
+    fn put_back(&self, origin: Origin, conn: Box<Conn<C::Response>>) {
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let pool = &mut *idle;
@@ -194,7 +193,9 @@ where
 
     /// A new connection to `uri`'s origin, through the guarded connector (its resolver, connect
     /// timeout and TLS).
-    async fn connect(&self, uri: &Uri) -> Result<Conn<C::Response>, Failure> {
+    /// Boxed, so that taking it from the idle ones and putting it back moves a pointer rather
+    /// than the connection's state.
+    async fn connect(&self, uri: &Uri) -> Result<Box<Conn<C::Response>>, Failure> {
         let mut connector = self.connector.clone();
         let connected = async {
             poll_fn(|cx| connector.poll_ready(cx)).await?;
@@ -209,7 +210,7 @@ where
             }
         })?;
         let (send, io) = http1::handshake(io).await.map_err(|_| Failure::Connect)?;
-        Ok(Conn { send, io })
+        Ok(Box::new(Conn { send, io }))
     }
 }
 

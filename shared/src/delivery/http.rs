@@ -19,7 +19,7 @@ use http::{
     header::{
         HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT as USER_AGENT_HEADER,
     },
-    Request,
+    HeaderMap, Method, Request, Uri,
 };
 use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
@@ -108,6 +108,11 @@ const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
 
+/// The headers every delivery carries besides the webhook's own: the five above with
+/// `Content-Type`, `User-Agent`, `Authorization`, `Host` and `Content-Length`, and hyper's look
+/// for `Transfer-Encoding`, which reserves room for one more.
+const FIXED_HEADERS: usize = 11;
+
 /// How much of a response the attempt log keeps.
 const EXCERPT_BYTES: usize = 1024;
 
@@ -159,39 +164,50 @@ impl HttpDeliverer {
 impl Deliverer for HttpDeliverer {
     async fn deliver(&self, req: &DeliveryRequest<'_>) -> Attempt {
         let started = Instant::now();
+        let Ok(uri) = req.url.parse::<Uri>() else {
+            // Registration accepts only URLs that make a request; this guards older records.
+            return failed(Failure::Network, started);
+        };
         // Literal addresses never reach the resolver: check them here, before any connection.
-        if !self.allow_private_targets && literal_address(req.url).is_some_and(is_forbidden_ip) {
+        if !self.allow_private_targets && literal_address(&uri).is_some_and(is_forbidden_ip) {
             return failed(Failure::RefusedAddress, started);
         }
-        let mut request = Request::post(req.url);
+        // Room for every header the request will carry, `Host` and `Content-Length` included:
+        // a map that grows on the way rehashes and moves what it holds.
+        let mut headers = HeaderMap::with_capacity(req.headers.len() + FIXED_HEADERS);
         for (name, value) in req.headers {
             match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
                 (Ok(name), Ok(mut value)) => {
                     value.set_sensitive(true);
-                    request = request.header(name, value);
+                    headers.append(name, value);
                 }
                 _ => return failed(Failure::BadHeader, started),
             }
         }
-        let mut request = request
-            .header(CONTENT_TYPE, "application/json")
-            .header(USER_AGENT_HEADER, USER_AGENT)
-            .header(WEBHOOK_ID, req.event_id)
-            .header(WEBHOOK_TIMESTAMP, HeaderValue::from(req.timestamp))
-            .header(WEBHOOK_SIGNATURE, req.signature);
+        let (Ok(event_id), Ok(signature)) =
+            (HeaderValue::from_str(req.event_id), HeaderValue::from_str(req.signature))
+        else {
+            // Both are checked where they are made (publishing, signing); this guards older records.
+            return failed(Failure::Network, started);
+        };
+        headers.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.append(USER_AGENT_HEADER, HeaderValue::from_static(USER_AGENT));
+        headers.append(WEBHOOK_ID, event_id);
+        headers.append(WEBHOOK_TIMESTAMP, HeaderValue::from(req.timestamp));
+        headers.append(WEBHOOK_SIGNATURE, signature);
         if let Some(auth) = req.authentication {
             match HeaderValue::from_str(auth) {
                 Ok(mut v) => {
                     v.set_sensitive(true);
-                    request = request.header(AUTHORIZATION, v);
+                    headers.append(AUTHORIZATION, v);
                 }
                 Err(_) => return failed(Failure::BadAuthentication, started),
             }
         }
-        let Ok(request) = request.body(Full::new(Bytes::copy_from_slice(req.body))) else {
-            // Registration accepts only URLs that make a request; this guards older records.
-            return failed(Failure::Network, started);
-        };
+        let mut request = Request::new(Full::new(Bytes::copy_from_slice(req.body)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
         let (status, retry_after, excerpt) =
             match tokio::time::timeout(self.timeout, self.exchange(request)).await {
                 Ok(Ok(answer)) => answer,
@@ -214,10 +230,9 @@ impl Deliverer for HttpDeliverer {
 /// The address a URL names literally, as the connector reads it: a dotted IPv4 address or a
 /// bracketed IPv6 one connects without the resolver. (Stored URLs were normalised by
 /// registration's `url` parse; any other spelling of an address is a name, which the resolver
-/// guards.) Parsed with `http`'s URI, as the request is, rather than `url`, whose parse does
-/// far more than this needs on every delivery.
-fn literal_address(url: &str) -> Option<IpAddr> {
-    let uri: http::Uri = url.parse().ok()?;
+/// guards.) Read from the request's own URI, rather than `url`'s parse, which does far more than
+/// this needs on every delivery.
+fn literal_address(uri: &Uri) -> Option<IpAddr> {
     let host = uri.host()?;
     host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).parse().ok()
 }
@@ -232,10 +247,9 @@ fn failed(class: Failure, started: Instant) -> Attempt {
 
 #[cfg(test)]
 mod tests {
-    use super::literal_address;
-
     #[test]
     fn a_literal_address_is_read_as_the_connector_reads_it() {
+        let literal_address = |url: &str| super::literal_address(&url.parse().ok()?);
         assert_eq!(literal_address("https://10.0.0.7/hook"), Some([10, 0, 0, 7].into()));
         assert_eq!(literal_address("http://127.0.0.1:8080/x?y=1"), Some([127, 0, 0, 1].into()));
         assert_eq!(literal_address("https://[::1]:8443/hook"), Some(std::net::Ipv6Addr::LOCALHOST.into()));
