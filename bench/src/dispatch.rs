@@ -151,24 +151,68 @@ where
 /// The bare client: hyper-util's pooled HTTP/1.1 client as it comes, the same POSTs with the
 /// same headers, `concurrency` at a time.
 pub async fn ceiling(port: u16, n: usize, concurrency: usize) -> Run {
-    let client: Arc<Client<_, Full<Bytes>>> = Arc::new(Client::builder(TokioExecutor::new()).build_http());
-    let body = Bytes::from(payload());
-    let url: hyper::Uri = format!("http://127.0.0.1:{port}/hook").parse().unwrap();
+    let client: Arc<BareClient> = Arc::new(Client::builder(TokioExecutor::new()).build_http());
+    let (body, url) = (Bytes::from(payload()), bare_url(port));
     closed_loop("a. bare hyper client (ceiling)", n, concurrency, move || {
         let (client, body, url) = (client.clone(), body.clone(), url.clone());
-        async move {
-            let req = hyper::Request::post(url)
-                .header("content-type", "application/json")
-                .header("webhook-id", "evt_bench")
-                .header("webhook-timestamp", "1795510800")
-                .header("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
-                .body(Full::new(body))
-                .unwrap();
-            let resp = client.request(req).await.expect("the receiver answers");
-            let _ = resp.into_body().collect().await;
-        }
+        async move { bare_post(&client, url, body).await }
     })
     .await
+}
+
+/// The bare client shaped as dispatch is deployed, as b2 is: `concurrency / 10` instances, each
+/// a thread of its own with a single-threaded runtime and a client of its own, sending ten
+/// requests at once and waiting for all ten before the next ten (as an invocation answers for
+/// its batch). b2's like-for-like baseline: what is left between them is the handler.
+pub fn ceiling_in_instances(port: u16, n: usize, concurrency: usize) -> Run {
+    let batches = n / 10;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let latencies = Mutex::new(Vec::with_capacity(n));
+    let (body, url) = (Bytes::from(payload()), bare_url(port));
+    let meter = Meter::start();
+    std::thread::scope(|scope| {
+        for _ in 0..(concurrency / 10).max(1) {
+            let (next, latencies, body, url) = (&next, &latencies, &body, &url);
+            scope.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let client: BareClient = Client::builder(TokioExecutor::new()).build_http();
+                    while next.fetch_add(1, Ordering::Relaxed) < batches {
+                        let timed = (0..10).map(|_| async {
+                            let started = Instant::now();
+                            bare_post(&client, url.clone(), body.clone()).await;
+                            started.elapsed()
+                        });
+                        let taken = futures_util::future::join_all(timed).await;
+                        latencies.lock().unwrap().extend(taken);
+                    }
+                })
+            });
+        }
+    });
+    let (wall, cpu, allocations) = meter.read();
+    let name = "a4. as a, each ten an instance on a thread of its own (b2's shape)";
+    let latencies = latencies.into_inner().unwrap();
+    Run { name, deliveries: batches * 10, wall, cpu, latencies, requests: None, batches, allocations }
+}
+
+type BareClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+fn bare_url(port: u16) -> hyper::Uri {
+    format!("http://127.0.0.1:{port}/hook").parse().unwrap()
+}
+
+/// One POST of `body` by the bare client, with the headers a delivery carries, read to its end.
+async fn bare_post(client: &BareClient, url: hyper::Uri, body: Bytes) {
+    let req = hyper::Request::post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", "evt_bench")
+        .header("webhook-timestamp", "1795510800")
+        .header("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
+        .body(Full::new(body))
+        .unwrap();
+    let resp = client.request(req).await.expect("the receiver answers");
+    let _ = resp.into_body().collect().await;
 }
 
 /// dispatch's own sender (`HttpDeliverer`: hyper's HTTP/1.1 connections, each driven by the

@@ -39,9 +39,9 @@ enum Command {
         /// Also through the DynamoDB store on the emulator at $AWS_ENDPOINT_URL, table $TABLE_NAME.
         #[arg(long)]
         dynamo: bool,
-        /// Measure this run alone (a, a2, a3, b, b1, b2, b0 or b20; with `--dynamo`, c, c1, c2 or c3): the
+        /// Measure this run alone (a, a2, a3, a4, b, b1, b2, b0 or b20; with `--dynamo`, c, c1, c2 or c3): the
         /// process then spends its measured time in it, for a profiler (`perf record`).
-        #[arg(long, value_parser = ["a", "a2", "a3", "b", "b1", "b2", "b0", "b20", "c", "c1", "c2", "c3"])]
+        #[arg(long, value_parser = ["a", "a2", "a3", "a4", "b", "b1", "b2", "b0", "b20", "c", "c1", "c2", "c3"])]
         only: Option<String>,
     },
     /// Each function's release binary: exec to first poll, first invocation, peak memory.
@@ -143,6 +143,11 @@ async fn run_dispatch(
     }
     if wanted("a3") {
         runs.push(dispatch::sender_in_batches(receiver.port, n, concurrency).await);
+    }
+    if wanted("a4") {
+        runs.push(tokio::task::block_in_place(|| {
+            dispatch::ceiling_in_instances(receiver.port, n, concurrency)
+        }));
     }
     // dispatch on the in-memory store, over these batches.
     let in_memory = |name, events| {
