@@ -1,5 +1,6 @@
-//! The HTTP sender: hyper-util's pooled HTTP/1.1 client on rustls ([`crate::https`]), one client
-//! per container, no redirects, no proxy, bounded time and bounded response reads.
+//! The HTTP sender: HTTP/1.1 connections of its own ([`super::connections`]) through the
+//! address-guarding resolver and rustls ([`crate::https`]), one sender per container, no
+//! redirects, no proxy, bounded time and bounded response reads.
 use std::{
     env,
     path::PathBuf,
@@ -55,8 +56,8 @@ impl Default for DeliverySettings {
     }
 }
 
-/// Sends deliveries with one reused client (connections and TLS sessions are kept across
-/// invocations of a warm container).
+/// Sends deliveries over connections it keeps (with their TLS sessions) across invocations of a
+/// warm container.
 #[derive(Clone)]
 pub struct HttpDeliverer {
     connections: Arc<Connections<HttpsConnector<HttpConnector<GuardedResolver>>>>,
