@@ -78,7 +78,7 @@ impl EventRecord {
 const DEFLATE_LEVEL: u8 = 6;
 
 /// What keeping `event` costs in write units: one per KB its item begins, and one for its key
-/// in [`EVENTS_BY_TIME`] if it is in the timeline.
+/// in the `EVENTS_BY_TIME` index if it is in the timeline.
 pub fn kept_event_write_units(event: &StoredEvent) -> Result<u64, StoreError> {
     let item = to_item(EventRecord::of(event))?;
     Ok(item_bytes(&item).div_ceil(1024) as u64 + event.in_timeline as u64)
