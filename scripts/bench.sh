@@ -3,7 +3,9 @@
 # benchmark in release, starts the AWS emulator (moto) on 127.0.0.1:${BENCH_MOTO_PORT:-4599} with
 # the template's table, and runs, on this machine, each measurement with its baseline in the same
 # run:
-#   1. dispatch against the bare hyper client ceiling (10,000 x 1 KiB, 50 in flight);
+#   1. dispatch against the bare hyper client ceiling (10,000 x 1 KiB, 50 in flight), then
+#      ${BENCH_RUNS:-5} runs more of it, each run's ratios and CPU summarised over them (these
+#      machines vary from minute to minute: a ratio within a run is steadier than a figure);
 #   2. cold start of every function (median of 20), its first invocation, peak RSS (dispatch with
 #      a 100-message batch);
 #   2b. a password-checked request with the function held to the CPU share of each Lambda memory
@@ -49,6 +51,11 @@ target/release/webhooks-bench dispatch-share --bin-dir target/release 2>&1
 echo
 echo "## Dispatch"
 target/release/webhooks-bench dispatch --dynamo 2>&1 >/dev/null
+runs="${BENCH_RUNS:-5}"
+echo
+echo "## Dispatch, $runs runs more (the in-memory runs): ratios and CPU per delivery"
+for _ in $(seq "$runs"); do target/release/webhooks-bench dispatch 2>&1 >/dev/null | grep '^| [a-z][0-9]*\. '; done |
+  python "$ROOT/scripts/bench_runs.py"
 echo
 echo "## Cold start and memory"
 target/release/webhooks-bench cold-start --bin-dir target/release 2>&1
