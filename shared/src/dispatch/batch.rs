@@ -231,7 +231,21 @@ impl Counts {
     }
 }
 
+/// Room for one delivery's item in the batch's `delivered` line (an event id, a webhook id of
+/// up to 16 digits, the attempt, the status and the milliseconds).
+const DELIVERED_ITEM_BYTES: usize = 64;
+
 impl Tally {
+    /// A tally with room for `records` deliveries' latencies and `delivered` items, so that
+    /// neither grows on the way.
+    pub(super) fn for_records(records: usize) -> Self {
+        Self(std::sync::Mutex::new(Counts {
+            latency_ms: Vec::with_capacity(records),
+            delivered_list: String::with_capacity(records * DELIVERED_ITEM_BYTES),
+            ..Counts::default()
+        }))
+    }
+
     pub(super) fn add(&self, f: impl FnOnce(&mut Counts)) {
         if let Ok(mut c) = self.0.lock() {
             f(&mut c);

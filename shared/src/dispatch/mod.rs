@@ -40,7 +40,7 @@ mod ordered;
 
 pub use ordered::OrderedLane;
 
-use batch::{attempt_record, Batch, DropReason, Slots, ATTEMPT_OVERHEAD};
+use batch::{attempt_record, Batch, DropReason, Slots, Tally, ATTEMPT_OVERHEAD};
 
 /// Everything dispatch needs, built once per container.
 pub struct Dispatcher<S, Q, D> {
@@ -140,7 +140,8 @@ where
         let deadline_ms = deadline_ms.filter(|&d| d > received_ms);
         let messages = Decoded::<ReceivedMessage>::of(event)?;
         let slots = Slots::counting(messages.messages().map(|m| m.webhook_id));
-        let batch = Batch { received_ms, deadline_ms, slots, ..Batch::default() };
+        let tally = Tally::for_records(event.records.len());
+        let batch = Batch { received_ms, deadline_ms, slots, tally, ..Batch::default() };
         batch.read_webhooks(&self.store, messages.messages()).await;
         // Only the ordered lane's records have groups to keep in order.
         let groups = match &self.ordered {
