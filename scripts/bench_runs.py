@@ -26,7 +26,7 @@ def spread(values, digits):
 print(f"{len(rows)} runs")
 print("| run | ratio to a, each run | median | our CPU ms / delivery |")
 print("|---|---|---|---|")
-keys = [k for k in rows[0]] if rows else []
+keys = list(rows[0]) if rows else []
 for key in keys:
     cpu = [r[key][1] for r in rows if key in r]
     each = ratios(key, "a")

@@ -170,24 +170,16 @@ pub fn ceiling_in_instances(port: u16, n: usize, concurrency: usize) -> Run {
     let latencies = Mutex::new(Vec::with_capacity(n));
     let (body, url) = (Bytes::from(payload()), bare_url(port));
     let meter = Meter::start();
-    std::thread::scope(|scope| {
-        for _ in 0..(concurrency / 10).max(1) {
-            let (next, latencies, body, url) = (&next, &latencies, &body, &url);
-            scope.spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(async {
-                    let client: BareClient = Client::builder(TokioExecutor::new()).build_http();
-                    while next.fetch_add(1, Ordering::Relaxed) < batches {
-                        let timed = (0..10).map(|_| async {
-                            let started = Instant::now();
-                            bare_post(&client, url.clone(), body.clone()).await;
-                            started.elapsed()
-                        });
-                        let taken = futures_util::future::join_all(timed).await;
-                        latencies.lock().unwrap().extend(taken);
-                    }
-                })
+    on_instance_threads((concurrency / 10).max(1), |_| async {
+        let client: BareClient = Client::builder(TokioExecutor::new()).build_http();
+        while next.fetch_add(1, Ordering::Relaxed) < batches {
+            let timed = (0..10).map(|_| async {
+                let started = Instant::now();
+                bare_post(&client, url.clone(), body.clone()).await;
+                started.elapsed()
             });
+            let taken = futures_util::future::join_all(timed).await;
+            latencies.lock().unwrap().extend(taken);
         }
     });
     let (wall, cpu, allocations) = meter.read();
@@ -485,24 +477,37 @@ pub fn through_instances_with<D: Deliverer + Send + Sync>(
         .collect();
     let queue = Mutex::new(events);
     let meter = Meter::start();
-    std::thread::scope(|scope| {
-        for instance in &instances {
-            let queue = &queue;
-            scope.spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(async {
-                    loop {
-                        let Some(event) = queue.lock().unwrap().pop() else { return };
-                        let response = instance.handle(&event, None).await.unwrap();
-                        assert!(response.batch_item_failures.is_empty(), "every delivery succeeds");
-                    }
-                })
-            });
+    on_instance_threads(instances.len(), |i| {
+        let (instance, queue) = (&instances[i], &queue);
+        async move {
+            loop {
+                let Some(event) = queue.lock().unwrap().pop() else { return };
+                let response = instance.handle(&event, None).await.unwrap();
+                assert!(response.batch_item_failures.is_empty(), "every delivery succeeds");
+            }
         }
     });
     let (wall, cpu, allocations) = meter.read();
     let (latencies, requests) = taken(&instances);
     Run { name, deliveries: n, wall, cpu, latencies, requests: Some(requests), batches, allocations }
+}
+
+/// Runs `work(i)` for each of `count` instances, each on a thread of its own with tokio's
+/// single-threaded runtime (as dispatch's `main` builds it), and returns when all are done.
+fn on_instance_threads<F, Fut>(count: usize, work: F)
+where
+    F: Fn(usize) -> Fut + Sync,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::scope(|scope| {
+        for i in 0..count {
+            let work = &work;
+            scope.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(work(i))
+            });
+        }
+    });
 }
 
 /// What `dispatchers` did between them: each attempt's latency, and (store reads, store writes,
