@@ -109,10 +109,10 @@ const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
 
-/// The headers every delivery carries besides the webhook's own: the five above with
-/// `Content-Type`, `User-Agent`, `Authorization`, `Host` and `Content-Length`, and hyper's look
-/// for `Transfer-Encoding`, which reserves room for one more.
-const FIXED_HEADERS: usize = 11;
+/// The headers every delivery carries besides the webhook's own: the three above with
+/// `Content-Type`, `User-Agent`, `Authorization`, `Host` and `Content-Length`, and room for one
+/// more, which hyper's look for `Transfer-Encoding` reserves.
+const FIXED_HEADERS: usize = 9;
 
 /// How much of a response the attempt log keeps.
 const EXCERPT_BYTES: usize = 1024;
