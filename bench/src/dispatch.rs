@@ -327,11 +327,19 @@ pub fn batches_with(hooks: &[Webhook], n: usize, webhook: impl Fn(usize) -> usiz
                 serde_json::value::RawValue::from_string(payload.clone()).unwrap(),
             )
             .to_body();
+            // Every field Lambda's event source mapping sends, as long as SQS's.
             let mut m = SqsMessage::default();
             m.message_id = Some(format!("00000000-0000-4000-8000-{i:012}"));
-            m.receipt_handle = Some(format!("r{i}"));
+            m.receipt_handle = Some(format!("{RECEIPT_HANDLE}{i:012}"));
+            m.md5_of_body = Some(format!("{:032x}", i as u128 * 0x9e37_79b9_7f4a_7c15));
             m.body = Some(body);
             m.attributes.insert("ApproximateReceiveCount".into(), "1".into());
+            m.attributes.insert("SentTimestamp".into(), "1795510800123".into());
+            m.attributes.insert("SenderId".into(), "AROAIWPX5BD2BHG722MW4:webhooks-publish".into());
+            m.attributes.insert("ApproximateFirstReceiveTimestamp".into(), "1795510800147".into());
+            m.event_source = Some("aws:sqs".into());
+            m.event_source_arn = Some("arn:aws:sqs:us-east-1:123456789012:webhooks-bench-deliveries".into());
+            m.aws_region = Some("us-east-1".into());
             m
         })
         .collect();
@@ -344,6 +352,9 @@ pub fn batches_with(hooks: &[Webhook], n: usize, webhook: impl Fn(usize) -> usiz
         })
         .collect()
 }
+
+/// The first 340 characters of a receipt handle (SQS's are opaque, and this long or longer).
+const RECEIPT_HANDLE: &str = "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a/ItWJdb+F3H+3iLpI4HJbIyvKkE/KbYbxe0VKaSGLBFEPsh7pT6C8Wc3oP9ioBlBCdlxkMOfbk9CvIXIcFAnGHbMu9n6AYmQlMbhJnXi5uxxbPnDEG0gLSXt6c0k2/UZyklSnxVJ8t4lAfzyJ8zMl8dEGF6CCB5TY5VhBVJmSW0PavFN/IJT1StEAkUP7dKk8fASW8pZY4ueMwiYhTRqTzWrmLEaSXPPw2CWiuvK/zf8bl8Kl0lD11a5fz3/ChdgsyHVa1X63DQ9oJM+3rYzxbmW/i3ZgcbjuMZWW3rnNAsl/4+N3w";
 
 /// The grouped lane's name in the bench: records whose event source ARN ends in it came from it.
 pub const GROUPED_LANE: &str = "webhooks-bench-grouped.fifo";
@@ -361,12 +372,15 @@ pub fn in_lane(mut events: Vec<SqsEvent>, lane: &str) -> Vec<SqsEvent> {
         let group = shared::grouped::group(m.webhook_id, &m.event_id, shared::grouped::groups(10));
         r.event_source_arn = Some(format!("arn:aws:sqs:us-east-1:123456789012:{lane}"));
         r.attributes.insert("MessageGroupId".into(), group);
+        r.attributes.insert("MessageDeduplicationId".into(), format!("{}-{}", m.event_id, m.webhook_id));
+        r.attributes.insert("SequenceNumber".into(), "18876598763574378752".into());
     }
     events
 }
 
 /// The dispatch handler over `store`, `concurrency / 10` invocations at a time (each a batch of
-/// ten, delivered concurrently, as in Lambda), sending with dispatch's own sender.
+/// ten, delivered concurrently, as in Lambda), sending with dispatch's own sender. Each
+/// invocation's event comes as the JSON Lambda sends, decoded as the runtime decodes it.
 pub async fn through_dispatch<
     S: WebhookStore + AttemptLog + NotifyStore + shared::store::DeliverySlots + 'static,
 >(
@@ -393,14 +407,15 @@ pub async fn through_dispatch_with<
     let dispatcher = Arc::new(dispatcher(store, deliverer, &events));
     let n: usize = events.iter().map(|e| e.records.len()).sum();
     let batches = events.len();
-    let events = Arc::new(Mutex::new(events));
+    let invocations = Arc::new(Mutex::new(invocations(&events)));
     let meter = Meter::start();
     let lambdas: Vec<_> = (0..(concurrency / 10).max(1))
         .map(|_| {
-            let (dispatcher, events) = (dispatcher.clone(), events.clone());
+            let (dispatcher, invocations) = (dispatcher.clone(), invocations.clone());
             tokio::spawn(async move {
                 loop {
-                    let Some(event) = events.lock().unwrap().pop() else { return };
+                    let Some(invocation) = invocations.lock().unwrap().pop() else { return };
+                    let event = lambda_event(&invocation);
                     let response = dispatcher.handle(&event, None).await.unwrap();
                     assert!(response.batch_item_failures.is_empty(), "every delivery succeeds");
                 }
@@ -475,13 +490,14 @@ pub fn through_instances_with<D: Deliverer + Send + Sync>(
             dispatcher(store, deliverer(), &events)
         })
         .collect();
-    let queue = Mutex::new(events);
+    let queue = Mutex::new(invocations(&events));
     let meter = Meter::start();
     on_instance_threads(instances.len(), |i| {
         let (instance, queue) = (&instances[i], &queue);
         async move {
             loop {
-                let Some(event) = queue.lock().unwrap().pop() else { return };
+                let Some(invocation) = queue.lock().unwrap().pop() else { return };
+                let event = lambda_event(&invocation);
                 let response = instance.handle(&event, None).await.unwrap();
                 assert!(response.batch_item_failures.is_empty(), "every delivery succeeds");
             }
@@ -490,6 +506,17 @@ pub fn through_instances_with<D: Deliverer + Send + Sync>(
     let (wall, cpu, allocations) = meter.read();
     let (latencies, requests) = taken(&instances);
     Run { name, deliveries: n, wall, cpu, latencies, requests: Some(requests), batches, allocations }
+}
+
+/// Each batch as the Lambda runtime receives it: the JSON the event source mapping sends.
+fn invocations(events: &[SqsEvent]) -> Vec<Vec<u8>> {
+    events.iter().map(|e| serde_json::to_vec(e).unwrap()).collect()
+}
+
+/// An invocation's event decoded for the handler as the Lambda runtime decodes it
+/// (`lambda_runtime`'s `deserializer::deserialize`: serde_json through `serde_path_to_error`).
+fn lambda_event(invocation: &[u8]) -> shared::sqs_batch::SqsEvent {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(invocation)).unwrap()
 }
 
 /// Runs `work(i)` for each of `count` instances, each on a thread of its own with tokio's

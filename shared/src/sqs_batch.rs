@@ -4,9 +4,49 @@
 //! SQS retries them alone.
 use std::future::Future;
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use serde::Deserialize;
+use aws_lambda_events::sqs::SqsBatchResponse;
+use serde::{Deserialize, Deserializer, Serialize};
 use tracing::Instrument;
+
+/// An SQS batch as Lambda's event source mapping hands it to a function, with only the fields
+/// a consumer reads. Lambda's records carry a dozen more (the body's digest, the region, every
+/// attribute SQS keeps); decoded into `aws_lambda_events`' records, which keep them all, the
+/// event cost more CPU per delivery than the dispatch handler's own work (README, Performance).
+/// Fields this type does not name are skipped unread.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SqsEvent {
+    #[serde(rename = "Records")]
+    pub records: Vec<SqsMessage>,
+}
+
+/// One record of an [`SqsEvent`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SqsMessage {
+    pub message_id: Option<String>,
+    pub receipt_handle: Option<String>,
+    pub body: Option<String>,
+    #[serde(rename = "eventSourceARN")]
+    pub event_source_arn: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub attributes: SqsAttributes,
+}
+
+/// The attributes of a record that a consumer reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SqsAttributes {
+    /// A FIFO queue's message group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_group_id: Option<String>,
+    /// When SQS first handed the message out (Unix milliseconds, in decimal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approximate_first_receive_timestamp: Option<String>,
+}
+
+fn null_as_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
 
 /// What became of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,10 +148,11 @@ mod tests {
     use super::*;
 
     fn message(id: Option<&str>, body: Option<&str>) -> SqsMessage {
-        let mut m = SqsMessage::default();
-        m.message_id = id.map(str::to_owned);
-        m.body = body.map(str::to_owned);
-        m
+        SqsMessage {
+            message_id: id.map(str::to_owned),
+            body: body.map(str::to_owned),
+            ..SqsMessage::default()
+        }
     }
 
     #[derive(serde::Deserialize)]
@@ -121,13 +162,14 @@ mod tests {
 
     #[tokio::test]
     async fn only_failures_are_reported_and_undecodable_messages_are_failures() {
-        let mut event = SqsEvent::default();
-        event.records = vec![
-            message(Some("a"), Some(r#"{"n": 1}"#)),
-            message(Some("b"), Some(r#"{"n": 2}"#)),
-            message(Some("c"), Some("not json")),
-            message(Some("d"), None),
-        ];
+        let event = SqsEvent {
+            records: vec![
+                message(Some("a"), Some(r#"{"n": 1}"#)),
+                message(Some("b"), Some(r#"{"n": 2}"#)),
+                message(Some("c"), Some("not json")),
+                message(Some("d"), None),
+            ],
+        };
         let answer = run_batch(&event, |_, job: Job| async move {
             if job.n == 2 {
                 Disposition::Retry
@@ -142,10 +184,50 @@ mod tests {
         assert_eq!(failed, ["b", "c", "d"]);
     }
 
+    #[test]
+    fn lambdas_records_decode_with_what_consumers_read_and_nothing_else() {
+        // A FIFO queue's record as Lambda's event source mapping sends it (AWS's documented
+        // example), and a record whose optional parts are null or missing.
+        let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [
+            {
+                "messageId": "11d6ee51-4cc7-4302-9e22-7cd8afdaadf5",
+                "receiptHandle": "AQEBBX8nesZEXmkhsmZeyIE8iQAMig7qw...",
+                "body": "{\"v\":1}",
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1573251510774",
+                    "SequenceNumber": "18849496460467696128",
+                    "MessageGroupId": "1",
+                    "SenderId": "AIDAIO23YVJENQZJOL4VO",
+                    "MessageDeduplicationId": "1",
+                    "ApproximateFirstReceiveTimestamp": "1573251510774"
+                },
+                "messageAttributes": {"tracing": {"stringValue": "x", "dataType": "String"}},
+                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-2:123456789012:fifo.fifo",
+                "awsRegion": "us-east-2"
+            },
+            {"messageId": "b", "body": null, "attributes": null}
+        ]}))
+        .unwrap();
+        let fifo = &event.records[0];
+        assert_eq!(fifo.message_id.as_deref(), Some("11d6ee51-4cc7-4302-9e22-7cd8afdaadf5"));
+        assert_eq!(fifo.receipt_handle.as_deref(), Some("AQEBBX8nesZEXmkhsmZeyIE8iQAMig7qw..."));
+        assert_eq!(fifo.body.as_deref(), Some(r#"{"v":1}"#));
+        assert_eq!(fifo.event_source_arn.as_deref(), Some("arn:aws:sqs:us-east-2:123456789012:fifo.fifo"));
+        assert_eq!(fifo.attributes.message_group_id.as_deref(), Some("1"));
+        assert_eq!(fifo.attributes.approximate_first_receive_timestamp.as_deref(), Some("1573251510774"));
+        let bare = &event.records[1];
+        assert_eq!((bare.message_id.as_deref(), &bare.body), (Some("b"), &None));
+        assert_eq!(bare.attributes, SqsAttributes::default());
+    }
+
     #[tokio::test]
     async fn a_message_without_an_id_fails_the_whole_batch() {
-        let mut event = SqsEvent::default();
-        event.records = vec![message(Some("a"), Some(r#"{"n": 1}"#)), message(Some(""), Some(r#"{"n": 1}"#))];
+        let event = SqsEvent {
+            records: vec![message(Some("a"), Some(r#"{"n": 1}"#)), message(Some(""), Some(r#"{"n": 1}"#))],
+        };
         let r = run_batch(&event, |_, _: Job| async { Disposition::Done }).await;
         assert!(r.is_err());
     }

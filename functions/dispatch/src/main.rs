@@ -1,9 +1,8 @@
 //! `dispatch`: consumes the deliveries queue (with `ReportBatchItemFailures`) and POSTs each
 //! delivery to its webhook; all logic lives in `shared::dispatch`. It delivers webhooks and
 //! nothing else: vendors' emails go through the emails queue to `send-email`.
-use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use shared::dispatch::Dispatcher;
+use shared::{dispatch::Dispatcher, sqs_batch::SqsEvent};
 
 // One thread: an invocation's deliveries are polled together in its one task (each driving its
 // own connection), so worker threads would only hand wake-ups across threads, and Lambda gives

@@ -1,8 +1,7 @@
 //! `send-email`: consumes the emails queue (with `ReportBatchItemFailures`) and sends vendors'
 //! order and failure emails through SES. Wiring only: the logic is `shared::emails::sender`.
-use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use shared::emails::sender::EmailSender;
+use shared::{emails::sender::EmailSender, sqs_batch::SqsEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

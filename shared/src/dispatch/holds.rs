@@ -3,7 +3,6 @@
 //! backoff, and after the last attempt the dead-letter queue.
 use std::{sync::Arc, time::Duration};
 
-use aws_lambda_events::sqs::SqsMessage;
 use rand::Rng;
 
 use super::{batch::Batch, Dispatcher};
@@ -13,7 +12,7 @@ use crate::{
     domain::Webhook,
     grouped,
     queue::{DeliveryQueue, MAX_VISIBILITY},
-    sqs_batch::Disposition,
+    sqs_batch::{Disposition, SqsMessage},
     store::{AttemptLog, DeliverySlots, NotifyStore, WebhookStore},
 };
 

@@ -14,7 +14,7 @@
 //! reaches another lane for it (a redelivery, a retry once it is healthy again) is moved there.
 use std::{sync::Arc, time::Duration};
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::SqsBatchResponse;
 use rand::Rng;
 use tracing::Instrument;
 
@@ -29,7 +29,7 @@ use crate::{
     grouped,
     notify::Alert,
     queue::{DeliveryQueue, SqsQueue},
-    sqs_batch::{Decoded, Disposition, MessageWithoutId},
+    sqs_batch::{Decoded, Disposition, MessageWithoutId, SqsEvent, SqsMessage},
     store::{AttemptLog, AttemptRecord, DeliverySlots, DynamoStore, NotifyStore, WebhookStore},
 };
 

@@ -7,7 +7,6 @@
 //! rewritten to count.
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use aws_lambda_events::sqs::SqsMessage;
 use tokio::sync::Mutex;
 
 use super::Dispatcher;
@@ -15,7 +14,7 @@ use crate::{
     clock,
     delivery::{Deliverer, ReceivedMessage},
     queue::{DeliveryQueue, Grouped, MAX_VISIBILITY},
-    sqs_batch::Disposition,
+    sqs_batch::{Disposition, SqsMessage},
     store::{AttemptLog, DeliverySlots, NotifyStore, WebhookStore},
 };
 
@@ -62,12 +61,13 @@ impl Groups {
 }
 
 fn group_of(record: &SqsMessage) -> Option<&str> {
-    record.attributes.get("MessageGroupId").map(String::as_str)
+    record.attributes.message_group_id.as_deref()
 }
 
 /// How long ago the record was first received, by SQS's clock.
 fn age(record: &SqsMessage) -> Duration {
-    let first = record.attributes.get("ApproximateFirstReceiveTimestamp").and_then(|t| t.parse::<i64>().ok());
+    let first =
+        record.attributes.approximate_first_receive_timestamp.as_deref().and_then(|t| t.parse::<i64>().ok());
     Duration::from_millis(first.map_or(0, |first| (clock::now_ms() - first).max(0)) as u64)
 }
 

@@ -100,8 +100,7 @@ where
     Q: DeliveryQueue,
     D: Deliverer,
 {
-    let mut event = SqsEvent::default();
-    event.records = records;
+    let event = SqsEvent { records };
     let answer = d.handle(&event, None).await.unwrap();
     answer.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
 }
@@ -205,9 +204,9 @@ async fn a_failed_attempt_queues_the_next_one_with_its_backoff_and_is_done() {
     let d = with_emails(store, answers(500, None), None);
     let before = clock::now_ms();
     // SQS has received it seven times (crashes, timeouts): it is still the first attempt.
-    let mut m = message(1, w.id);
-    m.attributes.insert("ApproximateReceiveCount".into(), "7".into());
-    assert!(run(&d, vec![m]).await.is_empty());
+    let mut m = serde_json::to_value(message(1, w.id)).unwrap();
+    m["attributes"]["ApproximateReceiveCount"] = "7".into();
+    assert!(run(&d, vec![serde_json::from_value(m).unwrap()]).await.is_empty());
     let next = d.queue.messages();
     assert_eq!(next.len(), 1);
     assert_eq!((next[0].attempt, next[0].event_id.as_str()), (2, "evt_1"));
@@ -245,8 +244,7 @@ async fn a_message_not_due_yet_waits_without_an_attempt() {
 async fn no_attempt_starts_too_close_to_the_deadline() {
     let (store, w) = store_with_webhook().await;
     let d = with_emails(store, answers(200, None), None);
-    let mut event = SqsEvent::default();
-    event.records = vec![message(1, w.id)];
+    let event = SqsEvent { records: vec![message(1, w.id)] };
     let answer = d.handle(&event, Some(clock::now_ms() + 5_000)).await.unwrap();
     assert!(answer.batch_item_failures.is_empty());
     assert_eq!(d.deliverer.2.load(Ordering::Relaxed), 0, "12 s of budget do not fit in 5 s");
@@ -278,11 +276,12 @@ fn message(i: usize, webhook_id: u64) -> SqsMessage {
     let body = format!(
         r#"{{"v":1,"eventId":"evt_{i}","eventType":"new_order","vendorId":"ven_x","webhookId":{webhook_id},"publishedAt":1,"payload":{{"orderNo":"1"}}}}"#
     );
-    let mut m = SqsMessage::default();
-    m.message_id = Some(format!("m{i}"));
-    m.receipt_handle = Some(format!("r{i}"));
-    m.body = Some(body);
-    m
+    SqsMessage {
+        message_id: Some(format!("m{i}")),
+        receipt_handle: Some(format!("r{i}")),
+        body: Some(body),
+        ..SqsMessage::default()
+    }
 }
 
 /// The memory store with an attempt log of its own: down (every write fails), or up, each
@@ -432,8 +431,7 @@ async fn a_drop_that_cannot_be_recorded_keeps_its_message() {
     let store = Log::down(MemoryStore::default());
     store.insert_webhook(&w).await.unwrap();
     let dispatcher = dispatcher(store);
-    let mut event = SqsEvent::default();
-    event.records = vec![message(1, w.id), message(2, 424242)];
+    let event = SqsEvent { records: vec![message(1, w.id), message(2, 424242)] };
     let answer = dispatcher.handle(&event, None).await.unwrap();
     let retried: Vec<&str> = answer.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(retried, ["m1", "m2"], "both drops (disabled, deleted) come back until recorded");
@@ -447,8 +445,7 @@ async fn a_batch_reads_each_distinct_webhook_once() {
     let store = MemoryStore::default();
     store.insert_webhook(&w).await.unwrap();
     let dispatcher = dispatcher(store);
-    let mut event = SqsEvent::default();
-    event.records = (0..9).map(|i| message(i, w.id)).collect();
+    let mut event = SqsEvent { records: (0..9).map(|i| message(i, w.id)).collect() };
     event.records.push(message(9, 424242));
     let answer = dispatcher.handle(&event, None).await.unwrap();
     assert!(answer.batch_item_failures.is_empty(), "delivered, or dropped (the unknown webhook)");
@@ -756,7 +753,7 @@ fn with_grouped_lane<S, D>(store: S, deliverer: D) -> Dispatcher<S, &'static Rec
 /// `m` as the grouped lane's event source hands it over.
 fn from_grouped_lane(mut m: SqsMessage, group: &str) -> SqsMessage {
     m.event_source_arn = Some("arn:aws:sqs:us-east-1:123456789012:webhooks-grouped.fifo".into());
-    m.attributes.insert("MessageGroupId".into(), group.into());
+    m.attributes.message_group_id = Some(group.into());
     m
 }
 

@@ -161,7 +161,7 @@ mod tests {
         let one: EmailMessage =
             serde_json::from_str(include_str!("../../../events/email-message.json")).unwrap();
         assert_eq!(one.vendor_id(), "ven_demo");
-        let batch: aws_lambda_events::sqs::SqsEvent =
+        let batch: crate::sqs_batch::SqsEvent =
             serde_json::from_str(include_str!("../../../events/send-email-batch.json")).unwrap();
         let read: Vec<bool> = batch
             .records

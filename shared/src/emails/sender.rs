@@ -1,7 +1,7 @@
 //! `send-email`: the consumer of the emails queue. An order email goes out once per order, a
 //! failure email as its sender asked; SES's refusal of an address is recorded, and nothing more
 //! is sent to that address until the vendor sets one again.
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::SqsBatchResponse;
 
 use super::{AlertEmail, EmailMessage, OrderEmail};
 use crate::{
@@ -9,7 +9,7 @@ use crate::{
     mail::{MailError, Mailer, SesMailer},
     metrics,
     notify::{self, Topic},
-    sqs_batch::{run_batch, Disposition, MessageWithoutId},
+    sqs_batch::{run_batch, Disposition, MessageWithoutId, SqsEvent},
     store::{DynamoStore, MailClaim, NotifyStore, WebhookStore},
 };
 
@@ -190,12 +190,11 @@ impl<S: WebhookStore + NotifyStore, M: Mailer> EmailSender<S, M> {
 
 #[cfg(test)]
 mod tests {
-    use aws_lambda_events::sqs::SqsMessage;
-
     use super::*;
     use crate::{
         domain::EventType,
         notify::{Alert, Mail, Notifications},
+        sqs_batch::SqsMessage,
         store::MemoryStore,
     };
 
@@ -216,11 +215,12 @@ mod tests {
     }
 
     fn record(i: usize, body: String) -> SqsMessage {
-        let mut m = SqsMessage::default();
-        m.message_id = Some(format!("m{i}"));
-        m.receipt_handle = Some(format!("r{i}"));
-        m.body = Some(body);
-        m
+        SqsMessage {
+            message_id: Some(format!("m{i}")),
+            receipt_handle: Some(format!("r{i}")),
+            body: Some(body),
+            ..SqsMessage::default()
+        }
     }
 
     fn order(i: usize, order_no: &str) -> SqsMessage {
@@ -246,8 +246,7 @@ mod tests {
     }
 
     async fn run(s: &EmailSender<MemoryStore, &Outbox>, records: Vec<SqsMessage>) -> Vec<String> {
-        let mut event = SqsEvent::default();
-        event.records = records;
+        let event = SqsEvent { records };
         let answer = s.handle(&event).await.unwrap();
         answer.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
     }
