@@ -100,6 +100,8 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Receiver => receiver::serve().await,
         Command::Dispatch { deliveries, concurrency, webhooks, dynamo, only } => {
+            // dispatch's runs log as the deployed function logs: its JSON lines, to stdout.
+            shared::telemetry::init();
             run_dispatch(deliveries, concurrency, webhooks, dynamo, only.as_deref()).await
         }
         Command::ColdStart { bin_dir, runs, batch, functions } => {

@@ -75,7 +75,14 @@ where
     F: Fn(&'a SqsMessage, T) -> Fut,
     Fut: Future<Output = Disposition>,
 {
-    Ok(Decoded::of(event)?.run(handle).await)
+    let handle = &handle;
+    let answer = Decoded::of(event)?
+        .run(|record, message| {
+            let id = record.message_id.as_deref().unwrap_or_default();
+            handle(record, message).instrument(tracing::info_span!("message", message_id = %id))
+        })
+        .await;
+    Ok(answer)
 }
 
 /// A batch's messages decoded, before any is handled: a consumer that needs to know the whole
@@ -94,15 +101,19 @@ impl<'a, T: Deserialize<'a>> Decoded<'a, T> {
                 tracing::error!("SQS message without an id");
                 return Err(MessageWithoutId);
             };
-            let message = tracing::info_span!("message", message_id = %id).in_scope(|| {
-                let Some(body) = record.body.as_deref() else {
-                    tracing::error!("message without a body: left for the dead-letter queue");
-                    return None;
-                };
-                serde_json::from_str::<T>(body)
-                    .map_err(|e| tracing::error!(error = %e, "undecodable message: left for the dead-letter queue"))
-                    .ok()
-            });
+            // The message id is a field of the line that says why, not a span opened for every
+            // message: the JSON subscriber formats a span's fields when it opens.
+            let message = match record.body.as_deref() {
+                None => {
+                    tracing::error!(message_id = %id, "message without a body: left for the dead-letter queue");
+                    None
+                }
+                Some(body) => serde_json::from_str::<T>(body)
+                    .map_err(|e| {
+                        tracing::error!(message_id = %id, error = %e, "undecodable message: left for the dead-letter queue")
+                    })
+                    .ok(),
+            };
             records.push((record, id, message));
         }
         Ok(Self { records })
@@ -113,8 +124,8 @@ impl<'a, T: Deserialize<'a>> Decoded<'a, T> {
         self.records.iter().filter_map(|(_, _, m)| m.as_ref())
     }
 
-    /// Runs `handle` on every decoded message, concurrently, each in a span with its message
-    /// id; the answer lists the messages to retry, those that did not decode among them.
+    /// Runs `handle` on every decoded message, concurrently (in a span of `handle`'s own, if it
+    /// opens one); the answer lists the messages to retry, those that did not decode among them.
     pub async fn run<F, Fut>(self, handle: F) -> SqsBatchResponse
     where
         F: Fn(&'a SqsMessage, T) -> Fut,
@@ -123,14 +134,11 @@ impl<'a, T: Deserialize<'a>> Decoded<'a, T> {
         let handle = &handle;
         let ids: Vec<&str> = self.records.iter().map(|(_, id, _)| *id).collect();
         let dispositions =
-            futures_util::future::join_all(self.records.into_iter().map(|(record, id, message)| {
-                async move {
-                    match message {
-                        Some(message) => handle(record, message).await,
-                        None => Disposition::Retry,
-                    }
+            futures_util::future::join_all(self.records.into_iter().map(|(record, _, message)| async move {
+                match message {
+                    Some(message) => handle(record, message).await,
+                    None => Disposition::Retry,
                 }
-                .instrument(tracing::info_span!("message", message_id = %id))
             }))
             .await;
         let mut response = SqsBatchResponse::default();

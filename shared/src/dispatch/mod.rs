@@ -150,8 +150,11 @@ where
         };
         let answer = messages
             .run(|record, message| {
+                // One span for the delivery, its SQS message's id in it too: the JSON subscriber
+                // formats a span's fields as it opens, for every delivery, logged in or not.
                 let span = tracing::info_span!(
                     "delivery",
+                    message_id = record.message_id.as_deref().unwrap_or_default(),
                     event_id = %message.event_id,
                     webhook_id = message.webhook_id,
                     attempt = message.attempt

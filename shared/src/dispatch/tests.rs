@@ -888,6 +888,9 @@ async fn a_batchs_deliveries_that_reached_a_2xx_are_logged_in_one_line() {
     assert_eq!(rejected.len(), 1, "{lines:?}");
     assert_eq!(rejected[0]["span"]["event_id"], "evt_3");
     assert_eq!(rejected[0]["fields"]["status"], 500);
+    // One span per delivery, its SQS message's id in it.
+    assert_eq!(rejected[0]["span"]["message_id"], "m3");
+    assert_eq!(rejected[0]["spans"].as_array().map(Vec::len), Some(1), "{:?}", rejected[0]);
 }
 
 #[tokio::test]
