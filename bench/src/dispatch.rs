@@ -412,14 +412,7 @@ pub async fn through_dispatch_with<
     let lambdas: Vec<_> = (0..(concurrency / 10).max(1))
         .map(|_| {
             let (dispatcher, invocations) = (dispatcher.clone(), invocations.clone());
-            tokio::spawn(async move {
-                loop {
-                    let Some(invocation) = invocations.lock().unwrap().pop() else { return };
-                    let event = lambda_event(&invocation);
-                    let response = dispatcher.handle(&event, None).await.unwrap();
-                    assert!(response.batch_item_failures.is_empty(), "every delivery succeeds");
-                }
-            })
+            tokio::spawn(async move { invoke_until_empty(&dispatcher, &invocations).await })
         })
         .collect();
     for l in lambdas {
@@ -492,17 +485,7 @@ pub fn through_instances_with<D: Deliverer + Send + Sync>(
         .collect();
     let queue = Mutex::new(invocations(&events));
     let meter = Meter::start();
-    on_instance_threads(instances.len(), |i| {
-        let (instance, queue) = (&instances[i], &queue);
-        async move {
-            loop {
-                let Some(invocation) = queue.lock().unwrap().pop() else { return };
-                let event = lambda_event(&invocation);
-                let response = instance.handle(&event, None).await.unwrap();
-                assert!(response.batch_item_failures.is_empty(), "every delivery succeeds");
-            }
-        }
-    });
+    on_instance_threads(instances.len(), |i| invoke_until_empty(&instances[i], &queue));
     let (wall, cpu, allocations) = meter.read();
     let (latencies, requests) = taken(&instances);
     Run { name, deliveries: n, wall, cpu, latencies, requests: Some(requests), batches, allocations }
@@ -517,6 +500,22 @@ fn invocations(events: &[SqsEvent]) -> Vec<Vec<u8>> {
 /// (`lambda_runtime`'s `deserializer::deserialize`: serde_json through `serde_path_to_error`).
 fn lambda_event(invocation: &[u8]) -> shared::sqs_batch::SqsEvent {
     serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(invocation)).unwrap()
+}
+
+/// What one Lambda instance of dispatch does: takes invocations off `queue` until none is left,
+/// each decoded as the runtime decodes it and handled, every delivery succeeding.
+async fn invoke_until_empty<S, D>(
+    dispatcher: &Dispatcher<Counting<S>, CountingQueue, Timed<D>>,
+    queue: &Mutex<Vec<Vec<u8>>>,
+) where
+    S: WebhookStore + AttemptLog + NotifyStore + shared::store::DeliverySlots,
+    D: Deliverer,
+{
+    loop {
+        let Some(invocation) = queue.lock().unwrap().pop() else { return };
+        let response = dispatcher.handle(&lambda_event(&invocation), None).await.unwrap();
+        assert!(response.batch_item_failures.is_empty(), "every delivery succeeds");
+    }
 }
 
 /// Runs `work(i)` for each of `count` instances, each on a thread of its own with tokio's
