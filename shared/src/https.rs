@@ -5,7 +5,7 @@
 //!
 //! Neither needs HTTP/2 (DynamoDB, SQS and SES answer HTTP/1.1; a delivery is one request per
 //! connection turn), and the SDK's own client always carries it: leaving it out takes the `h2`
-//! crate and hyper's HTTP/2 half out of every binary (README, Performance).
+//! crate and hyper's HTTP/2 half out of every binary (docs/performance.md, Sizes).
 use std::{
     sync::{Arc, OnceLock, RwLock},
     time::Duration,
@@ -56,8 +56,9 @@ fn system_roots() -> &'static RootCertStore {
 /// build from the same certificates (update-ca-certificates, update-ca-trust): on Debian that is
 /// 290 more links to follow and 150 certificates read twice, and its PEM decoder is constant-time
 /// (meant for private keys). Together they were 5 of dispatch's 8 ms from exec to its first poll
-/// (README, Performance). OpenSSL itself reads a directory only when a certificate's issuer is not
-/// found, by subject hash. A root certificate is public: a plain base64 decoder reads it.
+/// (docs/performance.md, Cold start). OpenSSL itself reads a directory only when a certificate's
+/// issuer is not found, by subject hash. A root certificate is public: a plain base64 decoder
+/// reads it.
 fn native_certificates() -> Vec<CertificateDer<'static>> {
     let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
     let (file, dirs) = match (env("SSL_CERT_FILE"), env("SSL_CERT_DIR")) {

@@ -11,7 +11,7 @@ use tracing::Instrument;
 /// An SQS batch as Lambda's event source mapping hands it to a function, with only the fields
 /// a consumer reads. Lambda's records carry a dozen more (the body's digest, the region, every
 /// attribute SQS keeps); decoded into `aws_lambda_events`' records, which keep them all, the
-/// event cost more CPU per delivery than the dispatch handler's own work (README, Performance).
+/// event cost more CPU per delivery than the dispatch handler's own work (docs/performance.md).
 /// Fields this type does not name are skipped unread.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SqsEvent {

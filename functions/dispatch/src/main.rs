@@ -7,7 +7,7 @@ use shared::{dispatch::Dispatcher, sqs_batch::SqsEvent};
 // One thread: an invocation's deliveries are polled together in its one task (each driving its
 // own connection), so worker threads would only hand wake-ups across threads, and Lambda gives
 // dispatch a fraction of one core (7.2% at 128 MB). Held to that share, the same batches took
-// 20-25% less CPU per delivery than on the multi-threaded runtime (README, Performance:
+// 20-25% less CPU per delivery than on the multi-threaded runtime (docs/performance.md:
 // `webhooks-bench dispatch-share`).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
